@@ -1,0 +1,287 @@
+//! `/etc/twofold/twofold.toml`: versioned, strict (unknown keys are refused), and every
+//! value checked on load so that a bad file names the line and the key at start-up
+//! instead of failing a login later. A missing file means the built-in defaults.
+
+mod bounded;
+
+pub use bounded::Bounded;
+use serde::Deserialize;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_PATH: &str = "/etc/twofold/twofold.toml";
+pub const CURRENT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: refused: {why}")]
+    Unsafe { path: String, why: String },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Format version of this file; only 1 exists.
+    pub version: Version,
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    #[serde(default)]
+    pub totp: TotpConfig,
+    #[serde(default)]
+    pub login: LoginConfig,
+    #[serde(default)]
+    pub lockout: LockoutConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: Version(CURRENT_VERSION),
+            daemon: DaemonConfig::default(),
+            totp: TotpConfig::default(),
+            login: LoginConfig::default(),
+            lockout: LockoutConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(try_from = "u32")]
+pub struct Version(pub u32);
+
+impl TryFrom<u32> for Version {
+    type Error = String;
+    fn try_from(v: u32) -> Result<Self, String> {
+        if v == CURRENT_VERSION {
+            Ok(Version(v))
+        } else {
+            Err(format!(
+                "unsupported version {v}: this twofold reads version {CURRENT_VERSION}"
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// `system`, or a D-Bus address such as `unix:path=/run/twofold-test/bus`.
+    pub bus: BusAddress,
+    /// The SQLite store; its directory is created 0700.
+    pub database: AbsolutePath,
+    /// Members of this group may call the admin methods (root always may).
+    pub admin_group: Option<Name>,
+    /// Where audit records go (syslog, facility authpriv).
+    pub syslog_socket: AbsolutePath,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            bus: BusAddress("system".into()),
+            database: AbsolutePath(PathBuf::from("/var/lib/twofold/twofold.db")),
+            admin_group: None,
+            syslog_socket: AbsolutePath(PathBuf::from("/dev/log")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum Algorithm {
+    SHA1,
+    SHA256,
+    SHA512,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TotpConfig {
+    /// Shown by authenticator apps next to the account.
+    pub issuer: Name,
+    pub algorithm: Algorithm,
+    pub digits: Bounded<6, 8>,
+    pub step_seconds: Bounded<10, 300>,
+    /// Steps accepted on each side of the current one (RFC 6238 section 5.2).
+    pub window: Bounded<0, 10>,
+}
+
+impl Default for TotpConfig {
+    fn default() -> Self {
+        TotpConfig {
+            issuer: Name("twofold".into()),
+            algorithm: Algorithm::SHA1,
+            digits: Bounded(6),
+            step_seconds: Bounded(30),
+            window: Bounded(1),
+        }
+    }
+}
+
+/// What a login of a user with no second factor does.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Unenrolled {
+    /// Refused, with the same prompt and message as a wrong code (no user enumeration).
+    Deny,
+    /// Out of scope: the module returns PAM_IGNORE and the rest of the stack decides.
+    Ignore,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Codes a user may try within one PAM transaction.
+    pub max_tries: Bounded<1, 10>,
+    pub unenrolled: Unenrolled,
+    /// Seconds an unanswered conversation is kept.
+    pub conversation_timeout_seconds: Bounded<10, 3600>,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            max_tries: Bounded(3),
+            unenrolled: Unenrolled::Deny,
+            conversation_timeout_seconds: Bounded(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutConfig {
+    /// Consecutive wrong codes, across all services, before the account is locked.
+    /// NIST SP 800-63B caps this at 100.
+    pub max_failures: Bounded<1, 100>,
+    /// First lock length; each further lock doubles it.
+    pub base_seconds: Bounded<1, 86400>,
+    /// Longest lock.
+    pub max_seconds: Bounded<1, 604800>,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        LockoutConfig {
+            max_failures: Bounded(5),
+            base_seconds: Bounded(300),
+            max_seconds: Bounded(86400),
+        }
+    }
+}
+
+/// `system` or a `unix:` D-Bus address.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct BusAddress(pub String);
+
+impl TryFrom<String> for BusAddress {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s == "system" || (s.starts_with("unix:") && s.len() > 5 && !s.contains('\n')) {
+            Ok(BusAddress(s))
+        } else {
+            Err(format!(
+                "expected \"system\" or a unix: D-Bus address, got {s:?}"
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct AbsolutePath(pub PathBuf);
+
+impl TryFrom<String> for AbsolutePath {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let p = PathBuf::from(&s);
+        if p.is_absolute() && !s.contains('\0') {
+            Ok(AbsolutePath(p))
+        } else {
+            Err(format!("expected an absolute path, got {s:?}"))
+        }
+    }
+}
+
+/// A short printable name (issuer, group): no control characters, no `:`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct Name(pub String);
+
+impl TryFrom<String> for Name {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.is_empty() || s.len() > 64 || s.chars().any(|c| c.is_control() || c == ':') {
+            Err(format!(
+                "expected 1 to 64 printable characters without ':', got {s:?}"
+            ))
+        } else {
+            Ok(Name(s))
+        }
+    }
+}
+
+impl Config {
+    /// Parses a configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: origin.into(),
+            message: e.to_string(),
+        })?;
+        config.check_relations(origin)?;
+        Ok(config)
+    }
+
+    /// Loads `path`; a missing file gives the defaults. A file that others may write is
+    /// refused: whoever can edit it can turn the second factor off.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => {
+                return Err(ConfigError::Io {
+                    path: shown,
+                    source,
+                });
+            }
+        };
+        if meta.mode() & 0o002 != 0 {
+            return Err(ConfigError::Unsafe {
+                path: shown,
+                why: "writable by every user".into(),
+            });
+        }
+        if meta.mode() & 0o020 != 0 && meta.gid() != 0 {
+            return Err(ConfigError::Unsafe {
+                path: shown,
+                why: "writable by a group other than root".into(),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        Config::parse(&text, &shown)
+    }
+
+    fn check_relations(&self, origin: &str) -> Result<(), ConfigError> {
+        if self.lockout.max_seconds.0 < self.lockout.base_seconds.0 {
+            return Err(ConfigError::Invalid {
+                path: origin.into(),
+                message: "[lockout] max_seconds must be at least base_seconds".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,111 @@
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+fn error_of(text: &str) -> String {
+    Config::parse(text, "test.toml")
+        .expect_err("must be refused")
+        .to_string()
+}
+
+#[test]
+fn empty_file_needs_a_version_and_a_minimal_file_gives_defaults() {
+    assert!(error_of("").contains("version"));
+    assert_eq!(
+        Config::parse("version = 1\n", "t").unwrap(),
+        Config::default()
+    );
+}
+
+#[test]
+fn a_full_file_is_read() {
+    let c = Config::parse(
+        r#"
+version = 1
+[daemon]
+bus = "unix:path=/tmp/bus"
+database = "/tmp/x/db.sqlite"
+admin_group = "wheel"
+[totp]
+issuer = "Example Corp"
+algorithm = "SHA256"
+digits = 8
+step_seconds = 60
+window = 2
+[login]
+max_tries = 1
+unenrolled = "ignore"
+[lockout]
+max_failures = 10
+base_seconds = 60
+max_seconds = 600
+"#,
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.totp.algorithm, Algorithm::SHA256);
+    assert_eq!(c.totp.digits.get(), 8);
+    assert_eq!(c.login.unenrolled, Unenrolled::Ignore);
+    assert_eq!(c.daemon.admin_group, Some(Name("wheel".into())));
+    assert_eq!(c.lockout.max_seconds.get(), 600);
+}
+
+#[test]
+fn unknown_key_is_refused_with_line_and_key() {
+    let e = error_of("version = 1\n[totp]\ndigits = 6\nwindw = 2\n");
+    assert!(e.contains("line 4"), "{e}");
+    assert!(e.contains("windw"), "{e}");
+    assert!(e.starts_with("test.toml:"), "{e}");
+}
+
+#[test]
+fn unknown_section_is_refused() {
+    let e = error_of("version = 1\n[totpp]\n");
+    assert!(e.contains("line 2") && e.contains("totpp"), "{e}");
+}
+
+#[test]
+fn out_of_range_value_names_line_and_range() {
+    let e = error_of("version = 1\n\n[totp]\ndigits = 9\n");
+    assert!(e.contains("line 4"), "{e}");
+    assert!(e.contains("between 6 and 8"), "{e}");
+    assert!(e.contains("digits"), "{e}");
+}
+
+#[test]
+fn wrong_types_and_values_are_refused() {
+    assert!(error_of("version = 1\n[totp]\nalgorithm = \"MD5\"\n").contains("line 3"));
+    assert!(error_of("version = 1\n[login]\nunenrolled = \"allow\"\n").contains("unenrolled"));
+    assert!(
+        error_of("version = 1\n[daemon]\ndatabase = \"relative.db\"\n").contains("absolute path")
+    );
+    assert!(error_of("version = 1\n[daemon]\nbus = \"tcp:host=x\"\n").contains("unix:"));
+    assert!(error_of("version = 1\n[totp]\nissuer = \"a:b\"\n").contains("issuer"));
+    assert!(error_of("version = 1\n[totp]\nwindow = -1\n").contains("between 0 and 10"));
+    assert!(error_of("version = 2\n").contains("unsupported version 2"));
+    assert!(
+        error_of("version = 1\n[lockout]\nbase_seconds = 600\nmax_seconds = 60\n")
+            .contains("max_seconds")
+    );
+    assert!(error_of("version = 1\n[totp\n").contains("line 2"));
+}
+
+#[test]
+fn missing_file_means_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        Config::load(&dir.path().join("absent.toml")).unwrap(),
+        Config::default()
+    );
+}
+
+#[test]
+fn world_writable_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twofold.toml");
+    std::fs::write(&path, "version = 1\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(e.contains("writable by every user"), "{e}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(Config::load(&path).is_ok());
+}

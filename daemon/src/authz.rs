@@ -1,0 +1,178 @@
+//! Who may do what. The caller's uid comes from the bus daemon
+//! (GetConnectionCredentials), never from the message: uid 0 may act on anyone, a user
+//! only on their own account, and admin methods need uid 0 or the admin group.
+
+use nix::unistd::{Group, Uid, User};
+
+/// The process on the other end of a method call, as the bus daemon reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub pid: Option<u32>,
+    /// The caller's unique bus name (":1.42"); conversations are bound to it.
+    pub bus_name: String,
+}
+
+/// Account lookups, injected so tests need no real users.
+pub trait UserDb: Send + Sync {
+    fn uid_of(&self, name: &str) -> Option<u32>;
+    fn name_of(&self, uid: u32) -> Option<String>;
+    fn in_group(&self, uid: u32, group: &str) -> bool;
+}
+
+/// The system's passwd and group databases (NSS).
+pub struct SystemUsers;
+
+impl UserDb for SystemUsers {
+    fn uid_of(&self, name: &str) -> Option<u32> {
+        User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+    }
+
+    fn name_of(&self, uid: u32) -> Option<String> {
+        User::from_uid(Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+    }
+
+    fn in_group(&self, uid: u32, group: &str) -> bool {
+        let Some(user) = User::from_uid(Uid::from_raw(uid)).ok().flatten() else {
+            return false;
+        };
+        let Some(group) = Group::from_name(group).ok().flatten() else {
+            return false;
+        };
+        user.gid == group.gid || group.mem.iter().any(|m| m == &user.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+pub struct Policy<'a> {
+    pub users: &'a dyn UserDb,
+    pub admin_group: Option<&'a str>,
+}
+
+impl Policy<'_> {
+    pub fn is_admin(&self, caller: &Caller) -> bool {
+        caller.uid == 0
+            || self
+                .admin_group
+                .is_some_and(|g| self.users.in_group(caller.uid, g))
+    }
+
+    /// Root (or an admin) may act on any user; anyone else only on their own account.
+    pub fn may_act_for(&self, caller: &Caller, user: &str) -> Result<(), Denied> {
+        if caller.uid == 0 || self.users.uid_of(user) == Some(caller.uid) {
+            Ok(())
+        } else {
+            Err(Denied(format!(
+                "uid {} may not act for another user",
+                caller.uid
+            )))
+        }
+    }
+
+    pub fn require_admin(&self, caller: &Caller) -> Result<(), Denied> {
+        if self.is_admin(caller) {
+            Ok(())
+        } else {
+            Err(Denied(format!(
+                "uid {} is not a twofold administrator",
+                caller.uid
+            )))
+        }
+    }
+
+    /// Admins, and the user themself.
+    pub fn require_admin_or_self(&self, caller: &Caller, user: &str) -> Result<(), Denied> {
+        if self.is_admin(caller) || self.users.uid_of(user) == Some(caller.uid) {
+            Ok(())
+        } else {
+            Err(Denied(format!(
+                "uid {} may not manage another user",
+                caller.uid
+            )))
+        }
+    }
+}
+
+/// A user name as PAM or a client may send it: 1-256 bytes, printable, no '/' or ':'.
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| !c.is_control() && !c.is_whitespace() && c != '/' && c != ':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub struct FakeUsers {
+        pub uids: HashMap<String, u32>,
+        pub admins: Vec<u32>,
+    }
+
+    impl UserDb for FakeUsers {
+        fn uid_of(&self, name: &str) -> Option<u32> {
+            self.uids.get(name).copied()
+        }
+        fn name_of(&self, uid: u32) -> Option<String> {
+            self.uids
+                .iter()
+                .find(|(_, u)| **u == uid)
+                .map(|(n, _)| n.clone())
+        }
+        fn in_group(&self, uid: u32, group: &str) -> bool {
+            group == "twofold-admin" && self.admins.contains(&uid)
+        }
+    }
+
+    fn caller(uid: u32) -> Caller {
+        Caller {
+            uid,
+            pid: None,
+            bus_name: ":1.1".into(),
+        }
+    }
+
+    #[test]
+    fn root_any_user_self_only_admin_group() {
+        let users = FakeUsers {
+            uids: [("alice".into(), 1000), ("bob".into(), 1001)].into(),
+            admins: vec![1001],
+        };
+        let p = Policy {
+            users: &users,
+            admin_group: Some("twofold-admin"),
+        };
+        assert!(p.may_act_for(&caller(0), "alice").is_ok());
+        assert!(p.may_act_for(&caller(1000), "alice").is_ok());
+        assert!(p.may_act_for(&caller(1000), "bob").is_err());
+        assert!(p.may_act_for(&caller(1000), "nobody-here").is_err());
+        assert!(p.require_admin(&caller(1000)).is_err());
+        assert!(p.require_admin(&caller(1001)).is_ok());
+        assert!(p.require_admin_or_self(&caller(1000), "alice").is_ok());
+        assert!(p.require_admin_or_self(&caller(1000), "bob").is_err());
+        let no_group = Policy {
+            users: &users,
+            admin_group: None,
+        };
+        assert!(no_group.require_admin(&caller(1001)).is_err());
+    }
+
+    #[test]
+    fn user_names_are_validated() {
+        assert!(valid_user_name("alice"));
+        assert!(valid_user_name("first.last@example.org"));
+        for bad in ["", "-rf", "a b", "a/b", "a:b", "a\nb", &"x".repeat(257)] {
+            assert!(!valid_user_name(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! twofoldd as a library: every decision lives here, behind injected clock, randomness,
+//! user database and audit sink, so tests drive it without a bus or a real clock.
+
+pub mod audit;
+pub mod authz;
+pub mod clock;
+pub mod engine;
+pub mod otp;
+pub mod random;
+pub mod service;
+pub mod store;

@@ -1,0 +1,123 @@
+//! twofoldd: loads the configuration, opens the store, takes its name on the bus and
+//! serves until SIGTERM.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use twofold_config::Config;
+use twofold_daemon::audit::SyslogAudit;
+use twofold_daemon::authz::SystemUsers;
+use twofold_daemon::clock::SystemClock;
+use twofold_daemon::engine::{Engine, Parts};
+use twofold_daemon::random::OsRandom;
+use twofold_daemon::service::{AuthService, ManageService, Shared};
+use twofold_daemon::store::Store;
+use twofold_protocol::{BUS_NAME, OBJECT_PATH, SYSTEM_BUS_ADDRESS};
+
+#[derive(Parser)]
+#[command(name = "twofoldd", version, about = "twofold's second-factor daemon")]
+struct Args {
+    /// Configuration file; a missing file means the built-in defaults.
+    #[arg(long, default_value = twofold_config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("twofoldd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        println!("{}: configuration is valid", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    // Everything the daemon creates (database, WAL, SHM) is private to it.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("twofoldd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("twofoldd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let store = Store::open(&config.daemon.database.0).map_err(|e| e.to_string())?;
+    let address = match config.daemon.bus.0.as_str() {
+        "system" => SYSTEM_BUS_ADDRESS.to_string(),
+        other => other.to_string(),
+    };
+    let hostname = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    let engine = Arc::new(Engine::new(Parts {
+        store,
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+        users: Arc::new(SystemUsers),
+        audit: Arc::new(SyslogAudit::new(config.daemon.syslog_socket.0.clone())),
+        hostname,
+        config,
+    }));
+    let conn = zbus::connection::Builder::address(address.as_str())
+        .build()
+        .await
+        .map_err(|e| format!("cannot connect to the bus at {address}: {e}"))?;
+    let dbus = zbus::fdo::DBusProxy::new(&conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let shared = Shared { engine, dbus };
+    // Serve the interfaces before taking the name, so no call finds the name but no object.
+    let server = conn.object_server();
+    server
+        .at(OBJECT_PATH, AuthService(shared.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
+    server
+        .at(OBJECT_PATH, ManageService(shared))
+        .await
+        .map_err(|e| e.to_string())?;
+    conn.request_name(BUS_NAME)
+        .await
+        .map_err(|e| format!("cannot own {BUS_NAME}: {e}"))?;
+    eprintln!("twofoldd: serving {BUS_NAME} on {address}");
+    wait_for_shutdown().await;
+    eprintln!("twofoldd: stopping");
+    Ok(())
+}
+
+async fn wait_for_shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}

@@ -1,0 +1,184 @@
+//! The D-Bus face of the engine: identifies each caller through the bus daemon, then runs
+//! the engine on the blocking pool so a slow disk never stalls other callers.
+
+use crate::authz::Caller;
+use crate::engine::{ApiError, Engine};
+use std::sync::Arc;
+use twofold_protocol::{EnrolmentOffer, LoginContext, Step, UserStatus};
+use zbus::{fdo, interface, message::Header};
+
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.twofold.Twofold1.Error")]
+pub enum TwofoldError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    PermissionDenied(String),
+    InvalidInput(String),
+    UnknownUser(String),
+    NotEnrolled(String),
+    AlreadyEnrolled(String),
+    WrongCode(String),
+    NoConversation(String),
+    Store(String),
+}
+
+impl From<ApiError> for TwofoldError {
+    fn from(e: ApiError) -> Self {
+        let text = e.to_string();
+        match e {
+            ApiError::PermissionDenied(_) => TwofoldError::PermissionDenied(text),
+            ApiError::InvalidInput(_) => TwofoldError::InvalidInput(text),
+            ApiError::UnknownUser(_) => TwofoldError::UnknownUser(text),
+            ApiError::NotEnrolled(_) => TwofoldError::NotEnrolled(text),
+            ApiError::AlreadyEnrolled(_) => TwofoldError::AlreadyEnrolled(text),
+            ApiError::WrongCode(_) => TwofoldError::WrongCode(text),
+            ApiError::NoConversation => TwofoldError::NoConversation(text),
+            ApiError::Store(_) => TwofoldError::Store(text),
+        }
+    }
+}
+
+/// What both interfaces share.
+#[derive(Clone)]
+pub struct Shared {
+    pub engine: Arc<Engine>,
+    pub dbus: fdo::DBusProxy<'static>,
+}
+
+impl Shared {
+    /// The caller's uid and pid as the bus daemon knows them. No uid: no service.
+    async fn caller(&self, header: &Header<'_>) -> Result<Caller, TwofoldError> {
+        let denied = |why: &str| TwofoldError::PermissionDenied(why.to_string());
+        let sender = header
+            .sender()
+            .ok_or_else(|| denied("the call has no sender"))?
+            .to_owned();
+        let creds = self
+            .dbus
+            .get_connection_credentials(sender.clone().into())
+            .await
+            .map_err(|_| denied("cannot identify the caller"))?;
+        let uid = creds
+            .unix_user_id()
+            .ok_or_else(|| denied("the bus did not report the caller's uid"))?;
+        Ok(Caller {
+            uid,
+            pid: creds.process_id(),
+            bus_name: sender.to_string(),
+        })
+    }
+
+    /// Runs `f` on the blocking pool: the store may wait on the disk or a lock.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, TwofoldError> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || f(&engine))
+            .await
+            .map_err(|_| TwofoldError::Store("internal error".into()))?
+            .map_err(TwofoldError::from)
+    }
+}
+
+pub struct AuthService(pub Shared);
+
+#[interface(name = "org.twofold.Twofold1.Auth")]
+impl AuthService {
+    async fn begin(
+        &self,
+        context: LoginContext,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(String, Step), TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0.run(move |e| e.begin(&caller, context)).await
+    }
+
+    async fn answer(
+        &self,
+        conversation: String,
+        response: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Step, TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |e| e.answer(&caller, &conversation, &response))
+            .await
+    }
+
+    async fn cancel(
+        &self,
+        conversation: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |e| {
+                e.cancel(&caller, &conversation);
+                Ok(())
+            })
+            .await
+    }
+}
+
+pub struct ManageService(pub Shared);
+
+#[interface(name = "org.twofold.Twofold1.Manage")]
+impl ManageService {
+    async fn enrol(
+        &self,
+        user: String,
+        replace: bool,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<EnrolmentOffer, TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0.run(move |e| e.enrol(&caller, &user, replace)).await
+    }
+
+    async fn confirm_enrolment(
+        &self,
+        user: String,
+        code: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |e| e.confirm_enrolment(&caller, &user, &code))
+            .await
+    }
+
+    async fn status(
+        &self,
+        user: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<UserStatus, TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0.run(move |e| e.status(&caller, &user)).await
+    }
+
+    async fn list(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<UserStatus>, TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0.run(move |e| e.list(&caller)).await
+    }
+
+    async fn reset(
+        &self,
+        user: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<bool, TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0.run(move |e| e.reset(&caller, &user)).await
+    }
+
+    async fn unlock(
+        &self,
+        user: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0.run(move |e| e.unlock(&caller, &user)).await
+    }
+}

@@ -1,0 +1,381 @@
+//! The SQLite store: secrets, replay state and failure counters. One file, WAL, 0600 in a
+//! 0700 directory. Every change that decides a login happens inside one IMMEDIATE
+//! transaction, so concurrent logins (even from several daemons) see a consistent count.
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Failures never carry SQL text or row data: they are shown to clients and logs.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the twofold database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the twofold database at {0} is not private: {1}")]
+    NotPrivate(String, String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        // SQLite's own messages ("database is locked", "disk I/O error") hold no data.
+        StoreError::Unavailable(match e {
+            rusqlite::Error::SqliteFailure(f, _) => format!("{:?}", f.code),
+            other => other.to_string(),
+        })
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorState {
+    /// Issued but no code verified yet: logins must verify it, and the first right code
+    /// activates it.
+    Pending,
+    Active,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub name: String,
+    pub secret: String,
+    pub state: FactorState,
+    pub enrolled_at: i64,
+    pub last_step: i64,
+    pub last_success: i64,
+    pub failures: u32,
+    pub lock_count: u32,
+    pub locked_until: i64,
+}
+
+/// How failures turn into locks.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    pub max_failures: u32,
+    pub base_seconds: i64,
+    pub max_seconds: i64,
+}
+
+impl LockoutPolicy {
+    /// The n-th lock (0-based) lasts base * 2^n, at most max.
+    fn lock_length(&self, lock_count: u32) -> i64 {
+        let factor = 1i64 << lock_count.min(20);
+        self.base_seconds
+            .saturating_mul(factor)
+            .min(self.max_seconds)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    NotEnrolled,
+    /// Refused without looking at the code.
+    Locked {
+        until: i64,
+    },
+    Accepted {
+        activated: bool,
+    },
+    /// Wrong or replayed code; `locked_until` is set when this failure locked the account.
+    Rejected {
+        replay: bool,
+        failures: u32,
+        locked_until: Option<i64>,
+    },
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// Each entry moves the schema from version i to i+1.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE users (
+        name          TEXT PRIMARY KEY NOT NULL,
+        secret        TEXT NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('pending', 'active')),
+        enrolled_at   INTEGER NOT NULL,
+        last_step     INTEGER NOT NULL DEFAULT -1,
+        last_success  INTEGER NOT NULL DEFAULT 0,
+        failures      INTEGER NOT NULL DEFAULT 0,
+        lock_count    INTEGER NOT NULL DEFAULT 0,
+        locked_until  INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+"];
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`. Its directory is created 0700;
+    /// an existing directory or file that others can read is refused.
+    pub fn open(path: &Path) -> Result<Store> {
+        let shown = path.display().to_string();
+        let dir = path
+            .parent()
+            .ok_or_else(|| StoreError::Unavailable(format!("{shown} has no directory")))?;
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+        }
+        let meta = std::fs::metadata(dir)
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+        if meta.mode() & 0o077 != 0 {
+            return Err(StoreError::NotPrivate(
+                dir.display().to_string(),
+                format!("mode {:o}, expected 0700", meta.mode() & 0o777),
+            ));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+        };
+        store.configure()?;
+        store.migrate()?;
+        store.tighten_file_modes()?;
+        Ok(store)
+    }
+
+    /// An in-memory store for unit tests.
+    pub fn open_in_memory() -> Result<Store> {
+        let mut store = Store {
+            conn: Connection::open_in_memory()?,
+            path: PathBuf::new(),
+        };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn configure(&mut self) -> Result<()> {
+        // Logins wait at most this long for another writer; then they fail closed.
+        self.conn.busy_timeout(Duration::from_secs(3))?;
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: an accepted code's step must survive a power cut, or it could be replayed.
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(())
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+        let current: i64 = tx
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::Unavailable(format!(
+                "schema version {current} is newer than this twofoldd ({SCHEMA_VERSION})"
+            )));
+        }
+        for sql in &MIGRATIONS[current as usize..] {
+            tx.execute_batch(sql)?;
+        }
+        tx.execute("DELETE FROM schema_version", [])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [SCHEMA_VERSION],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn tighten_file_modes(&self) -> Result<()> {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            let p = PathBuf::from(p);
+            if p.exists() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(
+                    |e| StoreError::Unavailable(format!("cannot chmod {}: {e}", p.display())),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))?)
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("{SELECT_USER} WHERE name = ?1"),
+                [name],
+                row_to_user,
+            )
+            .optional()?)
+    }
+
+    pub fn users(&self) -> Result<Vec<UserRecord>> {
+        let mut stmt = self.conn.prepare(&format!("{SELECT_USER} ORDER BY name"))?;
+        let rows = stmt
+            .query_map([], row_to_user)?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Stores a new pending secret. Refuses to replace an active one unless `replace`.
+    /// Returns false when an active factor exists and `replace` is not set.
+    pub fn put_pending(
+        &mut self,
+        name: &str,
+        secret: &str,
+        now: i64,
+        replace: bool,
+    ) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let state: Option<String> = tx
+            .query_row("SELECT state FROM users WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if state.as_deref() == Some("active") && !replace {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO users (name, secret, state, enrolled_at) VALUES (?1, ?2, 'pending', ?3)
+             ON CONFLICT(name) DO UPDATE SET secret = ?2, state = 'pending', enrolled_at = ?3,
+                 last_step = -1, last_success = 0, failures = 0, lock_count = 0, locked_until = 0",
+            params![name, secret, now],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Records one attempt atomically: refuses while locked, asks `check` for the step the
+    /// code matches, refuses a step at or below the last accepted one (replay, also after
+    /// the clock went back), and counts failures, locking at the limit.
+    pub fn attempt(
+        &mut self,
+        name: &str,
+        now: i64,
+        policy: &LockoutPolicy,
+        check: impl FnOnce(&UserRecord) -> std::result::Result<Option<u64>, String>,
+    ) -> Result<Attempt> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(user) = tx
+            .query_row(
+                &format!("{SELECT_USER} WHERE name = ?1"),
+                [name],
+                row_to_user,
+            )
+            .optional()?
+        else {
+            return Ok(Attempt::NotEnrolled);
+        };
+        if user.locked_until > now {
+            return Ok(Attempt::Locked {
+                until: user.locked_until,
+            });
+        }
+        let step = check(&user)
+            .map_err(StoreError::Unavailable)?
+            .map(|s| s as i64);
+        let outcome = match step {
+            Some(step) if step > user.last_step => {
+                tx.execute(
+                    "UPDATE users SET last_step = ?2, last_success = ?3, failures = 0, lock_count = 0,
+                         locked_until = 0, state = 'active' WHERE name = ?1",
+                    params![name, step, now],
+                )?;
+                Attempt::Accepted {
+                    activated: user.state == FactorState::Pending,
+                }
+            }
+            other => {
+                let failures = user.failures + 1;
+                let (failures, lock_count, locked_until) = if failures >= policy.max_failures {
+                    (
+                        0,
+                        user.lock_count + 1,
+                        Some(now + policy.lock_length(user.lock_count)),
+                    )
+                } else {
+                    (failures, user.lock_count, None)
+                };
+                tx.execute(
+                    "UPDATE users SET failures = ?2, lock_count = ?3, locked_until = ?4 WHERE name = ?1",
+                    params![name, failures, lock_count, locked_until.unwrap_or(0)],
+                )?;
+                Attempt::Rejected {
+                    replay: other.is_some(),
+                    failures: user.failures + 1,
+                    locked_until,
+                }
+            }
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// The raw connection, for tests that break it on purpose.
+    #[cfg(test)]
+    pub fn conn_for_tests(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Removes the user's factor (lost phone). Returns whether there was one.
+    pub fn reset(&mut self, name: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM users WHERE name = ?1", [name])?
+            > 0)
+    }
+
+    /// Ends a lock and clears the failure count. Returns whether the user has a factor.
+    pub fn unlock(&mut self, name: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE users SET failures = 0, lock_count = 0, locked_until = 0 WHERE name = ?1",
+            [name],
+        )? > 0)
+    }
+}
+
+const SELECT_USER: &str =
+    "SELECT name, secret, state, enrolled_at, last_step, last_success, failures,
+    lock_count, locked_until FROM users";
+
+fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
+    let state: String = r.get(2)?;
+    Ok(UserRecord {
+        name: r.get(0)?,
+        secret: r.get(1)?,
+        state: if state == "active" {
+            FactorState::Active
+        } else {
+            FactorState::Pending
+        },
+        enrolled_at: r.get(3)?,
+        last_step: r.get(4)?,
+        last_success: r.get(5)?,
+        failures: r.get(6)?,
+        lock_count: r.get(7)?,
+        locked_until: r.get(8)?,
+    })
+}
+
+#[cfg(test)]
+mod tests;

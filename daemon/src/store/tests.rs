@@ -1,0 +1,278 @@
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+const POLICY: LockoutPolicy = LockoutPolicy {
+    max_failures: 3,
+    base_seconds: 60,
+    max_seconds: 300,
+};
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().mode() & 0o777
+}
+
+fn accept(step: u64) -> impl FnOnce(&UserRecord) -> std::result::Result<Option<u64>, String> {
+    move |_| Ok(Some(step))
+}
+
+fn wrong(_: &UserRecord) -> std::result::Result<Option<u64>, String> {
+    Ok(None)
+}
+
+#[test]
+fn files_are_private_and_schema_is_versioned() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state/twofold.db");
+    let mut s = Store::open(&db).unwrap();
+    s.put_pending("alice", "SECRET", 1, false).unwrap();
+    assert_eq!(mode(db.parent().unwrap()), 0o700);
+    drop(s);
+    let s = Store::open(&db).unwrap(); // reopening runs no migration twice
+    assert_eq!(s.schema_version().unwrap(), 1);
+    for f in ["twofold.db", "twofold.db-wal", "twofold.db-shm"] {
+        let p = db.parent().unwrap().join(f);
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{f}");
+        }
+    }
+}
+
+#[test]
+fn a_directory_others_can_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let e = Store::open(&dir.path().join("db"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("not private"), "{e}");
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state/db");
+    drop(Store::open(&db).unwrap());
+    Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE schema_version SET version = 99", [])
+        .unwrap();
+    assert!(
+        Store::open(&db)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("newer")
+    );
+}
+
+#[test]
+fn pending_secret_is_activated_by_the_first_right_code() {
+    let mut s = Store::open_in_memory().unwrap();
+    assert_eq!(
+        s.attempt("alice", 100, &POLICY, accept(1)).unwrap(),
+        Attempt::NotEnrolled
+    );
+    assert!(s.put_pending("alice", "S", 100, false).unwrap());
+    assert_eq!(
+        s.user("alice").unwrap().unwrap().state,
+        FactorState::Pending
+    );
+    assert_eq!(
+        s.attempt("alice", 100, &POLICY, accept(5)).unwrap(),
+        Attempt::Accepted { activated: true }
+    );
+    assert_eq!(s.user("alice").unwrap().unwrap().state, FactorState::Active);
+    assert_eq!(
+        s.attempt("alice", 130, &POLICY, accept(6)).unwrap(),
+        Attempt::Accepted { activated: false }
+    );
+    // An active factor is only replaced on request.
+    assert!(!s.put_pending("alice", "T", 200, false).unwrap());
+    assert!(s.put_pending("alice", "T", 200, true).unwrap());
+    assert_eq!(s.user("alice").unwrap().unwrap().secret, "T");
+}
+
+#[test]
+fn replayed_or_older_steps_are_refused_even_after_the_clock_goes_back() {
+    let mut s = Store::open_in_memory().unwrap();
+    s.put_pending("alice", "S", 0, false).unwrap();
+    assert!(matches!(
+        s.attempt("alice", 100, &POLICY, accept(10)).unwrap(),
+        Attempt::Accepted { .. }
+    ));
+    let r = s.attempt("alice", 100, &POLICY, accept(10)).unwrap();
+    assert_eq!(
+        r,
+        Attempt::Rejected {
+            replay: true,
+            failures: 1,
+            locked_until: None
+        }
+    );
+    // Clock set back: an older step is still refused.
+    let r = s.attempt("alice", 10, &POLICY, accept(9)).unwrap();
+    assert!(matches!(r, Attempt::Rejected { replay: true, .. }));
+    assert!(matches!(
+        s.attempt("alice", 100, &POLICY, accept(11)).unwrap(),
+        Attempt::Accepted { .. }
+    ));
+}
+
+#[test]
+fn lockout_holds_against_a_right_code_grows_and_unlock_ends_it() {
+    let mut s = Store::open_in_memory().unwrap();
+    s.put_pending("alice", "S", 0, false).unwrap();
+    s.attempt("alice", 1000, &POLICY, wrong).unwrap();
+    s.attempt("alice", 1000, &POLICY, wrong).unwrap();
+    let r = s.attempt("alice", 1000, &POLICY, wrong).unwrap();
+    assert_eq!(
+        r,
+        Attempt::Rejected {
+            replay: false,
+            failures: 3,
+            locked_until: Some(1060)
+        }
+    );
+    assert_eq!(
+        s.attempt("alice", 1059, &POLICY, accept(50)).unwrap(),
+        Attempt::Locked { until: 1060 }
+    );
+    // After the lock: three more failures lock for twice as long.
+    for _ in 0..3 {
+        s.attempt("alice", 1060, &POLICY, wrong).unwrap();
+    }
+    assert_eq!(s.user("alice").unwrap().unwrap().locked_until, 1060 + 120);
+    assert!(s.unlock("alice").unwrap());
+    assert!(matches!(
+        s.attempt("alice", 1061, &POLICY, accept(50)).unwrap(),
+        Attempt::Accepted { .. }
+    ));
+    // Growth is capped at max_seconds.
+    assert_eq!(POLICY.lock_length(10), 300);
+}
+
+#[test]
+fn a_success_resets_the_failure_count() {
+    let mut s = Store::open_in_memory().unwrap();
+    s.put_pending("alice", "S", 0, false).unwrap();
+    s.attempt("alice", 1, &POLICY, wrong).unwrap();
+    s.attempt("alice", 1, &POLICY, wrong).unwrap();
+    s.attempt("alice", 1, &POLICY, accept(1)).unwrap();
+    assert_eq!(s.user("alice").unwrap().unwrap().failures, 0);
+}
+
+#[test]
+fn parallel_wrong_guesses_from_separate_connections_count_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state/db");
+    Store::open(&db)
+        .unwrap()
+        .put_pending("alice", "S", 0, false)
+        .unwrap();
+    let policy = LockoutPolicy {
+        max_failures: 100,
+        base_seconds: 60,
+        max_seconds: 60,
+    };
+    let threads: Vec<_> = (0..10)
+        .map(|_| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut s = Store::open(&db).unwrap();
+                for _ in 0..5 {
+                    s.attempt("alice", 1, &policy, wrong).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(
+        Store::open(&db)
+            .unwrap()
+            .user("alice")
+            .unwrap()
+            .unwrap()
+            .failures,
+        50
+    );
+}
+
+#[test]
+fn parallel_logins_with_the_same_code_let_exactly_one_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state/db");
+    Store::open(&db)
+        .unwrap()
+        .put_pending("alice", "S", 0, false)
+        .unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut s = Store::open(&db).unwrap();
+                s.attempt("alice", 1, &POLICY, accept(42)).unwrap()
+            })
+        })
+        .collect();
+    let results: Vec<Attempt> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| matches!(r, Attempt::Accepted { .. }))
+            .count(),
+        1,
+        "{results:?}"
+    );
+}
+
+#[test]
+fn a_locked_database_fails_the_attempt_instead_of_passing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state/db");
+    let mut s = Store::open(&db).unwrap();
+    s.put_pending("alice", "S", 0, false).unwrap();
+    s.conn.busy_timeout(Duration::from_millis(100)).unwrap();
+    let blocker = Connection::open(&db).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let e = s.attempt("alice", 1, &POLICY, accept(1)).unwrap_err();
+    assert!(e.to_string().contains("unavailable"), "{e}");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    assert!(matches!(
+        s.attempt("alice", 1, &POLICY, accept(1)).unwrap(),
+        Attempt::Accepted { .. }
+    ));
+}
+
+#[test]
+fn a_read_only_database_fails_the_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state/db");
+    Store::open(&db)
+        .unwrap()
+        .put_pending("alice", "S", 0, false)
+        .unwrap();
+    let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut s = Store {
+        conn,
+        path: db.clone(),
+    };
+    assert!(s.attempt("alice", 1, &POLICY, accept(1)).is_err());
+    assert_eq!(
+        Store::open(&db)
+            .unwrap()
+            .user("alice")
+            .unwrap()
+            .unwrap()
+            .last_step,
+        -1
+    );
+}
+
+#[test]
+fn store_errors_carry_no_data() {
+    let e: StoreError = rusqlite::Error::QueryReturnedNoRows.into();
+    assert!(!e.to_string().contains("SELECT"));
+}

@@ -1,0 +1,252 @@
+//! The D-Bus contract between `pam_twofold.so`, `twofoldd` and `twofoldctl`.
+//!
+//! One versioned bus name and object; two interfaces: `Auth` (the login conversation,
+//! driven by the daemon) and `Manage` (enrolment and administration). Every error the
+//! daemon returns is named under [`ERROR_PREFIX`].
+
+use serde::{Deserialize, Serialize};
+use zbus::Type;
+
+/// Well-known bus name owned by `twofoldd`. The trailing 1 is the API version.
+pub const BUS_NAME: &str = "org.twofold.Twofold1";
+/// The one object the daemon serves.
+pub const OBJECT_PATH: &str = "/org/twofold/Twofold1";
+/// Interface of the login conversation.
+pub const AUTH_INTERFACE: &str = "org.twofold.Twofold1.Auth";
+/// Interface of enrolment and administration.
+pub const MANAGE_INTERFACE: &str = "org.twofold.Twofold1.Manage";
+/// Every daemon error is named `ERROR_PREFIX.<Kind>`.
+pub const ERROR_PREFIX: &str = "org.twofold.Twofold1.Error";
+/// Default address of the system bus. Never read from the environment by the module.
+pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
+
+/// Longest user name, service, host, tty or SSH key string the daemon accepts.
+pub const MAX_FIELD_LEN: usize = 1024;
+/// Longest SSH_AUTH_INFO_0 value the daemon accepts (it can list several keys).
+pub const MAX_AUTH_INFO_LEN: usize = 16 * 1024;
+/// Longest answer to a prompt the daemon accepts.
+pub const MAX_RESPONSE_LEN: usize = 256;
+
+/// What the PAM module knows about the login. Empty strings mean "not set".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct LoginContext {
+    pub user: String,
+    pub service: String,
+    pub rhost: String,
+    pub tty: String,
+    pub ruser: String,
+    /// `SSH_AUTH_INFO_0` from the PAM environment: the methods that already passed.
+    pub ssh_auth_info: String,
+}
+
+/// A message shown to the user before the step's action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct Message {
+    /// [`MSG_INFO`] or [`MSG_ERROR`].
+    pub style: u32,
+    pub text: String,
+}
+
+pub const MSG_INFO: u32 = 1;
+pub const MSG_ERROR: u32 = 2;
+
+/// One turn of the conversation: messages to show, then what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct Step {
+    pub messages: Vec<Message>,
+    /// One of the `ACTION_*` codes; anything else must be treated as an error.
+    pub action: u32,
+    /// The prompt text for the two prompt actions; empty otherwise.
+    pub prompt: String,
+}
+
+/// Ask for an answer without echo (codes), then call `Answer`.
+pub const ACTION_PROMPT_SECRET: u32 = 1;
+/// Ask for an answer with echo (yes/no questions), then call `Answer`.
+pub const ACTION_PROMPT_VISIBLE: u32 = 2;
+/// The second factor passed.
+pub const ACTION_SUCCESS: u32 = 10;
+/// Refused (wrong code, locked, not enrolled).
+pub const ACTION_DENIED: u32 = 11;
+/// Refused: this transaction used up its tries.
+pub const ACTION_MAX_TRIES: u32 = 12;
+/// The user is outside twofold's scope by policy: the module returns PAM_IGNORE.
+pub const ACTION_OUT_OF_SCOPE: u32 = 13;
+/// The daemon could not decide (store error): the login fails.
+pub const ACTION_ERROR: u32 = 14;
+
+/// What a prompt step or a final step means, parsed strictly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    PromptSecret,
+    PromptVisible,
+    Success,
+    Denied,
+    MaxTries,
+    OutOfScope,
+    Error,
+}
+
+impl Action {
+    pub fn code(self) -> u32 {
+        match self {
+            Action::PromptSecret => ACTION_PROMPT_SECRET,
+            Action::PromptVisible => ACTION_PROMPT_VISIBLE,
+            Action::Success => ACTION_SUCCESS,
+            Action::Denied => ACTION_DENIED,
+            Action::MaxTries => ACTION_MAX_TRIES,
+            Action::OutOfScope => ACTION_OUT_OF_SCOPE,
+            Action::Error => ACTION_ERROR,
+        }
+    }
+
+    /// Unknown codes give `None`: a client must fail closed on them.
+    pub fn from_code(code: u32) -> Option<Action> {
+        Some(match code {
+            ACTION_PROMPT_SECRET => Action::PromptSecret,
+            ACTION_PROMPT_VISIBLE => Action::PromptVisible,
+            ACTION_SUCCESS => Action::Success,
+            ACTION_DENIED => Action::Denied,
+            ACTION_MAX_TRIES => Action::MaxTries,
+            ACTION_OUT_OF_SCOPE => Action::OutOfScope,
+            ACTION_ERROR => Action::Error,
+            _ => return None,
+        })
+    }
+}
+
+impl Step {
+    pub fn new(action: Action) -> Step {
+        Step {
+            messages: Vec::new(),
+            action: action.code(),
+            prompt: String::new(),
+        }
+    }
+
+    pub fn prompt(action: Action, prompt: &str) -> Step {
+        Step {
+            messages: Vec::new(),
+            action: action.code(),
+            prompt: prompt.to_owned(),
+        }
+    }
+
+    pub fn info(mut self, text: impl Into<String>) -> Step {
+        self.messages.push(Message {
+            style: MSG_INFO,
+            text: text.into(),
+        });
+        self
+    }
+
+    pub fn error(mut self, text: impl Into<String>) -> Step {
+        self.messages.push(Message {
+            style: MSG_ERROR,
+            text: text.into(),
+        });
+        self
+    }
+
+    pub fn action(&self) -> Option<Action> {
+        Action::from_code(self.action)
+    }
+}
+
+/// A new secret, returned once by `Enrol` so the user can add it to an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct EnrolmentOffer {
+    pub user: String,
+    /// Base32 (RFC 4648, unpadded): what authenticator apps accept as text.
+    pub secret: String,
+    pub otpauth_uri: String,
+}
+
+/// A user's second-factor state as `Status` and `List` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct UserStatus {
+    pub user: String,
+    /// `none`, `pending` (secret issued, no code verified yet) or `active`.
+    pub state: String,
+    /// Unix seconds; 0 when unknown.
+    pub enrolled_at: i64,
+    pub last_success: i64,
+    pub failures: u32,
+    /// Unix seconds until which logins are refused; 0 when not locked.
+    pub locked_until: i64,
+}
+
+/// Names of the errors under [`ERROR_PREFIX`].
+pub mod errors {
+    pub const PERMISSION_DENIED: &str = "org.twofold.Twofold1.Error.PermissionDenied";
+    pub const NOT_ENROLLED: &str = "org.twofold.Twofold1.Error.NotEnrolled";
+    pub const ALREADY_ENROLLED: &str = "org.twofold.Twofold1.Error.AlreadyEnrolled";
+    pub const UNKNOWN_USER: &str = "org.twofold.Twofold1.Error.UnknownUser";
+    pub const INVALID_INPUT: &str = "org.twofold.Twofold1.Error.InvalidInput";
+    pub const WRONG_CODE: &str = "org.twofold.Twofold1.Error.WrongCode";
+    pub const NO_CONVERSATION: &str = "org.twofold.Twofold1.Error.NoConversation";
+    pub const STORE: &str = "org.twofold.Twofold1.Error.Store";
+}
+
+/// Client side of the login conversation.
+#[zbus::proxy(
+    interface = "org.twofold.Twofold1.Auth",
+    default_service = "org.twofold.Twofold1",
+    default_path = "/org/twofold/Twofold1"
+)]
+pub trait Auth {
+    /// Start a conversation; returns its id and the first step.
+    fn begin(&self, context: &LoginContext) -> zbus::Result<(String, Step)>;
+    /// Answer the last prompt; returns the next step.
+    fn answer(&self, conversation: &str, response: &str) -> zbus::Result<Step>;
+    /// Drop a conversation early (the PAM application went away).
+    fn cancel(&self, conversation: &str) -> zbus::Result<()>;
+}
+
+/// Client side of enrolment and administration.
+#[zbus::proxy(
+    interface = "org.twofold.Twofold1.Manage",
+    default_service = "org.twofold.Twofold1",
+    default_path = "/org/twofold/Twofold1"
+)]
+pub trait Manage {
+    fn enrol(&self, user: &str, replace: bool) -> zbus::Result<EnrolmentOffer>;
+    fn confirm_enrolment(&self, user: &str, code: &str) -> zbus::Result<()>;
+    fn status(&self, user: &str) -> zbus::Result<UserStatus>;
+    fn list(&self) -> zbus::Result<Vec<UserStatus>>;
+    fn reset(&self, user: &str) -> zbus::Result<bool>;
+    fn unlock(&self, user: &str) -> zbus::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_codes_round_trip_and_unknown_codes_are_rejected() {
+        for a in [
+            Action::PromptSecret,
+            Action::PromptVisible,
+            Action::Success,
+            Action::Denied,
+            Action::MaxTries,
+            Action::OutOfScope,
+            Action::Error,
+        ] {
+            assert_eq!(Action::from_code(a.code()), Some(a));
+        }
+        assert_eq!(Action::from_code(0), None);
+        assert_eq!(Action::from_code(99), None);
+    }
+
+    #[test]
+    fn error_names_share_the_prefix() {
+        for name in [
+            errors::PERMISSION_DENIED,
+            errors::NOT_ENROLLED,
+            errors::STORE,
+        ] {
+            assert!(name.starts_with(ERROR_PREFIX));
+        }
+    }
+}
