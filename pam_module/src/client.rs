@@ -1,0 +1,235 @@
+//! One authentication: check who owns the daemon's name, then relay the daemon's steps
+//! to the PAM conversation until it gives a verdict. Runs on a current-thread runtime
+//! built and dropped inside the call, so no thread or connection outlives it (and none
+//! is reused across a fork).
+
+use crate::context;
+use crate::log::Log;
+use crate::options::{self, Options};
+use crate::verdict::{self, Failure};
+use pam::constants::{
+    PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_SILENT, PAM_TEXT_INFO, PamFlag,
+    PamResultCode,
+};
+use pam::conv::Conv;
+use pam::module::PamHandle;
+use std::ffi::CStr;
+use twofold_protocol::{Action, AuthProxy, BUS_NAME, LoginContext, MSG_ERROR, Step};
+use zbus::proxy::CacheProperties;
+
+/// A daemon that keeps asking forever is treated as broken.
+const MAX_STEPS: usize = 32;
+
+/// Where the daemon's messages and prompts go: the PAM conversation, or a test script.
+pub trait Ui {
+    fn show(&mut self, style: u32, text: &str);
+    /// `None` when the application gave no answer.
+    fn prompt(&mut self, secret: bool, text: &str) -> Option<String>;
+}
+
+struct PamUi<'a> {
+    conv: Conv<'a>,
+    silent: bool,
+}
+
+impl Ui for PamUi<'_> {
+    fn show(&mut self, style: u32, text: &str) {
+        if self.silent {
+            return;
+        }
+        let style = if style == MSG_ERROR {
+            PAM_ERROR_MSG
+        } else {
+            PAM_TEXT_INFO
+        };
+        // Some applications return no reply to messages; that is not a failure.
+        let _ = self.conv.send(style, text);
+    }
+
+    fn prompt(&mut self, secret: bool, text: &str) -> Option<String> {
+        let style = if secret {
+            PAM_PROMPT_ECHO_OFF
+        } else {
+            PAM_PROMPT_ECHO_ON
+        };
+        let reply = self.conv.send(style, text).ok()??;
+        reply.as_str().ok().map(str::to_owned)
+    }
+}
+
+pub fn authenticate(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> PamResultCode {
+    let words: Option<Vec<&str>> = args.iter().map(|a| a.to_str().ok()).collect();
+    let opts = match words
+        .ok_or_else(|| "module option is not UTF-8".to_string())
+        .and_then(options::parse)
+    {
+        Ok(o) => o,
+        Err(e) => {
+            Log::new(false).error(&format!("bad configuration in the PAM stack: {e}"));
+            return PamResultCode::PAM_SERVICE_ERR;
+        }
+    };
+    let mut log = Log::new(opts.debug);
+    let ctx = match context::gather(pamh) {
+        Ok(c) => c,
+        Err(code) => {
+            log.error("cannot read the PAM user");
+            return code;
+        }
+    };
+    let conv = match pamh.get_item::<Conv>() {
+        Ok(Some(c)) => c,
+        _ => {
+            log.error("the application has no PAM conversation");
+            return PamResultCode::PAM_CONV_ERR;
+        }
+    };
+    let mut ui = PamUi {
+        conv,
+        silent: flags & PAM_SILENT != 0,
+    };
+    let result = run(&opts, &ctx, &mut ui);
+    let code = verdict::to_pam(&result, opts.failmode);
+    match &result {
+        Err(Failure::Unreachable(why)) if code == PamResultCode::PAM_SUCCESS => {
+            log.warning(&format!(
+                "failmode=safe: letting {} in without a second factor: twofoldd unreachable: {why}",
+                ctx.user
+            ))
+        }
+        Err(failure) => log.error(&format!(
+            "user {} service {}: {failure:?}",
+            ctx.user, ctx.service
+        )),
+        Ok(action) => log.debug(&format!(
+            "user {} service {}: {action:?}",
+            ctx.user, ctx.service
+        )),
+    }
+    code
+}
+
+/// Runs the whole exchange with the daemon.
+pub fn run(opts: &Options, ctx: &LoginContext, ui: &mut dyn Ui) -> Result<Action, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Local(format!("cannot start a runtime: {e}")))?;
+    let result = runtime.block_on(exchange(opts, ctx, ui));
+    drop(runtime);
+    result
+}
+
+fn protocol(e: zbus::Error) -> Failure {
+    match e {
+        zbus::Error::MethodError(name, text, _)
+            if name.as_str() == twofold_protocol::errors::PERMISSION_DENIED =>
+        {
+            Failure::PermissionDenied(text.unwrap_or_default())
+        }
+        zbus::Error::MethodError(name, text, _) => {
+            Failure::Protocol(format!("{name}: {}", text.unwrap_or_default()))
+        }
+        other => Failure::Protocol(other.to_string()),
+    }
+}
+
+async fn exchange(opts: &Options, ctx: &LoginContext, ui: &mut dyn Ui) -> Result<Action, Failure> {
+    let unreachable = |e: zbus::Error| Failure::Unreachable(e.to_string());
+    let connect = async {
+        zbus::connection::Builder::address(opts.bus.as_str())
+            .method_timeout(opts.timeout)
+            .build()
+            .await
+    };
+    let conn = tokio::time::timeout(opts.timeout, connect)
+        .await
+        .map_err(|_| Failure::Unreachable("timed out connecting to the bus".into()))?
+        .map_err(unreachable)?;
+    let dbus = zbus::fdo::DBusProxy::builder(&conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .map_err(unreachable)?;
+    let name =
+        zbus::names::BusName::try_from(BUS_NAME).map_err(|e| Failure::Local(e.to_string()))?;
+    let owner = dbus
+        .get_name_owner(name)
+        .await
+        .map_err(|e| Failure::Unreachable(e.to_string()))?;
+    let owner_uid = dbus
+        .get_connection_unix_user(owner.clone().into())
+        .await
+        .map_err(|e| Failure::Unreachable(e.to_string()))?;
+    check_owner(owner_uid, opts.daemon_user.as_deref())?;
+    // Talk to the unique name we checked: if the owner changes mid-way, calls fail.
+    let auth = AuthProxy::builder(&conn)
+        .destination(owner)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .map_err(protocol)?;
+    let (id, mut step) = auth.begin(ctx).await.map_err(protocol)?;
+    for _ in 0..MAX_STEPS {
+        show_messages(ui, &step);
+        let secret = match step.action() {
+            Some(Action::PromptSecret) => true,
+            Some(Action::PromptVisible) => false,
+            Some(done) => return Ok(done),
+            None => return Err(Failure::Protocol(format!("unknown action {}", step.action))),
+        };
+        let Some(answer) = ui.prompt(secret, &step.prompt) else {
+            let _ = auth.cancel(&id).await;
+            return Err(Failure::Conversation);
+        };
+        step = auth.answer(&id, &answer).await.map_err(protocol)?;
+    }
+    let _ = auth.cancel(&id).await;
+    Err(Failure::Protocol(
+        "the daemon asked too many questions".into(),
+    ))
+}
+
+fn show_messages(ui: &mut dyn Ui, step: &Step) {
+    for m in &step.messages {
+        ui.show(m.style, &m.text);
+    }
+}
+
+/// The daemon's name must belong to root, or to the account named by `daemon_user=`.
+fn check_owner(owner_uid: u32, daemon_user: Option<&str>) -> Result<(), Failure> {
+    let expected = match daemon_user {
+        None => 0,
+        Some(name) => match nix::unistd::User::from_name(name) {
+            Ok(Some(u)) => u.uid.as_raw(),
+            _ => return Err(Failure::Local(format!("daemon_user={name}: no such user"))),
+        },
+    };
+    if owner_uid == expected || owner_uid == 0 {
+        Ok(())
+    } else {
+        Err(Failure::Impostor(format!(
+            "{BUS_NAME} is owned by uid {owner_uid}, expected uid {expected}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_or_the_named_daemon_user_may_own_the_name() {
+        assert!(check_owner(0, None).is_ok());
+        assert!(matches!(check_owner(1000, None), Err(Failure::Impostor(_))));
+        assert!(check_owner(0, Some("root")).is_ok());
+        assert!(matches!(
+            check_owner(65534, Some("root")),
+            Err(Failure::Impostor(_))
+        ));
+        assert!(matches!(
+            check_owner(0, Some("no-such-user-here")),
+            Err(Failure::Local(_))
+        ));
+    }
+}
