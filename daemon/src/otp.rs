@@ -3,7 +3,8 @@
 //! caller can refuse replays.
 
 use crate::random::Random;
-use totp_rs::{Algorithm, Builder, Totp};
+pub use totp_rs::Algorithm;
+use totp_rs::{Builder, Totp};
 use twofold_config::TotpConfig;
 
 /// 160-bit secrets, as RFC 4226 recommends.

@@ -1,0 +1,427 @@
+//! The parts an end-to-end test stands up: a private system-type `dbus-daemon`, a real
+//! `twofoldd` with a test configuration, `pamtester` under pam_wrapper loading the real
+//! `pam_twofold.so`, and `twofoldctl`. Everything lives in one temporary directory and is
+//! stopped when the test's [`World`] is dropped. Binaries come from the workspace's
+//! target directory: run `cargo build --workspace` first (tests/run.sh does).
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use twofold_daemon::otp::{OtpParams, code_at};
+
+/// Unprivileged accounts the tests create when run as root.
+pub const USER_A: &str = "tf-alice";
+pub const USER_B: &str = "tf-bob";
+
+/// The workspace's target directory (…/target/debug), found from this test binary.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/debug/deps/<test> -> target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+pub fn binary(name: &str) -> PathBuf {
+    let p = target_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        p.display()
+    );
+    p
+}
+
+pub fn module_path() -> PathBuf {
+    binary("libpam_twofold.so")
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+static USERS: Mutex<bool> = Mutex::new(false);
+
+/// Creates the test accounts once (root only). Returns false when not root.
+pub fn ensure_test_users() -> bool {
+    if !is_root() {
+        return false;
+    }
+    let mut done = USERS.lock().unwrap_or_else(|p| p.into_inner());
+    if !*done {
+        for u in [USER_A, USER_B] {
+            if nix::unistd::User::from_name(u).ok().flatten().is_none() {
+                let st = Command::new("useradd")
+                    .args(["-M", "-s", "/usr/sbin/nologin", u])
+                    .status()
+                    .expect("useradd");
+                assert!(st.success(), "useradd {u} failed");
+            }
+        }
+        *done = true;
+    }
+    true
+}
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    bus: Child,
+    daemon: Option<Child>,
+    pub bus_address: String,
+}
+
+/// The code for `secret` now, waiting first if the current step ends within `margin`
+/// seconds so the code cannot expire between computing and checking it.
+pub fn fresh_code(secret: &str) -> String {
+    let params = OtpParams {
+        algorithm: totp_sha1(),
+        digits: 6,
+        step: 30,
+        window: 1,
+    };
+    wait_for_step_margin(8);
+    code_at(&params, secret, unix_now()).expect("code")
+}
+
+fn totp_sha1() -> twofold_daemon::otp::Algorithm {
+    twofold_daemon::otp::Algorithm::SHA1
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Sleeps until at least `margin` seconds remain in the current 30 s step.
+pub fn wait_for_step_margin(margin: u64) {
+    let into = unix_now() % 30;
+    if 30 - into < margin {
+        std::thread::sleep(Duration::from_secs(30 - into));
+    }
+}
+
+/// Waits until the next 30 s step starts (for tests that need a code never used before).
+pub fn wait_for_next_step() {
+    let into = unix_now() % 30;
+    std::thread::sleep(Duration::from_millis((30 - into) * 1000 + 200));
+}
+
+/// The outcome of one pamtester run.
+#[derive(Debug)]
+pub struct PamRun {
+    pub status: i32,
+    pub output: String,
+}
+
+impl PamRun {
+    pub fn passed(&self) -> bool {
+        self.status == 0 && self.output.contains("successfully authenticated")
+    }
+    /// The libpam error text pamtester printed, e.g. "Authentication failure".
+    pub fn has(&self, text: &str) -> bool {
+        self.output.contains(text)
+    }
+}
+
+impl World {
+    /// A private bus and a daemon with `extra` appended to the test configuration.
+    pub fn start(extra: &str) -> World {
+        let mut w = World::bus_only();
+        w.start_daemon(extra);
+        w
+    }
+
+    /// A private bus with no daemon on it.
+    pub fn bus_only() -> World {
+        World::bus_with_policy("")
+    }
+
+    /// A private bus whose policy adds `extra_policy` (XML) to the shipped one.
+    pub fn bus_with_policy(extra_policy: &str) -> World {
+        let dir = tempfile::Builder::new()
+            .prefix("twofold-test-")
+            .tempdir()
+            .expect("tempdir");
+        // Other test users must reach the bus socket and the PAM service files.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let socket = dir.path().join("bus");
+        let config = dir.path().join("bus.conf");
+        std::fs::write(&config, bus_config(&socket, extra_policy)).expect("bus.conf");
+        let bus = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", config.display()))
+            .args(["--nofork", "--nopidfile"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (apt-get install dbus-daemon)");
+        wait_until(|| socket.exists(), "the bus socket");
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))
+            .expect("chmod socket");
+        let bus_address = format!("unix:path={}", socket.display());
+        let w = World {
+            dir,
+            bus,
+            daemon: None,
+            bus_address,
+        };
+        w.write_service("twofold", "");
+        w.write_service("other", "");
+        w
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn config_text(&self, extra: &str) -> String {
+        format!(
+            "version = 1\n[daemon]\nbus = \"{}\"\ndatabase = \"{}\"\nsyslog_socket = \"{}\"\n{extra}\n",
+            self.bus_address,
+            self.path("state/twofold.db").display(),
+            self.path("syslog").display()
+        )
+    }
+
+    /// Starts twofoldd (as root, or as `run_as`) and waits for its name on the bus.
+    pub fn start_daemon_as(&mut self, extra: &str, run_as: Option<&str>) {
+        let config = self.path("twofold.toml");
+        std::fs::write(&config, self.config_text(extra)).expect("config");
+        let log = std::fs::File::create(self.path("twofoldd.log")).expect("log");
+        let mut cmd = match run_as {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", u, "--"]).arg(binary("twofoldd"));
+                c
+            }
+            None => Command::new(binary("twofoldd")),
+        };
+        let child = cmd
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("twofoldd");
+        self.daemon = Some(child);
+        let log_path = self.path("twofoldd.log");
+        let served = || {
+            std::fs::read_to_string(&log_path)
+                .map(|s| s.contains("serving"))
+                .unwrap_or(false)
+        };
+        if !wait_for(served, Duration::from_secs(10)) {
+            panic!("twofoldd did not start:\n{}", self.daemon_log());
+        }
+    }
+
+    pub fn start_daemon(&mut self, extra: &str) {
+        self.start_daemon_as(extra, None)
+    }
+
+    pub fn stop_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = nix_kill(&d);
+            let _ = d.wait();
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.path("twofoldd.log")).unwrap_or_default()
+    }
+
+    /// Writes a PAM service file; `args` are extra module arguments after bus=.
+    pub fn write_service(&self, name: &str, content: &str) {
+        let text = if content.is_empty() {
+            "auth required pam_deny.so\n".to_string()
+        } else {
+            content.to_string()
+        };
+        let dir = self.path("pam.d");
+        std::fs::create_dir_all(&dir).expect("pam.d");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::write(dir.join(name), text).expect("service");
+    }
+
+    /// The module line for this world's bus, with extra arguments.
+    pub fn module_line(&self, args: &str) -> String {
+        format!(
+            "auth required {} bus={} {args}\n",
+            module_path().display(),
+            self.bus_address
+        )
+    }
+
+    /// Runs `pamtester SERVICE USER authenticate` under pam_wrapper, typing `input`.
+    pub fn pam(&self, service: &str, user: &str, input: &str) -> PamRun {
+        self.pam_as(None, service, user, input, &[])
+    }
+
+    pub fn pam_as(
+        &self,
+        run_as: Option<&str>,
+        service: &str,
+        user: &str,
+        input: &str,
+        env: &[(&str, &str)],
+    ) -> PamRun {
+        let mut cmd = match run_as {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", u, "--", "env"]);
+                c
+            }
+            None => Command::new("env"),
+        };
+        cmd.arg("LD_PRELOAD=libpam_wrapper.so")
+            .arg("PAM_WRAPPER=1")
+            .arg(format!(
+                "PAM_WRAPPER_SERVICE_DIR={}",
+                self.path("pam.d").display()
+            ));
+        for (k, v) in env {
+            cmd.arg(format!("{k}={v}"));
+        }
+        cmd.args([
+            "pamtester",
+            "-v",
+            "-I",
+            "rhost=192.0.2.10",
+            "-I",
+            "tty=pts/7",
+            service,
+            user,
+            "authenticate",
+        ]);
+        let out = run_with_input(cmd, input);
+        PamRun {
+            status: out.status.code().unwrap_or(-1),
+            output: combined(&out),
+        }
+    }
+
+    /// Runs twofoldctl on this world's bus.
+    pub fn ctl(&self, args: &[&str], input: &str) -> Output {
+        self.ctl_as(None, args, input)
+    }
+
+    pub fn ctl_as(&self, run_as: Option<&str>, args: &[&str], input: &str) -> Output {
+        let mut cmd = match run_as {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", u, "--"]).arg(binary("twofoldctl"));
+                c
+            }
+            None => Command::new(binary("twofoldctl")),
+        };
+        cmd.arg("--bus").arg(&self.bus_address).args(args);
+        run_with_input(cmd, input)
+    }
+
+    /// Enrols `user` without verification through twofoldctl; returns the secret.
+    pub fn enrol(&self, user: &str) -> String {
+        let out = self.ctl(&["--json", "enrol", user, "--no-verify"], "");
+        assert!(out.status.success(), "enrol failed: {}", combined(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("enrol JSON");
+        v["secret"].as_str().expect("secret").to_string()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop_daemon();
+        let _ = nix_kill(&self.bus);
+        let _ = self.bus.wait();
+    }
+}
+
+fn nix_kill(child: &Child) -> nix::Result<()> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+}
+
+pub fn combined(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn run_with_input(mut cmd: Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn wait_for(mut ready: impl FnMut() -> bool, limit: Duration) -> bool {
+    let start = Instant::now();
+    while !ready() {
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+fn wait_until(ready: impl FnMut() -> bool, what: &str) {
+    assert!(
+        wait_for(ready, Duration::from_secs(10)),
+        "timed out waiting for {what}"
+    );
+}
+
+/// The shipped bus policy file, from the repository.
+pub fn policy_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbus/org.twofold.Twofold1.conf")
+}
+
+/// A system-type bus with the stock default policy (as in /usr/share/dbus-1/system.conf)
+/// plus twofold's shipped policy file, so tests exercise the real access rules.
+fn bus_config(socket: &Path, extra_policy: &str) -> String {
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <include>{policy}</include>
+  {extra_policy}
+</busconfig>
+"#,
+        socket = socket.display(),
+        policy = policy_file().display(),
+    )
+}

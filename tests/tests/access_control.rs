@@ -1,0 +1,127 @@
+//! Authorisation by the caller's uid as the bus reports it, with real unprivileged users.
+//! Needs root (to create the users and switch to them); without root these tests say so
+//! and check nothing.
+
+use twofold_integration::*;
+
+fn need_root() -> bool {
+    if ensure_test_users() {
+        true
+    } else {
+        eprintln!("SKIPPED: needs root to create {USER_A}/{USER_B}");
+        false
+    }
+}
+
+#[test]
+fn a_user_may_verify_themself_but_not_another_user() {
+    if !need_root() {
+        return;
+    }
+    let w = World::start("");
+    w.write_service("twofold", &w.module_line(""));
+    let secret = w.enrol(USER_A);
+    w.enrol(USER_B);
+    let code = fresh_code(&secret);
+    // A screen locker runs PAM as the user, for the user.
+    let own = w.pam_as(Some(USER_A), "twofold", USER_A, &format!("{code}\n"), &[]);
+    assert!(own.passed(), "{own:?}");
+    let other = w.pam_as(Some(USER_A), "twofold", USER_B, "123456\n", &[]);
+    assert!(!other.passed(), "{other:?}");
+    assert!(
+        other.has("Permission denied"),
+        "PAM_PERM_DENIED expected: {other:?}"
+    );
+    println!(
+        "proved: PAM as {USER_A} passes for {USER_A} and is refused by the daemon for {USER_B}"
+    );
+}
+
+#[test]
+fn admin_methods_refuse_ordinary_users() {
+    if !need_root() {
+        return;
+    }
+    let w = World::start("");
+    w.enrol(USER_B);
+    for args in [
+        vec!["list"],
+        vec!["reset", USER_B],
+        vec!["unlock", USER_B],
+        vec!["enrol", USER_B, "--no-verify"],
+        vec!["status", USER_B],
+    ] {
+        let out = w.ctl_as(Some(USER_A), &args, "");
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", combined(&out));
+        assert!(
+            combined(&out).contains("permission denied"),
+            "{args:?}: {}",
+            combined(&out)
+        );
+    }
+    // Their own status is theirs to see.
+    let own = w.ctl_as(Some(USER_A), &["status"], "");
+    assert!(
+        own.status.success() && combined(&own).contains("not enrolled"),
+        "{}",
+        combined(&own)
+    );
+    println!(
+        "proved: {USER_A} cannot list, reset, unlock, enrol or inspect {USER_B}; may see own status"
+    );
+}
+
+#[test]
+fn an_admin_group_member_may_administer() {
+    if !need_root() {
+        return;
+    }
+    let group = "tf-admins";
+    let _ = std::process::Command::new("groupadd")
+        .arg("-f")
+        .arg(group)
+        .status();
+    let _ = std::process::Command::new("gpasswd")
+        .args(["-a", USER_A, group])
+        .output();
+    // Lines right after the test config still belong to its [daemon] table.
+    let w = World::start(&format!("admin_group = \"{group}\""));
+    w.enrol(USER_B);
+    let out = w.ctl_as(Some(USER_A), &["list"], "");
+    assert!(
+        out.status.success() && combined(&out).contains(USER_B),
+        "{}",
+        combined(&out)
+    );
+    println!("proved: a member of admin_group may call admin methods");
+}
+
+#[test]
+fn a_name_owner_that_is_not_root_is_not_trusted() {
+    if !need_root() {
+        return;
+    }
+    // A bus whose policy (wrongly) lets an ordinary user own the daemon's name.
+    let mut w = World::bus_with_policy(&format!(
+        r#"<policy user="{USER_A}"><allow own="org.twofold.Twofold1"/></policy>"#
+    ));
+    // The "daemon" runs as an ordinary user: whatever it says, the module must refuse.
+    std::fs::create_dir_all(w.path("state")).expect("state");
+    let _ = std::process::Command::new("chown")
+        .args([USER_A, w.path("state").to_str().expect("path")])
+        .status();
+    std::fs::set_permissions(
+        w.path("state"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    w.start_daemon_as("", Some(USER_A));
+    w.write_service("twofold", &w.module_line("failmode=safe"));
+    let r = w.pam("twofold", "root", "123456\n");
+    assert!(!r.passed() && !r.has("Verification code"), "{r:?}");
+    // Naming that account as the daemon's makes it trusted again.
+    w.write_service("twofold", &w.module_line(&format!("daemon_user={USER_A}")));
+    let r = w.pam("twofold", "root", "123456\n");
+    assert!(r.has("Verification code"), "{r:?}");
+    println!("proved: a bus name owned by uid != 0 is refused even with failmode=safe");
+}

@@ -1,0 +1,191 @@
+//! The real pam_twofold.so through libpam (pamtester under pam_wrapper), against a real
+//! twofoldd on a private dbus-daemon.
+
+use twofold_integration::*;
+
+fn login_world(extra: &str, module_args: &str) -> World {
+    let w = World::start(extra);
+    w.write_service("twofold", &w.module_line(module_args));
+    w
+}
+
+#[test]
+fn right_code_passes_wrong_code_fails_and_replay_fails() {
+    // Room for the six failures below without reaching the lockout.
+    let w = login_world("[lockout]\nmax_failures = 10", "");
+    let secret = w.enrol("root");
+    wait_for_next_step();
+    let code = fresh_code(&secret);
+    let ok = w.pam("twofold", "root", &format!("{code}\n"));
+    assert!(ok.passed(), "{ok:?}");
+    assert!(ok.has("Verification code: "), "{ok:?}");
+    println!("proved: a right, fresh code passes");
+
+    let replay = w.pam("twofold", "root", &format!("{code}\n{code}\n{code}\n"));
+    assert!(!replay.passed() && replay.has("Wrong code"), "{replay:?}");
+    println!("proved: the same code is refused the second time");
+
+    let wrong = w.pam("twofold", "root", "000000\n111111\n222222\n");
+    assert!(!wrong.passed(), "{wrong:?}");
+    assert!(
+        wrong.has("Have exhausted maximum number of retries"),
+        "PAM_MAXTRIES expected: {wrong:?}"
+    );
+    println!("proved: three wrong codes end in PAM_MAXTRIES");
+}
+
+#[test]
+fn lockout_holds_against_a_right_code_until_unlocked() {
+    let w = login_world("[lockout]\nmax_failures = 3\n", "");
+    let secret = w.enrol("root");
+    let r = w.pam("twofold", "root", "000000\n000001\n000002\n");
+    assert!(r.has("locked"), "{r:?}");
+    let code = fresh_code(&secret);
+    let locked = w.pam("twofold", "root", &format!("{code}\n"));
+    assert!(!locked.passed() && locked.has("locked"), "{locked:?}");
+    let out = w.ctl(&["unlock", "root"], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    let ok = w.pam("twofold", "root", &format!("{code}\n"));
+    assert!(ok.passed(), "{ok:?}");
+    println!("proved: lockout after 3 failures refuses the right code; unlock ends it");
+}
+
+#[test]
+fn daemon_down_fails_closed_and_failmode_safe_passes() {
+    let w = World::bus_only();
+    w.write_service("twofold", &w.module_line("timeout=2"));
+    let r = w.pam("twofold", "root", "123456\n");
+    assert!(!r.passed(), "{r:?}");
+    assert!(
+        r.has("Authentication service cannot retrieve authentication info"),
+        "PAM_AUTHINFO_UNAVAIL expected: {r:?}"
+    );
+    w.write_service("twofold", &w.module_line("timeout=2 failmode=safe"));
+    let r = w.pam("twofold", "root", "");
+    assert!(r.passed(), "{r:?}");
+    // No bus at all: also fails closed.
+    w.write_service(
+        "twofold",
+        &format!(
+            "auth required {} bus=unix:path=/nonexistent/bus\n",
+            module_path().display()
+        ),
+    );
+    let r = w.pam("twofold", "root", "123456\n");
+    assert!(
+        !r.passed() && r.has("Authentication service cannot retrieve authentication info"),
+        "{r:?}"
+    );
+    println!("proved: daemon down -> PAM_AUTHINFO_UNAVAIL; failmode=safe lets the login through");
+}
+
+#[test]
+fn the_bus_address_is_never_taken_from_the_environment() {
+    let w = World::start("");
+    let secret = w.enrol("root");
+    // No bus= on the PAM line: the module must use the compiled system bus address, not
+    // DBUS_SYSTEM_BUS_ADDRESS (which a user controls inside sudo).
+    w.write_service(
+        "twofold",
+        &format!("auth required {} timeout=2\n", module_path().display()),
+    );
+    let code = fresh_code(&secret);
+    let r = w.pam_as(
+        None,
+        "twofold",
+        "root",
+        &format!("{code}\n"),
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &w.bus_address)],
+    );
+    assert!(
+        !r.passed(),
+        "the module followed DBUS_SYSTEM_BUS_ADDRESS: {r:?}"
+    );
+    println!("proved: DBUS_SYSTEM_BUS_ADDRESS is ignored");
+}
+
+#[test]
+fn unenrolled_user_is_denied_by_default_and_ignored_when_configured() {
+    let w = login_world("", "");
+    let r = w.pam("twofold", "nobody", "123456\n123456\n123456\n");
+    assert!(!r.passed() && r.has("Verification code: "), "{r:?}");
+    println!(
+        "proved: an unenrolled user is asked and refused like a wrong code (unenrolled = deny)"
+    );
+
+    let w = World::start("[login]\nunenrolled = \"ignore\"");
+    // PAM_IGNORE leaves the decision to the rest of the stack.
+    let line = w.module_line("");
+    w.write_service("twofold", &format!("{line}auth required pam_permit.so\n"));
+    let r = w.pam("twofold", "nobody", "");
+    assert!(r.passed() && !r.has("Verification code"), "{r:?}");
+    w.write_service("twofold", &format!("{line}auth required pam_deny.so\n"));
+    assert!(!w.pam("twofold", "nobody", "").passed());
+    println!("proved: unenrolled = ignore gives PAM_IGNORE (the stack decides)");
+}
+
+#[test]
+fn concurrent_logins_with_the_same_code_let_exactly_one_through() {
+    let w = login_world("", "");
+    let secret = w.enrol("root");
+    wait_for_next_step();
+    let code = fresh_code(&secret);
+    let results: Vec<PamRun> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let (w, code) = (&w, code.clone());
+                s.spawn(move || {
+                    // pam_wrapper's per-process directories collide on simultaneous starts.
+                    std::thread::sleep(std::time::Duration::from_millis(15 * i));
+                    w.pam("twofold", "root", &format!("{code}\n"))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let passed = results.iter().filter(|r| r.passed()).count();
+    assert_eq!(passed, 1, "{results:#?}");
+    println!("proved: 4 parallel logins with one code: exactly 1 passed");
+}
+
+#[test]
+fn audit_records_reach_syslog_with_no_code() {
+    let w = World::bus_only();
+    let log = std::os::unix::net::UnixDatagram::bind(w.path("syslog")).expect("bind syslog");
+    log.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    let mut w = w;
+    w.start_daemon("");
+    w.write_service("twofold", &w.module_line(""));
+    let secret = w.enrol("root");
+    let code = fresh_code(&secret);
+    assert!(w.pam("twofold", "root", &format!("{code}\n")).passed());
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = log.recv(&mut buf) {
+        lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        if lines.iter().any(|l| l.contains("action=login")) {
+            break;
+        }
+    }
+    let login = lines
+        .iter()
+        .find(|l| l.contains("action=login"))
+        .expect("a login record");
+    assert!(login.starts_with("<86>"), "authpriv.info expected: {login}");
+    assert!(
+        login.contains("outcome=success") && login.contains(r#"service="twofold""#),
+        "{login}"
+    );
+    assert!(login.contains(r#"rhost="192.0.2.10""#), "{login}");
+    for l in &lines {
+        assert!(
+            !l.contains(&code) && !l.contains(&secret),
+            "secret material in {l}"
+        );
+    }
+    println!("proved: decisions are audited to syslog authpriv without codes or secrets");
+}
