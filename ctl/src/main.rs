@@ -115,7 +115,10 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         .method_timeout(std::time::Duration::from_secs(15))
         .build()
         .await
-        .map_err(|e| explain(e, bus))?;
+        .map_err(|e| Failure {
+            code: 3,
+            message: format!("cannot reach the bus at {bus}: is twofoldd running? ({e})"),
+        })?;
     let manage = ManageProxy::builder(&conn)
         .cache_properties(CacheProperties::No)
         .build()

@@ -41,6 +41,13 @@ fn main() -> ExitCode {
     }
     // Everything the daemon creates (database, WAL, SHM) is private to it.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let shutdown = match shutdown_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("twofoldd: cannot block SIGTERM/SIGINT: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,7 +58,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, shutdown)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("twofoldd: {e}");
@@ -60,7 +67,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(config: Config, shutdown: tokio::sync::oneshot::Receiver<()>) -> Result<(), String> {
     let store = Store::open(&config.daemon.database.0).map_err(|e| e.to_string())?;
     let address = match config.daemon.bus.0.as_str() {
         "system" => SYSTEM_BUS_ADDRESS.to_string(),
@@ -101,23 +108,25 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot own {BUS_NAME}: {e}"))?;
     eprintln!("twofoldd: serving {BUS_NAME} on {address}");
-    wait_for_shutdown().await;
+    let _ = shutdown.await;
     eprintln!("twofoldd: stopping");
     Ok(())
 }
 
-async fn wait_for_shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending::<()>().await,
-    }
+/// Blocks SIGTERM and SIGINT in every thread (call before the runtime starts its
+/// threads) and waits for them on a thread of its own. This keeps tokio's signal feature
+/// out of the workspace: with it, every process that loads pam_twofold.so would keep a
+/// socket pair of tokio's signal driver open.
+fn shutdown_signals() -> nix::Result<tokio::sync::oneshot::Receiver<()>> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set.thread_block()?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = set.wait();
+        let _ = tx.send(());
+    });
+    Ok(rx)
 }

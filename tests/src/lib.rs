@@ -4,6 +4,8 @@
 //! stopped when the test's [`World`] is dropped. Binaries come from the workspace's
 //! target directory: run `cargo build --workspace` first (tests/run.sh does).
 
+pub mod pam_ffi;
+
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

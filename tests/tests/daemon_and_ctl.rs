@@ -1,0 +1,169 @@
+//! twofoldd's start-up checks, its behaviour when the store is unusable, and twofoldctl's
+//! errors — all against the real binaries.
+
+use std::process::Command;
+use twofold_integration::*;
+
+#[test]
+fn check_config_accepts_a_good_file_and_names_line_and_key_of_a_bad_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "version = 1\n[totp]\ndigits = 8\n").expect("write");
+    let out = Command::new(binary("twofoldd"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&good)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", combined(&out));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "version = 1\n[login]\nmax_tries = 3\nunenroled = \"deny\"\n",
+    )
+    .expect("write");
+    let out = Command::new(binary("twofoldd"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .expect("run");
+    let text = combined(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("bad.toml") && text.contains("line 4") && text.contains("unenroled"),
+        "{text}"
+    );
+    println!(
+        "proved: --check-config names file, line and key: {}",
+        text.lines().next().unwrap_or("")
+    );
+}
+
+#[test]
+fn a_locked_database_fails_the_login_and_the_daemon_stays_up() {
+    let w = World::start("");
+    w.write_service("twofold", &w.module_line(""));
+    let secret = w.enrol("root");
+    let code = fresh_code(&secret);
+    // Another writer holds the database longer than the daemon's busy timeout (3 s).
+    let blocker = rusqlite::Connection::open(w.path("state/twofold.db")).expect("open");
+    blocker.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let r = w.pam("twofold", "root", &format!("{code}\n"));
+    assert!(!r.passed(), "{r:?}");
+    assert!(
+        r.has("System error") || r.has("cannot check codes"),
+        "{r:?}"
+    );
+    blocker.execute_batch("ROLLBACK").expect("unlock");
+    let r = w.pam("twofold", "root", &format!("{code}\n"));
+    assert!(
+        r.passed(),
+        "daemon did not recover: {r:?}\n{}",
+        w.daemon_log()
+    );
+    println!(
+        "proved: a locked database fails the login (PAM_SYSTEM_ERR); the daemon serves the next one"
+    );
+}
+
+#[test]
+fn the_daemon_refuses_a_state_directory_others_can_read() {
+    let mut w = World::bus_only();
+    std::fs::create_dir(w.path("state")).expect("mkdir");
+    std::fs::set_permissions(
+        w.path("state"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let config = w.path("twofold.toml");
+    std::fs::write(&config, w.config_text("")).expect("config");
+    let out = Command::new(binary("twofoldd"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(combined(&out).contains("not private"), "{}", combined(&out));
+    w.stop_daemon();
+    println!("proved: twofoldd will not use a state directory with mode 0755");
+}
+
+#[test]
+fn ctl_reports_a_missing_daemon_an_unknown_user_and_a_wrong_code_clearly() {
+    let w = World::bus_only();
+    let out = w.ctl(&["status", "root"], "");
+    assert_eq!(out.status.code(), Some(3), "{}", combined(&out));
+    assert!(
+        combined(&out).contains("twofoldd is not running"),
+        "{}",
+        combined(&out)
+    );
+    let out = Command::new(binary("twofoldctl"))
+        .args(["--bus", "unix:path=/nonexistent/bus", "list"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3), "{}", combined(&out));
+
+    let w = World::start("");
+    let out = w.ctl(&["enrol", "no-such-user-xyz", "--no-verify"], "");
+    assert!(
+        !out.status.success() && combined(&out).contains("unknown user"),
+        "{}",
+        combined(&out)
+    );
+    let out = w.ctl(&["enrol", "root"], "000000\n");
+    assert_eq!(out.status.code(), Some(5), "{}", combined(&out));
+    assert!(combined(&out).contains("wrong code"), "{}", combined(&out));
+    let status = w.ctl(&["--json", "status", "root"], "");
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(v[0]["state"], "pending", "{v}");
+    println!(
+        "proved: twofoldctl says when the daemon is down (exit 3), the user unknown, the code wrong (exit 5)"
+    );
+}
+
+#[test]
+fn ctl_enrol_shows_qr_uri_and_secret_and_verifies_the_first_code() {
+    let w = World::start("");
+    // Enrol in two steps the way a person does: read the secret, then type the code.
+    let out = w.ctl(&["enrol", "root", "--no-verify"], "");
+    let text = combined(&out);
+    assert!(
+        text.contains("█")
+            && text.contains("otpauth://totp/")
+            && text.contains("enter this secret by hand"),
+        "{text}"
+    );
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("otpauth URI: "))
+        .and_then(|u| u.split("secret=").nth(1))
+        .and_then(|s| s.split('&').next())
+        .expect("secret in URI")
+        .to_string();
+    let out = w.ctl(&["confirm", "root", &fresh_code(&secret)], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    let out = w.ctl(&["--json", "list"], "");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v[0]["state"], "active", "{v}");
+    // Interactive enrol of a replacement reads the code from stdin.
+    let out = w.ctl(&["--json", "enrol", "root", "--replace", "--no-verify"], "");
+    let offer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        offer["otpauth_uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("otpauth://")),
+        "{offer}"
+    );
+    assert_eq!(offer["secret"].as_str().map(str::len), Some(32), "{offer}");
+    let out = w.ctl(&["reset", "root"], "");
+    assert!(
+        combined(&out).contains("factor removed"),
+        "{}",
+        combined(&out)
+    );
+    println!(
+        "proved: enrol prints a QR code, the URI and the secret; confirm activates; reset removes"
+    );
+}
