@@ -3,11 +3,16 @@
 //! instead of failing a login later. A missing file means the built-in defaults.
 
 mod bounded;
+mod policy;
+mod when;
 
 pub use bounded::Bounded;
+pub use policy::{Profile, ServicePolicy, ServicePolicyConfig};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+pub use when::{Instant, parse_instant};
 
 pub const DEFAULT_PATH: &str = "/etc/twofold/twofold.toml";
 pub const CURRENT_VERSION: u32 = 1;
@@ -30,6 +35,10 @@ pub enum ConfigError {
 pub struct Config {
     /// Format version of this file; only 1 exists.
     pub version: Version,
+    /// `default`, or `strict` (NIST SP 800-63B rev 4 AAL2: no remembered devices,
+    /// sessions of at most 24 h and 1 h idle).
+    #[serde(default)]
+    pub profile: Profile,
     #[serde(default)]
     pub daemon: DaemonConfig,
     #[serde(default)]
@@ -38,16 +47,57 @@ pub struct Config {
     pub login: LoginConfig,
     #[serde(default)]
     pub lockout: LockoutConfig,
+    #[serde(default)]
+    pub scope: ScopeConfig,
+    #[serde(default)]
+    pub enrolment: EnrolmentConfig,
+    /// Trust policy per PAM service name; `other` applies to services not listed.
+    #[serde(default)]
+    pub policy: BTreeMap<String, ServicePolicyConfig>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             version: Version(CURRENT_VERSION),
+            profile: Profile::Default,
             daemon: DaemonConfig::default(),
             totp: TotpConfig::default(),
             login: LoginConfig::default(),
             lockout: LockoutConfig::default(),
+            scope: ScopeConfig::default(),
+            enrolment: EnrolmentConfig::default(),
+            policy: BTreeMap::new(),
+        }
+    }
+}
+
+/// Who must use a second factor. Users out of scope get PAM_IGNORE.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScopeConfig {
+    /// Only members of these groups need a second factor; empty means everyone.
+    pub groups: Vec<Name>,
+    pub exempt_users: Vec<Name>,
+    pub exempt_groups: Vec<Name>,
+}
+
+/// Grace periods for users who have not enrolled yet.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrolmentConfig {
+    /// Until this instant (a date `2027-01-31` means its 00:00 UTC) unenrolled users log
+    /// in with a reminder; after it they are refused. Unset: `[login] unenrolled` decides.
+    pub deadline: Option<Instant>,
+    /// The furthest a deferral (`twofoldctl grace set`) may reach, in days from now.
+    pub max_deferral_days: Bounded<1, 3650>,
+}
+
+impl Default for EnrolmentConfig {
+    fn default() -> Self {
+        EnrolmentConfig {
+            deadline: None,
+            max_deferral_days: Bounded(90),
         }
     }
 }
@@ -272,7 +322,18 @@ impl Config {
         Config::parse(&text, &shown)
     }
 
+    /// The trust policy for PAM service `service`.
+    pub fn service_policy(&self, service: &str) -> ServicePolicy {
+        policy::resolve(self.profile, &self.policy, service)
+    }
+
     fn check_relations(&self, origin: &str) -> Result<(), ConfigError> {
+        policy::check_profile(self.profile, &self.policy).map_err(|message| {
+            ConfigError::Invalid {
+                path: origin.into(),
+                message,
+            }
+        })?;
         if self.lockout.max_seconds.0 < self.lockout.base_seconds.0 {
             return Err(ConfigError::Invalid {
                 path: origin.into(),

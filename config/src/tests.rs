@@ -109,3 +109,61 @@ fn world_writable_file_is_refused() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     assert!(Config::load(&path).is_ok());
 }
+
+#[test]
+fn service_policies_layer_builtins_other_and_service() {
+    let c = Config::parse(
+        "version = 1\n[policy.other]\nsession_hours = 8\n[policy.sshd]\nremember_days = 30\n[policy.sudo]\nidle_minutes = 5\n",
+        "t",
+    )
+    .unwrap();
+    let sshd = c.service_policy("sshd");
+    assert_eq!(
+        (sshd.session_seconds, sshd.idle_seconds),
+        (8 * 3600, 30 * 60)
+    );
+    assert!(sshd.remember_device && !sshd.trust_address);
+    assert_eq!(sshd.remember_seconds, 30 * 86400);
+    // sudo keeps its own short, non-remembering defaults over [policy.other].
+    let sudo = c.service_policy("sudo");
+    assert_eq!(
+        (
+            sudo.session_seconds,
+            sudo.idle_seconds,
+            sudo.remember_device
+        ),
+        (3600, 300, false)
+    );
+    let login = Config::default().service_policy("login");
+    assert_eq!(
+        (login.session_seconds, login.remember_seconds),
+        (12 * 3600, 90 * 86400)
+    );
+}
+
+#[test]
+fn strict_profile_turns_off_remembering_and_refuses_what_breaks_its_limits() {
+    let c = Config::parse("version = 1\nprofile = \"strict\"\n", "t").unwrap();
+    let p = c.service_policy("sshd");
+    assert!(!p.remember_device);
+    assert!(p.session_seconds <= 24 * 3600 && p.idle_seconds <= 3600 && p.idle_seconds > 0);
+    let e = error_of("version = 1\nprofile = \"strict\"\n[policy.sshd]\nremember_device = true\n");
+    assert!(e.contains("[policy.sshd] remember_device"), "{e}");
+    let e = error_of("version = 1\nprofile = \"strict\"\n[policy.other]\nsession_hours = 48\n");
+    assert!(e.contains("session_hours"), "{e}");
+    assert!(error_of("version = 1\nprofile = \"lax\"\n").contains("line 2"));
+}
+
+#[test]
+fn scope_and_enrolment_are_read_and_checked() {
+    let c = Config::parse(
+        "version = 1\n[scope]\ngroups = [\"staff\"]\nexempt_users = [\"svc\"]\n[enrolment]\ndeadline = \"2027-01-31\"\nmax_deferral_days = 30\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.scope.groups, vec![Name("staff".into())]);
+    assert_eq!(c.enrolment.deadline, Some(Instant(1_801_353_600)));
+    let e = error_of("version = 1\n[enrolment]\ndeadline = \"next week\"\n");
+    assert!(e.contains("line 3") && e.contains("2027-01-31"), "{e}");
+    assert!(error_of("version = 1\n[policy.sshd]\nsession_hour = 1\n").contains("session_hour"));
+}
