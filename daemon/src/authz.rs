@@ -18,6 +18,12 @@ pub trait UserDb: Send + Sync {
     fn uid_of(&self, name: &str) -> Option<u32>;
     fn name_of(&self, uid: u32) -> Option<String>;
     fn in_group(&self, uid: u32, group: &str) -> bool;
+    /// Names of every group `user` belongs to (primary and supplementary).
+    fn groups_of(&self, user: &str) -> Vec<String>;
+    fn group_exists(&self, group: &str) -> bool;
+    /// A fingerprint of the user's password hash (shadow), to notice a password change;
+    /// None when there is no shadow entry.
+    fn password_stamp(&self, user: &str) -> Option<String>;
 }
 
 /// The system's passwd and group databases (NSS).
@@ -44,6 +50,60 @@ impl UserDb for SystemUsers {
         };
         user.gid == group.gid || group.mem.iter().any(|m| m == &user.name)
     }
+
+    fn groups_of(&self, user: &str) -> Vec<String> {
+        let Some(u) = User::from_name(user).ok().flatten() else {
+            return Vec::new();
+        };
+        let Ok(name) = std::ffi::CString::new(user) else {
+            return Vec::new();
+        };
+        nix::unistd::getgrouplist(&name, u.gid)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|gid| Group::from_gid(gid).ok().flatten().map(|g| g.name))
+            .collect()
+    }
+
+    fn group_exists(&self, group: &str) -> bool {
+        Group::from_name(group).ok().flatten().is_some()
+    }
+
+    fn password_stamp(&self, user: &str) -> Option<String> {
+        shadow_hash(user).map(|hash| {
+            use sha2::Digest;
+            crate::identity::hex(&sha2::Sha256::digest(hash.as_bytes()))
+        })
+    }
+}
+
+/// The crypt(3) hash from the shadow database (getspnam_r); needs root.
+fn shadow_hash(user: &str) -> Option<String> {
+    use nix::libc;
+    let name = std::ffi::CString::new(user).ok()?;
+    let mut entry: libc::spwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::spwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; getspnam_r writes only into entry and
+    // buf (whose length we pass) and sets result to &entry or NULL.
+    let rc = unsafe {
+        libc::getspnam_r(
+            name.as_ptr(),
+            &mut entry,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() || entry.sp_pwdp.is_null() {
+        return None;
+    }
+    // SAFETY: sp_pwdp points into buf, NUL-terminated by getspnam_r.
+    Some(
+        unsafe { std::ffi::CStr::from_ptr(entry.sp_pwdp) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,6 +191,15 @@ mod tests {
         }
         fn in_group(&self, uid: u32, group: &str) -> bool {
             group == "twofold-admin" && self.admins.contains(&uid)
+        }
+        fn groups_of(&self, _: &str) -> Vec<String> {
+            Vec::new()
+        }
+        fn group_exists(&self, _: &str) -> bool {
+            false
+        }
+        fn password_stamp(&self, _: &str) -> Option<String> {
+            None
         }
     }
 

@@ -1,19 +1,22 @@
-//! Every decision twofoldd makes: the login conversation (begin/answer) and the
-//! management calls. Synchronous and free of D-Bus, with clock, randomness, users, store
-//! and audit injected; `service` runs it off the async executor.
+//! The login conversation: is this user in scope, enrolled, within a grace period, on a
+//! trusted device; if not, ask for a code and check it. Synchronous and free of D-Bus,
+//! with clock, randomness, users, sessions, store and audit injected; `service` runs it
+//! off the async executor. The management calls are in `manage`.
 
 use crate::audit::{AuditEvent, AuditSink};
 use crate::authz::{Caller, Policy, UserDb, valid_user_name};
 use crate::clock::Clock;
+use crate::grace;
+use crate::identity::{self, DeviceIdentity, SessionLookup};
 use crate::otp::{self, OtpParams};
 use crate::random::{Random, random_hex};
-use crate::store::{Attempt, FactorState, LockoutPolicy, Store, UserRecord};
+use crate::store::{Attempt, LockoutPolicy, Store, StoreError, TrustKind, UserRecord};
+use crate::trust::{self, Judgement};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use twofold_config::{Config, Unenrolled};
+use twofold_config::{Config, ServicePolicy, Unenrolled};
 use twofold_protocol::{
-    Action, EnrolmentOffer, LoginContext, MAX_AUTH_INFO_LEN, MAX_FIELD_LEN, MAX_RESPONSE_LEN, Step,
-    UserStatus,
+    Action, LoginContext, MAX_AUTH_INFO_LEN, MAX_FIELD_LEN, MAX_RESPONSE_LEN, Step,
 };
 
 pub const CODE_PROMPT: &str = "Verification code: ";
@@ -45,8 +48,20 @@ pub enum ApiError {
     Store(String),
 }
 
+/// What the conversation waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Code,
+    /// "Trust this device?" after a right code.
+    Remember,
+    /// An SSH user acknowledging the grace reminder (sshd drops messages without a prompt).
+    GraceNotice,
+}
+
 struct Conversation {
     owner: String,
+    stage: Stage,
+    identity: Option<DeviceIdentity>,
     caller_uid: u32,
     context: LoginContext,
     /// False for users with no factor under `unenrolled = "deny"`: they are asked for a
@@ -57,16 +72,17 @@ struct Conversation {
 }
 
 pub struct Engine {
-    config: Config,
-    params: OtpParams,
-    lockout: LockoutPolicy,
-    store: Mutex<Store>,
-    clock: Arc<dyn Clock>,
-    random: Arc<dyn Random>,
-    users: Arc<dyn UserDb>,
-    audit: Arc<dyn AuditSink>,
+    pub(crate) config: Config,
+    pub(crate) params: OtpParams,
+    pub(crate) lockout: LockoutPolicy,
+    pub(crate) store: Mutex<Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) random: Arc<dyn Random>,
+    pub(crate) users: Arc<dyn UserDb>,
+    pub(crate) audit: Arc<dyn AuditSink>,
+    sessions: Arc<dyn SessionLookup>,
     /// Shown in authenticator apps as `user@hostname`.
-    hostname: String,
+    pub(crate) hostname: String,
     conversations: Mutex<HashMap<String, Conversation>>,
 }
 
@@ -78,9 +94,10 @@ pub struct Parts {
     pub users: Arc<dyn UserDb>,
     pub audit: Arc<dyn AuditSink>,
     pub hostname: String,
+    pub sessions: Arc<dyn SessionLookup>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves data that is still consistent (every store
     // change is one transaction), so keep serving rather than failing every login.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -103,11 +120,12 @@ impl Engine {
             users: p.users,
             audit: p.audit,
             hostname: p.hostname,
+            sessions: p.sessions,
             conversations: Mutex::new(HashMap::new()),
         }
     }
 
-    fn policy(&self) -> Policy<'_> {
+    pub(crate) fn policy(&self) -> Policy<'_> {
         Policy {
             users: self.users.as_ref(),
             admin_group: self
@@ -138,7 +156,7 @@ impl Engine {
         });
     }
 
-    fn audit_manage(
+    pub(crate) fn audit_manage(
         &self,
         action: &'static str,
         outcome: &'static str,
@@ -165,25 +183,149 @@ impl Engine {
             return Err(ApiError::PermissionDenied(denied.0));
         }
         let now = self.clock.now();
+        let groups = self.users.groups_of(&ctx.user);
+        if !grace::in_scope(&self.config.scope, &ctx.user, &groups) {
+            self.audit_login("ignored", caller.uid, &ctx, "out of scope");
+            return Ok((String::new(), Step::new(Action::OutOfScope)));
+        }
         let record = match lock(&self.store).user(&ctx.user) {
             Ok(r) => r,
-            Err(e) => {
-                self.audit_login("error", caller.uid, &ctx, &e.to_string());
-                return Ok((String::new(), Step::new(Action::Error).error(UNAVAILABLE)));
-            }
+            Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
         };
-        let enrolled = match record {
-            None if self.config.login.unenrolled == Unenrolled::Ignore => {
-                self.audit_login("ignored", caller.uid, &ctx, "not enrolled; policy: ignore");
-                return Ok((String::new(), Step::new(Action::OutOfScope)));
-            }
-            None => false,
+        match record {
+            None => return self.begin_unenrolled(caller, ctx, &groups, now),
             Some(UserRecord { locked_until, .. }) if locked_until > now => {
                 self.audit_login("locked", caller.uid, &ctx, "account locked");
                 return Ok((String::new(), locked_step(locked_until - now)));
             }
-            Some(_) => true,
+            Some(_) => {}
+        }
+        let policy = self.config.service_policy(&ctx.service);
+        let identity = identity::identify(&ctx, caller.pid, self.sessions.as_ref(), &policy);
+        if let Some(device) = &identity {
+            match self.trusted(caller.uid, &ctx, device, &policy, now) {
+                Ok(Some(reason)) => {
+                    self.audit_login("success", caller.uid, &ctx, reason);
+                    return Ok((String::new(), Step::new(Action::Success)));
+                }
+                Ok(None) => {}
+                Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
+            }
+        }
+        let step = Step::prompt(Action::PromptSecret, CODE_PROMPT);
+        self.open(caller, ctx, Stage::Code, true, identity, now, step)
+    }
+
+    /// A user with no factor: a grace period, a refusal after the deadline, or (with no
+    /// deadline at all) what `[login] unenrolled` says.
+    fn begin_unenrolled(
+        &self,
+        caller: &Caller,
+        ctx: LoginContext,
+        groups: &[String],
+        now: i64,
+    ) -> Result<(String, Step), ApiError> {
+        let deferrals = match lock(&self.store).deferrals() {
+            Ok(d) => d,
+            Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
         };
+        let global = self.config.enrolment.deadline.map(|d| d.0);
+        match grace::deadline_for(global, &deferrals, &ctx.user, groups) {
+            Some(deadline) if now < deadline => {
+                let text = grace::reminder(&ctx.user, deadline, now);
+                self.audit_login(
+                    "grace",
+                    caller.uid,
+                    &ctx,
+                    &format!("not enrolled; grace until {}", grace::date_of(deadline)),
+                );
+                if is_ssh(&ctx) {
+                    let step = Step::prompt(
+                        Action::PromptVisible,
+                        &format!("{text}\nPress Enter to continue: "),
+                    );
+                    return self.open(caller, ctx, Stage::GraceNotice, false, None, now, step);
+                }
+                Ok((String::new(), Step::new(Action::Success).info(text)))
+            }
+            Some(deadline) => {
+                self.audit_login(
+                    "denied",
+                    caller.uid,
+                    &ctx,
+                    "not enrolled; enrolment deadline passed",
+                );
+                Ok((
+                    String::new(),
+                    Step::new(Action::Denied).error(grace::overdue(&ctx.user, deadline)),
+                ))
+            }
+            None if self.config.login.unenrolled == Unenrolled::Ignore => {
+                self.audit_login("ignored", caller.uid, &ctx, "not enrolled; policy: ignore");
+                Ok((String::new(), Step::new(Action::OutOfScope)))
+            }
+            None => {
+                let step = Step::prompt(Action::PromptSecret, CODE_PROMPT);
+                self.open(caller, ctx, Stage::Code, false, None, now, step)
+            }
+        }
+    }
+
+    /// Whether a session window or remembered device of this identity lets the login
+    /// pass; a pass counts as use. A remembered device whose user changed password since
+    /// is revoked on the spot.
+    fn trusted(
+        &self,
+        caller_uid: u32,
+        ctx: &LoginContext,
+        device: &DeviceIdentity,
+        policy: &ServicePolicy,
+        now: i64,
+    ) -> Result<Option<&'static str>, StoreError> {
+        let mut store = lock(&self.store);
+        let records = store.trust_for(&ctx.user, &device.hash_for(&ctx.user))?;
+        let mut stamp: Option<Option<String>> = None;
+        for r in records {
+            let current = match r.kind {
+                TrustKind::Device => stamp
+                    .get_or_insert_with(|| self.users.password_stamp(&ctx.user))
+                    .clone(),
+                TrustKind::Session => None,
+            };
+            match trust::judge(&r, policy, now, current.as_deref()) {
+                Judgement::Valid => {
+                    store.touch_trust(&r.id, now)?;
+                    return Ok(Some(match r.kind {
+                        TrustKind::Session => "trusted session window",
+                        TrustKind::Device => "remembered device",
+                    }));
+                }
+                Judgement::PasswordChanged => {
+                    store.revoke_trust(&ctx.user, Some(&r.id))?;
+                    self.audit_login(
+                        "revoked",
+                        caller_uid,
+                        ctx,
+                        "remembered device ended: password changed",
+                    );
+                }
+                Judgement::Lapsed => {}
+            }
+        }
+        Ok(None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        &self,
+        caller: &Caller,
+        context: LoginContext,
+        stage: Stage,
+        enrolled: bool,
+        identity: Option<DeviceIdentity>,
+        now: i64,
+        step: Step,
+    ) -> Result<(String, Step), ApiError> {
         let id = random_hex(self.random.as_ref(), 16).map_err(ApiError::Store)?;
         let mut conversations = lock(&self.conversations);
         conversations.retain(|_, c| c.expires_at > now);
@@ -200,20 +342,27 @@ impl Engine {
             id.clone(),
             Conversation {
                 owner: caller.bus_name.clone(),
+                stage,
+                identity,
                 caller_uid: caller.uid,
-                context: ctx,
+                context,
                 enrolled,
                 tries_left: self.config.login.max_tries.get(),
                 expires_at: now + i64::from(self.config.login.conversation_timeout_seconds.get()),
             },
         );
-        Ok((id, Step::prompt(Action::PromptSecret, CODE_PROMPT)))
+        Ok((id, step))
+    }
+
+    fn store_failed(&self, caller_uid: u32, ctx: &LoginContext, e: &StoreError) -> Step {
+        self.audit_login("error", caller_uid, ctx, &e.to_string());
+        Step::new(Action::Error).error(UNAVAILABLE)
     }
 
     /// Takes the answer to the last prompt of conversation `id` and returns the next step.
     pub fn answer(&self, caller: &Caller, id: &str, response: &str) -> Result<Step, ApiError> {
         let now = self.clock.now();
-        let mut conv = {
+        let conv = {
             let mut conversations = lock(&self.conversations);
             match conversations.remove(id) {
                 Some(c) if c.owner == caller.bus_name && c.expires_at > now => c,
@@ -225,6 +374,20 @@ impl Engine {
                 _ => return Err(ApiError::NoConversation),
             }
         };
+        match conv.stage {
+            Stage::GraceNotice => Ok(Step::new(Action::Success)),
+            Stage::Remember => Ok(self.remember(conv, response, now)),
+            Stage::Code => self.check_code(id, conv, response, now),
+        }
+    }
+
+    fn check_code(
+        &self,
+        id: &str,
+        mut conv: Conversation,
+        response: &str,
+        now: i64,
+    ) -> Result<Step, ApiError> {
         // Overlong input is simply not a code; it is counted like any wrong one.
         let response = if response.len() > MAX_RESPONSE_LEN {
             ""
@@ -252,12 +415,7 @@ impl Engine {
                         "code verified"
                     },
                 );
-                let step = Step::new(Action::Success);
-                return Ok(if activated {
-                    step.info("Your authenticator app is now confirmed.")
-                } else {
-                    step
-                });
+                return Ok(self.after_success(id, conv, activated, now));
             }
             Ok(Attempt::Locked { until }) => {
                 self.audit_login("locked", caller_uid, ctx, "account locked");
@@ -271,17 +429,14 @@ impl Engine {
                     "locked",
                     caller_uid,
                     ctx,
-                    "wrong code; failure limit reached, account locked",
+                    "wrong code; failure limit reached, account locked, trust revoked",
                 );
                 return Ok(locked_step(until - now));
             }
             Ok(Attempt::Rejected { replay: true, .. }) => "code already used",
             Ok(Attempt::Rejected { replay: false, .. }) => "wrong code",
             Ok(Attempt::NotEnrolled) => "not enrolled",
-            Err(e) => {
-                self.audit_login("error", caller_uid, ctx, &e.to_string());
-                return Ok(Step::new(Action::Error).error(UNAVAILABLE));
-            }
+            Err(e) => return Ok(self.store_failed(caller_uid, ctx, &e)),
         };
         self.audit_login("failure", caller_uid, ctx, failed);
         conv.tries_left = conv.tries_left.saturating_sub(1);
@@ -290,6 +445,97 @@ impl Engine {
         }
         lock(&self.conversations).insert(id.to_owned(), conv);
         Ok(Step::prompt(Action::PromptSecret, CODE_PROMPT).error(WRONG_CODE))
+    }
+
+    /// After a right code: open a session window for this device, and offer to remember
+    /// it where policy allows and the identity is strong enough.
+    fn after_success(&self, id: &str, mut conv: Conversation, activated: bool, now: i64) -> Step {
+        let ctx = &conv.context;
+        let policy = self.config.service_policy(&ctx.service);
+        let confirmed = |step: Step| {
+            if activated {
+                step.info("Your authenticator app is now confirmed.")
+            } else {
+                step
+            }
+        };
+        let Some(device) = conv.identity.clone() else {
+            return confirmed(Step::new(Action::Success));
+        };
+        if policy.session_seconds > 0 {
+            let stored = trust::new_record(
+                self.random.as_ref(),
+                TrustKind::Session,
+                ctx,
+                &device,
+                &policy,
+                now,
+                None,
+            )
+            .map_err(StoreError::Unavailable)
+            .and_then(|r| lock(&self.store).put_trust(&r));
+            if let Err(e) = stored {
+                // The code was right; only the convenience is lost.
+                self.audit_login(
+                    "error",
+                    conv.caller_uid,
+                    ctx,
+                    &format!("session window not recorded: {e}"),
+                );
+            }
+        }
+        if !(device.rememberable && policy.remember_device) {
+            return confirmed(Step::new(Action::Success));
+        }
+        let days = policy.remember_seconds / 86400;
+        conv.stage = Stage::Remember;
+        lock(&self.conversations).insert(id.to_owned(), conv);
+        confirmed(Step::prompt(
+            Action::PromptVisible,
+            &format!("Trust this device for {days} days? [y/N] "),
+        ))
+    }
+
+    fn remember(&self, conv: Conversation, response: &str, now: i64) -> Step {
+        let ctx = &conv.context;
+        let yes = matches!(response.trim().to_ascii_lowercase().as_str(), "y" | "yes");
+        let (Some(device), true) = (conv.identity.as_ref(), yes) else {
+            return Step::new(Action::Success);
+        };
+        let policy = self.config.service_policy(&ctx.service);
+        let stamp = self.users.password_stamp(&ctx.user);
+        let stored = trust::new_record(
+            self.random.as_ref(),
+            TrustKind::Device,
+            ctx,
+            device,
+            &policy,
+            now,
+            stamp,
+        )
+        .map_err(StoreError::Unavailable)
+        .and_then(|r| lock(&self.store).put_trust(&r));
+        match stored {
+            Ok(()) => {
+                let reason = format!(
+                    "device remembered for {} days: {}",
+                    policy.remember_seconds / 86400,
+                    device.description
+                );
+                self.audit_login("trusted", conv.caller_uid, ctx, &reason);
+                Step::new(Action::Success).info("This device is now trusted.")
+            }
+            Err(e) => {
+                self.audit_login(
+                    "error",
+                    conv.caller_uid,
+                    ctx,
+                    &format!("device not remembered: {e}"),
+                );
+                Step::new(Action::Success)
+                    .error("This device could not be remembered; you will be asked next time.")
+            }
+        }
     }
 
     /// Drops a conversation the caller owns.
@@ -302,229 +548,25 @@ impl Engine {
             conversations.remove(id);
         }
     }
-
-    /// Issues a new pending secret. Admins may enrol anyone (and replace an active
-    /// factor with `replace`); a user may enrol themself while they have no active factor.
-    pub fn enrol(
-        &self,
-        caller: &Caller,
-        user: &str,
-        replace: bool,
-    ) -> Result<EnrolmentOffer, ApiError> {
-        check_user_name(user)?;
-        let policy = self.policy();
-        if !policy.is_admin(caller) {
-            policy
-                .require_admin_or_self(caller, user)
-                .map_err(|d| self.refuse("enrol", caller, user, d.0))?;
-            if replace {
-                return Err(self.refuse(
-                    "enrol",
-                    caller,
-                    user,
-                    "only an administrator may replace a factor".into(),
-                ));
-            }
-        }
-        if self.users.uid_of(user).is_none() {
-            return Err(ApiError::UnknownUser(format!("unknown user {user:?}")));
-        }
-        let secret = otp::generate_secret(self.random.as_ref()).map_err(ApiError::Store)?;
-        let account = format!("{user}@{}", self.hostname);
-        let uri =
-            otp::provisioning_uri(&self.params, &secret, &self.config.totp.issuer.0, &account)
-                .map_err(ApiError::InvalidInput)?;
-        let stored = lock(&self.store)
-            .put_pending(user, &secret, self.clock.now(), replace)
-            .map_err(store_error)?;
-        if !stored {
-            return Err(ApiError::AlreadyEnrolled(format!(
-                "{user} already has an active factor; reset it first or replace it as an administrator"
-            )));
-        }
-        self.audit_manage(
-            "enrol",
-            "success",
-            caller,
-            user,
-            if replace {
-                "new secret issued, replacing"
-            } else {
-                "new secret issued"
-            },
-        );
-        Ok(EnrolmentOffer {
-            user: user.into(),
-            secret,
-            otpauth_uri: uri,
-        })
-    }
-
-    /// Verifies a first code from a pending secret and activates it. Wrong codes count
-    /// towards the lockout like login failures.
-    pub fn confirm_enrolment(
-        &self,
-        caller: &Caller,
-        user: &str,
-        code: &str,
-    ) -> Result<(), ApiError> {
-        check_user_name(user)?;
-        self.policy()
-            .require_admin_or_self(caller, user)
-            .map_err(|d| self.refuse("confirm", caller, user, d.0))?;
-        let now = self.clock.now();
-        let mut store = lock(&self.store);
-        match store.user(user).map_err(store_error)? {
-            None => {
-                return Err(ApiError::NotEnrolled(format!(
-                    "{user} has no factor to confirm"
-                )));
-            }
-            Some(r) if r.state == FactorState::Active => {
-                return Err(ApiError::AlreadyEnrolled(format!(
-                    "{user}'s factor is already confirmed"
-                )));
-            }
-            Some(_) => {}
-        }
-        let params = self.params;
-        let result = store
-            .attempt(user, now, &self.lockout, |u| {
-                otp::matching_step(&params, &u.secret, code, now)
-            })
-            .map_err(store_error)?;
-        drop(store);
-        match result {
-            Attempt::Accepted { .. } => {
-                self.audit_manage("confirm", "success", caller, user, "factor activated");
-                Ok(())
-            }
-            Attempt::Locked { .. }
-            | Attempt::Rejected {
-                locked_until: Some(_),
-                ..
-            } => {
-                self.audit_manage("confirm", "locked", caller, user, "account locked");
-                Err(ApiError::WrongCode(
-                    "too many wrong codes: the account is locked".into(),
-                ))
-            }
-            _ => {
-                self.audit_manage("confirm", "failure", caller, user, "wrong code");
-                Err(ApiError::WrongCode("wrong code".into()))
-            }
-        }
-    }
-
-    pub fn status(&self, caller: &Caller, user: &str) -> Result<UserStatus, ApiError> {
-        check_user_name(user)?;
-        self.policy()
-            .require_admin_or_self(caller, user)
-            .map_err(|d| self.refuse("status", caller, user, d.0))?;
-        match lock(&self.store).user(user).map_err(store_error)? {
-            Some(r) => Ok(status_of(&r, self.clock.now())),
-            None if self.users.uid_of(user).is_none() => {
-                Err(ApiError::UnknownUser(format!("unknown user {user:?}")))
-            }
-            None => Ok(UserStatus {
-                user: user.into(),
-                state: "none".into(),
-                enrolled_at: 0,
-                last_success: 0,
-                failures: 0,
-                locked_until: 0,
-            }),
-        }
-    }
-
-    pub fn list(&self, caller: &Caller) -> Result<Vec<UserStatus>, ApiError> {
-        self.policy()
-            .require_admin(caller)
-            .map_err(|d| self.refuse("list", caller, "", d.0))?;
-        let now = self.clock.now();
-        Ok(lock(&self.store)
-            .users()
-            .map_err(store_error)?
-            .iter()
-            .map(|r| status_of(r, now))
-            .collect())
-    }
-
-    /// Removes a user's factor (lost phone). Returns whether there was one.
-    pub fn reset(&self, caller: &Caller, user: &str) -> Result<bool, ApiError> {
-        check_user_name(user)?;
-        self.policy()
-            .require_admin(caller)
-            .map_err(|d| self.refuse("reset", caller, user, d.0))?;
-        let removed = lock(&self.store).reset(user).map_err(store_error)?;
-        self.audit_manage(
-            "reset",
-            "success",
-            caller,
-            user,
-            if removed {
-                "factor removed"
-            } else {
-                "no factor"
-            },
-        );
-        Ok(removed)
-    }
-
-    pub fn unlock(&self, caller: &Caller, user: &str) -> Result<(), ApiError> {
-        check_user_name(user)?;
-        self.policy()
-            .require_admin(caller)
-            .map_err(|d| self.refuse("unlock", caller, user, d.0))?;
-        if !lock(&self.store).unlock(user).map_err(store_error)? {
-            return Err(ApiError::NotEnrolled(format!("{user} has no factor")));
-        }
-        self.audit_manage(
-            "unlock",
-            "success",
-            caller,
-            user,
-            "lock and failure count cleared",
-        );
-        Ok(())
-    }
-
-    fn refuse(&self, action: &'static str, caller: &Caller, user: &str, why: String) -> ApiError {
-        self.audit_manage(action, "denied", caller, user, &why);
-        ApiError::PermissionDenied(why)
-    }
 }
 
-fn status_of(r: &UserRecord, now: i64) -> UserStatus {
-    UserStatus {
-        user: r.name.clone(),
-        state: match r.state {
-            FactorState::Pending => "pending".into(),
-            FactorState::Active => "active".into(),
-        },
-        enrolled_at: r.enrolled_at,
-        last_success: r.last_success,
-        failures: r.failures,
-        locked_until: if r.locked_until > now {
-            r.locked_until
-        } else {
-            0
-        },
-    }
+/// sshd shows messages only in front of a following prompt.
+fn is_ssh(ctx: &LoginContext) -> bool {
+    ctx.service.starts_with("sshd") || !ctx.ssh_auth_info.is_empty()
 }
 
-fn locked_step(seconds_left: i64) -> Step {
+pub(crate) fn locked_step(seconds_left: i64) -> Step {
     let minutes = (seconds_left.max(1) + 59) / 60;
     Step::new(Action::Denied).error(format!(
         "Too many wrong codes: this account is locked for {minutes} more minute(s). An administrator can unlock it."
     ))
 }
 
-fn store_error(e: crate::store::StoreError) -> ApiError {
+pub(crate) fn store_error(e: crate::store::StoreError) -> ApiError {
     ApiError::Store(e.to_string())
 }
 
-fn check_user_name(user: &str) -> Result<(), ApiError> {
+pub(crate) fn check_user_name(user: &str) -> Result<(), ApiError> {
     if valid_user_name(user) {
         Ok(())
     } else {

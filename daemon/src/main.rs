@@ -10,6 +10,7 @@ use twofold_daemon::audit::SyslogAudit;
 use twofold_daemon::authz::SystemUsers;
 use twofold_daemon::clock::SystemClock;
 use twofold_daemon::engine::{Engine, Parts};
+use twofold_daemon::identity::ProcSessions;
 use twofold_daemon::random::OsRandom;
 use twofold_daemon::service::{AuthService, ManageService, Shared};
 use twofold_daemon::store::Store;
@@ -84,6 +85,7 @@ async fn serve(config: Config, shutdown: tokio::sync::oneshot::Receiver<()>) -> 
         users: Arc::new(SystemUsers),
         audit: Arc::new(SyslogAudit::new(config.daemon.syslog_socket.0.clone())),
         hostname,
+        sessions: Arc::new(ProcSessions),
         config,
     }));
     let conn = zbus::connection::Builder::address(address.as_str())

@@ -4,7 +4,7 @@
 use crate::authz::Caller;
 use crate::engine::{ApiError, Engine};
 use std::sync::Arc;
-use twofold_protocol::{EnrolmentOffer, LoginContext, Step, UserStatus};
+use twofold_protocol::{Deferral, EnrolmentOffer, LoginContext, Step, TrustInfo, UserStatus};
 use zbus::{fdo, interface, message::Header};
 
 #[derive(Debug, zbus::DBusError)]
@@ -180,5 +180,56 @@ impl ManageService {
     ) -> Result<(), TwofoldError> {
         let caller = self.0.caller(&header).await?;
         self.0.run(move |e| e.unlock(&caller, &user)).await
+    }
+
+    async fn trust_list(
+        &self,
+        user: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<TrustInfo>, TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0.run(move |e| e.trust_list(&caller, &user)).await
+    }
+
+    async fn trust_revoke(
+        &self,
+        user: String,
+        id: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<u32, TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |e| e.trust_revoke(&caller, &user, &id))
+            .await
+    }
+
+    async fn grace_set(
+        &self,
+        subject: String,
+        until: i64,
+        reason: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |e| e.grace_set(&caller, &subject, until, &reason))
+            .await
+    }
+
+    async fn grace_list(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<Deferral>, TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0.run(move |e| e.grace_list(&caller)).await
+    }
+
+    async fn grace_clear(
+        &self,
+        subject: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<bool, TwofoldError> {
+        let caller = self.0.caller(&header).await?;
+        self.0.run(move |e| e.grace_clear(&caller, &subject)).await
     }
 }

@@ -90,10 +90,11 @@ pub struct Store {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Each entry moves the schema from version i to i+1.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE users (
         name          TEXT PRIMARY KEY NOT NULL,
         secret        TEXT NOT NULL,
@@ -105,7 +106,32 @@ const MIGRATIONS: &[&str] = &["
         lock_count    INTEGER NOT NULL DEFAULT 0,
         locked_until  INTEGER NOT NULL DEFAULT 0
     ) STRICT;
-"];
+",
+    // Trusted sessions and remembered devices; enrolment deferrals.
+    "
+    CREATE TABLE trust (
+        id             TEXT PRIMARY KEY NOT NULL,
+        user           TEXT NOT NULL,
+        kind           TEXT NOT NULL CHECK (kind IN ('session', 'device')),
+        identity_hash  TEXT NOT NULL,
+        description    TEXT NOT NULL,
+        service        TEXT NOT NULL,
+        created_at     INTEGER NOT NULL,
+        last_used      INTEGER NOT NULL,
+        expires_at     INTEGER NOT NULL,
+        idle_seconds   INTEGER NOT NULL,
+        password_stamp TEXT
+    ) STRICT;
+    CREATE INDEX trust_by_identity ON trust (user, identity_hash);
+    CREATE TABLE deferrals (
+        subject     TEXT PRIMARY KEY NOT NULL,
+        until       INTEGER NOT NULL,
+        reason      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        created_by  INTEGER NOT NULL
+    ) STRICT;
+",
+];
 
 impl Store {
     /// Opens (creating if needed) the database at `path`. Its directory is created 0700;
@@ -259,6 +285,8 @@ impl Store {
                  last_step = -1, last_success = 0, failures = 0, lock_count = 0, locked_until = 0",
             params![name, secret, now],
         )?;
+        // A new secret ends every trust the old one earned.
+        tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
         tx.commit()?;
         Ok(true)
     }
@@ -320,6 +348,10 @@ impl Store {
                     "UPDATE users SET failures = ?2, lock_count = ?3, locked_until = ?4 WHERE name = ?1",
                     params![name, failures, lock_count, locked_until.unwrap_or(0)],
                 )?;
+                if locked_until.is_some() {
+                    // A lock ends every trusted session and remembered device at once.
+                    tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
+                }
                 Attempt::Rejected {
                     replay: other.is_some(),
                     failures: user.failures + 1,
@@ -352,6 +384,213 @@ impl Store {
             [name],
         )? > 0)
     }
+}
+
+/// A trusted session window or a remembered device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustRecord {
+    /// Hex SHA-256 of a random 128-bit token; the token itself is never stored.
+    pub id: String,
+    pub user: String,
+    pub kind: TrustKind,
+    pub identity_hash: String,
+    pub description: String,
+    pub service: String,
+    pub created_at: i64,
+    pub last_used: i64,
+    /// Valid while now < expires_at.
+    pub expires_at: i64,
+    /// 0 = no idle limit.
+    pub idle_seconds: i64,
+    /// Fingerprint of the password hash when the device was remembered.
+    pub password_stamp: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustKind {
+    Session,
+    Device,
+}
+
+impl TrustKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustKind::Session => "session",
+            TrustKind::Device => "device",
+        }
+    }
+}
+
+/// An enrolment deferral for a user (`alice`) or a group (`@staff`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferral {
+    pub subject: String,
+    pub until: i64,
+    pub reason: String,
+    pub created_at: i64,
+    pub created_by: u32,
+}
+
+impl Store {
+    /// Every trust record of `user` for one device identity, valid or not.
+    pub fn trust_for(&self, user: &str, identity_hash: &str) -> Result<Vec<TrustRecord>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{SELECT_TRUST} WHERE user = ?1 AND identity_hash = ?2"
+        ))?;
+        let rows = stmt
+            .query_map([user, identity_hash], row_to_trust)?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Trust records of one user, or of everyone.
+    pub fn trust_list(&self, user: Option<&str>) -> Result<Vec<TrustRecord>> {
+        let rows = match user {
+            Some(u) => {
+                let mut stmt = self.conn.prepare(&format!(
+                    "{SELECT_TRUST} WHERE user = ?1 ORDER BY created_at"
+                ))?;
+                stmt.query_map([u], row_to_trust)?
+                    .collect::<std::result::Result<Vec<_>, _>>()?
+            }
+            None => {
+                let mut stmt = self
+                    .conn
+                    .prepare(&format!("{SELECT_TRUST} ORDER BY user, created_at"))?;
+                stmt.query_map([], row_to_trust)?
+                    .collect::<std::result::Result<Vec<_>, _>>()?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Stores a record; a session window replaces the previous one for the same device.
+    pub fn put_trust(&mut self, r: &TrustRecord) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM trust WHERE user = ?1 AND identity_hash = ?2 AND kind = ?3",
+            params![r.user, r.identity_hash, r.kind.as_str()],
+        )?;
+        tx.execute(
+            "INSERT INTO trust (id, user, kind, identity_hash, description, service, created_at, last_used,
+                 expires_at, idle_seconds, password_stamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                r.id,
+                r.user,
+                r.kind.as_str(),
+                r.identity_hash,
+                r.description,
+                r.service,
+                r.created_at,
+                r.last_used,
+                r.expires_at,
+                r.idle_seconds,
+                r.password_stamp
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn touch_trust(&mut self, id: &str, now: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE trust SET last_used = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        Ok(())
+    }
+
+    /// Removes one of `user`'s records by id (or a unique prefix of at least 8 hex
+    /// digits), or all of them with `None`. Returns how many went.
+    pub fn revoke_trust(&mut self, user: &str, id: Option<&str>) -> Result<usize> {
+        Ok(match id {
+            None => self
+                .conn
+                .execute("DELETE FROM trust WHERE user = ?1", [user])?,
+            Some(prefix) => {
+                let matching: Vec<String> = self
+                    .trust_list(Some(user))?
+                    .into_iter()
+                    .filter(|r| r.id.starts_with(prefix))
+                    .map(|r| r.id)
+                    .collect();
+                if prefix.len() < 8 || matching.len() != 1 {
+                    0
+                } else {
+                    self.conn
+                        .execute("DELETE FROM trust WHERE id = ?1", [&matching[0]])?
+                }
+            }
+        })
+    }
+
+    /// Drops records that can no longer be honoured.
+    pub fn purge_expired_trust(&mut self, now: i64) -> Result<usize> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM trust WHERE expires_at <= ?1", [now])?)
+    }
+
+    pub fn set_deferral(&mut self, d: &Deferral) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO deferrals (subject, until, reason, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(subject) DO UPDATE SET until = ?2, reason = ?3, created_at = ?4, created_by = ?5",
+            params![d.subject, d.until, d.reason, d.created_at, d.created_by],
+        )?;
+        Ok(())
+    }
+
+    pub fn clear_deferral(&mut self, subject: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM deferrals WHERE subject = ?1", [subject])?
+            > 0)
+    }
+
+    pub fn deferrals(&self) -> Result<Vec<Deferral>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT subject, until, reason, created_at, created_by FROM deferrals ORDER BY subject",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Deferral {
+                    subject: r.get(0)?,
+                    until: r.get(1)?,
+                    reason: r.get(2)?,
+                    created_at: r.get(3)?,
+                    created_by: r.get(4)?,
+                })
+            })?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+const SELECT_TRUST: &str =
+    "SELECT id, user, kind, identity_hash, description, service, created_at, last_used,
+    expires_at, idle_seconds, password_stamp FROM trust";
+
+fn row_to_trust(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrustRecord> {
+    let kind: String = r.get(2)?;
+    Ok(TrustRecord {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        kind: if kind == "device" {
+            TrustKind::Device
+        } else {
+            TrustKind::Session
+        },
+        identity_hash: r.get(3)?,
+        description: r.get(4)?,
+        service: r.get(5)?,
+        created_at: r.get(6)?,
+        last_used: r.get(7)?,
+        expires_at: r.get(8)?,
+        idle_seconds: r.get(9)?,
+        password_stamp: r.get(10)?,
+    })
 }
 
 const SELECT_USER: &str =

@@ -174,6 +174,37 @@ pub struct UserStatus {
     pub failures: u32,
     /// Unix seconds until which logins are refused; 0 when not locked.
     pub locked_until: i64,
+    /// Whether policy requires a second factor of this user.
+    pub in_scope: bool,
+    /// For a user without an active factor: when enrolment becomes mandatory (the
+    /// latest of the global deadline and the user's and groups' deferrals); 0 = none.
+    pub grace_until: i64,
+    /// Trusted sessions and remembered devices currently valid.
+    pub trusted: u32,
+}
+
+/// A trusted session window or remembered device, as `TrustList` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct TrustInfo {
+    /// The first 12 hex digits of the record's id; enough for `TrustRevoke`.
+    pub id: String,
+    pub user: String,
+    /// `session` (verified session window) or `device` (remembered device).
+    pub kind: String,
+    pub device: String,
+    pub service: String,
+    pub created_at: i64,
+    pub last_used: i64,
+    pub expires_at: i64,
+}
+
+/// An enrolment deferral for a user (`alice`) or a group (`@staff`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct Deferral {
+    pub subject: String,
+    pub until: i64,
+    pub reason: String,
+    pub created_at: i64,
 }
 
 /// Names of the errors under [`ERROR_PREFIX`].
@@ -216,6 +247,13 @@ pub trait Manage {
     fn list(&self) -> zbus::Result<Vec<UserStatus>>;
     fn reset(&self, user: &str) -> zbus::Result<bool>;
     fn unlock(&self, user: &str) -> zbus::Result<()>;
+    /// `user` empty: every user's (administrators only).
+    fn trust_list(&self, user: &str) -> zbus::Result<Vec<TrustInfo>>;
+    /// Revokes one record by id, or all of the user's with `id` empty. Returns how many.
+    fn trust_revoke(&self, user: &str, id: &str) -> zbus::Result<u32>;
+    fn grace_set(&self, subject: &str, until: i64, reason: &str) -> zbus::Result<()>;
+    fn grace_list(&self) -> zbus::Result<Vec<Deferral>>;
+    fn grace_clear(&self, subject: &str) -> zbus::Result<bool>;
 }
 
 #[cfg(test)]

@@ -2,8 +2,12 @@ use super::*;
 use crate::audit::MemoryAudit;
 use crate::clock::ManualClock;
 use crate::random::OsRandom;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-struct Users;
+/// alice, bob, carol (admin group); alice is in `staff`; passwords can change.
+struct Users {
+    password_generation: AtomicU32,
+}
 impl UserDb for Users {
     fn uid_of(&self, name: &str) -> Option<u32> {
         match name {
@@ -19,12 +23,41 @@ impl UserDb for Users {
     fn in_group(&self, uid: u32, group: &str) -> bool {
         group == "twofold-admin" && uid == 1002
     }
+    fn groups_of(&self, user: &str) -> Vec<String> {
+        match user {
+            "alice" => vec!["alice".into(), "staff".into()],
+            "carol" => vec!["carol".into(), "twofold-admin".into()],
+            other => vec![other.into()],
+        }
+    }
+    fn group_exists(&self, group: &str) -> bool {
+        ["staff", "twofold-admin"].contains(&group)
+    }
+    fn password_stamp(&self, user: &str) -> Option<String> {
+        Some(format!(
+            "{user}-{}",
+            self.password_generation.load(Ordering::SeqCst)
+        ))
+    }
+}
+
+/// Login session 7 for pid 700, session 8 for pid 800.
+struct Sessions;
+impl SessionLookup for Sessions {
+    fn session_of(&self, pid: u32) -> Option<u32> {
+        match pid {
+            700 => Some(7),
+            800 => Some(8),
+            _ => None,
+        }
+    }
 }
 
 struct Fixture {
     engine: Engine,
     clock: Arc<ManualClock>,
     audit: Arc<MemoryAudit>,
+    users: Arc<Users>,
 }
 
 const T0: i64 = 1_800_000_000; // a step boundary: 1_800_000_000 / 30 = 60_000_000
@@ -33,19 +66,24 @@ fn fixture_with(config_text: &str) -> Fixture {
     let config = Config::parse(config_text, "test").unwrap();
     let clock = Arc::new(ManualClock::new(T0));
     let audit = Arc::new(MemoryAudit::default());
+    let users = Arc::new(Users {
+        password_generation: AtomicU32::new(0),
+    });
     let engine = Engine::new(Parts {
         config,
         store: Store::open_in_memory().unwrap(),
         clock: clock.clone(),
         random: Arc::new(OsRandom),
-        users: Arc::new(Users),
+        users: users.clone(),
         audit: audit.clone(),
         hostname: "host".into(),
+        sessions: Arc::new(Sessions),
     });
     Fixture {
         engine,
         clock,
         audit,
+        users,
     }
 }
 
@@ -483,4 +521,396 @@ fn a_store_failure_fails_the_login() {
     let step = f.engine.answer(&root(), &id, &f.code(&secret, 0)).unwrap();
     assert_eq!(step.action(), Some(Action::Error));
     assert_eq!(f.outcomes().last(), Some(&"error"));
+}
+
+// ---- trusted devices, session windows, grace periods, scope ----
+
+const KEY_A: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIPBt/BNd5lA1dnF//n6CHzH8KvAg/yKN0naK8HbRXq9f";
+const KEY_B: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIJ6Ys3dQ6f2cm0qUq4aUu0PZ1k0WQ0mX+0Dr7zKd6oVt";
+
+fn ssh_key(user: &str, key: &str, rhost: &str) -> LoginContext {
+    LoginContext {
+        ssh_auth_info: format!("publickey ssh-ed25519 {key}"),
+        rhost: rhost.into(),
+        ..ctx(user)
+    }
+}
+
+fn sudo(user: &str, tty: &str) -> LoginContext {
+    LoginContext {
+        user: user.into(),
+        service: "sudo".into(),
+        tty: tty.into(),
+        ..Default::default()
+    }
+}
+
+impl Fixture {
+    /// Runs a login as `caller`, answering prompts in order; returns every step.
+    fn login_as(&self, caller: &Caller, c: LoginContext, answers: &[&str]) -> Vec<Step> {
+        let (id, first) = self.engine.begin(caller, c).unwrap();
+        let mut steps = vec![first];
+        for a in answers {
+            if !matches!(
+                steps.last().unwrap().action(),
+                Some(Action::PromptSecret | Action::PromptVisible)
+            ) {
+                break;
+            }
+            steps.push(self.engine.answer(caller, &id, a).unwrap());
+        }
+        steps
+    }
+
+    /// A login that gives the right code (and `remember` to the trust question).
+    fn verify(&self, caller: &Caller, c: LoginContext, secret: &str, remember: &str) -> Vec<Step> {
+        self.clock.advance(30); // a fresh step: the previous code is spent
+        let code = self.code(secret, 0);
+        self.login_as(caller, c, &[&code, remember])
+    }
+
+    fn passes_without_code(&self, caller: &Caller, c: LoginContext) -> bool {
+        let (id, step) = self.engine.begin(caller, c).unwrap();
+        if step.action() == Some(Action::PromptSecret) {
+            self.engine.cancel(caller, &id);
+        }
+        step.action() == Some(Action::Success)
+    }
+
+    fn reasons(&self) -> Vec<String> {
+        self.audit
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.reason.clone())
+            .collect()
+    }
+}
+
+fn sudo_caller(pid: u32) -> Caller {
+    Caller {
+        uid: 0,
+        pid: Some(pid),
+        bus_name: format!(":1.{pid}"),
+    }
+}
+
+#[test]
+fn an_ssh_key_session_window_lasts_its_hours_and_fails_one_second_after() {
+    let f = fixture();
+    let secret = f.enrol("alice");
+    let steps = f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "n");
+    assert_eq!(steps[1].prompt, "Trust this device for 90 days? [y/N] ");
+    assert_eq!(last_action(&steps), Some(Action::Success));
+    let start = f.clock.now();
+    // Keep it busy (idle limit 30 min) up to one second before the 12 hours end.
+    while f.clock.now() + 1799 < start + 12 * 3600 - 1 {
+        f.clock.advance(1799);
+        assert!(
+            f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")),
+            "at +{}",
+            f.clock.now() - start
+        );
+    }
+    f.clock.set(start + 12 * 3600 - 1);
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    f.clock.set(start + 12 * 3600);
+    assert!(!f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    assert!(f.reasons().iter().any(|r| r == "trusted session window"));
+}
+
+#[test]
+fn a_session_window_lapses_after_idling() {
+    let f = fixture();
+    let secret = f.enrol("alice");
+    f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "n");
+    f.clock.advance(30 * 60 - 1);
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    f.clock.advance(30 * 60);
+    assert!(!f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+}
+
+#[test]
+fn trust_needs_the_same_user_key_and_address() {
+    let f = fixture();
+    let secret = f.enrol("alice");
+    f.enrol("bob");
+    f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    assert!(
+        !f.passes_without_code(&root(), ssh_key("bob", KEY_A, "192.0.2.7")),
+        "A's trust served B"
+    );
+    assert!(
+        !f.passes_without_code(&root(), ssh_key("alice", KEY_B, "192.0.2.7")),
+        "another key was trusted"
+    );
+    assert!(
+        !f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.8")),
+        "another address was trusted"
+    );
+    assert!(
+        !f.passes_without_code(&root(), ssh_key("alice", KEY_A, "host.example")),
+        "an unparsable address was trusted"
+    );
+    assert!(
+        !f.passes_without_code(&root(), ctx("alice")),
+        "keyboard-interactive alone was trusted"
+    );
+}
+
+#[test]
+fn a_remembered_device_is_asked_accepted_honoured_and_expires() {
+    let f = fixture();
+    let secret = f.enrol("alice");
+    let steps = f.verify(
+        &root(),
+        ssh_key("alice", KEY_A, "192.0.2.7"),
+        &secret,
+        "yes",
+    );
+    assert_eq!(
+        steps.last().unwrap().messages[0].text,
+        "This device is now trusted."
+    );
+    let start = f.clock.now();
+    assert!(
+        f.reasons()
+            .iter()
+            .any(|r| r.starts_with("device remembered for 90 days: SSH key SHA256:"))
+    );
+    // Long after the session window and its idle limit: still trusted.
+    f.clock.advance(40 * 86400);
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    assert_eq!(f.reasons().last().unwrap(), "remembered device");
+    f.clock.set(start + 90 * 86400 - 1);
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    f.clock.set(start + 90 * 86400);
+    assert!(!f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+}
+
+#[test]
+fn a_password_change_ends_a_remembered_device_at_once() {
+    let f = fixture();
+    let secret = f.enrol("alice");
+    f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
+    f.clock.advance(86400); // past the session window
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    f.users.password_generation.fetch_add(1, Ordering::SeqCst);
+    assert!(!f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    assert!(f.reasons().iter().any(|r| r.contains("password changed")));
+    assert!(
+        f.engine
+            .trust_list(&root(), "alice")
+            .unwrap()
+            .iter()
+            .all(|t| t.kind != "device")
+    );
+}
+
+#[test]
+fn revoke_reset_re_enrolment_and_lockout_end_trust_at_once() {
+    let f = fixture_with("version = 1\n[lockout]\nmax_failures = 3\n");
+    let trusted = || f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7"));
+    let mut secret = f.enrol("alice");
+    f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
+    assert!(trusted());
+    // Revoke one device by the id `trust list` shows: the session window remains.
+    let list = f.engine.trust_list(&as_uid(1000, ":1.9"), "alice").unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let device = list.iter().find(|t| t.kind == "device").unwrap();
+    assert_eq!(
+        f.engine
+            .trust_revoke(&as_uid(1000, ":1.9"), "alice", &device.id)
+            .unwrap(),
+        1
+    );
+    assert!(
+        f.engine
+            .trust_revoke(&as_uid(1001, ":1.8"), "alice", "")
+            .is_err(),
+        "bob revoked alice's trust"
+    );
+    assert_eq!(f.engine.trust_revoke(&root(), "alice", "").unwrap(), 1);
+    assert!(!trusted());
+
+    f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
+    assert!(f.engine.reset(&root(), "alice").unwrap());
+    secret = f.enrol("alice");
+    assert!(!trusted(), "reset left trust behind");
+
+    f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
+    secret = f.engine.enrol(&root(), "alice", true).unwrap().secret;
+    assert!(!trusted(), "re-enrolment left trust behind");
+
+    f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
+    f.login("alice", &["000000", "000001", "000002"]);
+    f.engine.unlock(&root(), "alice").unwrap();
+    assert!(!trusted(), "a lockout left trust behind");
+}
+
+#[test]
+fn sudo_trusts_the_same_login_session_briefly_and_never_remembers() {
+    let f = fixture();
+    let secret = f.enrol("alice");
+    let steps = f.verify(&sudo_caller(700), sudo("alice", "/dev/pts/1"), &secret, "");
+    assert_eq!(steps.len(), 2, "sudo asked to remember: {steps:?}");
+    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert!(f.passes_without_code(&sudo_caller(700), sudo("alice", "/dev/pts/1")));
+    assert!(
+        !f.passes_without_code(&sudo_caller(800), sudo("alice", "/dev/pts/1")),
+        "another session was trusted"
+    );
+    assert!(
+        !f.passes_without_code(&sudo_caller(700), sudo("alice", "/dev/pts/2")),
+        "another tty was trusted"
+    );
+    assert!(
+        !f.passes_without_code(&sudo_caller(900), sudo("alice", "/dev/pts/1")),
+        "no session id was trusted"
+    );
+    // sudo's window: 1 hour, 15 minutes idle.
+    f.clock.advance(15 * 60);
+    assert!(!f.passes_without_code(&sudo_caller(700), sudo("alice", "/dev/pts/1")));
+}
+
+#[test]
+fn the_strict_profile_never_offers_to_remember() {
+    let f = fixture_with("version = 1\nprofile = \"strict\"\n");
+    let secret = f.enrol("alice");
+    let steps = f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    f.clock.advance(3600);
+    assert!(!f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+}
+
+const DAY: i64 = 86400;
+
+fn grace_fixture() -> Fixture {
+    // The deadline is ten days after T0 (1_800_000_000 = 2027-01-15T08:00:00Z).
+    fixture_with(
+        "version = 1\n[enrolment]\ndeadline = \"2027-01-25T08:00:00Z\"\nmax_deferral_days = 30\n",
+    )
+}
+
+#[test]
+fn before_the_deadline_unenrolled_users_pass_with_a_reminder_and_after_it_are_refused() {
+    let f = grace_fixture();
+    let steps = f.login_as(&sudo_caller(700), sudo("bob", "/dev/pts/1"), &[]);
+    assert_eq!(last_action(&steps), Some(Action::Success));
+    let text = &steps[0].messages[0].text;
+    assert!(
+        text.contains("mandatory on 2027-01-25") && text.contains("10 day(s) left"),
+        "{text}"
+    );
+    // sshd drops messages without a prompt: there the reminder waits for Enter.
+    let steps = f.login_as(&root(), ctx("bob"), &[""]);
+    assert_eq!(steps[0].action(), Some(Action::PromptVisible));
+    assert!(
+        steps[0].prompt.contains("10 day(s) left")
+            && steps[0].prompt.ends_with("Press Enter to continue: ")
+    );
+    assert_eq!(last_action(&steps), Some(Action::Success));
+    f.clock.advance(10 * DAY - 1);
+    assert!(
+        f.login_as(&root(), sudo("bob", ""), &[])[0].messages[0]
+            .text
+            .contains("1 day(s) left")
+    );
+    f.clock.advance(1);
+    let steps = f.login_as(&root(), sudo("bob", ""), &[]);
+    assert_eq!(last_action(&steps), Some(Action::Denied));
+    assert!(
+        steps[0].messages[0]
+            .text
+            .contains("mandatory since 2027-01-25")
+            && steps[0].messages[0].text.contains("twofoldctl enrol bob")
+    );
+    assert!(f.outcomes().contains(&"grace"));
+}
+
+#[test]
+fn deferrals_extend_grace_for_a_user_or_a_group_within_limits() {
+    let f = grace_fixture();
+    f.clock.advance(11 * DAY); // the global deadline has passed
+    assert_eq!(
+        last_action(&f.login_as(&root(), sudo("bob", ""), &[])),
+        Some(Action::Denied)
+    );
+    let now = f.clock.now();
+    f.engine
+        .grace_set(&root(), "bob", now + 5 * DAY, "new phone on order")
+        .unwrap();
+    assert_eq!(
+        last_action(&f.login_as(&root(), sudo("bob", ""), &[])),
+        Some(Action::Success)
+    );
+    f.engine
+        .grace_set(&root(), "@staff", now + 3 * DAY, "")
+        .unwrap();
+    assert_eq!(
+        last_action(&f.login_as(&root(), sudo("alice", ""), &[])),
+        Some(Action::Success)
+    );
+    assert_eq!(
+        f.engine.status(&root(), "alice").unwrap().grace_until,
+        now + 3 * DAY
+    );
+    // Limits: not in the past, not beyond max_deferral_days, only known subjects, admins only.
+    let invalid = |r: Result<(), ApiError>| matches!(r, Err(ApiError::InvalidInput(_)));
+    assert!(invalid(f.engine.grace_set(&root(), "bob", now - 1, "")));
+    assert!(invalid(f.engine.grace_set(
+        &root(),
+        "bob",
+        now + 31 * DAY,
+        ""
+    )));
+    assert!(matches!(
+        f.engine.grace_set(&root(), "@nogroup", now + DAY, ""),
+        Err(ApiError::UnknownUser(_))
+    ));
+    assert!(matches!(
+        f.engine.grace_set(&root(), "ghost", now + DAY, ""),
+        Err(ApiError::UnknownUser(_))
+    ));
+    assert!(matches!(
+        f.engine
+            .grace_set(&as_uid(1000, ":1.4"), "alice", now + DAY, ""),
+        Err(ApiError::PermissionDenied(_))
+    ));
+    assert_eq!(f.engine.grace_list(&root()).unwrap().len(), 2);
+    // A deferral ends at exactly its instant.
+    f.clock.set(now + 5 * DAY - 1);
+    assert_eq!(
+        last_action(&f.login_as(&root(), sudo("bob", ""), &[])),
+        Some(Action::Success)
+    );
+    f.clock.set(now + 5 * DAY);
+    assert_eq!(
+        last_action(&f.login_as(&root(), sudo("bob", ""), &[])),
+        Some(Action::Denied)
+    );
+    assert!(f.engine.grace_clear(&root(), "@staff").unwrap());
+}
+
+#[test]
+fn users_outside_the_scope_are_ignored() {
+    let f =
+        fixture_with("version = 1\n[scope]\ngroups = [\"staff\"]\nexempt_users = [\"carol\"]\n");
+    f.enrol("alice");
+    f.enrol("carol");
+    assert_eq!(
+        f.login("alice", &[])[0].action(),
+        Some(Action::PromptSecret)
+    );
+    assert_eq!(f.login("bob", &[])[0].action(), Some(Action::OutOfScope));
+    assert_eq!(
+        f.login("carol", &[])[0].action(),
+        Some(Action::OutOfScope),
+        "an exempt user was asked"
+    );
+    assert!(!f.engine.status(&root(), "bob").unwrap().in_scope);
 }

@@ -28,7 +28,7 @@ fn files_are_private_and_schema_is_versioned() {
     assert_eq!(mode(db.parent().unwrap()), 0o700);
     drop(s);
     let s = Store::open(&db).unwrap(); // reopening runs no migration twice
-    assert_eq!(s.schema_version().unwrap(), 1);
+    assert_eq!(s.schema_version().unwrap(), 2);
     for f in ["twofold.db", "twofold.db-wal", "twofold.db-shm"] {
         let p = db.parent().unwrap().join(f);
         if p.exists() {

@@ -1,0 +1,114 @@
+//! Who must use a second factor (scope), and until when a user without one may still log
+//! in (the enrolment deadline and deferrals).
+
+use crate::store::Deferral;
+use twofold_config::ScopeConfig;
+
+pub fn in_scope(scope: &ScopeConfig, user: &str, groups: &[String]) -> bool {
+    let member = |names: &[twofold_config::Name]| names.iter().any(|n| groups.contains(&n.0));
+    if scope.exempt_users.iter().any(|n| n.0 == user) || member(&scope.exempt_groups) {
+        return false;
+    }
+    scope.groups.is_empty() || member(&scope.groups)
+}
+
+/// When enrolment becomes mandatory for `user`: the latest of the global deadline and the
+/// deferrals of the user and their groups. None when none applies.
+pub fn deadline_for(
+    global: Option<i64>,
+    deferrals: &[Deferral],
+    user: &str,
+    groups: &[String],
+) -> Option<i64> {
+    let applies = |d: &&Deferral| {
+        d.subject == user
+            || d.subject
+                .strip_prefix('@')
+                .is_some_and(|g| groups.iter().any(|x| x == g))
+    };
+    global
+        .into_iter()
+        .chain(deferrals.iter().filter(applies).map(|d| d.until))
+        .max()
+}
+
+/// `2027-01-31` (UTC).
+pub fn date_of(t: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()[..10].to_string()
+}
+
+pub fn reminder(user: &str, deadline: i64, now: i64) -> String {
+    let days = (deadline - now + 86399) / 86400;
+    format!(
+        "Two-factor authentication becomes mandatory on {} (UTC); {days} day(s) left. Enrol now with `twofoldctl enrol {user}` or ask your administrator.",
+        date_of(deadline)
+    )
+}
+
+pub fn overdue(user: &str, deadline: i64) -> String {
+    format!(
+        "Two-factor authentication has been mandatory since {} and {user} has not enrolled. Ask your administrator to enrol you (twofoldctl enrol {user}).",
+        date_of(deadline)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twofold_config::Name;
+
+    fn names(v: &[&str]) -> Vec<Name> {
+        v.iter().map(|s| Name(s.to_string())).collect()
+    }
+
+    #[test]
+    fn scope_follows_groups_and_exemptions() {
+        let everyone = ScopeConfig::default();
+        assert!(in_scope(&everyone, "alice", &[]));
+        let staff = ScopeConfig {
+            groups: names(&["staff"]),
+            exempt_users: names(&["svc"]),
+            exempt_groups: names(&["robots"]),
+        };
+        assert!(in_scope(&staff, "alice", &["staff".into()]));
+        assert!(!in_scope(&staff, "bob", &["users".into()]));
+        assert!(!in_scope(&staff, "svc", &["staff".into()]));
+        assert!(!in_scope(
+            &staff,
+            "carol",
+            &["staff".into(), "robots".into()]
+        ));
+    }
+
+    #[test]
+    fn the_latest_applicable_deadline_wins() {
+        let d = |s: &str, until| Deferral {
+            subject: s.into(),
+            until,
+            reason: String::new(),
+            created_at: 0,
+            created_by: 0,
+        };
+        let list = [d("alice", 300), d("@staff", 500), d("bob", 900)];
+        assert_eq!(deadline_for(Some(100), &list, "alice", &[]), Some(300));
+        assert_eq!(
+            deadline_for(Some(100), &list, "alice", &["staff".into()]),
+            Some(500)
+        );
+        assert_eq!(deadline_for(None, &list, "carol", &[]), None);
+        assert_eq!(deadline_for(Some(100), &[], "carol", &[]), Some(100));
+    }
+
+    #[test]
+    fn messages_name_the_date_and_days_left() {
+        let deadline = 1_801_353_600; // 2027-01-31
+        let text = reminder("alice", deadline, deadline - 86400 * 3 - 5);
+        assert!(
+            text.contains("2027-01-31") && text.contains("4 day(s) left"),
+            "{text}"
+        );
+        assert!(reminder("alice", deadline, deadline - 10).contains("1 day(s) left"));
+        assert!(overdue("alice", deadline).contains("since 2027-01-31"));
+    }
+}

@@ -1,0 +1,408 @@
+//! Enrolment and administration: issue and confirm secrets, report state, reset, unlock,
+//! list and revoke trusted devices, and manage enrolment deferrals. Every method checks
+//! the caller first and audits what it changed.
+
+use crate::authz::Caller;
+use crate::engine::{ApiError, Engine, check_user_name, lock, store_error};
+use crate::grace;
+use crate::otp;
+use crate::store::{Attempt, Deferral, FactorState, UserRecord};
+use twofold_protocol::{self as protocol, EnrolmentOffer, TrustInfo, UserStatus};
+
+impl Engine {
+    /// Issues a new pending secret. Admins may enrol anyone (and replace an active
+    /// factor with `replace`); a user may enrol themself while they have no active factor.
+    pub fn enrol(
+        &self,
+        caller: &Caller,
+        user: &str,
+        replace: bool,
+    ) -> Result<EnrolmentOffer, ApiError> {
+        check_user_name(user)?;
+        let policy = self.policy();
+        if !policy.is_admin(caller) {
+            policy
+                .require_admin_or_self(caller, user)
+                .map_err(|d| self.refuse("enrol", caller, user, d.0))?;
+            if replace {
+                return Err(self.refuse(
+                    "enrol",
+                    caller,
+                    user,
+                    "only an administrator may replace a factor".into(),
+                ));
+            }
+        }
+        if self.users.uid_of(user).is_none() {
+            return Err(ApiError::UnknownUser(format!("unknown user {user:?}")));
+        }
+        let secret = otp::generate_secret(self.random.as_ref()).map_err(ApiError::Store)?;
+        let account = format!("{user}@{}", self.hostname);
+        let uri =
+            otp::provisioning_uri(&self.params, &secret, &self.config.totp.issuer.0, &account)
+                .map_err(ApiError::InvalidInput)?;
+        let stored = lock(&self.store)
+            .put_pending(user, &secret, self.clock.now(), replace)
+            .map_err(store_error)?;
+        if !stored {
+            return Err(ApiError::AlreadyEnrolled(format!(
+                "{user} already has an active factor; reset it first or replace it as an administrator"
+            )));
+        }
+        self.audit_manage(
+            "enrol",
+            "success",
+            caller,
+            user,
+            if replace {
+                "new secret issued, replacing"
+            } else {
+                "new secret issued"
+            },
+        );
+        Ok(EnrolmentOffer {
+            user: user.into(),
+            secret,
+            otpauth_uri: uri,
+        })
+    }
+
+    /// Verifies a first code from a pending secret and activates it. Wrong codes count
+    /// towards the lockout like login failures.
+    pub fn confirm_enrolment(
+        &self,
+        caller: &Caller,
+        user: &str,
+        code: &str,
+    ) -> Result<(), ApiError> {
+        check_user_name(user)?;
+        self.policy()
+            .require_admin_or_self(caller, user)
+            .map_err(|d| self.refuse("confirm", caller, user, d.0))?;
+        let now = self.clock.now();
+        let mut store = lock(&self.store);
+        match store.user(user).map_err(store_error)? {
+            None => {
+                return Err(ApiError::NotEnrolled(format!(
+                    "{user} has no factor to confirm"
+                )));
+            }
+            Some(r) if r.state == FactorState::Active => {
+                return Err(ApiError::AlreadyEnrolled(format!(
+                    "{user}'s factor is already confirmed"
+                )));
+            }
+            Some(_) => {}
+        }
+        let params = self.params;
+        let result = store
+            .attempt(user, now, &self.lockout, |u| {
+                otp::matching_step(&params, &u.secret, code, now)
+            })
+            .map_err(store_error)?;
+        drop(store);
+        match result {
+            Attempt::Accepted { .. } => {
+                self.audit_manage("confirm", "success", caller, user, "factor activated");
+                Ok(())
+            }
+            Attempt::Locked { .. }
+            | Attempt::Rejected {
+                locked_until: Some(_),
+                ..
+            } => {
+                self.audit_manage("confirm", "locked", caller, user, "account locked");
+                Err(ApiError::WrongCode(
+                    "too many wrong codes: the account is locked".into(),
+                ))
+            }
+            _ => {
+                self.audit_manage("confirm", "failure", caller, user, "wrong code");
+                Err(ApiError::WrongCode("wrong code".into()))
+            }
+        }
+    }
+
+    pub fn status(&self, caller: &Caller, user: &str) -> Result<UserStatus, ApiError> {
+        check_user_name(user)?;
+        self.policy()
+            .require_admin_or_self(caller, user)
+            .map_err(|d| self.refuse("status", caller, user, d.0))?;
+        let record = lock(&self.store).user(user).map_err(store_error)?;
+        if record.is_none() && self.users.uid_of(user).is_none() {
+            return Err(ApiError::UnknownUser(format!("unknown user {user:?}")));
+        }
+        self.status_of(user, record.as_ref())
+    }
+
+    pub fn list(&self, caller: &Caller) -> Result<Vec<UserStatus>, ApiError> {
+        self.policy()
+            .require_admin(caller)
+            .map_err(|d| self.refuse("list", caller, "", d.0))?;
+        let records = lock(&self.store).users().map_err(store_error)?;
+        records
+            .iter()
+            .map(|r| self.status_of(&r.name, Some(r)))
+            .collect()
+    }
+
+    fn status_of(&self, user: &str, r: Option<&UserRecord>) -> Result<UserStatus, ApiError> {
+        let now = self.clock.now();
+        let groups = self.users.groups_of(user);
+        let store = lock(&self.store);
+        let grace_until = match r {
+            Some(r) if r.state == FactorState::Active => 0,
+            _ => {
+                let deferrals = store.deferrals().map_err(store_error)?;
+                grace::deadline_for(
+                    self.config.enrolment.deadline.map(|d| d.0),
+                    &deferrals,
+                    user,
+                    &groups,
+                )
+                .unwrap_or(0)
+            }
+        };
+        let trusted = store
+            .trust_list(Some(user))
+            .map_err(store_error)?
+            .iter()
+            .filter(|t| t.expires_at > now)
+            .count();
+        Ok(UserStatus {
+            user: user.into(),
+            state: match r.map(|r| r.state) {
+                None => "none".into(),
+                Some(FactorState::Pending) => "pending".into(),
+                Some(FactorState::Active) => "active".into(),
+            },
+            enrolled_at: r.map_or(0, |r| r.enrolled_at),
+            last_success: r.map_or(0, |r| r.last_success),
+            failures: r.map_or(0, |r| r.failures),
+            locked_until: r.map_or(0, |r| {
+                if r.locked_until > now {
+                    r.locked_until
+                } else {
+                    0
+                }
+            }),
+            in_scope: grace::in_scope(&self.config.scope, user, &groups),
+            grace_until,
+            trusted: trusted as u32,
+        })
+    }
+
+    /// Removes a user's factor (lost phone). Returns whether there was one.
+    pub fn reset(&self, caller: &Caller, user: &str) -> Result<bool, ApiError> {
+        check_user_name(user)?;
+        self.policy()
+            .require_admin(caller)
+            .map_err(|d| self.refuse("reset", caller, user, d.0))?;
+        let removed = lock(&self.store).reset(user).map_err(store_error)?;
+        self.audit_manage(
+            "reset",
+            "success",
+            caller,
+            user,
+            if removed {
+                "factor removed"
+            } else {
+                "no factor"
+            },
+        );
+        Ok(removed)
+    }
+
+    pub fn unlock(&self, caller: &Caller, user: &str) -> Result<(), ApiError> {
+        check_user_name(user)?;
+        self.policy()
+            .require_admin(caller)
+            .map_err(|d| self.refuse("unlock", caller, user, d.0))?;
+        if !lock(&self.store).unlock(user).map_err(store_error)? {
+            return Err(ApiError::NotEnrolled(format!("{user} has no factor")));
+        }
+        self.audit_manage(
+            "unlock",
+            "success",
+            caller,
+            user,
+            "lock and failure count cleared",
+        );
+        Ok(())
+    }
+
+    /// Trusted sessions and remembered devices still valid: one user's (admins, or the
+    /// user), or everyone's with an empty `user` (admins).
+    pub fn trust_list(&self, caller: &Caller, user: &str) -> Result<Vec<TrustInfo>, ApiError> {
+        let who = if user.is_empty() {
+            self.policy()
+                .require_admin(caller)
+                .map_err(|d| self.refuse("trust-list", caller, "", d.0))?;
+            None
+        } else {
+            check_user_name(user)?;
+            self.policy()
+                .require_admin_or_self(caller, user)
+                .map_err(|d| self.refuse("trust-list", caller, user, d.0))?;
+            Some(user)
+        };
+        let now = self.clock.now();
+        let records = lock(&self.store).trust_list(who).map_err(store_error)?;
+        Ok(records
+            .into_iter()
+            .filter(|r| r.expires_at > now)
+            .map(|r| TrustInfo {
+                id: r.id[..12].to_string(),
+                user: r.user,
+                kind: r.kind.as_str().into(),
+                device: r.description,
+                service: r.service,
+                created_at: r.created_at,
+                last_used: r.last_used,
+                expires_at: r.expires_at,
+            })
+            .collect())
+    }
+
+    /// Revokes one record (by the id `trust list` shows) or, with an empty id, all of
+    /// the user's. Users may revoke their own.
+    pub fn trust_revoke(&self, caller: &Caller, user: &str, id: &str) -> Result<u32, ApiError> {
+        check_user_name(user)?;
+        self.policy()
+            .require_admin_or_self(caller, user)
+            .map_err(|d| self.refuse("trust-revoke", caller, user, d.0))?;
+        let target = (!id.is_empty()).then_some(id);
+        if target.is_some_and(|i| i.len() < 8 || !i.bytes().all(|b| b.is_ascii_hexdigit())) {
+            return Err(ApiError::InvalidInput(
+                "a trust id is at least 8 hex digits, as `trust list` shows".into(),
+            ));
+        }
+        let removed = lock(&self.store)
+            .revoke_trust(user, target)
+            .map_err(store_error)?;
+        if target.is_some() && removed == 0 {
+            return Err(ApiError::InvalidInput(format!(
+                "{user} has no trusted device with id {id}"
+            )));
+        }
+        let what = if target.is_some() {
+            format!("trusted device {id} revoked")
+        } else {
+            format!("{removed} trust record(s) revoked")
+        };
+        self.audit_manage("trust-revoke", "success", caller, user, &what);
+        Ok(removed as u32)
+    }
+
+    /// Lets `subject` (a user, or `@group`) log in without a factor until `until`.
+    pub fn grace_set(
+        &self,
+        caller: &Caller,
+        subject: &str,
+        until: i64,
+        reason: &str,
+    ) -> Result<(), ApiError> {
+        self.policy()
+            .require_admin(caller)
+            .map_err(|d| self.refuse("grace-set", caller, subject, d.0))?;
+        self.check_subject(subject)?;
+        let now = self.clock.now();
+        let max_days = i64::from(self.config.enrolment.max_deferral_days.get());
+        if until <= now {
+            return Err(ApiError::InvalidInput(format!(
+                "{} is in the past",
+                grace::date_of(until)
+            )));
+        }
+        if until > now + max_days * 86400 {
+            return Err(ApiError::InvalidInput(format!(
+                "{} is more than {max_days} days ahead ([enrolment] max_deferral_days)",
+                grace::date_of(until)
+            )));
+        }
+        if reason.len() > 200 || reason.chars().any(char::is_control) {
+            return Err(ApiError::InvalidInput(
+                "the reason must be at most 200 printable characters".into(),
+            ));
+        }
+        let deferral = Deferral {
+            subject: subject.into(),
+            until,
+            reason: reason.into(),
+            created_at: now,
+            created_by: caller.uid,
+        };
+        lock(&self.store)
+            .set_deferral(&deferral)
+            .map_err(store_error)?;
+        self.audit_manage(
+            "grace-set",
+            "success",
+            caller,
+            subject,
+            &format!("deferred until {}: {reason}", grace::date_of(until)),
+        );
+        Ok(())
+    }
+
+    pub fn grace_list(&self, caller: &Caller) -> Result<Vec<protocol::Deferral>, ApiError> {
+        self.policy()
+            .require_admin(caller)
+            .map_err(|d| self.refuse("grace-list", caller, "", d.0))?;
+        let list = lock(&self.store).deferrals().map_err(store_error)?;
+        Ok(list
+            .into_iter()
+            .map(|d| protocol::Deferral {
+                subject: d.subject,
+                until: d.until,
+                reason: d.reason,
+                created_at: d.created_at,
+            })
+            .collect())
+    }
+
+    pub fn grace_clear(&self, caller: &Caller, subject: &str) -> Result<bool, ApiError> {
+        self.policy()
+            .require_admin(caller)
+            .map_err(|d| self.refuse("grace-clear", caller, subject, d.0))?;
+        self.check_subject(subject)?;
+        let removed = lock(&self.store)
+            .clear_deferral(subject)
+            .map_err(store_error)?;
+        self.audit_manage(
+            "grace-clear",
+            "success",
+            caller,
+            subject,
+            if removed {
+                "deferral removed"
+            } else {
+                "no deferral"
+            },
+        );
+        Ok(removed)
+    }
+
+    fn check_subject(&self, subject: &str) -> Result<(), ApiError> {
+        match subject.strip_prefix('@') {
+            Some(group) => {
+                check_user_name(group)?;
+                if !self.users.group_exists(group) {
+                    return Err(ApiError::UnknownUser(format!("unknown group {group:?}")));
+                }
+            }
+            None => {
+                check_user_name(subject)?;
+                if self.users.uid_of(subject).is_none() {
+                    return Err(ApiError::UnknownUser(format!("unknown user {subject:?}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, action: &'static str, caller: &Caller, user: &str, why: String) -> ApiError {
+        self.audit_manage(action, "denied", caller, user, &why);
+        ApiError::PermissionDenied(why)
+    }
+}

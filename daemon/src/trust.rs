@@ -1,0 +1,189 @@
+//! Whether a stored session window or remembered device still lets a login pass without
+//! a code. Pure: the record, the service's current policy, the clock, and the user's
+//! password fingerprint now.
+
+use crate::identity::{DeviceIdentity, hex};
+use crate::random::Random;
+use crate::store::{TrustKind, TrustRecord};
+use sha2::{Digest, Sha256};
+use twofold_config::ServicePolicy;
+use twofold_protocol::LoginContext;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgement {
+    Valid,
+    Lapsed,
+    /// A remembered device whose user changed password since: revoke it.
+    PasswordChanged,
+}
+
+/// Valid while now is before every limit: the record's own expiry, the checking service's
+/// current window (so tightening the policy takes effect at once) and the idle limit.
+pub fn judge(
+    r: &TrustRecord,
+    policy: &ServicePolicy,
+    now: i64,
+    password_stamp: Option<&str>,
+) -> Judgement {
+    let within = |limit: i64| now < limit;
+    let valid = match r.kind {
+        TrustKind::Session => {
+            let idle = match (r.idle_seconds, policy.idle_seconds) {
+                (0, p) => p,
+                (s, 0) => s,
+                (s, p) => s.min(p),
+            };
+            policy.session_seconds > 0
+                && within(r.expires_at)
+                && within(r.created_at + policy.session_seconds)
+                && (idle == 0 || within(r.last_used + idle))
+        }
+        TrustKind::Device => {
+            if policy.remember_device
+                && within(r.expires_at)
+                && r.password_stamp.as_deref() != password_stamp
+            {
+                return Judgement::PasswordChanged;
+            }
+            policy.remember_device
+                && within(r.expires_at)
+                && within(r.created_at + policy.remember_seconds)
+        }
+    };
+    if valid {
+        Judgement::Valid
+    } else {
+        Judgement::Lapsed
+    }
+}
+
+/// A new record for `identity`, its id the hash of 128 fresh random bits.
+pub fn new_record(
+    random: &dyn Random,
+    kind: TrustKind,
+    login: &LoginContext,
+    identity: &DeviceIdentity,
+    policy: &ServicePolicy,
+    now: i64,
+    password_stamp: Option<String>,
+) -> Result<TrustRecord, String> {
+    let mut token = [0u8; 16];
+    random.fill(&mut token)?;
+    let (lifetime, idle) = match kind {
+        TrustKind::Session => (policy.session_seconds, policy.idle_seconds),
+        TrustKind::Device => (policy.remember_seconds, 0),
+    };
+    Ok(TrustRecord {
+        id: hex(&Sha256::digest(token)),
+        user: login.user.clone(),
+        kind,
+        identity_hash: identity.hash_for(&login.user),
+        description: identity.description.clone(),
+        service: login.service.clone(),
+        created_at: now,
+        last_used: now,
+        expires_at: now + lifetime,
+        idle_seconds: idle,
+        password_stamp: match kind {
+            TrustKind::Device => password_stamp,
+            TrustKind::Session => None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: ServicePolicy = ServicePolicy {
+        session_seconds: 12 * 3600,
+        idle_seconds: 1800,
+        remember_device: true,
+        remember_seconds: 90 * 86400,
+        trust_address: false,
+    };
+
+    fn record(kind: TrustKind) -> TrustRecord {
+        let identity = DeviceIdentity {
+            key: "k".into(),
+            description: "d".into(),
+            rememberable: true,
+        };
+        new_record(
+            &crate::random::OsRandom,
+            kind,
+            &LoginContext {
+                user: "alice".into(),
+                service: "sshd".into(),
+                ..Default::default()
+            },
+            &identity,
+            &POLICY,
+            1000,
+            Some("stamp".into()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_session_window_ends_at_its_instant_and_after_idling() {
+        let mut r = record(TrustKind::Session);
+        assert_eq!(r.password_stamp, None);
+        r.last_used = 1000 + 12 * 3600 - 10;
+        assert_eq!(
+            judge(&r, &POLICY, 1000 + 12 * 3600 - 1, None),
+            Judgement::Valid
+        );
+        assert_eq!(
+            judge(&r, &POLICY, 1000 + 12 * 3600, None),
+            Judgement::Lapsed
+        );
+        r.last_used = 1000;
+        assert_eq!(judge(&r, &POLICY, 1000 + 1799, None), Judgement::Valid);
+        assert_eq!(judge(&r, &POLICY, 1000 + 1800, None), Judgement::Lapsed);
+    }
+
+    #[test]
+    fn a_tighter_policy_applies_to_existing_windows_at_once() {
+        let r = record(TrustKind::Session);
+        let short = ServicePolicy {
+            session_seconds: 600,
+            ..POLICY
+        };
+        assert_eq!(judge(&r, &short, 1000 + 599, None), Judgement::Valid);
+        assert_eq!(judge(&r, &short, 1000 + 600, None), Judgement::Lapsed);
+        let off = ServicePolicy {
+            session_seconds: 0,
+            ..POLICY
+        };
+        assert_eq!(judge(&r, &off, 1001, None), Judgement::Lapsed);
+    }
+
+    #[test]
+    fn a_remembered_device_lasts_its_days_unless_the_password_changes() {
+        let r = record(TrustKind::Device);
+        let end = 1000 + 90 * 86400;
+        assert_eq!(judge(&r, &POLICY, end - 1, Some("stamp")), Judgement::Valid);
+        assert_eq!(judge(&r, &POLICY, end, Some("stamp")), Judgement::Lapsed);
+        assert_eq!(
+            judge(&r, &POLICY, 2000, Some("other")),
+            Judgement::PasswordChanged
+        );
+        assert_eq!(judge(&r, &POLICY, 2000, None), Judgement::PasswordChanged);
+        let no_remember = ServicePolicy {
+            remember_device: false,
+            ..POLICY
+        };
+        assert_eq!(
+            judge(&r, &no_remember, 2000, Some("stamp")),
+            Judgement::Lapsed
+        );
+    }
+
+    #[test]
+    fn record_ids_are_fresh_hashes() {
+        let (a, b) = (record(TrustKind::Device), record(TrustKind::Device));
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.id.len(), 64);
+    }
+}
