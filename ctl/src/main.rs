@@ -45,6 +45,47 @@ enum Command {
     Reset { user: String },
     /// End a lockout after too many wrong codes (administrators only).
     Unlock { user: String },
+    /// Trusted sessions and remembered devices.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Enrolment deferrals: let users log in without a factor until a date (administrators only).
+    #[command(subcommand)]
+    Grace(GraceCommand),
+}
+
+#[derive(Subcommand)]
+enum TrustCommand {
+    /// List valid trust (default: yourself; administrators may name anyone, or --all).
+    List {
+        user: Option<String>,
+        /// Every user's (administrators only).
+        #[arg(long, conflicts_with = "user")]
+        all: bool,
+    },
+    /// Revoke one trusted device by its id, or all of the user's with --all.
+    Revoke {
+        user: String,
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GraceCommand {
+    /// Defer enrolment for USER or @GROUP until DATE (2027-01-31, meaning 00:00 UTC, or an RFC 3339 time).
+    Set {
+        subject: String,
+        #[arg(long)]
+        until: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List deferrals.
+    List,
+    /// Remove the deferral of USER or @GROUP.
+    Clear { subject: String },
 }
 
 /// A failure with its exit code.
@@ -173,6 +214,62 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Unlock { user } => {
             manage.unlock(user).await.map_err(z)?;
             output::done(user, "unlocked", true, cli.json);
+        }
+        Command::Trust(TrustCommand::List { user, all }) => {
+            let user = match (user, all) {
+                (_, true) => String::new(),
+                (Some(u), false) => u.clone(),
+                (None, false) => current_user()?,
+            };
+            output::trust(&manage.trust_list(&user).await.map_err(z)?, cli.json);
+        }
+        Command::Trust(TrustCommand::Revoke { user, id, .. }) => {
+            let n = manage
+                .trust_revoke(user, id.as_deref().unwrap_or(""))
+                .await
+                .map_err(z)?;
+            output::done(
+                user,
+                &format!("{n} trusted device(s) or session(s) revoked"),
+                n > 0,
+                cli.json,
+            );
+        }
+        Command::Grace(GraceCommand::Set {
+            subject,
+            until,
+            reason,
+        }) => {
+            let instant = twofold_config::parse_instant(until).map_err(|m| Failure {
+                code: 2,
+                message: m,
+            })?;
+            manage
+                .grace_set(subject, instant, reason)
+                .await
+                .map_err(z)?;
+            output::done(
+                subject,
+                &format!("may log in without a second factor until {until}"),
+                true,
+                cli.json,
+            );
+        }
+        Command::Grace(GraceCommand::List) => {
+            output::deferrals(&manage.grace_list().await.map_err(z)?, cli.json)
+        }
+        Command::Grace(GraceCommand::Clear { subject }) => {
+            let removed = manage.grace_clear(subject).await.map_err(z)?;
+            output::done(
+                subject,
+                if removed {
+                    "deferral removed"
+                } else {
+                    "had no deferral"
+                },
+                removed,
+                cli.json,
+            );
         }
     }
     Ok(())

@@ -4,7 +4,7 @@ use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 use serde_json::json;
 use std::time::{Duration, UNIX_EPOCH};
-use twofold_protocol::{EnrolmentOffer, UserStatus};
+use twofold_protocol::{Deferral, EnrolmentOffer, TrustInfo, UserStatus};
 
 fn when(t: i64) -> String {
     if t <= 0 {
@@ -74,7 +74,8 @@ pub fn statuses(list: &[UserStatus], as_json: bool) {
             .iter()
             .map(|s| {
                 json!({"user": s.user, "state": s.state, "enrolled_at": s.enrolled_at,
-                       "last_success": s.last_success, "failures": s.failures, "locked_until": s.locked_until})
+                       "last_success": s.last_success, "failures": s.failures, "locked_until": s.locked_until,
+                       "in_scope": s.in_scope, "grace_until": s.grace_until, "trusted": s.trusted})
             })
             .collect();
         println!("{}", serde_json::Value::Array(v));
@@ -89,8 +90,18 @@ pub fn statuses(list: &[UserStatus], as_json: bool) {
         } else {
             "not locked".into()
         };
-        if s.state == "none" {
-            println!("{}: not enrolled", s.user);
+        let grace = if s.grace_until > 0 {
+            format!("; enrolment mandatory from {}", when(s.grace_until))
+        } else {
+            String::new()
+        };
+        if !s.in_scope {
+            println!(
+                "{}: outside twofold's scope (no second factor required)",
+                s.user
+            );
+        } else if s.state == "none" {
+            println!("{}: not enrolled{grace}", s.user);
         } else {
             println!(
                 "{}: {} (enrolled {}), last success {}, {} recent failure(s), {}",
@@ -101,7 +112,65 @@ pub fn statuses(list: &[UserStatus], as_json: bool) {
                 s.failures,
                 lock
             );
+            println!("  {} trusted session(s)/device(s){grace}", s.trusted);
         }
+    }
+}
+
+pub fn trust(list: &[TrustInfo], as_json: bool) {
+    if as_json {
+        let v: Vec<_> = list
+            .iter()
+            .map(|t| {
+                json!({"id": t.id, "user": t.user, "kind": t.kind, "device": t.device, "service": t.service,
+                       "created_at": t.created_at, "last_used": t.last_used, "expires_at": t.expires_at})
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return;
+    }
+    if list.is_empty() {
+        println!("No trusted sessions or devices.");
+        return;
+    }
+    println!(
+        "{:<12}  {:<10}  {:<8}  {:<20}  {:<20}  {:<20}  device",
+        "ID", "USER", "KIND", "CREATED", "LAST USED", "EXPIRES"
+    );
+    for t in list {
+        println!(
+            "{:<12}  {:<10}  {:<8}  {:<20}  {:<20}  {:<20}  {} ({})",
+            t.id,
+            t.user,
+            t.kind,
+            when(t.created_at),
+            when(t.last_used),
+            when(t.expires_at),
+            t.device,
+            t.service
+        );
+    }
+}
+
+pub fn deferrals(list: &[Deferral], as_json: bool) {
+    if as_json {
+        let v: Vec<_> = list
+            .iter()
+            .map(|d| json!({"subject": d.subject, "until": d.until, "reason": d.reason, "created_at": d.created_at}))
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return;
+    }
+    if list.is_empty() {
+        println!("No deferrals.");
+    }
+    for d in list {
+        let reason = if d.reason.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", d.reason)
+        };
+        println!("{}: until {}{reason}", d.subject, when(d.until));
     }
 }
 

@@ -39,3 +39,18 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// Reads the time (Unix seconds) from a file at every call; for end-to-end tests only.
+/// An unreadable file gives 0, which fails every code: a broken test clock never passes.
+#[cfg(feature = "test-clock")]
+pub struct FileClock(pub std::path::PathBuf);
+
+#[cfg(feature = "test-clock")]
+impl Clock for FileClock {
+    fn now(&self) -> i64 {
+        std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use twofold_config::Config;
 use twofold_daemon::audit::SyslogAudit;
 use twofold_daemon::authz::SystemUsers;
-use twofold_daemon::clock::SystemClock;
+use twofold_daemon::clock::{Clock, SystemClock};
 use twofold_daemon::engine::{Engine, Parts};
 use twofold_daemon::identity::ProcSessions;
 use twofold_daemon::random::OsRandom;
@@ -25,6 +25,10 @@ struct Args {
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
+    /// Tests only: read the current time from this file.
+    #[cfg(feature = "test-clock")]
+    #[arg(long)]
+    test_clock: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -59,7 +63,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, shutdown)) {
+    match runtime.block_on(serve(config, clock(&args), shutdown)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("twofoldd: {e}");
@@ -68,7 +72,24 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config, shutdown: tokio::sync::oneshot::Receiver<()>) -> Result<(), String> {
+fn clock(args: &Args) -> Arc<dyn Clock> {
+    #[cfg(feature = "test-clock")]
+    if let Some(file) = &args.test_clock {
+        eprintln!(
+            "twofoldd: WARNING: time is read from {} (test clock)",
+            file.display()
+        );
+        return Arc::new(twofold_daemon::clock::FileClock(file.clone()));
+    }
+    let _ = args;
+    Arc::new(SystemClock)
+}
+
+async fn serve(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+) -> Result<(), String> {
     let store = Store::open(&config.daemon.database.0).map_err(|e| e.to_string())?;
     let address = match config.daemon.bus.0.as_str() {
         "system" => SYSTEM_BUS_ADDRESS.to_string(),
@@ -80,7 +101,7 @@ async fn serve(config: Config, shutdown: tokio::sync::oneshot::Receiver<()>) -> 
         .unwrap_or_else(|| "localhost".into());
     let engine = Arc::new(Engine::new(Parts {
         store,
-        clock: Arc::new(SystemClock),
+        clock,
         random: Arc::new(OsRandom),
         users: Arc::new(SystemUsers),
         audit: Arc::new(SyslogAudit::new(config.daemon.syslog_socket.0.clone())),

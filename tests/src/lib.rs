@@ -71,6 +71,8 @@ pub fn ensure_test_users() -> bool {
 
 pub struct World {
     pub dir: tempfile::TempDir,
+    /// When set, the daemon reads "now" from this file (`--test-clock`).
+    clock: Option<PathBuf>,
     bus: Child,
     daemon: Option<Child>,
     pub bus_address: String,
@@ -98,6 +100,29 @@ pub fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The code an authenticator app shows at `time` (for tests on the daemon's test clock).
+pub fn code_at_time(secret: &str, time: i64) -> String {
+    let params = OtpParams {
+        algorithm: totp_sha1(),
+        digits: 6,
+        step: 30,
+        window: 1,
+    };
+    code_at(&params, secret, time as u64).expect("code")
+}
+
+/// Puts the calling test thread — and every process it starts from now on — into a new
+/// kernel login session, as pam_loginuid does at login (root only). Returns its id.
+pub fn new_login_session() -> u32 {
+    std::fs::write("/proc/thread-self/loginuid", "0")
+        .expect("write /proc/thread-self/loginuid (needs root)");
+    std::fs::read_to_string("/proc/thread-self/sessionid")
+        .expect("sessionid")
+        .trim()
+        .parse()
+        .expect("number")
 }
 
 /// Sleeps until at least `margin` seconds remain in the current 30 s step.
@@ -139,6 +164,24 @@ impl World {
         w
     }
 
+    /// Like [`World::start`], with the daemon's clock under the test's control.
+    pub fn start_at(extra: &str, now: i64) -> World {
+        let mut w = World::bus_only();
+        w.clock = Some(w.path("clock"));
+        w.set_clock(now);
+        w.start_daemon(extra);
+        w
+    }
+
+    /// Moves the daemon's test clock.
+    pub fn set_clock(&self, now: i64) {
+        let file = self
+            .clock
+            .as_ref()
+            .expect("World::start_at sets up the test clock");
+        std::fs::write(file, now.to_string()).expect("clock file");
+    }
+
     /// A private bus with no daemon on it.
     pub fn bus_only() -> World {
         World::bus_with_policy("")
@@ -169,6 +212,7 @@ impl World {
         let bus_address = format!("unix:path={}", socket.display());
         let w = World {
             dir,
+            clock: None,
             bus,
             daemon: None,
             bus_address,
@@ -204,9 +248,11 @@ impl World {
             }
             None => Command::new(binary("twofoldd")),
         };
+        cmd.arg("--config").arg(&config);
+        if let Some(clock) = &self.clock {
+            cmd.arg("--test-clock").arg(clock);
+        }
         let child = cmd
-            .arg("--config")
-            .arg(&config)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -306,6 +352,25 @@ impl World {
             status: out.status.code().unwrap_or(-1),
             output: combined(&out),
         }
+    }
+
+    /// Runs PAM transactions in one process with the real libpam (see the
+    /// `pam_inprocess` binary); `child` ones run in a forked child. Returns its report.
+    pub fn pam_inprocess(
+        &self,
+        transactions: &[pam_ffi::Transaction],
+        child: &[pam_ffi::Transaction],
+    ) -> serde_json::Value {
+        let spec = serde_json::json!({"transactions": transactions, "child": child});
+        let out = Command::new(target_dir().join("pam_inprocess"))
+            .env("LD_PRELOAD", "libpam_wrapper.so")
+            .env("PAM_WRAPPER", "1")
+            .env("PAM_WRAPPER_SERVICE_DIR", self.path("pam.d"))
+            .arg(spec.to_string())
+            .output()
+            .expect("pam_inprocess (cargo build --workspace --all-targets)");
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("no report from pam_inprocess: {}", combined(&out)))
     }
 
     /// Runs twofoldctl on this world's bus.

@@ -40,19 +40,58 @@ unsafe extern "C" {
     fn pam_end(pamh: *mut c_void, status: c_int) -> c_int;
 }
 
-/// Answers prompts with the C string behind `appdata`; libpam frees what we allocate.
+/// One PAM transaction as a test describes it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Transaction {
+    pub service: String,
+    pub user: String,
+    /// Answers to the prompts, in order; when they run out the conversation fails.
+    pub answers: Vec<String>,
+    pub rhost: Option<String>,
+    pub tty: Option<String>,
+    /// `NAME=value` pairs put into the PAM environment (as sshd puts SSH_AUTH_INFO_0).
+    pub env: Vec<String>,
+}
+
+/// What happened: pam_authenticate's code and the conversation, as `prompt: …`,
+/// `info: …` and `error: …` lines.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Outcome {
+    pub rc: i32,
+    pub conversation: Vec<String>,
+}
+
+const PAM_ERROR_MSG: c_int = 3;
+const PAM_TTY: c_int = 3;
+const PAM_RHOST: c_int = 4;
+
+struct ConversationState {
+    answers: std::collections::VecDeque<CString>,
+    log: Vec<String>,
+}
+
+#[link(name = "pam")]
+unsafe extern "C" {
+    fn pam_set_item(pamh: *mut c_void, item: c_int, value: *const c_void) -> c_int;
+    fn pam_putenv(pamh: *mut c_void, name_value: *const c_char) -> c_int;
+}
+
+/// Answers prompts from the scripted list and records everything shown; libpam frees
+/// what we allocate.
 extern "C" fn conversation(
     n: c_int,
     msgs: *mut *const PamMessage,
     out: *mut *mut PamResponse,
     appdata: *mut c_void,
 ) -> c_int {
-    if n <= 0 || msgs.is_null() || out.is_null() {
+    if n <= 0 || msgs.is_null() || out.is_null() || appdata.is_null() {
         return PAM_CONV_ERR;
     }
-    // SAFETY: libpam passes n valid messages; we allocate n responses with calloc, as
-    // libpam frees them with free(); appdata is the CString the caller keeps alive.
+    // SAFETY: libpam passes n valid messages and our appdata (a live ConversationState);
+    // we allocate n responses with calloc, as libpam frees them with free().
     unsafe {
+        let state = &mut *(appdata as *mut ConversationState);
         let replies =
             libc::calloc(n as usize, std::mem::size_of::<PamResponse>()) as *mut PamResponse;
         if replies.is_null() {
@@ -60,8 +99,20 @@ extern "C" fn conversation(
         }
         for i in 0..n as usize {
             let m = *msgs.add(i);
-            if matches!((*m).msg_style, PAM_PROMPT_ECHO_OFF | PAM_PROMPT_ECHO_ON) {
-                (*replies.add(i)).resp = libc::strdup(appdata as *const c_char);
+            let text = std::ffi::CStr::from_ptr((*m).msg)
+                .to_string_lossy()
+                .into_owned();
+            match (*m).msg_style {
+                PAM_PROMPT_ECHO_OFF | PAM_PROMPT_ECHO_ON => {
+                    state.log.push(format!("prompt: {text}"));
+                    let Some(answer) = state.answers.pop_front() else {
+                        libc::free(replies as *mut c_void);
+                        return PAM_CONV_ERR;
+                    };
+                    (*replies.add(i)).resp = libc::strdup(answer.as_ptr());
+                }
+                PAM_ERROR_MSG => state.log.push(format!("error: {text}")),
+                _ => state.log.push(format!("info: {text}")),
             }
         }
         *out = replies;
@@ -69,29 +120,45 @@ extern "C" fn conversation(
     PAM_SUCCESS
 }
 
-/// One whole PAM transaction in this process; returns pam_authenticate's code.
-pub fn authenticate(service: &str, user: &str, answer: &str) -> c_int {
-    let (Ok(service), Ok(user), Ok(answer)) = (
-        CString::new(service),
-        CString::new(user),
-        CString::new(answer),
-    ) else {
-        return PAM_CONV_ERR;
+/// One whole PAM transaction in this process.
+pub fn run(t: &Transaction) -> Outcome {
+    let cstr = |s: &str| CString::new(s).unwrap_or_default();
+    let (service, user) = (cstr(&t.service), cstr(&t.user));
+    let mut state = ConversationState {
+        answers: t.answers.iter().map(|a| cstr(a)).collect(),
+        log: Vec::new(),
     };
     let conv = PamConv {
         conv: conversation,
-        appdata_ptr: answer.as_ptr() as *mut c_void,
+        appdata_ptr: &mut state as *mut ConversationState as *mut c_void,
     };
     let mut pamh: *mut c_void = std::ptr::null_mut();
     // SAFETY: all pointers outlive the transaction, which ends with pam_end here.
-    unsafe {
+    let rc = unsafe {
         let rc = pam_start(service.as_ptr(), user.as_ptr(), &conv, &mut pamh);
         if rc != PAM_SUCCESS {
-            return rc;
+            return Outcome {
+                rc,
+                conversation: state.log,
+            };
+        }
+        for (item, value) in [(PAM_RHOST, &t.rhost), (PAM_TTY, &t.tty)] {
+            if let Some(v) = value {
+                let v = cstr(v);
+                pam_set_item(pamh, item, v.as_ptr() as *const c_void);
+            }
+        }
+        for pair in &t.env {
+            let pair = cstr(pair);
+            pam_putenv(pamh, pair.as_ptr());
         }
         let rc = pam_authenticate(pamh, 0);
         pam_end(pamh, rc);
         rc
+    };
+    Outcome {
+        rc,
+        conversation: state.log,
     }
 }
 

@@ -1,51 +1,67 @@
-//! Runs PAM transactions inside this process (under pam_wrapper) and reports, as one JSON
-//! line, what pam_twofold.so left behind: threads, descriptors, signal handlers; then
-//! forks and authenticates again in the child (a connection must never be reused
-//! across fork). Usage: pam_inprocess SERVICE USER CODE [CHILD_USER CHILD_CODE]
+//! Runs PAM transactions inside this process (under pam_wrapper) with the real libpam,
+//! the way sshd, sudo or a screen locker does, and prints one JSON report: each
+//! transaction's code and conversation, and what pam_twofold.so left behind (threads,
+//! descriptors, signal handlers). Optional `child` transactions run in a forked child
+//! (a bus connection must never be reused across fork).
+//!
+//! Usage: pam_inprocess '{"transactions": [{"service": ..., "user": ..., "answers": [...],
+//!        "rhost": ..., "tty": ..., "env": ["SSH_AUTH_INFO_0=publickey ..."]}], "child": [...]}'
 
-use twofold_integration::pam_ffi::{authenticate, process_state};
+use serde::Deserialize;
+use twofold_integration::pam_ffi::{Outcome, Transaction, process_state, run};
+
+#[derive(Deserialize)]
+struct Spec {
+    transactions: Vec<Transaction>,
+    #[serde(default)]
+    child: Vec<Transaction>,
+}
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() != 3 && args.len() != 5 {
-        eprintln!("usage: pam_inprocess SERVICE USER CODE [CHILD_USER CHILD_CODE]");
-        std::process::exit(2);
-    }
+    let spec: Spec = match std::env::args().nth(1).map(|a| serde_json::from_str(&a)) {
+        Some(Ok(s)) => s,
+        _ => {
+            eprintln!("usage: pam_inprocess SPEC_JSON");
+            std::process::exit(2);
+        }
+    };
     let before = process_state();
-    let rc = authenticate(&args[0], &args[1], &args[2]);
+    let results: Vec<Outcome> = spec.transactions.iter().map(run).collect();
     let after = process_state();
-    let child_rc = if args.len() == 5 {
-        fork_and_authenticate(&args[0], &args[3], &args[4])
+    let child = if spec.child.is_empty() {
+        None
     } else {
-        -1
+        Some(fork_and_run(&spec.child))
     };
     println!(
         "{}",
         serde_json::json!({
-            "rc": rc,
+            "results": results,
             "threads_before": before.threads,
             "threads_after": after.threads,
             "fds_before": before.fds,
             "fds_after": after.fds,
             "handlers_unchanged": before.handlers == after.handlers,
-            "child_rc": child_rc,
+            "child_rcs": child,
         })
     );
 }
 
-fn fork_and_authenticate(service: &str, user: &str, code: &str) -> i32 {
+/// Runs `transactions` in a forked child; returns their codes (the child's exit status
+/// carries them, one bit per failure, which is enough for a pass/fail check).
+fn fork_and_run(transactions: &[Transaction]) -> Vec<i32> {
     use nix::sys::wait::{WaitStatus, waitpid};
     use nix::unistd::{ForkResult, fork};
-    // SAFETY: this process is single-threaded here (checked by the caller's report).
+    // SAFETY: the process is single-threaded here (the report checks the thread count).
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let rc = authenticate(service, user, code);
-            std::process::exit(rc);
+            let failed = transactions.iter().map(run).filter(|o| o.rc != 0).count();
+            std::process::exit(failed.min(100) as i32);
         }
         Ok(ForkResult::Parent { child }) => match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, rc)) => rc,
-            _ => -2,
+            Ok(WaitStatus::Exited(_, failed)) => vec![failed],
+            _ => vec![-1],
         },
-        Err(_) => -3,
+        Err(_) => vec![-2],
     }
 }

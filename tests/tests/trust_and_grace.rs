@@ -1,0 +1,356 @@
+//! Trusted devices, session windows, grace periods and scope through the real
+//! pam_twofold.so and libpam, with the daemon's clock under the test's control.
+//! sshd-style logins run in-process (pam_inprocess) so the PAM environment can carry
+//! SSH_AUTH_INFO_0 as sshd sets it; sudo-style ones run pamtester inside a kernel login
+//! session of the test's own.
+
+use serde_json::Value;
+use twofold_integration::pam_ffi::Transaction;
+use twofold_integration::*;
+
+/// 2027-01-15T08:00:00Z, the start of a TOTP step.
+const T0: i64 = 1_800_000_000;
+const HOUR: i64 = 3600;
+const DAY: i64 = 86400;
+const KEY_A: &str =
+    "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPBt/BNd5lA1dnF//n6CHzH8KvAg/yKN0naK8HbRXq9f";
+const KEY_B: &str =
+    "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ6Ys3dQ6f2cm0qUq4aUu0PZ1k0WQ0mX+0Dr7zKd6oVt";
+
+/// An sshd-style transaction: the key that passed, from 192.0.2.7.
+fn ssh(user: &str, key: &str, answers: &[&str]) -> Transaction {
+    Transaction {
+        service: "sshd".into(),
+        user: user.into(),
+        answers: answers.iter().map(|a| a.to_string()).collect(),
+        rhost: Some("192.0.2.7".into()),
+        tty: Some("ssh".into()),
+        env: vec![format!("SSH_AUTH_INFO_0={key}")],
+    }
+}
+
+fn one(w: &World, t: Transaction) -> (i64, Vec<String>) {
+    let report = w.pam_inprocess(&[t], &[]);
+    let r: &Value = &report["results"][0];
+    let conversation = r["conversation"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    (r["rc"].as_i64().unwrap_or(-1), conversation)
+}
+
+/// Enrols `user` at the current test time and confirms the factor with its code.
+fn enrol_at(w: &World, user: &str, now: i64) -> String {
+    let secret = w.enrol(user);
+    let out = w.ctl(&["confirm", user, &code_at_time(&secret, now)], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    secret
+}
+
+fn ssh_world() -> World {
+    let w = World::start_at("", T0);
+    w.write_service("sshd", &w.module_line(""));
+    w
+}
+
+#[test]
+fn sshd_key_session_window_passes_within_its_hours_and_fails_one_second_after() {
+    let w = ssh_world();
+    let secret = enrol_at(&w, "root", T0);
+    let t1 = T0 + 30;
+    w.set_clock(t1);
+    let (rc, conv) = one(&w, ssh("root", KEY_A, &[&code_at_time(&secret, t1), "n"]));
+    assert_eq!(rc, 0, "{conv:?}");
+    assert!(
+        conv.contains(&"prompt: Trust this device for 90 days? [y/N] ".to_string()),
+        "{conv:?}"
+    );
+    // Used every 25 minutes (idle limit 30) the window holds to its last second.
+    let mut t = t1;
+    while t + 25 * 60 < t1 + 12 * HOUR {
+        t += 25 * 60;
+        w.set_clock(t);
+        let (rc, conv) = one(&w, ssh("root", KEY_A, &[]));
+        assert!(
+            rc == 0 && conv.is_empty(),
+            "asked at +{}s: {conv:?}",
+            t - t1
+        );
+    }
+    w.set_clock(t1 + 12 * HOUR - 1);
+    assert_eq!(one(&w, ssh("root", KEY_A, &[])).0, 0);
+    w.set_clock(t1 + 12 * HOUR);
+    let (rc, conv) = one(&w, ssh("root", KEY_A, &[]));
+    assert!(
+        rc != 0 && conv == ["prompt: Verification code: "],
+        "{conv:?}"
+    );
+    println!("proved: sshd + key: no prompt within 12 h of use, asked at exactly 12 h");
+}
+
+#[test]
+fn sshd_window_lapses_when_idle_and_another_key_is_asked() {
+    let w = ssh_world();
+    let secret = enrol_at(&w, "root", T0);
+    w.set_clock(T0 + 30);
+    assert_eq!(
+        one(
+            &w,
+            ssh("root", KEY_A, &[&code_at_time(&secret, T0 + 30), "n"])
+        )
+        .0,
+        0
+    );
+    let (rc, conv) = one(&w, ssh("root", KEY_B, &[]));
+    assert!(
+        rc != 0 && conv == ["prompt: Verification code: "],
+        "another key passed: {conv:?}"
+    );
+    w.set_clock(T0 + 30 + 30 * 60 - 1);
+    assert_eq!(one(&w, ssh("root", KEY_A, &[])).0, 0);
+    w.set_clock(T0 + 30 + 60 * 60 - 1);
+    assert_ne!(
+        one(&w, ssh("root", KEY_A, &[])).0,
+        0,
+        "an idle window still passed"
+    );
+    println!("proved: another key is asked; 30 idle minutes end the window");
+}
+
+#[test]
+fn a_remembered_device_is_honoured_for_90_days_and_revoke_ends_it() {
+    let w = ssh_world();
+    let secret = enrol_at(&w, "root", T0);
+    let t1 = T0 + 30;
+    w.set_clock(t1);
+    let (rc, conv) = one(&w, ssh("root", KEY_A, &[&code_at_time(&secret, t1), "y"]));
+    assert!(
+        rc == 0 && conv.contains(&"info: This device is now trusted.".to_string()),
+        "{conv:?}"
+    );
+    w.set_clock(t1 + 89 * DAY);
+    assert_eq!(
+        one(&w, ssh("root", KEY_A, &[])).0,
+        0,
+        "remembered device not honoured on day 89"
+    );
+    let list = w.ctl(&["--json", "trust", "list", "root"], "");
+    let v: Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert!(
+        v.as_array()
+            .is_some_and(|a| a.iter().any(|t| t["kind"] == "device")),
+        "{v}"
+    );
+    w.set_clock(t1 + 90 * DAY);
+    assert_ne!(
+        one(&w, ssh("root", KEY_A, &[])).0,
+        0,
+        "still trusted after 90 days"
+    );
+
+    // Remember again, then revoke with twofoldctl: asked at once.
+    let t2 = t1 + 90 * DAY + 30;
+    w.set_clock(t2);
+    assert_eq!(
+        one(&w, ssh("root", KEY_A, &[&code_at_time(&secret, t2), "y"])).0,
+        0
+    );
+    let out = w.ctl(&["trust", "revoke", "root", "--all"], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    assert_ne!(
+        one(&w, ssh("root", KEY_A, &[])).0,
+        0,
+        "revoked trust still passed"
+    );
+    println!(
+        "proved: 'Trust this device' answered yes is honoured to day 90, ends at 90 days and on revoke"
+    );
+}
+
+#[test]
+fn trust_of_one_user_never_serves_another_and_reset_ends_it() {
+    let w = ssh_world();
+    let root_secret = enrol_at(&w, "root", T0);
+    let nobody_secret = enrol_at(&w, "nobody", T0);
+    w.set_clock(T0 + 30);
+    assert_eq!(
+        one(
+            &w,
+            ssh("root", KEY_A, &[&code_at_time(&root_secret, T0 + 30), "y"])
+        )
+        .0,
+        0
+    );
+    let (rc, conv) = one(&w, ssh("nobody", KEY_A, &[]));
+    assert!(
+        rc != 0 && conv == ["prompt: Verification code: "],
+        "root's trust served nobody: {conv:?}"
+    );
+    assert!(w.ctl(&["reset", "root"], "").status.success());
+    let secret = enrol_at(&w, "root", T0 + 30);
+    let _ = (secret, nobody_secret);
+    let (rc, conv) = one(&w, ssh("root", KEY_A, &[]));
+    assert!(
+        rc != 0 && conv == ["prompt: Verification code: "],
+        "trust survived a reset: {conv:?}"
+    );
+    println!("proved: one user's remembered device never serves another; reset ends trust");
+}
+
+#[test]
+fn a_password_change_ends_a_remembered_device() {
+    if !ensure_test_users() {
+        eprintln!("SKIPPED: needs root to create {USER_A} and change its password");
+        return;
+    }
+    let w = ssh_world();
+    let secret = enrol_at(&w, USER_A, T0);
+    set_password(USER_A, "first-password-1");
+    w.set_clock(T0 + 30);
+    assert_eq!(
+        one(
+            &w,
+            ssh(USER_A, KEY_A, &[&code_at_time(&secret, T0 + 30), "y"])
+        )
+        .0,
+        0
+    );
+    w.set_clock(T0 + 2 * DAY);
+    assert_eq!(one(&w, ssh(USER_A, KEY_A, &[])).0, 0);
+    set_password(USER_A, "second-password-2");
+    let (rc, conv) = one(&w, ssh(USER_A, KEY_A, &[]));
+    assert!(
+        rc != 0 && conv == ["prompt: Verification code: "],
+        "trusted after a password change: {conv:?}"
+    );
+    assert!(w.daemon_log().is_empty() || !w.daemon_log().contains("panicked"));
+    println!("proved: changing the password (chpasswd) ends a remembered device at once");
+}
+
+fn set_password(user: &str, password: &str) {
+    let mut child = std::process::Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("chpasswd");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{user}:{password}\n").as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("wait").success());
+}
+
+#[test]
+fn sudo_style_session_window_skips_the_prompt_only_in_the_same_login_session() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root to start kernel login sessions");
+        return;
+    }
+    let w = World::start_at("", T0);
+    w.write_service("sudo", &w.module_line(""));
+    let secret = enrol_at(&w, "root", T0);
+    let first = new_login_session();
+    w.set_clock(T0 + 30);
+    let r = w.pam(
+        "sudo",
+        "root",
+        &format!("{}\n", code_at_time(&secret, T0 + 30)),
+    );
+    assert!(r.passed() && !r.has("Trust this device"), "{r:?}");
+    let again = w.pam("sudo", "root", "");
+    assert!(
+        again.passed() && !again.has("Verification code"),
+        "same session was asked: {again:?}"
+    );
+    let second = new_login_session();
+    assert_ne!(first, second);
+    let other = w.pam("sudo", "root", "");
+    assert!(
+        !other.passed() && other.has("Verification code"),
+        "another session passed: {other:?}"
+    );
+    println!(
+        "proved: sudo in login session {first} passes without a code after one; session {second} is asked"
+    );
+}
+
+#[test]
+fn grace_reminder_before_the_deadline_and_refusal_after() {
+    // Deadline 2027-01-25 00:00 UTC: T0 is 9 days 16 hours before it.
+    let w = World::start_at("[enrolment]\ndeadline = \"2027-01-25\"", T0);
+    w.write_service("login", &w.module_line(""));
+    w.write_service("sshd", &w.module_line(""));
+    let r = w.pam("login", "nobody", "");
+    assert!(
+        r.passed() && r.has("mandatory on 2027-01-25") && r.has("10 day(s) left"),
+        "{r:?}"
+    );
+    // sshd shows messages only in front of a prompt: there the reminder asks for Enter.
+    let r = w.pam("sshd", "nobody", "\n");
+    assert!(r.passed() && r.has("Press Enter to continue"), "{r:?}");
+    w.set_clock(1_800_835_200);
+    let r = w.pam("login", "nobody", "");
+    assert!(
+        !r.passed() && r.has("mandatory since 2027-01-25") && r.has("twofoldctl enrol nobody"),
+        "{r:?}"
+    );
+    // An administrator defers nobody's enrolment: the reminder is back.
+    let out = w.ctl(
+        &[
+            "grace",
+            "set",
+            "nobody",
+            "--until",
+            "2027-02-01",
+            "--reason",
+            "phone on order",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", combined(&out));
+    let r = w.pam("login", "nobody", "");
+    assert!(r.passed() && r.has("mandatory on 2027-02-01"), "{r:?}");
+    let out = w.ctl(&["grace", "set", "nobody", "--until", "2026-01-01"], "");
+    assert!(
+        !out.status.success() && combined(&out).contains("in the past"),
+        "{}",
+        combined(&out)
+    );
+    let out = w.ctl(&["grace", "set", "nobody", "--until", "2028-01-01"], "");
+    assert!(
+        !out.status.success() && combined(&out).contains("max_deferral_days"),
+        "{}",
+        combined(&out)
+    );
+    let list = combined(&w.ctl(&["grace", "list"], ""));
+    assert!(
+        list.contains("nobody: until 2027-02-01") && list.contains("phone on order"),
+        "{list}"
+    );
+    println!(
+        "proved: reminder with days left before the deadline (Enter prompt under sshd), refusal after, deferral restores grace"
+    );
+}
+
+#[test]
+fn exempt_users_are_out_of_scope() {
+    let w = World::start("[scope]\nexempt_users = [\"nobody\"]");
+    let line = w.module_line("");
+    w.write_service("twofold", &format!("{line}auth required pam_permit.so\n"));
+    let r = w.pam("twofold", "nobody", "");
+    assert!(r.passed() && !r.has("Verification code"), "{r:?}");
+    w.write_service("twofold", &format!("{line}auth required pam_deny.so\n"));
+    assert!(
+        !w.pam("twofold", "nobody", "").passed(),
+        "PAM_IGNORE must leave the decision to the stack"
+    );
+    let r = w.pam("twofold", "root", "");
+    assert!(r.has("Verification code"), "{r:?}");
+    println!("proved: an exempt user gets PAM_IGNORE; others are asked");
+}
