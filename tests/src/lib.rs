@@ -5,6 +5,7 @@
 //! target directory: run `cargo build --workspace` first (tests/run.sh does).
 
 pub mod pam_ffi;
+pub mod system;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -1,0 +1,309 @@
+//! Real clients for the end-to-end suite (root only): test-only files in /etc removed
+//! again on drop (also when a test fails), sshd on loopback under a program name of its
+//! own (so it reads its own /etc/pam.d file), and an OpenSSH client driven by expect.
+//! Nothing of the system's own sshd, sudo or common-* configuration is touched.
+
+use crate::World;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test of this run uses, e.g. `twofold-4711-3`.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Files and links put into the system for one test; removed when dropped.
+#[derive(Default)]
+pub struct Installed(Vec<PathBuf>);
+
+impl Installed {
+    pub fn file(&mut self, path: impl Into<PathBuf>, content: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = path.into();
+        std::fs::write(&path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        self.0.push(path);
+    }
+
+    pub fn symlink(&mut self, link: impl Into<PathBuf>, target: &Path) {
+        let link = link.into();
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(target, &link)
+            .unwrap_or_else(|e| panic!("symlink {}: {e}", link.display()));
+        self.0.push(link);
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        for p in self.0.drain(..).rev() {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+/// The test user's password for the first factor.
+pub const PASSWORD: &str = "Correct-Horse-7";
+
+/// Gives `user` a shell and a known password (so sshd, sudo and login can run for it).
+pub fn prepare_user(user: &str) {
+    let ok = Command::new("usermod")
+        .args(["-s", "/bin/sh", user])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "usermod {user}");
+    let mut child = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("chpasswd");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{user}:{PASSWORD}\n").as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("wait").success(), "chpasswd {user}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// sshd on 127.0.0.1, started as `/usr/local/sbin/sshd-twofold-…` so that it reads
+/// `/etc/pam.d/sshd-twofold-…`, which holds the given auth lines.
+pub struct Sshd {
+    child: Child,
+    pub port: u16,
+    pub service: String,
+    pub dir: PathBuf,
+    _installed: Installed,
+}
+
+impl Sshd {
+    /// `methods` is sshd's AuthenticationMethods; `auth_lines` the PAM auth stack.
+    /// (StrictModes is off: the keys live under /tmp, which sshd will not trust.)
+    pub fn start(world: &World, methods: &str, auth_lines: &str) -> Sshd {
+        let service = unique("sshd-twofold");
+        let dir = world.path(&service);
+        std::fs::create_dir_all(dir.join("keys")).expect("mkdir");
+        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+        let host_key = dir.join("host_key");
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key));
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nUsePAM yes\nKbdInteractiveAuthentication yes\n\
+             PasswordAuthentication no\nPubkeyAuthentication yes\nAuthenticationMethods {methods}\n\
+             AuthorizedKeysFile {}/keys/%u\nStrictModes no\nPidFile none\nUseDNS no\nLogLevel VERBOSE\nMaxAuthTries 6\n",
+            host_key.display(),
+            dir.display()
+        );
+        std::fs::write(dir.join("sshd_config"), config).expect("sshd_config");
+        let mut installed = Installed::default();
+        let pam =
+            format!("{auth_lines}account required pam_unix.so\nsession required pam_permit.so\n");
+        installed.file(format!("/etc/pam.d/{service}"), &pam, 0o644);
+        let program = PathBuf::from(format!("/usr/local/sbin/{service}"));
+        installed.symlink(&program, Path::new("/usr/sbin/sshd"));
+        let log = std::fs::File::create(dir.join("sshd.log")).expect("log");
+        let child = Command::new(&program)
+            .args(["-D", "-e", "-f"])
+            .arg(dir.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sshd");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "sshd did not listen: {}",
+                std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sshd {
+            child,
+            port,
+            service,
+            dir,
+            _installed: installed,
+        }
+    }
+
+    /// Authorises a new client key for `user`; returns the private key's path.
+    pub fn add_key(&self, user: &str, name: &str) -> PathBuf {
+        let key = self.dir.join(name);
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&key));
+        let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+        let auth = self.dir.join("keys").join(user);
+        let mut all = std::fs::read_to_string(&auth).unwrap_or_default();
+        all.push_str(&public);
+        std::fs::write(&auth, all).expect("authorized_keys");
+        key
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What the scripted user types when a prompt appears. Codes are used in order.
+#[derive(Debug, Clone, Default)]
+pub struct Answers {
+    pub password: Option<String>,
+    pub codes: Vec<String>,
+    /// Answer to "Trust this device for N days? [y/N]".
+    pub trust: Option<String>,
+}
+
+impl Answers {
+    pub fn code(code: &str) -> Answers {
+        Answers {
+            codes: vec![code.to_string()],
+            ..Default::default()
+        }
+    }
+    pub fn none() -> Answers {
+        Answers::default()
+    }
+}
+
+/// The result of a scripted interactive program.
+#[derive(Debug)]
+pub struct Session {
+    pub output: String,
+}
+
+impl Session {
+    /// The remote (or sudo'd) command ran: its marker was printed.
+    pub fn ran(&self) -> bool {
+        self.output.contains("TWOFOLD-CMD-RAN")
+    }
+    pub fn prompts(&self, text: &str) -> usize {
+        self.output.matches(text).count()
+    }
+    pub fn has(&self, text: &str) -> bool {
+        self.output.contains(text)
+    }
+}
+
+/// Runs `command` under expect on a pty, answering prompts from `answers`; the command
+/// should print TWOFOLD-CMD-RAN when it gets through.
+pub fn interact(command: &[String], answers: &Answers) -> Session {
+    let quote = |s: &str| format!("{{{s}}}");
+    let codes = answers
+        .codes
+        .iter()
+        .map(|c| quote(c))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let password = answers
+        .password
+        .as_deref()
+        .map(quote)
+        .unwrap_or_else(|| "{}".into());
+    let trust = answers
+        .trust
+        .as_deref()
+        .map(quote)
+        .unwrap_or_else(|| "{n}".into());
+    let spawn = command
+        .iter()
+        .map(|a| quote(a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let script = format!(
+        r#"set timeout 20
+set codes [list {codes}]
+set password {password}
+set trust {trust}
+spawn -noecho {spawn}
+expect {{
+  -re "(?i)password(: |:)$" {{ send -- "$password\r"; exp_continue }}
+  "Verification code: " {{
+     if {{[llength $codes] == 0}} {{ puts "\nEXPECT: no code left to type"; exit 3 }}
+     send -- "[lindex $codes 0]\r"; set codes [lrange $codes 1 end]; exp_continue }}
+  -ex "\[y/N\] " {{ send -- "$trust\r"; exp_continue }}
+  "Press Enter to continue: " {{ send -- "\r"; exp_continue }}
+  timeout {{ puts "\nEXPECT: timeout"; exit 4 }}
+  eof
+}}
+"#
+    );
+    let out = Command::new("expect")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("expect");
+    Session {
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// An OpenSSH client logging in to `sshd` as `user` (with `key`, or keyboard-interactive
+/// only) and running a command that prints the marker.
+pub fn ssh(sshd: &Sshd, user: &str, key: Option<&Path>, answers: &Answers) -> Session {
+    let mut cmd: Vec<String> = [
+        "/usr/bin/ssh",
+        "-p",
+        &sshd.port.to_string(),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "NumberOfPasswordPrompts=1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    match key {
+        Some(k) => cmd.extend([
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-i".into(),
+            k.display().to_string(),
+        ]),
+        None => cmd.extend(["-o".into(), "PubkeyAuthentication=no".into()]),
+    }
+    cmd.extend([format!("{user}@127.0.0.1"), "echo TWOFOLD-CMD-RAN".into()]);
+    interact(&cmd, answers)
+}

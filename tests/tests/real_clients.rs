@@ -1,0 +1,219 @@
+//! twofold through the programs people use: OpenSSH's sshd and client, sudo, and
+//! util-linux login on a pty. Root only (CI runs as root); without root each test says
+//! it was skipped and checks nothing. The daemon runs on a private bus with a test clock,
+//! so codes are computed for a known time and windows can be crossed without waiting.
+
+use twofold_integration::system::*;
+use twofold_integration::*;
+
+/// 2027-01-15T08:00:00Z, the start of a TOTP step.
+const T0: i64 = 1_800_000_000;
+
+fn root_with_users() -> bool {
+    if !ensure_test_users() {
+        eprintln!("SKIPPED: real-client tests need root");
+        return false;
+    }
+    prepare_user(USER_A);
+    prepare_user(USER_B);
+    true
+}
+
+/// A world whose daemon starts at T0, with USER_A enrolled and confirmed; returns the secret.
+fn world_with_alice(extra: &str) -> (World, String) {
+    let w = World::start_at(extra, T0);
+    let secret = w.enrol(USER_A);
+    let out = w.ctl(&["confirm", USER_A, &code_at_time(&secret, T0)], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    (w, secret)
+}
+
+fn password_and(code: &str) -> Answers {
+    Answers {
+        password: Some(PASSWORD.into()),
+        codes: vec![code.into()],
+        trust: None,
+    }
+}
+
+#[test]
+fn sshd_keyboard_interactive_password_then_code() {
+    if !root_with_users() {
+        return;
+    }
+    let (w, secret) = world_with_alice("[lockout]\nmax_failures = 10");
+    let stack = format!("auth required pam_unix.so\n{}", w.module_line(""));
+    let sshd = Sshd::start(&w, "keyboard-interactive", &stack);
+    w.set_clock(T0 + 30);
+    let code = code_at_time(&secret, T0 + 30);
+    let s = ssh(&sshd, USER_A, None, &password_and(&code));
+    assert!(
+        s.ran() && s.prompts("Verification code: ") == 1,
+        "{s:?}\n{}",
+        sshd.log()
+    );
+    println!("proved: ssh (keyboard-interactive): password, then the code, then the command ran");
+
+    let replay = ssh(
+        &sshd,
+        USER_A,
+        None,
+        &Answers {
+            password: Some(PASSWORD.into()),
+            codes: vec![code.clone(); 3],
+            trust: None,
+        },
+    );
+    assert!(!replay.ran() && replay.has("Wrong code"), "{replay:?}");
+    println!("proved: the same code over ssh again is refused");
+
+    let wrong = ssh(
+        &sshd,
+        USER_A,
+        None,
+        &Answers {
+            password: Some(PASSWORD.into()),
+            codes: vec!["000000".into(); 3],
+            trust: None,
+        },
+    );
+    assert!(!wrong.ran() && wrong.has("Wrong code"), "{wrong:?}");
+    println!("proved: wrong codes over ssh are refused");
+}
+
+#[test]
+fn sshd_publickey_then_code_trusts_the_key_and_asks_another() {
+    if !root_with_users() {
+        return;
+    }
+    let (w, secret) = world_with_alice("");
+    let sshd = Sshd::start(&w, "publickey,keyboard-interactive", &w.module_line(""));
+    let key = sshd.add_key(USER_A, "laptop");
+    let other = sshd.add_key(USER_A, "desktop");
+    w.set_clock(T0 + 30);
+    let first = ssh(
+        &sshd,
+        USER_A,
+        Some(&key),
+        &Answers::code(&code_at_time(&secret, T0 + 30)),
+    );
+    assert!(
+        first.ran() && first.has("Trust this device for 90 days?"),
+        "{first:?}\n{}",
+        sshd.log()
+    );
+    w.set_clock(T0 + 600);
+    let again = ssh(&sshd, USER_A, Some(&key), &Answers::none());
+    assert!(
+        again.ran() && again.prompts("Verification code") == 0,
+        "{again:?}"
+    );
+    println!("proved: ssh with the same key within the window: no prompt");
+    let asked = ssh(
+        &sshd,
+        USER_A,
+        Some(&other),
+        &Answers::code(&code_at_time(&secret, T0 + 600)),
+    );
+    assert!(
+        asked.ran() && asked.prompts("Verification code: ") == 1,
+        "{asked:?}"
+    );
+    println!("proved: another key is asked for a code");
+}
+
+#[test]
+fn sshd_trust_this_device_yes_is_honoured_after_the_window() {
+    if !root_with_users() {
+        return;
+    }
+    let (w, secret) = world_with_alice("");
+    let sshd = Sshd::start(&w, "publickey,keyboard-interactive", &w.module_line(""));
+    let key = sshd.add_key(USER_A, "laptop");
+    w.set_clock(T0 + 30);
+    let answers = Answers {
+        trust: Some("y".into()),
+        ..Answers::code(&code_at_time(&secret, T0 + 30))
+    };
+    let first = ssh(&sshd, USER_A, Some(&key), &answers);
+    assert!(first.ran(), "{first:?}");
+    w.set_clock(T0 + 30 * 86400);
+    let later = ssh(&sshd, USER_A, Some(&key), &Answers::none());
+    assert!(
+        later.ran() && later.prompts("Verification code") == 0,
+        "{later:?}"
+    );
+    println!(
+        "proved: 'Trust this device' answered yes: 30 days later the key passes without a prompt"
+    );
+}
+
+#[test]
+fn sshd_grace_reminder_before_the_deadline_and_refusal_after() {
+    if !root_with_users() {
+        return;
+    }
+    let w = World::start_at("[enrolment]\ndeadline = \"2027-01-25\"", T0);
+    let stack = format!("auth required pam_unix.so\n{}", w.module_line(""));
+    let sshd = Sshd::start(&w, "keyboard-interactive", &stack);
+    let before = ssh(
+        &sshd,
+        USER_B,
+        None,
+        &Answers {
+            password: Some(PASSWORD.into()),
+            ..Answers::none()
+        },
+    );
+    assert!(
+        before.ran() && before.has("becomes mandatory on 2027-01-25"),
+        "{before:?}\n{}",
+        sshd.log()
+    );
+    println!(
+        "proved: an unenrolled user sees the reminder over ssh and logs in before the deadline"
+    );
+    w.set_clock(1_800_835_200);
+    let after = ssh(
+        &sshd,
+        USER_B,
+        None,
+        &Answers {
+            password: Some(PASSWORD.into()),
+            ..Answers::none()
+        },
+    );
+    assert!(!after.ran(), "{after:?}");
+    println!("proved: after the deadline the unenrolled user is refused");
+}
+
+#[test]
+fn sshd_lockout_after_n_failures_holds_against_the_right_code() {
+    if !root_with_users() {
+        return;
+    }
+    let (w, secret) = world_with_alice("[lockout]\nmax_failures = 3");
+    let stack = format!("auth required pam_unix.so\n{}", w.module_line(""));
+    let sshd = Sshd::start(&w, "keyboard-interactive", &stack);
+    w.set_clock(T0 + 30);
+    let wrong = Answers {
+        password: Some(PASSWORD.into()),
+        codes: vec!["111111".into(), "222222".into(), "333333".into()],
+        trust: None,
+    };
+    let s = ssh(&sshd, USER_A, None, &wrong);
+    assert!(!s.ran(), "{s:?}");
+    let right = ssh(
+        &sshd,
+        USER_A,
+        None,
+        &password_and(&code_at_time(&secret, T0 + 30)),
+    );
+    assert!(
+        !right.ran(),
+        "a locked account got in with the right code: {right:?}"
+    );
+    let status = combined(&w.ctl(&["status", USER_A], ""));
+    assert!(status.contains("locked until"), "{status}");
+    println!("proved: 3 wrong codes over ssh lock the account; the right code is then refused");
+}
