@@ -251,7 +251,7 @@ set password {password}
 set trust {trust}
 spawn -noecho {spawn}
 expect {{
-  -re "(?i)password(: |:)$" {{ send -- "$password\r"; exp_continue }}
+  -re "\[Pp\]assword: ?$" {{ send -- "$password\r"; exp_continue }}
   "Verification code: " {{
      if {{[llength $codes] == 0}} {{ puts "\nEXPECT: no code left to type"; exit 3 }}
      send -- "[lindex $codes 0]\r"; set codes [lrange $codes 1 end]; exp_continue }}
@@ -306,4 +306,109 @@ pub fn ssh(sshd: &Sshd, user: &str, key: Option<&Path>, answers: &Answers) -> Se
     }
     cmd.extend([format!("{user}@127.0.0.1"), "echo TWOFOLD-CMD-RAN".into()]);
     interact(&cmd, answers)
+}
+
+/// Routes `user`'s sudo to `/etc/pam.d/SERVICE` (and turns sudo's own timestamp cache
+/// off, so every sudo runs PAM) with a sudoers.d file of its own.
+pub fn sudo_service(user: &str, service: &str, auth_lines: &str) -> Installed {
+    let mut installed = Installed::default();
+    let pam = format!("{auth_lines}account required pam_unix.so\nsession required pam_permit.so\n");
+    installed.file(format!("/etc/pam.d/{service}"), &pam, 0o644);
+    let rules = format!(
+        "Defaults:{user} pam_service={service}, timestamp_timeout=0\n{user} ALL=(ALL) ALL\n"
+    );
+    installed.file(
+        format!("/etc/sudoers.d/{}", service.replace('.', "_")),
+        &rules,
+        0o440,
+    );
+    installed
+}
+
+/// `user` runs `sudo -S` (answers from standard input: password, then codes) for a
+/// command that prints the marker and its uid.
+pub fn sudo(user: &str, answers: &Answers) -> Session {
+    let mut input = String::new();
+    if let Some(p) = &answers.password {
+        input.push_str(&format!("{p}\n"));
+    }
+    for c in &answers.codes {
+        input.push_str(&format!("{c}\n"));
+    }
+    let mut child = Command::new("runuser")
+        .args([
+            "-u",
+            user,
+            "--",
+            "sudo",
+            "-S",
+            "sh",
+            "-c",
+            "echo TWOFOLD-CMD-RAN uid=$(id -u)",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sudo");
+    use std::io::Write;
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes());
+    let out = child.wait_with_output().expect("sudo");
+    Session {
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// util-linux `login USER` on a pty (under pam_wrapper, so it reads `pam_dir/login`
+/// instead of /etc/pam.d/login); once the shell is up it runs a command that prints the
+/// marker and logs out.
+pub fn console_login(pam_dir: &Path, user: &str, answers: &Answers) -> Session {
+    let codes = answers
+        .codes
+        .iter()
+        .map(|c| format!("{{{c}}}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let password = answers.password.clone().unwrap_or_default();
+    let script = format!(
+        r#"set timeout 20
+set codes [list {codes}]
+set password {{{password}}}
+set env(LD_PRELOAD) libpam_wrapper.so
+set env(PAM_WRAPPER) 1
+set env(PAM_WRAPPER_SERVICE_DIR) {dir}
+spawn -noecho /usr/bin/login {user}
+expect {{
+  -re "\[Pp\]assword: $" {{ send -- "$password\r"; exp_continue }}
+  "Verification code: " {{
+     if {{[llength $codes] == 0}} {{ puts "\nEXPECT: no code left to type"; exit 3 }}
+     send -- "[lindex $codes 0]\r"; set codes [lrange $codes 1 end]; exp_continue }}
+  -re "\\$ $" {{ send -- "echo TWOFOLD-CMD-RAN; exit\r"; exp_continue }}
+  "Login incorrect" {{ puts "\nEXPECT: refused"; exit 5 }}
+  timeout {{ puts "\nEXPECT: timeout"; exit 4 }}
+  eof
+}}
+"#,
+        dir = pam_dir.display()
+    );
+    let out = Command::new("expect")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("expect");
+    Session {
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
 }

@@ -217,3 +217,114 @@ fn sshd_lockout_after_n_failures_holds_against_the_right_code() {
     assert!(status.contains("locked until"), "{status}");
     println!("proved: 3 wrong codes over ssh lock the account; the right code is then refused");
 }
+
+#[test]
+fn sudo_asks_for_the_code_and_trusts_only_the_same_login_session() {
+    if !root_with_users() {
+        return;
+    }
+    let service = unique("sudo-twofold");
+    // The same policy as the built-in one for "sudo": 1 hour, 15 idle minutes, nothing remembered.
+    let policy = format!(
+        "[policy.\"{service}\"]\nsession_hours = 1\nidle_minutes = 15\nremember_device = false"
+    );
+    let (w, secret) = world_with_alice(&policy);
+    let _sudo = sudo_service(
+        USER_A,
+        &service,
+        &format!("auth required pam_unix.so\n{}", w.module_line("")),
+    );
+    let session = new_login_session();
+    w.set_clock(T0 + 30);
+    let wrong = sudo(
+        USER_A,
+        &Answers {
+            password: Some(PASSWORD.into()),
+            codes: vec!["000000".into(); 3],
+            trust: None,
+        },
+    );
+    assert!(!wrong.ran(), "{wrong:?}");
+    println!("proved: sudo with wrong codes is refused");
+    let ok = sudo(USER_A, &password_and(&code_at_time(&secret, T0 + 30)));
+    assert!(
+        ok.ran() && ok.has("uid=0") && ok.prompts("Verification code: ") == 1,
+        "{ok:?}"
+    );
+    println!("proved: sudo with the password and the right code runs the command as uid 0");
+    w.set_clock(T0 + 600);
+    let again = sudo(
+        USER_A,
+        &Answers {
+            password: Some(PASSWORD.into()),
+            ..Answers::none()
+        },
+    );
+    assert!(
+        again.ran() && again.prompts("Verification code") == 0,
+        "{again:?}"
+    );
+    println!(
+        "proved: a second sudo in login session {session} needs no code (sudo's own cache off)"
+    );
+    let other = new_login_session();
+    let asked = sudo(
+        USER_A,
+        &Answers {
+            password: Some(PASSWORD.into()),
+            ..Answers::none()
+        },
+    );
+    assert!(!asked.ran() && asked.has("Verification code"), "{asked:?}");
+    println!("proved: sudo from another login session ({other}) is asked for the code");
+}
+
+#[test]
+fn console_login_asks_for_password_then_code() {
+    if !root_with_users() {
+        return;
+    }
+    let (w, secret) = world_with_alice("");
+    // The stack docs/integration.md recommends for login, under pam_wrapper.
+    let stack = format!(
+        "auth required pam_unix.so\n{}account required pam_unix.so\nsession required pam_unix.so\n",
+        w.module_line("")
+    );
+    w.write_service("login", &stack);
+    w.set_clock(T0 + 30);
+    let s = console_login(
+        &w.path("pam.d"),
+        USER_A,
+        &password_and(&code_at_time(&secret, T0 + 30)),
+    );
+    assert!(s.ran() && s.prompts("Verification code: ") == 1, "{s:?}");
+    println!("proved: util-linux login on a pty: password, then code, then a shell");
+    let wrong = console_login(&w.path("pam.d"), USER_A, &password_and("000000"));
+    assert!(!wrong.ran(), "{wrong:?}");
+    println!("proved: util-linux login with a wrong code gives no shell");
+}
+
+#[test]
+fn screen_locker_style_pam_as_the_user() {
+    if !root_with_users() {
+        return;
+    }
+    let (w, secret) = world_with_alice("");
+    w.enrol(USER_B);
+    w.write_service("xscreensaver", &w.module_line(""));
+    w.set_clock(T0 + 30);
+    let own = w.pam_as(
+        Some(USER_A),
+        "xscreensaver",
+        USER_A,
+        &format!("{}\n", code_at_time(&secret, T0 + 30)),
+        &[],
+    );
+    assert!(own.passed(), "{own:?}");
+    let other = w.pam_as(Some(USER_A), "xscreensaver", USER_B, "123456\n", &[]);
+    assert!(
+        !other.passed() && other.has("Permission denied"),
+        "{other:?}"
+    );
+    println!("proved: PAM run as {USER_A} unlocks {USER_A}; for {USER_B} the daemon refuses");
+}
