@@ -57,6 +57,7 @@ pub const PASSWORD: &str = "Correct-Horse-7";
 pub fn prepare_user(user: &str) {
     let ok = Command::new("usermod")
         .args(["-s", "/bin/sh", user])
+        .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "usermod {user}");
