@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --workspace --all-targets
 # pam_wrapper gives each process a /tmp/pam.X directory; keep parallelism low.
-cargo test --workspace -- --test-threads=4
+cargo test --workspace -- --test-threads=4 --show-output
