@@ -16,7 +16,6 @@ pub struct Caller {
 /// Account lookups, injected so tests need no real users.
 pub trait UserDb: Send + Sync {
     fn uid_of(&self, name: &str) -> Option<u32>;
-    fn name_of(&self, uid: u32) -> Option<String>;
     fn in_group(&self, uid: u32, group: &str) -> bool;
     /// Names of every group `user` belongs to (primary and supplementary).
     fn groups_of(&self, user: &str) -> Vec<String>;
@@ -32,13 +31,6 @@ pub struct SystemUsers;
 impl UserDb for SystemUsers {
     fn uid_of(&self, name: &str) -> Option<u32> {
         User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
-    }
-
-    fn name_of(&self, uid: u32) -> Option<String> {
-        User::from_uid(Uid::from_raw(uid))
-            .ok()
-            .flatten()
-            .map(|u| u.name)
     }
 
     fn in_group(&self, uid: u32, group: &str) -> bool {
@@ -182,12 +174,6 @@ mod tests {
     impl UserDb for FakeUsers {
         fn uid_of(&self, name: &str) -> Option<u32> {
             self.uids.get(name).copied()
-        }
-        fn name_of(&self, uid: u32) -> Option<String> {
-            self.uids
-                .iter()
-                .find(|(_, u)| **u == uid)
-                .map(|(n, _)| n.clone())
         }
         fn in_group(&self, uid: u32, group: &str) -> bool {
             group == "twofold-admin" && self.admins.contains(&uid)

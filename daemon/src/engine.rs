@@ -538,6 +538,14 @@ impl Engine {
         }
     }
 
+    /// Forgets what can no longer be used: lapsed trust records, expired conversations.
+    /// Run now and then; the store's queries already ignore lapsed rows.
+    pub fn housekeeping(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        lock(&self.conversations).retain(|_, c| c.expires_at > now);
+        lock(&self.store).purge_expired_trust(now)
+    }
+
     /// Drops a conversation the caller owns.
     pub fn cancel(&self, caller: &Caller, id: &str) {
         let mut conversations = lock(&self.conversations);

@@ -116,6 +116,17 @@ async fn serve(
     let dbus = zbus::fdo::DBusProxy::new(&conn)
         .await
         .map_err(|e| e.to_string())?;
+    let housekeeping = engine.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let engine = housekeeping.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || engine.housekeeping()).await {
+                eprintln!("twofoldd: housekeeping failed: {e}");
+            }
+        }
+    });
     let shared = Shared { engine, dbus };
     // Serve the interfaces before taking the name, so no call finds the name but no object.
     let server = conn.object_server();

@@ -17,9 +17,6 @@ impl UserDb for Users {
             _ => None,
         }
     }
-    fn name_of(&self, _: u32) -> Option<String> {
-        None
-    }
     fn in_group(&self, uid: u32, group: &str) -> bool {
         group == "twofold-admin" && uid == 1002
     }
