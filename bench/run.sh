@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# twofold's benchmark in one run: builds (release), seeds users and secrets in a temporary
+# directory, starts a private dbus-daemon and twofoldd, measures in-process PAM logins
+# (pam_permit, pam_twofold, pam_google_authenticator, pam_oath) and twofoldd's
+# throughput, and writes docs/performance.md. See bench/README.md.
+#
+# Needs root, overlayfs and: dbus-daemon libpam-wrapper libpam0g-dev
+# libpam-google-authenticator libpam-oath. Changes no system file.
+# Environment: BENCH_USERS (200), BENCH_CLIENTS (16), BENCH_PER_CLIENT (100).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench/run.sh: run as root (twofoldd must own its bus name as root)" >&2
+  exit 1
+fi
+for p in dbus-daemon libpam-wrapper libpam0g-dev libpam-google-authenticator libpam-oath; do
+  dpkg -s "$p" >/dev/null 2>&1 || { echo "bench/run.sh: apt-get install $p" >&2; exit 1; }
+done
+
+started=$(date +%s)
+cargo build --release -p pam_twofold -p twofold-daemon -p twofold-bench
+bin=$root/target/release
+
+dir=$(mktemp -d /tmp/twofold-bench.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# Waits up to 10 s for a command to succeed.
+wait_for() {
+  for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+
+"$bin/pam-bench" setup --dir "$dir" --users "${BENCH_USERS:-200}" \
+  --clients "${BENCH_CLIENTS:-16}" --per-client "${BENCH_PER_CLIENT:-100}"
+
+# These machines run no syslog daemon, and glibc's syslog() then writes each record to
+# /dev/console, a slow serial console here: pam_google_authenticator logs every login that
+# way. So stand in for syslogd: a sink that drops datagrams. twofoldd's audit records go to
+# it by configuration; the measuring process reaches it as /dev/log (below).
+"$bin/pam-bench" sink --socket "$dir/log" &
+pids+=($!)
+wait_for test -S "$dir/log" || { echo "bench/run.sh: the syslog sink did not start" >&2; exit 1; }
+
+dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile >/dev/null 2>&1 &
+pids+=($!)
+wait_for test -S "$dir/bus" || { echo "bench/run.sh: dbus-daemon did not start" >&2; exit 1; }
+
+"$bin/twofoldd" --config "$dir/twofold.toml" >/dev/null 2>"$dir/twofoldd.log" &
+pids+=($!)
+if ! wait_for grep -q serving "$dir/twofoldd.log"; then
+  echo "bench/run.sh: twofoldd did not start:" >&2
+  cat "$dir/twofoldd.log" >&2
+  exit 1
+fi
+
+# The measurement runs in a private mount namespace whose /dev is an overlay of the real
+# one plus a /dev/log symlink to the sink: the real /dev is left alone. Under pam_wrapper,
+# libpam reads the service files from $dir/pam.d. The report goes to $dir first, so a
+# failed run leaves docs/performance.md as it was.
+mkdir "$dir/dev-upper" "$dir/dev-work"
+unshare --mount --propagation private bash -c '
+  set -e
+  dir=$1; shift
+  mount -t overlay overlay -o "lowerdir=/dev,upperdir=$dir/dev-upper,workdir=$dir/dev-work" /dev
+  ln -sfn "$dir/log" /dev/log
+  exec env LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$dir/pam.d" "$@"
+' _ "$dir" "$bin/pam-bench" measure --dir "$dir" --out "$dir/performance.md" \
+  --clients "${BENCH_CLIENTS:-16}"
+cp "$dir/performance.md" "$root/docs/performance.md"
+echo "bench/run.sh: wrote docs/performance.md in $(( $(date +%s) - started )) s"
