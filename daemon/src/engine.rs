@@ -183,7 +183,8 @@ impl Engine {
             return Err(ApiError::PermissionDenied(denied.0));
         }
         let now = self.clock.now();
-        let groups = self.users.groups_of(&ctx.user);
+        let user = ctx.user.clone();
+        let groups = grace::Groups::of(self.users.as_ref(), &user);
         if !grace::in_scope(&self.config.scope, &ctx.user, &groups) {
             self.audit_login("ignored", caller.uid, &ctx, "out of scope");
             return Ok((String::new(), Step::new(Action::OutOfScope)));
@@ -222,7 +223,7 @@ impl Engine {
         &self,
         caller: &Caller,
         ctx: LoginContext,
-        groups: &[String],
+        groups: &grace::Groups<'_>,
         now: i64,
     ) -> Result<(String, Step), ApiError> {
         let deferrals = match lock(&self.store).deferrals() {

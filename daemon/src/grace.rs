@@ -1,12 +1,55 @@
 //! Who must use a second factor (scope), and until when a user without one may still log
 //! in (the enrolment deadline and deferrals).
 
+use crate::authz::UserDb;
 use crate::store::Deferral;
+use std::cell::OnceCell;
 use twofold_config::ScopeConfig;
 
-pub fn in_scope(scope: &ScopeConfig, user: &str, groups: &[String]) -> bool {
-    let member = |names: &[twofold_config::Name]| names.iter().any(|n| groups.contains(&n.0));
-    if scope.exempt_users.iter().any(|n| n.0 == user) || member(&scope.exempt_groups) {
+/// A user's group names, looked up (NSS, often many file opens) only when a rule needs
+/// them: in the default configuration no login looks them up.
+pub struct Groups<'a> {
+    user: &'a str,
+    users: Option<&'a dyn UserDb>,
+    names: OnceCell<Vec<String>>,
+}
+
+impl<'a> Groups<'a> {
+    pub fn of(users: &'a dyn UserDb, user: &'a str) -> Groups<'a> {
+        Groups {
+            user,
+            users: Some(users),
+            names: OnceCell::new(),
+        }
+    }
+
+    /// Already known names (tests).
+    pub fn known(user: &'a str, names: Vec<String>) -> Groups<'a> {
+        Groups {
+            user,
+            users: None,
+            names: OnceCell::from(names),
+        }
+    }
+
+    pub fn get(&self) -> &[String] {
+        self.names.get_or_init(|| {
+            self.users
+                .map(|u| u.groups_of(self.user))
+                .unwrap_or_default()
+        })
+    }
+}
+
+pub fn in_scope(scope: &ScopeConfig, user: &str, groups: &Groups<'_>) -> bool {
+    if scope.exempt_users.iter().any(|n| n.0 == user) {
+        return false;
+    }
+    if scope.groups.is_empty() && scope.exempt_groups.is_empty() {
+        return true;
+    }
+    let member = |names: &[twofold_config::Name]| names.iter().any(|n| groups.get().contains(&n.0));
+    if member(&scope.exempt_groups) {
         return false;
     }
     scope.groups.is_empty() || member(&scope.groups)
@@ -18,13 +61,13 @@ pub fn deadline_for(
     global: Option<i64>,
     deferrals: &[Deferral],
     user: &str,
-    groups: &[String],
+    groups: &Groups<'_>,
 ) -> Option<i64> {
     let applies = |d: &&Deferral| {
         d.subject == user
             || d.subject
                 .strip_prefix('@')
-                .is_some_and(|g| groups.iter().any(|x| x == g))
+                .is_some_and(|g| groups.get().iter().any(|x| x == g))
     };
     global
         .into_iter()
@@ -62,23 +105,42 @@ mod tests {
         v.iter().map(|s| Name(s.to_string())).collect()
     }
 
+    fn g<'a>(user: &'a str, names: &[&str]) -> Groups<'a> {
+        Groups::known(user, names.iter().map(|s| s.to_string()).collect())
+    }
+
     #[test]
     fn scope_follows_groups_and_exemptions() {
         let everyone = ScopeConfig::default();
-        assert!(in_scope(&everyone, "alice", &[]));
+        assert!(in_scope(&everyone, "alice", &g("alice", &[])));
         let staff = ScopeConfig {
             groups: names(&["staff"]),
             exempt_users: names(&["svc"]),
             exempt_groups: names(&["robots"]),
         };
-        assert!(in_scope(&staff, "alice", &["staff".into()]));
-        assert!(!in_scope(&staff, "bob", &["users".into()]));
-        assert!(!in_scope(&staff, "svc", &["staff".into()]));
+        assert!(in_scope(&staff, "alice", &g("alice", &["staff"])));
+        assert!(!in_scope(&staff, "bob", &g("bob", &["users"])));
+        assert!(!in_scope(&staff, "svc", &g("svc", &["staff"])));
         assert!(!in_scope(
             &staff,
             "carol",
-            &["staff".into(), "robots".into()]
+            &g("carol", &["staff", "robots"])
         ));
+    }
+
+    #[test]
+    fn groups_are_looked_up_only_when_a_rule_needs_them() {
+        let lazy = Groups {
+            user: "alice",
+            users: None,
+            names: OnceCell::new(),
+        };
+        assert!(in_scope(&ScopeConfig::default(), "alice", &lazy));
+        assert_eq!(deadline_for(Some(5), &[], "alice", &lazy), Some(5));
+        assert!(
+            lazy.names.get().is_none(),
+            "groups were looked up needlessly"
+        );
     }
 
     #[test]
@@ -91,13 +153,19 @@ mod tests {
             created_by: 0,
         };
         let list = [d("alice", 300), d("@staff", 500), d("bob", 900)];
-        assert_eq!(deadline_for(Some(100), &list, "alice", &[]), Some(300));
         assert_eq!(
-            deadline_for(Some(100), &list, "alice", &["staff".into()]),
+            deadline_for(Some(100), &list, "alice", &g("alice", &[])),
+            Some(300)
+        );
+        assert_eq!(
+            deadline_for(Some(100), &list, "alice", &g("alice", &["staff"])),
             Some(500)
         );
-        assert_eq!(deadline_for(None, &list, "carol", &[]), None);
-        assert_eq!(deadline_for(Some(100), &[], "carol", &[]), Some(100));
+        assert_eq!(deadline_for(None, &list, "carol", &g("carol", &[])), None);
+        assert_eq!(
+            deadline_for(Some(100), &[], "carol", &g("carol", &[])),
+            Some(100)
+        );
     }
 
     #[test]

@@ -127,7 +127,7 @@ async fn serve(
             }
         }
     });
-    let shared = Shared { engine, dbus };
+    let shared = Shared::new(engine, dbus);
     // Serve the interfaces before taking the name, so no call finds the name but no object.
     let server = conn.object_server();
     server

@@ -148,7 +148,7 @@ impl Engine {
 
     fn status_of(&self, user: &str, r: Option<&UserRecord>) -> Result<UserStatus, ApiError> {
         let now = self.clock.now();
-        let groups = self.users.groups_of(user);
+        let groups = grace::Groups::of(self.users.as_ref(), user);
         let store = lock(&self.store);
         let grace_until = match r {
             Some(r) if r.state == FactorState::Active => 0,

@@ -3,7 +3,8 @@
 
 use crate::authz::Caller;
 use crate::engine::{ApiError, Engine};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use twofold_protocol::{Deferral, EnrolmentOffer, LoginContext, Step, TrustInfo, UserStatus};
 use zbus::{fdo, interface, message::Header};
 
@@ -43,9 +44,23 @@ impl From<ApiError> for TwofoldError {
 pub struct Shared {
     pub engine: Arc<Engine>,
     pub dbus: fdo::DBusProxy<'static>,
+    /// uid and pid per unique bus name: a connection's credentials never change and the
+    /// bus never reuses a unique name, so each caller costs one lookup, not one per call.
+    callers: Arc<Mutex<HashMap<String, (u32, Option<u32>)>>>,
 }
 
+/// Known callers kept at most; the cache starts over beyond it.
+const MAX_CACHED_CALLERS: usize = 4096;
+
 impl Shared {
+    pub fn new(engine: Arc<Engine>, dbus: fdo::DBusProxy<'static>) -> Shared {
+        Shared {
+            engine,
+            dbus,
+            callers: Arc::default(),
+        }
+    }
+
     /// The caller's uid and pid as the bus daemon knows them. No uid: no service.
     async fn caller(&self, header: &Header<'_>) -> Result<Caller, TwofoldError> {
         let denied = |why: &str| TwofoldError::PermissionDenied(why.to_string());
@@ -53,19 +68,31 @@ impl Shared {
             .sender()
             .ok_or_else(|| denied("the call has no sender"))?
             .to_owned();
+        let bus_name = sender.to_string();
+        let known = self
+            .callers
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&bus_name).copied());
+        if let Some((uid, pid)) = known {
+            return Ok(Caller { uid, pid, bus_name });
+        }
         let creds = self
             .dbus
-            .get_connection_credentials(sender.clone().into())
+            .get_connection_credentials(sender.into())
             .await
             .map_err(|_| denied("cannot identify the caller"))?;
         let uid = creds
             .unix_user_id()
             .ok_or_else(|| denied("the bus did not report the caller's uid"))?;
-        Ok(Caller {
-            uid,
-            pid: creds.process_id(),
-            bus_name: sender.to_string(),
-        })
+        let pid = creds.process_id();
+        if let Ok(mut cache) = self.callers.lock() {
+            if cache.len() >= MAX_CACHED_CALLERS {
+                cache.clear();
+            }
+            cache.insert(bus_name.clone(), (uid, pid));
+        }
+        Ok(Caller { uid, pid, bus_name })
     }
 
     /// Runs `f` on the blocking pool: the store may wait on the disk or a lock.
@@ -73,11 +100,7 @@ impl Shared {
         &self,
         f: impl FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, TwofoldError> {
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || f(&engine))
-            .await
-            .map_err(|_| TwofoldError::Store("internal error".into()))?
-            .map_err(TwofoldError::from)
+        tokio::task::block_in_place(|| f(&self.engine)).map_err(TwofoldError::from)
     }
 }
 

@@ -190,7 +190,7 @@ impl Store {
         self.conn.busy_timeout(Duration::from_secs(3))?;
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: an accepted code's step must survive a power cut, or it could be replayed.
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(())
     }
 

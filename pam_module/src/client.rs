@@ -14,7 +14,9 @@ use pam::constants::{
 use pam::conv::Conv;
 use pam::module::PamHandle;
 use std::ffi::CStr;
-use twofold_protocol::{Action, AuthProxy, BUS_NAME, LoginContext, MSG_ERROR, Step};
+use twofold_protocol::{
+    AUTH_INTERFACE, Action, AuthProxy, BUS_NAME, LoginContext, MSG_ERROR, OBJECT_PATH, Step,
+};
 use zbus::proxy::CacheProperties;
 
 /// A daemon that keeps asking forever is treated as broken.
@@ -151,17 +153,7 @@ async fn exchange(opts: &Options, ctx: &LoginContext, ui: &mut dyn Ui) -> Result
         .build()
         .await
         .map_err(unreachable)?;
-    let name =
-        zbus::names::BusName::try_from(BUS_NAME).map_err(|e| Failure::Local(e.to_string()))?;
-    let owner = dbus
-        .get_name_owner(name)
-        .await
-        .map_err(|e| Failure::Unreachable(e.to_string()))?;
-    let owner_uid = dbus
-        .get_connection_unix_user(owner.clone().into())
-        .await
-        .map_err(|e| Failure::Unreachable(e.to_string()))?;
-    check_owner(owner_uid, opts.daemon_user.as_deref())?;
+    let (owner, (id, mut step)) = begin(&conn, &dbus, ctx, opts).await?;
     // Talk to the unique name we checked: if the owner changes mid-way, calls fail.
     let auth = AuthProxy::builder(&conn)
         .destination(owner)
@@ -169,7 +161,6 @@ async fn exchange(opts: &Options, ctx: &LoginContext, ui: &mut dyn Ui) -> Result
         .build()
         .await
         .map_err(protocol)?;
-    let (id, mut step) = auth.begin(ctx).await.map_err(protocol)?;
     for _ in 0..MAX_STEPS {
         show_messages(ui, &step);
         let secret = match step.action() {
@@ -189,6 +180,66 @@ async fn exchange(opts: &Options, ctx: &LoginContext, ui: &mut dyn Ui) -> Result
         "the daemon asked too many questions".into(),
     ))
 }
+
+/// Sends `Begin` to the daemon's well-known name and checks who answered before acting
+/// on the answer: the reply's sender must be a connection of root (or `daemon_user=`).
+/// One round trip fewer than asking for the name's owner first. Returns the checked
+/// unique name and the daemon's first step.
+async fn begin(
+    conn: &zbus::Connection,
+    dbus: &zbus::fdo::DBusProxy<'_>,
+    ctx: &LoginContext,
+    opts: &Options,
+) -> Result<(zbus::names::UniqueName<'static>, (String, Step)), Failure> {
+    let reply = conn
+        .call_method(
+            Some(BUS_NAME),
+            OBJECT_PATH,
+            Some(AUTH_INTERFACE),
+            "Begin",
+            &(ctx,),
+        )
+        .await;
+    let message = match &reply {
+        Ok(m) => m.clone(),
+        Err(zbus::Error::MethodError(name, _, m)) => {
+            let from_bus = m
+                .header()
+                .sender()
+                .is_some_and(|s| s.as_str() == "org.freedesktop.DBus");
+            // Only the bus itself can say that nobody owns the name.
+            if from_bus && SERVICE_MISSING.contains(&name.as_str()) {
+                return Err(Failure::Unreachable(format!(
+                    "{BUS_NAME} is not on the bus ({name})"
+                )));
+            }
+            m.clone()
+        }
+        Err(e) => return Err(Failure::Unreachable(e.to_string())),
+    };
+    let owner = message
+        .header()
+        .sender()
+        .map(|s| s.to_owned())
+        .ok_or_else(|| Failure::Protocol("the reply to Begin has no sender".into()))?;
+    let owner_uid = dbus
+        .get_connection_unix_user(owner.clone().into())
+        .await
+        .map_err(|e| Failure::Protocol(format!("cannot check who answered: {e}")))?;
+    check_owner(owner_uid, opts.daemon_user.as_deref())?;
+    let first = reply
+        .map_err(protocol)?
+        .body()
+        .deserialize::<(String, Step)>()
+        .map_err(protocol)?;
+    Ok((owner, first))
+}
+
+/// Errors with which the bus says that no one owns a name.
+const SERVICE_MISSING: [&str; 2] = [
+    "org.freedesktop.DBus.Error.ServiceUnknown",
+    "org.freedesktop.DBus.Error.NameHasNoOwner",
+];
 
 fn show_messages(ui: &mut dyn Ui, step: &Step) {
     for m in &step.messages {
