@@ -43,6 +43,8 @@ unsafe extern "C" {
     ) -> c_int;
     fn pam_authenticate(pamh: *mut c_void, flags: c_int) -> c_int;
     fn pam_end(pamh: *mut c_void, status: c_int) -> c_int;
+    fn pam_set_item(pamh: *mut c_void, item: c_int, value: *const c_void) -> c_int;
+    fn pam_putenv(pamh: *mut c_void, name_value: *const c_char) -> c_int;
 }
 
 /// Answers each prompt with the NUL-terminated string at `appdata`; other messages get
@@ -76,6 +78,8 @@ extern "C" fn conversation(
     PAM_SUCCESS
 }
 
+const PAM_RHOST: c_int = 4;
+
 /// One login's result and timings.
 pub struct Login {
     /// pam_authenticate's return code (or pam_start's, when that failed).
@@ -88,6 +92,12 @@ pub struct Login {
 
 /// One whole PAM transaction for `user` on `service`, answering prompts with `answer`.
 pub fn authenticate(service: &str, user: &str, answer: &str) -> Login {
+    authenticate_with(service, user, answer, &[], None)
+}
+
+/// Like [`authenticate`], with PAM environment entries (`NAME=value`, as sshd sets
+/// `SSH_AUTH_INFO_0`) and a remote host, set after `pam_start`.
+pub fn authenticate_with(service: &str, user: &str, answer: &str, env: &[String], rhost: Option<&str>) -> Login {
     let failed = |rc| Login {
         rc,
         total: Duration::ZERO,
@@ -112,6 +122,12 @@ pub fn authenticate(service: &str, user: &str, answer: &str) -> Login {
         let rc = pam_start(service.as_ptr(), user.as_ptr(), &conv, &mut pamh);
         if rc != PAM_SUCCESS {
             return failed(rc);
+        }
+        if let Some(host) = rhost.and_then(|h| CString::new(h).ok()) {
+            pam_set_item(pamh, PAM_RHOST, host.as_ptr() as *const c_void);
+        }
+        for entry in env.iter().filter_map(|e| CString::new(e.as_str()).ok()) {
+            pam_putenv(pamh, entry.as_ptr());
         }
         let auth_start = Instant::now();
         let rc = pam_authenticate(pamh, 0);
