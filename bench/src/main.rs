@@ -196,7 +196,11 @@ fn setup(
     }
     // Users for the D-Bus figures: twofoldd only.
     // "trusted": one user for the trusted path (a session window, then no prompt).
-    for (kind, count) in [("concurrent", concurrent), ("sequential", sequential), ("trusted", 1)] {
+    for (kind, count) in [
+        ("concurrent", concurrent),
+        ("sequential", sequential),
+        ("trusted", 1),
+    ] {
         for i in 0..count {
             all.push(User {
                 kind: kind.into(),
@@ -469,26 +473,37 @@ fn machine() -> String {
 /// without a prompt, taking turns with pam_permit logins as their baseline.
 fn trusted_path(users: &[User], logins: usize) -> Result<(ModuleRun, ModuleRun), String> {
     let user = users.first().ok_or("no trusted-path user in users.tsv")?;
-    let env = [format!("SSH_AUTH_INFO_0=publickey ssh-ed25519 {TRUSTED_KEY}")];
+    let env = [format!(
+        "SSH_AUTH_INFO_0=publickey ssh-ed25519 {TRUSTED_KEY}"
+    )];
     let rhost = Some("192.0.2.7");
     // The first login answers the code (and, with it, "no" to "Trust this device?").
     let first = pam::authenticate_with("twofold", &user.name, &user.code_now()?, &env, rhost);
     if first.rc != pam::PAM_SUCCESS {
-        return Err(format!("trusted path: the first login returned PAM code {}", first.rc));
+        return Err(format!(
+            "trusted path: the first login returned PAM code {}",
+            first.rc
+        ));
     }
     let (mut permit, mut trusted) = (ModuleRun::default(), ModuleRun::default());
     for _ in 0..logins {
         for (run, login) in [
             (&mut permit, pam::authenticate("permit", &user.name, "")),
             // An empty answer: any prompt would fail the login, so a pass means no prompt.
-            (&mut trusted, pam::authenticate_with("twofold", &user.name, "", &env, rhost)),
+            (
+                &mut trusted,
+                pam::authenticate_with("twofold", &user.name, "", &env, rhost),
+            ),
         ] {
             if login.rc == pam::PAM_SUCCESS {
                 run.successes += 1;
                 run.totals.push(login.total);
                 run.authenticates.push(login.authenticate);
             } else {
-                return Err(format!("trusted path: a login returned PAM code {}", login.rc));
+                return Err(format!(
+                    "trusted path: a login returned PAM code {}",
+                    login.rc
+                ));
             }
         }
     }
@@ -596,7 +611,10 @@ fn report(
     );
 
     let (permit, trusted_run) = trusted;
-    let (p, t) = (Summary::of(&permit.totals), Summary::of(&trusted_run.totals));
+    let (p, t) = (
+        Summary::of(&permit.totals),
+        Summary::of(&trusted_run.totals),
+    );
     let own = t.median.as_secs_f64() - p.median.as_secs_f64();
     let limit = 2.0 * fresh_median.as_secs_f64();
     let _ = writeln!(s, "## Trusted path (no prompt)\n");
@@ -611,7 +629,13 @@ fn report(
     );
     let _ = writeln!(s, "| path | logins passed | median | p95 | own cost |");
     let _ = writeln!(s, "|---|---|---|---|---|");
-    let _ = writeln!(s, "| pam_permit (baseline) | {} | {} | {} | — |", permit.successes, ms(p.median), ms(p.p95));
+    let _ = writeln!(
+        s,
+        "| pam_permit (baseline) | {} | {} | {} | — |",
+        permit.successes,
+        ms(p.median),
+        ms(p.p95)
+    );
     let _ = writeln!(
         s,
         "| pam_twofold, trusted session window | {} | {} | {} | {} |",

@@ -97,7 +97,13 @@ pub fn authenticate(service: &str, user: &str, answer: &str) -> Login {
 
 /// Like [`authenticate`], with PAM environment entries (`NAME=value`, as sshd sets
 /// `SSH_AUTH_INFO_0`) and a remote host, set after `pam_start`.
-pub fn authenticate_with(service: &str, user: &str, answer: &str, env: &[String], rhost: Option<&str>) -> Login {
+pub fn authenticate_with(
+    service: &str,
+    user: &str,
+    answer: &str,
+    env: &[String],
+    rhost: Option<&str>,
+) -> Login {
     let failed = |rc| Login {
         rc,
         total: Duration::ZERO,

@@ -46,8 +46,11 @@ pub struct Shared {
     pub dbus: fdo::DBusProxy<'static>,
     /// uid and pid per unique bus name: a connection's credentials never change and the
     /// bus never reuses a unique name, so each caller costs one lookup, not one per call.
-    callers: Arc<Mutex<HashMap<String, (u32, Option<u32>)>>>,
+    callers: Arc<Mutex<HashMap<String, Credentials>>>,
 }
+
+/// A caller's uid and pid, as the bus reported them.
+type Credentials = (u32, Option<u32>);
 
 /// Known callers kept at most; the cache starts over beyond it.
 const MAX_CACHED_CALLERS: usize = 4096;
