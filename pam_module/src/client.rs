@@ -181,65 +181,45 @@ async fn exchange(opts: &Options, ctx: &LoginContext, ui: &mut dyn Ui) -> Result
     ))
 }
 
-/// Sends `Begin` to the daemon's well-known name and checks who answered before acting
-/// on the answer: the reply's sender must be a connection of root (or `daemon_user=`).
-/// One round trip fewer than asking for the name's owner first. Returns the checked
-/// unique name and the daemon's first step.
+/// Finds who owns the daemon's name — the bus itself answers, so no impostor can —
+/// checks that it is root (or `daemon_user=`), and sends `Begin` to that unique name.
+/// Only "nobody owns the name" counts as an unreachable daemon (`failmode=safe`):
+/// whatever goes wrong after the check fails closed. Returns the checked unique name and
+/// the daemon's first step.
 async fn begin(
     conn: &zbus::Connection,
     dbus: &zbus::fdo::DBusProxy<'_>,
     ctx: &LoginContext,
     opts: &Options,
 ) -> Result<(zbus::names::UniqueName<'static>, (String, Step)), Failure> {
+    let name =
+        zbus::names::BusName::try_from(BUS_NAME).map_err(|e| Failure::Local(e.to_string()))?;
+    let owner = dbus
+        .get_name_owner(name)
+        .await
+        .map_err(|e| Failure::Unreachable(e.to_string()))?
+        .into_inner();
+    let owner_uid = dbus
+        .get_connection_unix_user(owner.clone().into())
+        .await
+        .map_err(|e| Failure::Unreachable(e.to_string()))?;
+    check_owner(owner_uid, opts.daemon_user.as_deref())?;
     let reply = conn
         .call_method(
-            Some(BUS_NAME),
+            Some(owner.as_ref()),
             OBJECT_PATH,
             Some(AUTH_INTERFACE),
             "Begin",
             &(ctx,),
         )
-        .await;
-    let message = match &reply {
-        Ok(m) => m.clone(),
-        Err(zbus::Error::MethodError(name, _, m)) => {
-            let from_bus = m
-                .header()
-                .sender()
-                .is_some_and(|s| s.as_str() == "org.freedesktop.DBus");
-            // Only the bus itself can say that nobody owns the name.
-            if from_bus && SERVICE_MISSING.contains(&name.as_str()) {
-                return Err(Failure::Unreachable(format!(
-                    "{BUS_NAME} is not on the bus ({name})"
-                )));
-            }
-            m.clone()
-        }
-        Err(e) => return Err(Failure::Unreachable(e.to_string())),
-    };
-    let owner = message
-        .header()
-        .sender()
-        .map(|s| s.to_owned())
-        .ok_or_else(|| Failure::Protocol("the reply to Begin has no sender".into()))?;
-    let owner_uid = dbus
-        .get_connection_unix_user(owner.clone().into())
         .await
-        .map_err(|e| Failure::Protocol(format!("cannot check who answered: {e}")))?;
-    check_owner(owner_uid, opts.daemon_user.as_deref())?;
+        .map_err(protocol)?;
     let first = reply
-        .map_err(protocol)?
         .body()
         .deserialize::<(String, Step)>()
         .map_err(protocol)?;
     Ok((owner, first))
 }
-
-/// Errors with which the bus says that no one owns a name.
-const SERVICE_MISSING: [&str; 2] = [
-    "org.freedesktop.DBus.Error.ServiceUnknown",
-    "org.freedesktop.DBus.Error.NameHasNoOwner",
-];
 
 fn show_messages(ui: &mut dyn Ui, step: &Step) {
     for m in &step.messages {

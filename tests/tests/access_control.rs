@@ -125,3 +125,69 @@ fn a_name_owner_that_is_not_root_is_not_trusted() {
     assert!(r.has("Verification code"), "{r:?}");
     println!("proved: a bus name owned by uid != 0 is refused even with failmode=safe");
 }
+
+#[test]
+fn an_impostor_claiming_the_service_is_unknown_does_not_trigger_failmode_safe() {
+    if !need_root() {
+        return;
+    }
+    let w = World::bus_with_policy(&format!(
+        r#"<policy user="{USER_A}"><allow own="org.twofold.Twofold1"/></policy>"#
+    ));
+    use std::os::unix::process::CommandExt;
+    let alice = nix::unistd::User::from_name(USER_A)
+        .ok()
+        .flatten()
+        .expect("test user");
+    let mut impostor = std::process::Command::new(target_dir().join("fake_daemon"))
+        .uid(alice.uid.as_raw())
+        .gid(alice.gid.as_raw())
+        .arg(&w.bus_address)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("fake_daemon");
+    let mut line = String::new();
+    let stderr = impostor.stderr.take().expect("stderr");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line).expect("read");
+    assert_eq!(line.trim(), "serving");
+    w.write_service("twofold", &w.module_line("failmode=safe timeout=3"));
+    let r = w.pam("twofold", "root", "123456\n");
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+    assert!(
+        !r.passed(),
+        "a fake ServiceUnknown from the name owner let the login through: {r:?}"
+    );
+    println!(
+        "proved: an impostor's fake 'ServiceUnknown' error fails closed even under failmode=safe"
+    );
+}
+
+#[test]
+fn users_list_and_revoke_only_their_own_trust() {
+    if !need_root() {
+        return;
+    }
+    let w = World::start("");
+    w.enrol(USER_A);
+    let own = w.ctl_as(Some(USER_A), &["trust", "list"], "");
+    assert!(
+        own.status.success() && combined(&own).contains("No trusted"),
+        "{}",
+        combined(&own)
+    );
+    let own = w.ctl_as(Some(USER_A), &["trust", "revoke", USER_A, "--all"], "");
+    assert!(own.status.success(), "{}", combined(&own));
+    for args in [
+        vec!["trust", "list", USER_B],
+        vec!["trust", "revoke", USER_B, "--all"],
+        vec!["trust", "list", "--all"],
+        vec!["grace", "list"],
+    ] {
+        let out = w.ctl_as(Some(USER_A), &args, "");
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", combined(&out));
+    }
+    println!(
+        "proved: {USER_A} lists and revokes own trust; others' trust and grace are for administrators"
+    );
+}
