@@ -43,30 +43,8 @@ trap cleanup EXIT
 # (When you are not root, the demo's bus also lets you own the daemon's name.)
 OWNER_POLICY=""
 [ "$(id -u)" = 0 ] || OWNER_POLICY="<policy user=\"$ME\"><allow own=\"org.twofold.Twofold1\"/></policy>"
-cat > "$WORK/bus.conf" <<EOC
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$WORK/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-  </policy>
-  <include>$PWD/dbus/org.twofold.Twofold1.conf</include>
-  $OWNER_POLICY
-</busconfig>
-EOC
+sed -e "s|@SOCKET@|$WORK/bus|" -e "s|@POLICY@|$PWD/dbus/org.twofold.Twofold1.conf|" \
+    -e "s|@EXTRA@|$OWNER_POLICY|" dbus/private-bus.conf.in > "$WORK/bus.conf"
 dbus-daemon --config-file="$WORK/bus.conf" --nofork --nopidfile 2>/dev/null &
 BUS_PID=$!
 for _ in $(seq 100); do [ -S "$WORK/bus" ] && break; sleep 0.05; done

@@ -9,7 +9,6 @@
 //!    through libpam, module by module, then twofoldd over D-Bus; writes the report.
 
 mod dbus;
-mod pam;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +18,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use twofold_daemon::otp::{Algorithm, OtpParams, code_at, generate_secret};
+use twofold_pamtest::{Outcome, Transaction};
 
 #[derive(Parser)]
 #[command(
@@ -310,38 +310,13 @@ fn setup(
     Ok(())
 }
 
-/// A system-type bus with the stock default policy plus twofold's shipped policy file
-/// (the shape of tests/src/lib.rs).
+/// The private bus's configuration, shared with demo.sh and the tests.
 fn bus_config(dir: &Path) -> String {
     let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbus/org.twofold.Twofold1.conf");
-    format!(
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <include>{policy}</include>
-</busconfig>
-"#,
-        socket = dir.join("bus").display(),
-        policy = policy.display(),
-    )
+    include_str!("../../dbus/private-bus.conf.in")
+        .replace("@SOCKET@", &dir.join("bus").display().to_string())
+        .replace("@POLICY@", &policy.display().to_string())
+        .replace("@EXTRA@", "")
 }
 
 fn read_users(dir: &Path) -> Result<Vec<User>, String> {
@@ -380,13 +355,13 @@ fn measure(dir: &Path, out: &Path, clients: usize) -> Result<(), String> {
         |kind: &str| -> Vec<User> { users.iter().filter(|u| u.kind == kind).cloned().collect() };
     let (warmup, measured) = (of("warmup"), of("pam"));
 
-    let login = |m: &Module, u: &User| -> Result<pam::Login, String> {
-        Ok(pam::authenticate(m.service, &u.name, &u.code_now()?))
+    let module_login = |m: &Module, u: &User| -> Result<Outcome, String> {
+        Ok(login(m.service, &u.name, &[u.code_now()?], &[], None))
     };
     for u in &warmup {
         for m in &MODULES {
-            let l = login(m, u)?;
-            if l.rc != pam::PAM_SUCCESS {
+            let l = module_login(m, u)?;
+            if l.rc != PAM_SUCCESS {
                 return Err(format!(
                     "warm-up: {} for {} returned PAM code {}",
                     m.service, u.name, l.rc
@@ -400,9 +375,9 @@ fn measure(dir: &Path, out: &Path, clients: usize) -> Result<(), String> {
     for (i, u) in measured.iter().enumerate() {
         for k in 0..MODULES.len() {
             let index = (i + k) % MODULES.len();
-            let l = login(&MODULES[index], u)?;
+            let l = module_login(&MODULES[index], u)?;
             let run = &mut runs[index];
-            if l.rc == pam::PAM_SUCCESS {
+            if l.rc == PAM_SUCCESS {
                 run.successes += 1;
                 run.totals.push(l.total);
                 run.authenticates.push(l.authenticate);
@@ -468,6 +443,26 @@ fn machine() -> String {
     format!("{cpus} CPUs ({cpu}), Linux {}", kernel.trim())
 }
 
+const PAM_SUCCESS: i32 = 0;
+
+/// One login through libpam in this process.
+fn login(
+    service: &str,
+    user: &str,
+    answers: &[String],
+    env: &[String],
+    rhost: Option<&str>,
+) -> Outcome {
+    twofold_pamtest::run(&Transaction {
+        service: service.into(),
+        user: user.into(),
+        answers: answers.to_vec(),
+        rhost: rhost.map(str::to_string),
+        tty: None,
+        env: env.to_vec(),
+    })
+}
+
 /// The trusted path: an SSH key login (SSH_AUTH_INFO_0 and an address, as sshd sets
 /// them) that verified a code once, then `logins` logins that pass on the session window
 /// without a prompt, taking turns with pam_permit logins as their baseline.
@@ -477,9 +472,15 @@ fn trusted_path(users: &[User], logins: usize) -> Result<(ModuleRun, ModuleRun),
         "SSH_AUTH_INFO_0=publickey ssh-ed25519 {TRUSTED_KEY}"
     )];
     let rhost = Some("192.0.2.7");
-    // The first login answers the code (and, with it, "no" to "Trust this device?").
-    let first = pam::authenticate_with("twofold", &user.name, &user.code_now()?, &env, rhost);
-    if first.rc != pam::PAM_SUCCESS {
+    // The first login answers the code, then "n" to "Trust this device?".
+    let first = login(
+        "twofold",
+        &user.name,
+        &[user.code_now()?, "n".into()],
+        &env,
+        rhost,
+    );
+    if first.rc != PAM_SUCCESS {
         return Err(format!(
             "trusted path: the first login returned PAM code {}",
             first.rc
@@ -488,14 +489,11 @@ fn trusted_path(users: &[User], logins: usize) -> Result<(ModuleRun, ModuleRun),
     let (mut permit, mut trusted) = (ModuleRun::default(), ModuleRun::default());
     for _ in 0..logins {
         for (run, login) in [
-            (&mut permit, pam::authenticate("permit", &user.name, "")),
-            // An empty answer: any prompt would fail the login, so a pass means no prompt.
-            (
-                &mut trusted,
-                pam::authenticate_with("twofold", &user.name, "", &env, rhost),
-            ),
+            (&mut permit, login("permit", &user.name, &[], &[], None)),
+            // No answers: any prompt fails the login, so a pass means no prompt.
+            (&mut trusted, login("twofold", &user.name, &[], &env, rhost)),
         ] {
-            if login.rc == pam::PAM_SUCCESS {
+            if login.rc == PAM_SUCCESS {
                 run.successes += 1;
                 run.totals.push(login.total);
                 run.authenticates.push(login.authenticate);

@@ -4,7 +4,6 @@
 //! stopped when the test's [`World`] is dropped. Binaries come from the workspace's
 //! target directory: run `cargo build --workspace` first (tests/run.sh does).
 
-pub mod pam_ffi;
 pub mod system;
 
 use std::io::Write;
@@ -359,8 +358,8 @@ impl World {
     /// `pam_inprocess` binary); `child` ones run in a forked child. Returns its report.
     pub fn pam_inprocess(
         &self,
-        transactions: &[pam_ffi::Transaction],
-        child: &[pam_ffi::Transaction],
+        transactions: &[twofold_pamtest::Transaction],
+        child: &[twofold_pamtest::Transaction],
     ) -> serde_json::Value {
         let spec = serde_json::json!({"transactions": transactions, "child": child});
         let out = Command::new(target_dir().join("pam_inprocess"))
@@ -460,36 +459,11 @@ pub fn policy_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbus/org.twofold.Twofold1.conf")
 }
 
-/// A system-type bus with the stock default policy (as in /usr/share/dbus-1/system.conf)
-/// plus twofold's shipped policy file, so tests exercise the real access rules.
+/// The private bus's configuration (dbus/private-bus.conf.in, shared with demo.sh and
+/// bench/), with `extra_policy` (XML) added.
 fn bus_config(socket: &Path, extra_policy: &str) -> String {
-    format!(
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <include>{policy}</include>
-  {extra_policy}
-</busconfig>
-"#,
-        socket = socket.display(),
-        policy = policy_file().display(),
-    )
+    include_str!("../../dbus/private-bus.conf.in")
+        .replace("@SOCKET@", &socket.display().to_string())
+        .replace("@POLICY@", &policy_file().display().to_string())
+        .replace("@EXTRA@", extra_policy)
 }

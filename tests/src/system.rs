@@ -61,6 +61,11 @@ pub fn prepare_user(user: &str) {
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "usermod {user}");
+    set_password(user, PASSWORD);
+}
+
+/// Sets `user`'s password with chpasswd (root only).
+pub fn set_password(user: &str, password: &str) {
     let mut child = Command::new("chpasswd")
         .stdin(Stdio::piped())
         .spawn()
@@ -70,7 +75,7 @@ pub fn prepare_user(user: &str) {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(format!("{user}:{PASSWORD}\n").as_bytes())
+        .write_all(format!("{user}:{password}\n").as_bytes())
         .expect("write");
     assert!(child.wait().expect("wait").success(), "chpasswd {user}");
 }

@@ -1,7 +1,7 @@
 //! What pam_twofold.so leaves in the process that loaded it (sshd, sudo): nothing.
 
-use twofold_integration::pam_ffi::Transaction;
 use twofold_integration::*;
+use twofold_pamtest::Transaction;
 
 #[test]
 fn no_threads_descriptors_or_signal_handlers_are_left_and_fork_is_safe() {

@@ -14,8 +14,12 @@ fn root_with_users() -> bool {
         eprintln!("SKIPPED: real-client tests need root");
         return false;
     }
-    prepare_user(USER_A);
-    prepare_user(USER_B);
+    // Once per run: parallel chpasswd calls would fight over /etc/shadow's lock.
+    static PREPARED: std::sync::Once = std::sync::Once::new();
+    PREPARED.call_once(|| {
+        prepare_user(USER_A);
+        prepare_user(USER_B);
+    });
     true
 }
 

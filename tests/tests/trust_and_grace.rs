@@ -5,8 +5,9 @@
 //! session of the test's own.
 
 use serde_json::Value;
-use twofold_integration::pam_ffi::Transaction;
+use twofold_integration::system::set_password;
 use twofold_integration::*;
+use twofold_pamtest::Transaction;
 
 /// 2027-01-15T08:00:00Z, the start of a TOTP step.
 const T0: i64 = 1_800_000_000;
@@ -229,21 +230,6 @@ fn a_password_change_ends_a_remembered_device() {
     );
     assert!(w.daemon_log().is_empty() || !w.daemon_log().contains("panicked"));
     println!("proved: changing the password (chpasswd) ends a remembered device at once");
-}
-
-fn set_password(user: &str, password: &str) {
-    let mut child = std::process::Command::new("chpasswd")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("chpasswd");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{user}:{password}\n").as_bytes())
-        .expect("write");
-    assert!(child.wait().expect("wait").success());
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //!        "rhost": ..., "tty": ..., "env": ["SSH_AUTH_INFO_0=publickey ..."]}], "child": [...]}'
 
 use serde::Deserialize;
-use twofold_integration::pam_ffi::{Outcome, Transaction, process_state, run};
+use twofold_pamtest::{Outcome, Transaction, process_state, run};
 
 #[derive(Deserialize)]
 struct Spec {

@@ -1,9 +1,11 @@
-//! A minimal PAM application in-process: pam_start + pam_authenticate + pam_end with a
-//! conversation that answers every prompt with a fixed text. Used to check what the
-//! module leaves behind in its host process.
+//! A minimal PAM application in-process: pam_start + pam_authenticate + pam_end through
+//! the real libpam, with items and PAM environment set as sshd or sudo would, a scripted
+//! conversation, and timings. The end-to-end tests use it to drive pam_twofold.so and to
+//! check what it leaves behind in its host; the benchmark uses it to time logins.
 
 use nix::libc::{self, c_char, c_int, c_void};
 use std::ffi::CString;
+use std::time::Instant;
 
 const PAM_PROMPT_ECHO_OFF: c_int = 1;
 const PAM_PROMPT_ECHO_ON: c_int = 2;
@@ -54,12 +56,16 @@ pub struct Transaction {
     pub env: Vec<String>,
 }
 
-/// What happened: pam_authenticate's code and the conversation, as `prompt: …`,
-/// `info: …` and `error: …` lines.
+/// What happened: pam_authenticate's code, the conversation as `prompt: …`, `info: …`
+/// and `error: …` lines, and how long it took.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
     pub rc: i32,
     pub conversation: Vec<String>,
+    /// pam_start + pam_authenticate + pam_end.
+    pub total: std::time::Duration,
+    /// pam_authenticate alone.
+    pub authenticate: std::time::Duration,
 }
 
 const PAM_ERROR_MSG: c_int = 3;
@@ -133,32 +139,39 @@ pub fn run(t: &Transaction) -> Outcome {
         appdata_ptr: &mut state as *mut ConversationState as *mut c_void,
     };
     let mut pamh: *mut c_void = std::ptr::null_mut();
+    let items: Vec<(c_int, CString)> = [(PAM_RHOST, &t.rhost), (PAM_TTY, &t.tty)]
+        .into_iter()
+        .filter_map(|(item, value)| value.as_deref().map(|v| (item, cstr(v))))
+        .collect();
+    let env: Vec<CString> = t.env.iter().map(|e| cstr(e)).collect();
+    let start = Instant::now();
     // SAFETY: all pointers outlive the transaction, which ends with pam_end here.
-    let rc = unsafe {
+    let (rc, authenticate) = unsafe {
         let rc = pam_start(service.as_ptr(), user.as_ptr(), &conv, &mut pamh);
         if rc != PAM_SUCCESS {
             return Outcome {
                 rc,
                 conversation: state.log,
+                ..Default::default()
             };
         }
-        for (item, value) in [(PAM_RHOST, &t.rhost), (PAM_TTY, &t.tty)] {
-            if let Some(v) = value {
-                let v = cstr(v);
-                pam_set_item(pamh, item, v.as_ptr() as *const c_void);
-            }
+        for (item, value) in &items {
+            pam_set_item(pamh, *item, value.as_ptr() as *const c_void);
         }
-        for pair in &t.env {
-            let pair = cstr(pair);
+        for pair in &env {
             pam_putenv(pamh, pair.as_ptr());
         }
+        let auth_start = Instant::now();
         let rc = pam_authenticate(pamh, 0);
+        let authenticate = auth_start.elapsed();
         pam_end(pamh, rc);
-        rc
+        (rc, authenticate)
     };
     Outcome {
         rc,
         conversation: state.log,
+        total: start.elapsed(),
+        authenticate,
     }
 }
 
