@@ -53,7 +53,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: each call's work is short (no fsync per commit, see store.rs), and
+    // without hops between threads a login takes fewer wake-ups; measured in
+    // docs/performance.md (twice the throughput of a multi-thread runtime here).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

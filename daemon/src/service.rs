@@ -98,12 +98,12 @@ impl Shared {
         Ok(Caller { uid, pid, bus_name })
     }
 
-    /// Runs `f` on the blocking pool: the store may wait on the disk or a lock.
+    /// Runs `f` in place: the engine's work is short, and the daemon runs on one thread.
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, TwofoldError> {
-        tokio::task::block_in_place(|| f(&self.engine)).map_err(TwofoldError::from)
+        f(&self.engine).map_err(TwofoldError::from)
     }
 }
 

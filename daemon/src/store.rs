@@ -189,7 +189,10 @@ impl Store {
         // Logins wait at most this long for another writer; then they fail closed.
         self.conn.busy_timeout(Duration::from_secs(3))?;
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
-        // FULL: an accepted code's step must survive a power cut, or it could be replayed.
+        // NORMAL (WAL): a commit is durable across a crash of twofoldd, and reaches the
+        // disk at the next checkpoint; a power cut may lose the last commits. A step lost
+        // that way could be replayed only until its code expires (90 s), which is less than
+        // a reboot takes; in exchange a login costs no fsync (docs/security.md).
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(())
     }
