@@ -181,11 +181,13 @@ async fn exchange(opts: &Options, ctx: &LoginContext, ui: &mut dyn Ui) -> Result
     ))
 }
 
-/// Finds who owns the daemon's name — the bus itself answers, so no impostor can —
-/// checks that it is root (or `daemon_user=`), and sends `Begin` to that unique name.
+/// Finds who owns the daemon's name — the bus itself answers, so no impostor can — and
+/// sends `Begin` to that unique name while asking the bus for its uid; the reply is used
+/// only once the owner is known to be root (or `daemon_user=`). (`Begin` carries only the
+/// login context, nothing secret; the code goes out in `Answer`, after the check.)
 /// Only "nobody owns the name" counts as an unreachable daemon (`failmode=safe`):
-/// whatever goes wrong after the check fails closed. Returns the checked unique name and
-/// the daemon's first step.
+/// whatever goes wrong after that fails closed. Returns the checked unique name and the
+/// daemon's first step.
 async fn begin(
     conn: &zbus::Connection,
     dbus: &zbus::fdo::DBusProxy<'_>,
@@ -199,22 +201,21 @@ async fn begin(
         .await
         .map_err(|e| Failure::Unreachable(e.to_string()))?
         .into_inner();
-    let owner_uid = dbus
-        .get_connection_unix_user(owner.clone().into())
-        .await
-        .map_err(|e| Failure::Unreachable(e.to_string()))?;
-    check_owner(owner_uid, opts.daemon_user.as_deref())?;
-    let reply = conn
-        .call_method(
+    let body = (ctx,);
+    let (owner_uid, reply) = tokio::join!(
+        dbus.get_connection_unix_user(owner.clone().into()),
+        conn.call_method(
             Some(owner.as_ref()),
             OBJECT_PATH,
             Some(AUTH_INTERFACE),
             "Begin",
-            &(ctx,),
-        )
-        .await
-        .map_err(protocol)?;
+            &body
+        ),
+    );
+    let owner_uid = owner_uid.map_err(|e| Failure::Unreachable(e.to_string()))?;
+    check_owner(owner_uid, opts.daemon_user.as_deref())?;
     let first = reply
+        .map_err(protocol)?
         .body()
         .deserialize::<(String, Step)>()
         .map_err(protocol)?;

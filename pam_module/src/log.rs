@@ -12,7 +12,10 @@ pub struct Log {
 
 impl Log {
     pub fn new(debug: bool) -> Log {
-        Log { logger: None, debug }
+        Log {
+            logger: None,
+            debug,
+        }
     }
 
     fn logger(&mut self) -> Option<&mut Logger<LoggerBackend, Formatter3164>> {
