@@ -244,13 +244,11 @@ impl Store {
     }
 
     pub fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        // Cached statements: the hot path parses no SQL after the first login.
         Ok(self
             .conn
-            .query_row(
-                &format!("{SELECT_USER} WHERE name = ?1"),
-                [name],
-                row_to_user,
-            )
+            .prepare_cached(SELECT_USER_BY_NAME)?
+            .query_row([name], row_to_user)
             .optional()?)
     }
 
@@ -308,11 +306,8 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let Some(user) = tx
-            .query_row(
-                &format!("{SELECT_USER} WHERE name = ?1"),
-                [name],
-                row_to_user,
-            )
+            .prepare_cached(SELECT_USER_BY_NAME)?
+            .query_row([name], row_to_user)
             .optional()?
         else {
             return Ok(Attempt::NotEnrolled);
@@ -327,11 +322,11 @@ impl Store {
             .map(|s| s as i64);
         let outcome = match step {
             Some(step) if step > user.last_step => {
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE users SET last_step = ?2, last_success = ?3, failures = 0, lock_count = 0,
                          locked_until = 0, state = 'active' WHERE name = ?1",
-                    params![name, step, now],
-                )?;
+                )?
+                .execute(params![name, step, now])?;
                 Attempt::Accepted {
                     activated: user.state == FactorState::Pending,
                 }
@@ -347,10 +342,8 @@ impl Store {
                 } else {
                     (failures, user.lock_count, None)
                 };
-                tx.execute(
-                    "UPDATE users SET failures = ?2, lock_count = ?3, locked_until = ?4 WHERE name = ?1",
-                    params![name, failures, lock_count, locked_until.unwrap_or(0)],
-                )?;
+                tx.prepare_cached("UPDATE users SET failures = ?2, lock_count = ?3, locked_until = ?4 WHERE name = ?1")?
+                    .execute(params![name, failures, lock_count, locked_until.unwrap_or(0)])?;
                 if locked_until.is_some() {
                     // A lock ends every trusted session and remembered device at once.
                     tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
@@ -437,9 +430,7 @@ pub struct Deferral {
 impl Store {
     /// Every trust record of `user` for one device identity, valid or not.
     pub fn trust_for(&self, user: &str, identity_hash: &str) -> Result<Vec<TrustRecord>> {
-        let mut stmt = self.conn.prepare(&format!(
-            "{SELECT_TRUST} WHERE user = ?1 AND identity_hash = ?2"
-        ))?;
+        let mut stmt = self.conn.prepare_cached(SELECT_TRUST_BY_IDENTITY)?;
         let rows = stmt
             .query_map([user, identity_hash], row_to_trust)?
             .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -498,10 +489,9 @@ impl Store {
     }
 
     pub fn touch_trust(&mut self, id: &str, now: i64) -> Result<()> {
-        self.conn.execute(
-            "UPDATE trust SET last_used = ?2 WHERE id = ?1",
-            params![id, now],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE trust SET last_used = ?2 WHERE id = ?1")?
+            .execute(params![id, now])?;
         Ok(())
     }
 
@@ -571,9 +561,23 @@ impl Store {
     }
 }
 
-const SELECT_TRUST: &str =
-    "SELECT id, user, kind, identity_hash, description, service, created_at, last_used,
-    expires_at, idle_seconds, password_stamp FROM trust";
+/// The columns that `row_to_user` and `row_to_trust` read, in their order.
+macro_rules! select_user {
+    () => {
+        "SELECT name, secret, state, enrolled_at, last_step, last_success, failures, lock_count, locked_until FROM users"
+    };
+}
+macro_rules! select_trust {
+    () => {
+        "SELECT id, user, kind, identity_hash, description, service, created_at, last_used, expires_at, \
+         idle_seconds, password_stamp FROM trust"
+    };
+}
+const SELECT_USER: &str = select_user!();
+const SELECT_USER_BY_NAME: &str = concat!(select_user!(), " WHERE name = ?1");
+const SELECT_TRUST: &str = select_trust!();
+const SELECT_TRUST_BY_IDENTITY: &str =
+    concat!(select_trust!(), " WHERE user = ?1 AND identity_hash = ?2");
 
 fn row_to_trust(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrustRecord> {
     let kind: String = r.get(2)?;
@@ -595,10 +599,6 @@ fn row_to_trust(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrustRecord> {
         password_stamp: r.get(10)?,
     })
 }
-
-const SELECT_USER: &str =
-    "SELECT name, secret, state, enrolled_at, last_step, last_success, failures,
-    lock_count, locked_until FROM users";
 
 fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
     let state: String = r.get(2)?;
