@@ -225,37 +225,39 @@ impl Session {
     }
 }
 
-/// Runs `command` under expect on a pty, answering prompts from `answers`; the command
-/// should print TWOFOLD-CMD-RAN when it gets through.
-pub fn interact(command: &[String], answers: &Answers) -> Session {
-    let quote = |s: &str| format!("{{{s}}}");
+impl Session {
+    fn of(out: std::process::Output) -> Session {
+        Session {
+            output: crate::combined(&out),
+        }
+    }
+}
+
+/// An expect script that spawns `spawn` (a Tcl word list) with `env` set, answers the
+/// prompts from `answers`, and applies `extra_rules` (more expect clauses).
+fn expect_script(
+    spawn: &str,
+    env: &[(&str, String)],
+    answers: &Answers,
+    extra_rules: &str,
+) -> String {
+    let word = |s: &str| format!("{{{s}}}");
     let codes = answers
         .codes
         .iter()
-        .map(|c| quote(c))
+        .map(|c| word(c))
         .collect::<Vec<_>>()
         .join(" ");
-    let password = answers
-        .password
-        .as_deref()
-        .map(quote)
-        .unwrap_or_else(|| "{}".into());
-    let trust = answers
-        .trust
-        .as_deref()
-        .map(quote)
-        .unwrap_or_else(|| "{n}".into());
-    let spawn = command
+    let env: String = env
         .iter()
-        .map(|a| quote(a))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let script = format!(
+        .map(|(k, v)| format!("set env({k}) {}\n", word(v)))
+        .collect();
+    format!(
         r#"set timeout 20
 set codes [list {codes}]
 set password {password}
 set trust {trust}
-spawn -noecho {spawn}
+{env}spawn -noecho {spawn}
 expect {{
   -re "\[Pp\]assword: ?$" {{ send -- "$password\r"; exp_continue }}
   "Verification code: " {{
@@ -263,23 +265,34 @@ expect {{
      send -- "[lindex $codes 0]\r"; set codes [lrange $codes 1 end]; exp_continue }}
   -ex "\[y/N\] " {{ send -- "$trust\r"; exp_continue }}
   "Press Enter to continue: " {{ send -- "\r"; exp_continue }}
-  timeout {{ puts "\nEXPECT: timeout"; exit 4 }}
+{extra_rules}  timeout {{ puts "\nEXPECT: timeout"; exit 4 }}
   eof
 }}
-"#
-    );
-    let out = Command::new("expect")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("expect");
-    Session {
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+"#,
+        password = word(answers.password.as_deref().unwrap_or("")),
+        trust = word(answers.trust.as_deref().unwrap_or("n")),
+    )
+}
+
+fn run_expect(script: &str) -> Session {
+    Session::of(
+        Command::new("expect")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("expect"),
+    )
+}
+
+/// Runs `command` under expect on a pty, answering prompts from `answers`; the command
+/// should print TWOFOLD-CMD-RAN when it gets through.
+pub fn interact(command: &[String], answers: &Answers) -> Session {
+    let spawn = command
+        .iter()
+        .map(|a| format!("{{{a}}}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    run_expect(&expect_script(&spawn, &[], answers, ""))
 }
 
 /// An OpenSSH client logging in to `sshd` as `user` (with `key`, or keyboard-interactive
@@ -363,58 +376,25 @@ pub fn sudo(user: &str, answers: &Answers) -> Session {
         .take()
         .expect("stdin")
         .write_all(input.as_bytes());
-    let out = child.wait_with_output().expect("sudo");
-    Session {
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+    Session::of(child.wait_with_output().expect("sudo"))
 }
 
 /// util-linux `login USER` on a pty (under pam_wrapper, so it reads `pam_dir/login`
 /// instead of /etc/pam.d/login); once the shell is up it runs a command that prints the
 /// marker and logs out.
 pub fn console_login(pam_dir: &Path, user: &str, answers: &Answers) -> Session {
-    let codes = answers
-        .codes
-        .iter()
-        .map(|c| format!("{{{c}}}"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let password = answers.password.clone().unwrap_or_default();
-    let script = format!(
-        r#"set timeout 20
-set codes [list {codes}]
-set password {{{password}}}
-set env(LD_PRELOAD) libpam_wrapper.so
-set env(PAM_WRAPPER) 1
-set env(PAM_WRAPPER_SERVICE_DIR) {dir}
-spawn -noecho /usr/bin/login {user}
-expect {{
-  -re "\[Pp\]assword: $" {{ send -- "$password\r"; exp_continue }}
-  "Verification code: " {{
-     if {{[llength $codes] == 0}} {{ puts "\nEXPECT: no code left to type"; exit 3 }}
-     send -- "[lindex $codes 0]\r"; set codes [lrange $codes 1 end]; exp_continue }}
-  -re "\\$ $" {{ send -- "echo TWOFOLD-CMD-RAN; exit\r"; exp_continue }}
-  "Login incorrect" {{ puts "\nEXPECT: refused"; exit 5 }}
-  timeout {{ puts "\nEXPECT: timeout"; exit 4 }}
-  eof
-}}
-"#,
-        dir = pam_dir.display()
-    );
-    let out = Command::new("expect")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("expect");
-    Session {
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+    let env = [
+        ("LD_PRELOAD", "libpam_wrapper.so".to_string()),
+        ("PAM_WRAPPER", "1".to_string()),
+        ("PAM_WRAPPER_SERVICE_DIR", pam_dir.display().to_string()),
+    ];
+    let rules = r#"  -re "\\$ $" { send -- "echo TWOFOLD-CMD-RAN; exit\r"; exp_continue }
+  "Login incorrect" { puts "\nEXPECT: refused"; exit 5 }
+"#;
+    run_expect(&expect_script(
+        &format!("/usr/bin/login {{{user}}}"),
+        &env,
+        answers,
+        rules,
+    ))
 }
