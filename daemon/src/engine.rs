@@ -1,7 +1,7 @@
 //! The login conversation: is this user in scope, enrolled, within a grace period, on a
 //! trusted device; if not, ask for a code and check it. Synchronous and free of D-Bus,
-//! with clock, randomness, users, sessions, store and audit injected; `service` runs it
-//! off the async executor. The management calls are in `manage`.
+//! with clock, randomness, users, sessions, store and audit injected; `service` calls it
+//! for each D-Bus method. The management calls are in `manage`.
 
 use crate::audit::{AuditEvent, AuditSink};
 use crate::authz::{Caller, Policy, UserDb, valid_user_name};

@@ -1,5 +1,6 @@
-//! The D-Bus face of the engine: identifies each caller through the bus daemon, then runs
-//! the engine on the blocking pool so a slow disk never stalls other callers.
+//! The D-Bus face of the engine: identifies each caller through the bus daemon (once per
+//! connection), then runs the engine in place — its work is short and the daemon has one
+//! thread (see main.rs).
 
 use crate::authz::Caller;
 use crate::engine::{ApiError, Engine};
