@@ -100,10 +100,7 @@ impl Shared {
     }
 
     /// Runs `f` in place: the engine's work is short, and the daemon runs on one thread.
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
-    ) -> Result<T, TwofoldError> {
+    fn run<T>(&self, f: impl FnOnce(&Engine) -> Result<T, ApiError>) -> Result<T, TwofoldError> {
         f(&self.engine).map_err(TwofoldError::from)
     }
 }
@@ -118,7 +115,7 @@ impl AuthService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, Step), TwofoldError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |e| e.begin(&caller, context)).await
+        self.0.run(move |e| e.begin(&caller, context))
     }
 
     async fn answer(
@@ -130,7 +127,6 @@ impl AuthService {
         let caller = self.0.caller(&header).await?;
         self.0
             .run(move |e| e.answer(&caller, &conversation, &response))
-            .await
     }
 
     async fn cancel(
@@ -139,12 +135,10 @@ impl AuthService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), TwofoldError> {
         let caller = self.0.caller(&header).await?;
-        self.0
-            .run(move |e| {
-                e.cancel(&caller, &conversation);
-                Ok(())
-            })
-            .await
+        self.0.run(move |e| {
+            e.cancel(&caller, &conversation);
+            Ok(())
+        })
     }
 }
 
@@ -159,7 +153,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<EnrolmentOffer, TwofoldError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |e| e.enrol(&caller, &user, replace)).await
+        self.0.run(move |e| e.enrol(&caller, &user, replace))
     }
 
     async fn confirm_enrolment(
@@ -171,7 +165,6 @@ impl ManageService {
         let caller = self.0.caller(&header).await?;
         self.0
             .run(move |e| e.confirm_enrolment(&caller, &user, &code))
-            .await
     }
 
     async fn status(
@@ -180,7 +173,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<UserStatus, TwofoldError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |e| e.status(&caller, &user)).await
+        self.0.run(move |e| e.status(&caller, &user))
     }
 
     async fn list(
@@ -188,7 +181,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<UserStatus>, TwofoldError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |e| e.list(&caller)).await
+        self.0.run(move |e| e.list(&caller))
     }
 
     async fn reset(
@@ -197,7 +190,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<bool, TwofoldError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |e| e.reset(&caller, &user)).await
+        self.0.run(move |e| e.reset(&caller, &user))
     }
 
     async fn unlock(
@@ -206,7 +199,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), TwofoldError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |e| e.unlock(&caller, &user)).await
+        self.0.run(move |e| e.unlock(&caller, &user))
     }
 
     async fn trust_list(
@@ -215,7 +208,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<TrustInfo>, TwofoldError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |e| e.trust_list(&caller, &user)).await
+        self.0.run(move |e| e.trust_list(&caller, &user))
     }
 
     async fn trust_revoke(
@@ -225,9 +218,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<u32, TwofoldError> {
         let caller = self.0.caller(&header).await?;
-        self.0
-            .run(move |e| e.trust_revoke(&caller, &user, &id))
-            .await
+        self.0.run(move |e| e.trust_revoke(&caller, &user, &id))
     }
 
     async fn grace_set(
@@ -240,7 +231,6 @@ impl ManageService {
         let caller = self.0.caller(&header).await?;
         self.0
             .run(move |e| e.grace_set(&caller, &subject, until, &reason))
-            .await
     }
 
     async fn grace_list(
@@ -248,7 +238,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<Deferral>, TwofoldError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |e| e.grace_list(&caller)).await
+        self.0.run(move |e| e.grace_list(&caller))
     }
 
     async fn grace_clear(
@@ -257,6 +247,6 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<bool, TwofoldError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |e| e.grace_clear(&caller, &subject)).await
+        self.0.run(move |e| e.grace_clear(&caller, &subject))
     }
 }
