@@ -240,7 +240,7 @@ impl Engine {
                     &ctx,
                     &format!("not enrolled; grace until {}", grace::date_of(deadline)),
                 );
-                if is_ssh(&ctx) {
+                if identity::is_ssh(&ctx) {
                     let step = Step::prompt(
                         Action::PromptVisible,
                         &format!("{text}\nPress Enter to continue: "),
@@ -557,11 +557,6 @@ impl Engine {
             conversations.remove(id);
         }
     }
-}
-
-/// sshd shows messages only in front of a following prompt.
-fn is_ssh(ctx: &LoginContext) -> bool {
-    ctx.service.starts_with("sshd") || !ctx.ssh_auth_info.is_empty()
 }
 
 pub(crate) fn locked_step(seconds_left: i64) -> Step {

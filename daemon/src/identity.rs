@@ -63,7 +63,7 @@ pub fn identify(
             rememberable: true,
         });
     }
-    if ctx.service.starts_with("sshd") {
+    if is_ssh(ctx) {
         let address = ctx
             .rhost
             .parse::<IpAddr>()
@@ -88,6 +88,12 @@ pub fn identify(
         ),
         rememberable: false,
     })
+}
+
+/// A login through sshd: its PAM service (`sshd`, or a copy named `sshd-…`), or a context
+/// carrying sshd's SSH_AUTH_INFO_0. (sshd also shows messages only in front of a prompt.)
+pub fn is_ssh(ctx: &LoginContext) -> bool {
+    ctx.service.starts_with("sshd") || !ctx.ssh_auth_info.is_empty()
 }
 
 /// `SHA256:...` of the last public key in SSH_AUTH_INFO_0 (`publickey TYPE BASE64` lines).

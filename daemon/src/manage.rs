@@ -6,7 +6,7 @@ use crate::authz::Caller;
 use crate::engine::{ApiError, Engine, check_user_name, lock, store_error};
 use crate::grace;
 use crate::otp;
-use crate::store::{Attempt, Deferral, FactorState, UserRecord};
+use crate::store::{Attempt, Deferral, FactorState, TrustRecord, UserRecord};
 use twofold_protocol::{self as protocol, EnrolmentOffer, TrustInfo, UserStatus};
 
 impl Engine {
@@ -132,44 +132,60 @@ impl Engine {
         if record.is_none() && self.users.uid_of(user).is_none() {
             return Err(ApiError::UnknownUser(format!("unknown user {user:?}")));
         }
-        self.status_of(user, record.as_ref())
+        let (deferrals, trust) = {
+            let store = lock(&self.store);
+            (
+                store.deferrals().map_err(store_error)?,
+                store.trust_list(Some(user)).map_err(store_error)?,
+            )
+        };
+        Ok(self.status_of(user, record.as_ref(), &deferrals, &trust))
     }
 
     pub fn list(&self, caller: &Caller) -> Result<Vec<UserStatus>, ApiError> {
         self.policy()
             .require_admin(caller)
             .map_err(|d| self.refuse("list", caller, "", d.0))?;
-        let records = lock(&self.store).users().map_err(store_error)?;
-        records
+        // Three queries for the whole list, not three per user.
+        let (records, deferrals, trust) = {
+            let store = lock(&self.store);
+            (
+                store.users().map_err(store_error)?,
+                store.deferrals().map_err(store_error)?,
+                store.trust_list(None).map_err(store_error)?,
+            )
+        };
+        Ok(records
             .iter()
-            .map(|r| self.status_of(&r.name, Some(r)))
-            .collect()
+            .map(|r| self.status_of(&r.name, Some(r), &deferrals, &trust))
+            .collect())
     }
 
-    fn status_of(&self, user: &str, r: Option<&UserRecord>) -> Result<UserStatus, ApiError> {
+    /// `trust` may hold other users' records too; only `user`'s count.
+    fn status_of(
+        &self,
+        user: &str,
+        r: Option<&UserRecord>,
+        deferrals: &[Deferral],
+        trust: &[TrustRecord],
+    ) -> UserStatus {
         let now = self.clock.now();
         let groups = grace::Groups::of(self.users.as_ref(), user);
-        let store = lock(&self.store);
         let grace_until = match r {
             Some(r) if r.state == FactorState::Active => 0,
-            _ => {
-                let deferrals = store.deferrals().map_err(store_error)?;
-                grace::deadline_for(
-                    self.config.enrolment.deadline.map(|d| d.0),
-                    &deferrals,
-                    user,
-                    &groups,
-                )
-                .unwrap_or(0)
-            }
+            _ => grace::deadline_for(
+                self.config.enrolment.deadline.map(|d| d.0),
+                deferrals,
+                user,
+                &groups,
+            )
+            .unwrap_or(0),
         };
-        let trusted = store
-            .trust_list(Some(user))
-            .map_err(store_error)?
+        let trusted = trust
             .iter()
-            .filter(|t| t.expires_at > now)
+            .filter(|t| t.user == user && t.expires_at > now)
             .count();
-        Ok(UserStatus {
+        UserStatus {
             user: user.into(),
             state: match r.map(|r| r.state) {
                 None => "none".into(),
@@ -189,7 +205,7 @@ impl Engine {
             in_scope: grace::in_scope(&self.config.scope, user, &groups),
             grace_until,
             trusted: trusted as u32,
-        })
+        }
     }
 
     /// Removes a user's factor (lost phone). Returns whether there was one.

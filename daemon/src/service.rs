@@ -43,8 +43,8 @@ impl From<ApiError> for TwofoldError {
 /// What both interfaces share.
 #[derive(Clone)]
 pub struct Shared {
-    pub engine: Arc<Engine>,
-    pub dbus: fdo::DBusProxy<'static>,
+    engine: Arc<Engine>,
+    dbus: fdo::DBusProxy<'static>,
     /// uid and pid per unique bus name: a connection's credentials never change and the
     /// bus never reuses a unique name, so each caller costs one lookup, not one per call.
     callers: Arc<Mutex<HashMap<String, Credentials>>>,

@@ -253,7 +253,7 @@ impl Store {
     }
 
     pub fn users(&self) -> Result<Vec<UserRecord>> {
-        let mut stmt = self.conn.prepare(&format!("{SELECT_USER} ORDER BY name"))?;
+        let mut stmt = self.conn.prepare_cached(SELECT_ALL_USERS)?;
         let rows = stmt
             .query_map([], row_to_user)?
             .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -439,22 +439,10 @@ impl Store {
 
     /// Trust records of one user, or of everyone.
     pub fn trust_list(&self, user: Option<&str>) -> Result<Vec<TrustRecord>> {
-        let rows = match user {
-            Some(u) => {
-                let mut stmt = self.conn.prepare(&format!(
-                    "{SELECT_TRUST} WHERE user = ?1 ORDER BY created_at"
-                ))?;
-                stmt.query_map([u], row_to_trust)?
-                    .collect::<std::result::Result<Vec<_>, _>>()?
-            }
-            None => {
-                let mut stmt = self
-                    .conn
-                    .prepare(&format!("{SELECT_TRUST} ORDER BY user, created_at"))?;
-                stmt.query_map([], row_to_trust)?
-                    .collect::<std::result::Result<Vec<_>, _>>()?
-            }
-        };
+        let mut stmt = self.conn.prepare_cached(SELECT_TRUST_OF_USER_OR_ALL)?;
+        let rows = stmt
+            .query_map([user], row_to_trust)?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -573,9 +561,12 @@ macro_rules! select_trust {
          idle_seconds, password_stamp FROM trust"
     };
 }
-const SELECT_USER: &str = select_user!();
+const SELECT_ALL_USERS: &str = concat!(select_user!(), " ORDER BY name");
 const SELECT_USER_BY_NAME: &str = concat!(select_user!(), " WHERE name = ?1");
-const SELECT_TRUST: &str = select_trust!();
+const SELECT_TRUST_OF_USER_OR_ALL: &str = concat!(
+    select_trust!(),
+    " WHERE ?1 IS NULL OR user = ?1 ORDER BY user, created_at"
+);
 const SELECT_TRUST_BY_IDENTITY: &str =
     concat!(select_trust!(), " WHERE user = ?1 AND identity_hash = ?2");
 

@@ -265,7 +265,13 @@ impl World {
                 .unwrap_or(false)
         };
         if !wait_for(served, Duration::from_secs(10)) {
-            panic!("twofoldd did not start:\n{}", self.daemon_log());
+            let log = self.daemon_log();
+            let hint = if log.contains("--test-clock") {
+                "\n(this twofoldd lacks the test-clock feature: run `cargo build --workspace`, as tests/run.sh does)"
+            } else {
+                ""
+            };
+            panic!("twofoldd did not start:\n{log}{hint}");
         }
     }
 

@@ -204,6 +204,14 @@ impl Answers {
     pub fn none() -> Answers {
         Answers::default()
     }
+    /// The test user's password, then these codes.
+    pub fn password(codes: &[&str]) -> Answers {
+        Answers {
+            password: Some(PASSWORD.into()),
+            codes: codes.iter().map(|c| c.to_string()).collect(),
+            trust: None,
+        }
+    }
 }
 
 /// The result of a scripted interactive program.

@@ -32,12 +32,23 @@ fn world_with_alice(extra: &str) -> (World, String) {
     (w, secret)
 }
 
-fn password_and(code: &str) -> Answers {
-    Answers {
-        password: Some(PASSWORD.into()),
-        codes: vec![code.into()],
-        trust: None,
-    }
+/// The recommended stack for password logins: the password, then twofold.
+fn password_stack(w: &World) -> String {
+    format!(
+        "auth required pam_unix.so
+{}",
+        w.module_line("")
+    )
+}
+
+/// sshd asking for the password and then the code (keyboard-interactive alone).
+fn password_sshd(w: &World) -> Sshd {
+    Sshd::start(w, "keyboard-interactive", &password_stack(w))
+}
+
+/// sshd asking for a public key and then the code.
+fn key_sshd(w: &World) -> Sshd {
+    Sshd::start(w, "publickey,keyboard-interactive", &w.module_line(""))
 }
 
 #[test]
@@ -46,11 +57,10 @@ fn sshd_keyboard_interactive_password_then_code() {
         return;
     }
     let (w, secret) = world_with_alice("[lockout]\nmax_failures = 10");
-    let stack = format!("auth required pam_unix.so\n{}", w.module_line(""));
-    let sshd = Sshd::start(&w, "keyboard-interactive", &stack);
+    let sshd = password_sshd(&w);
     w.set_clock(T0 + 30);
     let code = code_at_time(&secret, T0 + 30);
-    let s = ssh(&sshd, USER_A, None, &password_and(&code));
+    let s = ssh(&sshd, USER_A, None, &Answers::password(&[&code]));
     assert!(
         s.ran() && s.prompts("Verification code: ") == 1,
         "{s:?}\n{}",
@@ -58,29 +68,11 @@ fn sshd_keyboard_interactive_password_then_code() {
     );
     println!("proved: ssh (keyboard-interactive): password, then the code, then the command ran");
 
-    let replay = ssh(
-        &sshd,
-        USER_A,
-        None,
-        &Answers {
-            password: Some(PASSWORD.into()),
-            codes: vec![code.clone(); 3],
-            trust: None,
-        },
-    );
+    let replay = ssh(&sshd, USER_A, None, &Answers::password(&[code.as_str(); 3]));
     assert!(!replay.ran() && replay.has("Wrong code"), "{replay:?}");
     println!("proved: the same code over ssh again is refused");
 
-    let wrong = ssh(
-        &sshd,
-        USER_A,
-        None,
-        &Answers {
-            password: Some(PASSWORD.into()),
-            codes: vec!["000000".into(); 3],
-            trust: None,
-        },
-    );
+    let wrong = ssh(&sshd, USER_A, None, &Answers::password(&["000000"; 3]));
     assert!(!wrong.ran() && wrong.has("Wrong code"), "{wrong:?}");
     println!("proved: wrong codes over ssh are refused");
 }
@@ -91,7 +83,7 @@ fn sshd_publickey_then_code_trusts_the_key_and_asks_another() {
         return;
     }
     let (w, secret) = world_with_alice("");
-    let sshd = Sshd::start(&w, "publickey,keyboard-interactive", &w.module_line(""));
+    let sshd = key_sshd(&w);
     let key = sshd.add_key(USER_A, "laptop");
     let other = sshd.add_key(USER_A, "desktop");
     w.set_clock(T0 + 30);
@@ -132,7 +124,7 @@ fn sshd_trust_this_device_yes_is_honoured_after_the_window() {
         return;
     }
     let (w, secret) = world_with_alice("");
-    let sshd = Sshd::start(&w, "publickey,keyboard-interactive", &w.module_line(""));
+    let sshd = key_sshd(&w);
     let key = sshd.add_key(USER_A, "laptop");
     w.set_clock(T0 + 30);
     let answers = Answers {
@@ -158,17 +150,8 @@ fn sshd_grace_reminder_before_the_deadline_and_refusal_after() {
         return;
     }
     let w = World::start_at("[enrolment]\ndeadline = \"2027-01-25\"", T0);
-    let stack = format!("auth required pam_unix.so\n{}", w.module_line(""));
-    let sshd = Sshd::start(&w, "keyboard-interactive", &stack);
-    let before = ssh(
-        &sshd,
-        USER_B,
-        None,
-        &Answers {
-            password: Some(PASSWORD.into()),
-            ..Answers::none()
-        },
-    );
+    let sshd = password_sshd(&w);
+    let before = ssh(&sshd, USER_B, None, &Answers::password(&[]));
     assert!(
         before.ran() && before.has("becomes mandatory on 2027-01-25"),
         "{before:?}\n{}",
@@ -178,15 +161,7 @@ fn sshd_grace_reminder_before_the_deadline_and_refusal_after() {
         "proved: an unenrolled user sees the reminder over ssh and logs in before the deadline"
     );
     w.set_clock(1_800_835_200);
-    let after = ssh(
-        &sshd,
-        USER_B,
-        None,
-        &Answers {
-            password: Some(PASSWORD.into()),
-            ..Answers::none()
-        },
-    );
+    let after = ssh(&sshd, USER_B, None, &Answers::password(&[]));
     assert!(!after.ran(), "{after:?}");
     println!("proved: after the deadline the unenrolled user is refused");
 }
@@ -197,21 +172,16 @@ fn sshd_lockout_after_n_failures_holds_against_the_right_code() {
         return;
     }
     let (w, secret) = world_with_alice("[lockout]\nmax_failures = 3");
-    let stack = format!("auth required pam_unix.so\n{}", w.module_line(""));
-    let sshd = Sshd::start(&w, "keyboard-interactive", &stack);
+    let sshd = password_sshd(&w);
     w.set_clock(T0 + 30);
-    let wrong = Answers {
-        password: Some(PASSWORD.into()),
-        codes: vec!["111111".into(), "222222".into(), "333333".into()],
-        trust: None,
-    };
+    let wrong = Answers::password(&["111111", "222222", "333333"]);
     let s = ssh(&sshd, USER_A, None, &wrong);
     assert!(!s.ran(), "{s:?}");
     let right = ssh(
         &sshd,
         USER_A,
         None,
-        &password_and(&code_at_time(&secret, T0 + 30)),
+        &Answers::password(&[&code_at_time(&secret, T0 + 30)]),
     );
     assert!(
         !right.ran(),
@@ -233,37 +203,23 @@ fn sudo_asks_for_the_code_and_trusts_only_the_same_login_session() {
         "[policy.\"{service}\"]\nsession_hours = 1\nidle_minutes = 15\nremember_device = false"
     );
     let (w, secret) = world_with_alice(&policy);
-    let _sudo = sudo_service(
-        USER_A,
-        &service,
-        &format!("auth required pam_unix.so\n{}", w.module_line("")),
-    );
+    let _sudo = sudo_service(USER_A, &service, &password_stack(&w));
     let session = new_login_session();
     w.set_clock(T0 + 30);
-    let wrong = sudo(
-        USER_A,
-        &Answers {
-            password: Some(PASSWORD.into()),
-            codes: vec!["000000".into(); 3],
-            trust: None,
-        },
-    );
+    let wrong = sudo(USER_A, &Answers::password(&["000000"; 3]));
     assert!(!wrong.ran(), "{wrong:?}");
     println!("proved: sudo with wrong codes is refused");
-    let ok = sudo(USER_A, &password_and(&code_at_time(&secret, T0 + 30)));
+    let ok = sudo(
+        USER_A,
+        &Answers::password(&[&code_at_time(&secret, T0 + 30)]),
+    );
     assert!(
         ok.ran() && ok.has("uid=0") && ok.prompts("Verification code: ") == 1,
         "{ok:?}"
     );
     println!("proved: sudo with the password and the right code runs the command as uid 0");
     w.set_clock(T0 + 600);
-    let again = sudo(
-        USER_A,
-        &Answers {
-            password: Some(PASSWORD.into()),
-            ..Answers::none()
-        },
-    );
+    let again = sudo(USER_A, &Answers::password(&[]));
     assert!(
         again.ran() && again.prompts("Verification code") == 0,
         "{again:?}"
@@ -272,13 +228,7 @@ fn sudo_asks_for_the_code_and_trusts_only_the_same_login_session() {
         "proved: a second sudo in login session {session} needs no code (sudo's own cache off)"
     );
     let other = new_login_session();
-    let asked = sudo(
-        USER_A,
-        &Answers {
-            password: Some(PASSWORD.into()),
-            ..Answers::none()
-        },
-    );
+    let asked = sudo(USER_A, &Answers::password(&[]));
     assert!(!asked.ran() && asked.has("Verification code"), "{asked:?}");
     println!("proved: sudo from another login session ({other}) is asked for the code");
 }
@@ -291,19 +241,19 @@ fn console_login_asks_for_password_then_code() {
     let (w, secret) = world_with_alice("");
     // The stack docs/integration.md recommends for login, under pam_wrapper.
     let stack = format!(
-        "auth required pam_unix.so\n{}account required pam_unix.so\nsession required pam_unix.so\n",
-        w.module_line("")
+        "{}account required pam_unix.so\nsession required pam_unix.so\n",
+        password_stack(&w)
     );
     w.write_service("login", &stack);
     w.set_clock(T0 + 30);
     let s = console_login(
         &w.path("pam.d"),
         USER_A,
-        &password_and(&code_at_time(&secret, T0 + 30)),
+        &Answers::password(&[&code_at_time(&secret, T0 + 30)]),
     );
     assert!(s.ran() && s.prompts("Verification code: ") == 1, "{s:?}");
     println!("proved: util-linux login on a pty: password, then code, then a shell");
-    let wrong = console_login(&w.path("pam.d"), USER_A, &password_and("000000"));
+    let wrong = console_login(&w.path("pam.d"), USER_A, &Answers::password(&["000000"]));
     assert!(!wrong.ran(), "{wrong:?}");
     println!("proved: util-linux login with a wrong code gives no shell");
 }
