@@ -9,20 +9,9 @@ cd "$(dirname "$0")"
 AUTO=0
 [ "${1:-}" = "--auto" ] && AUTO=1
 
-need=()
-command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
-command -v pamtester >/dev/null || need+=(pamtester)
-ls /usr/lib/*/libpam_wrapper.so >/dev/null 2>&1 || need+=(libpam-wrapper)
-[ -e /usr/lib/x86_64-linux-gnu/libpam.so ] || ls /usr/lib/*/libpam.so >/dev/null 2>&1 || need+=(libpam0g-dev)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "== installing ${need[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-  else
-    echo "demo.sh needs: ${need[*]} (sudo apt-get install ${need[*]})" >&2
-    exit 1
-  fi
-fi
+# Installs what it lacks when run as root (scripts/packages.txt); otherwise says how.
+source scripts/packages.sh
+need_packages build demo || exit 1
 
 echo "== building"
 cargo build -q --workspace
@@ -73,7 +62,7 @@ if [ $AUTO = 1 ]; then
   SECRET=$(sed -n 's/^otpauth URI: .*secret=\([A-Z2-7]*\).*/\1/p' "$WORK/enrol.txt")
   CODE=$(code_now "$SECRET")
   echo "   confirming with the app's code (computed: $CODE)"
-  "$T/twofoldctl" --bus "$BUS" confirm "$ME" "$CODE"
+  echo "$CODE" | "$T/twofoldctl" --bus "$BUS" confirm "$ME"
 else
   "$T/twofoldctl" --bus "$BUS" enrol "$ME"
 fi

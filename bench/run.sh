@@ -4,8 +4,8 @@
 # (pam_permit, pam_twofold, pam_google_authenticator, pam_oath) and twofoldd's
 # throughput, and writes docs/performance.md. See bench/README.md.
 #
-# Needs root, overlayfs and: dbus-daemon libpam-wrapper libpam0g-dev
-# libpam-google-authenticator libpam-oath. Changes no system file.
+# Needs root and overlayfs; installs the Debian packages it lacks (scripts/packages.txt:
+# build, demo, bench). Changes no system file.
 # Environment: BENCH_USERS (200), BENCH_CLIENTS (16), BENCH_PER_CLIENT (100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,9 +15,8 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "bench/run.sh: run as root (twofoldd must own its bus name as root)" >&2
   exit 1
 fi
-for p in dbus-daemon libpam-wrapper libpam0g-dev libpam-google-authenticator libpam-oath; do
-  dpkg -s "$p" >/dev/null 2>&1 || { echo "bench/run.sh: apt-get install $p" >&2; exit 1; }
-done
+source scripts/packages.sh
+need_packages build demo bench
 
 started=$(date +%s)
 cargo build --release -p pam_twofold -p twofold-daemon -p twofold-bench

@@ -153,8 +153,10 @@ pub enum Algorithm {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TotpConfig {
-    /// Shown by authenticator apps next to the account.
-    pub issuer: Name,
+    /// Shown by authenticator apps next to the account. Unset: the host's name (as
+    /// google-authenticator does), so each host is told apart in the app; set one name
+    /// for a fleet that shares its secrets.
+    pub issuer: Option<Name>,
     pub algorithm: Algorithm,
     pub digits: Bounded<6, 8>,
     pub step_seconds: Bounded<10, 300>,
@@ -165,7 +167,7 @@ pub struct TotpConfig {
 impl Default for TotpConfig {
     fn default() -> Self {
         TotpConfig {
-            issuer: Name("twofold".into()),
+            issuer: None,
             algorithm: Algorithm::SHA1,
             digits: Bounded(6),
             step_seconds: Bounded(30),

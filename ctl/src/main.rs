@@ -1,50 +1,116 @@
 //! twofoldctl: the administrator's and user's command line over D-Bus. It holds no state
 //! and decides nothing: the daemon checks who is asking.
 
+mod code;
 mod output;
 
-use clap::{Parser, Subcommand};
-use std::io::{BufRead, Write};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 use twofold_protocol::{ManageProxy, SYSTEM_BUS_ADDRESS, errors};
 use zbus::proxy::CacheProperties;
 
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  failed (the message says why)
+  2  bad command line or input
+  3  twofoldd or its bus cannot be reached
+  4  permission denied (administrators only, or another user's account)
+  5  wrong code";
+
 #[derive(Parser)]
-#[command(name = "twofoldctl", version, about = "Manage twofold second factors")]
+#[command(
+    name = "twofoldctl",
+    version,
+    about = "Manage twofold second factors (TOTP codes from an authenticator app)",
+    after_help = EXIT_CODES
+)]
 struct Cli {
     /// D-Bus address of the bus twofoldd is on.
-    #[arg(long, global = true, default_value = SYSTEM_BUS_ADDRESS)]
+    #[arg(long, global = true, default_value = SYSTEM_BUS_ADDRESS, value_name = "ADDRESS")]
     bus: String,
-    /// Machine-readable output (JSON).
+    /// Machine-readable output (JSON) instead of text.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+/// How `enrol` draws the QR code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QrStyle {
+    /// `color` on a terminal, `text` otherwise.
+    Auto,
+    /// Black on white set with ANSI colours: scans whatever the terminal's theme.
+    Color,
+    /// No escape codes; dark modules drawn as block characters (right on a light
+    /// background, e.g. printed or pasted into a document).
+    Text,
+    /// No QR code: the URI and the secret only.
+    None,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Issue a new TOTP secret: shows a QR code, the otpauth:// URI and the secret as text,
-    /// then asks for a first code from the app.
+    /// Issue a new TOTP secret: QR code, otpauth:// URI and secret as text; asks for a code.
+    ///
+    /// Shows a QR code to scan with an authenticator app, the otpauth:// URI and the secret
+    /// as text for typing by hand, then asks for a first code from the app to verify it.
+    #[command(visible_alias = "enroll", after_help = EXIT_CODES)]
     Enrol {
+        /// The account to enrol (yourself, or anyone as an administrator).
         user: String,
-        /// Do not ask for a first code: the user's first login verifies it.
+        /// Do not ask for a first code: the user's first login (or `twofoldctl confirm`)
+        /// verifies it.
         #[arg(long)]
         no_verify: bool,
-        /// Replace an active factor (administrators only).
+        /// Replace an active factor; the old app stops working (administrators only).
         #[arg(long)]
         replace: bool,
+        /// How to draw the QR code.
+        #[arg(long, value_enum, default_value_t = QrStyle::Auto, value_name = "STYLE")]
+        qr: QrStyle,
     },
-    /// Verify a first code for a pending enrolment.
-    Confirm { user: String, code: String },
+    /// Verify a first code for a pending enrolment (asks for the code).
+    ///
+    /// The code is read from a prompt with echo off, or from one line of standard input
+    /// when it is not a terminal (`echo 123456 | twofoldctl confirm alice`); never from the
+    /// command line, where every local user could read it in /proc and the shell keeps it.
+    #[command(after_help = EXIT_CODES)]
+    Confirm {
+        /// The account whose pending secret the code comes from.
+        user: String,
+        /// Refused: a code on the command line is visible to every local user.
+        #[arg(hide = true)]
+        code: Option<String>,
+    },
     /// Show a user's state (default: yourself).
-    Status { user: Option<String> },
+    #[command(after_help = EXIT_CODES)]
+    Status {
+        /// The account to show (administrators may name anyone).
+        user: Option<String>,
+    },
     /// List every user with a factor (administrators only).
+    #[command(after_help = EXIT_CODES)]
     List,
     /// Remove a user's factor, e.g. after a lost phone (administrators only).
-    Reset { user: String },
+    ///
+    /// Their trusted sessions and devices end too. Their next login is then that of a user
+    /// who never enrolled:
+    /// with `[login] unenrolled = "deny"` (the default) it is refused until they enrol
+    /// again, unless a grace period (`twofoldctl grace set`) lets them in with a reminder;
+    /// with `unenrolled = "ignore"` the password alone decides.
+    #[command(after_help = EXIT_CODES)]
+    Reset {
+        /// The account whose factor is removed.
+        user: String,
+    },
     /// End a lockout after too many wrong codes (administrators only).
-    Unlock { user: String },
+    #[command(after_help = EXIT_CODES)]
+    Unlock {
+        /// The locked account.
+        user: String,
+    },
     /// Trusted sessions and remembered devices.
     #[command(subcommand)]
     Trust(TrustCommand),
@@ -56,17 +122,23 @@ enum Command {
 #[derive(Subcommand)]
 enum TrustCommand {
     /// List valid trust (default: yourself; administrators may name anyone, or --all).
+    #[command(after_help = EXIT_CODES)]
     List {
+        /// The account whose trust to list.
         user: Option<String>,
         /// Every user's (administrators only).
         #[arg(long, conflicts_with = "user")]
         all: bool,
     },
-    /// Revoke one trusted device by its id, or all of the user's with --all.
+    /// Revoke one trusted session or device by its id, or all of the user's with --all.
+    #[command(after_help = EXIT_CODES)]
     Revoke {
+        /// The account the trust belongs to (yourself, or anyone as an administrator).
         user: String,
+        /// The ID column of `twofoldctl trust list` (at least its first 8 hex digits).
         #[arg(required_unless_present = "all")]
         id: Option<String>,
+        /// Revoke every trusted session and device of the user.
         #[arg(long, conflicts_with = "id")]
         all: bool,
     },
@@ -74,18 +146,29 @@ enum TrustCommand {
 
 #[derive(Subcommand)]
 enum GraceCommand {
-    /// Defer enrolment for USER or @GROUP until DATE (2027-01-31, meaning 00:00 UTC, or an RFC 3339 time).
+    /// Defer enrolment for USER or @GROUP until a date: until then they log in without a
+    /// second factor and are reminded at every login.
+    #[command(after_help = EXIT_CODES)]
     Set {
+        /// A user name, or @GROUP for every member of a group.
         subject: String,
-        #[arg(long)]
+        /// The end of the deferral: a date (2027-01-31, meaning 00:00 UTC) or an RFC 3339
+        /// time; at most `[enrolment] max_deferral_days` ahead.
+        #[arg(long, value_name = "DATE")]
         until: String,
-        #[arg(long, default_value = "")]
+        /// Why, for the audit log and `grace list` (at most 200 characters).
+        #[arg(long, default_value = "", value_name = "TEXT")]
         reason: String,
     },
     /// List deferrals.
+    #[command(after_help = EXIT_CODES)]
     List,
     /// Remove the deferral of USER or @GROUP.
-    Clear { subject: String },
+    #[command(after_help = EXIT_CODES)]
+    Clear {
+        /// A user name, or @GROUP.
+        subject: String,
+    },
 }
 
 /// A failure with its exit code.
@@ -130,6 +213,15 @@ fn explain(e: zbus::Error, bus: &str) -> Failure {
 }
 
 fn main() -> ExitCode {
+    // A closed pipe (`twofoldctl list | head -n 1`) ends the program quietly, as it ends
+    // ls: Rust ignores SIGPIPE by default and println! would then panic.
+    // SAFETY: restoring the default disposition, before any other thread exists.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -171,9 +263,10 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             user,
             no_verify,
             replace,
+            qr,
         } => {
             let offer = manage.enrol(user, *replace).await.map_err(z)?;
-            output::offer(&offer, cli.json);
+            output::offer(&offer, *qr, cli.json);
             if *no_verify {
                 if !cli.json {
                     println!(
@@ -182,12 +275,22 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 }
                 return Ok(());
             }
-            let code = read_code()?;
+            let code = read_code(user)?;
             manage.confirm_enrolment(user, &code).await.map_err(z)?;
             output::confirmed(user, cli.json);
         }
         Command::Confirm { user, code } => {
-            manage.confirm_enrolment(user, code).await.map_err(z)?;
+            if code.is_some() {
+                return Err(Failure {
+                    code: 2,
+                    message: format!(
+                        "the code is not taken on the command line (every local user can read it there); \
+                         run `twofoldctl confirm {user}` and type it, or pipe it on standard input"
+                    ),
+                });
+            }
+            let code = read_code(user)?;
+            manage.confirm_enrolment(user, &code).await.map_err(z)?;
             output::confirmed(user, cli.json);
         }
         Command::Status { user } => {
@@ -275,17 +378,17 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-fn read_code() -> Result<String, Failure> {
-    eprint!("Code from the app: ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    match std::io::stdin().lock().read_line(&mut line) {
-        Ok(n) if n > 0 => Ok(line.trim().to_string()),
-        _ => Err(Failure {
-            code: 1,
-            message: "no code given; confirm later with `twofoldctl confirm USER CODE`".into(),
-        }),
-    }
+fn read_code(user: &str) -> Result<String, Failure> {
+    code::read("Code from the app: ").map_err(|e| Failure {
+        code: 2,
+        message: match e {
+            code::NoCode::Cancelled => {
+                format!("no code given; confirm later with `twofoldctl confirm {user}`")
+            }
+            code::NoCode::TooLong => "that is not a code (too long)".into(),
+            code::NoCode::Io(e) => format!("cannot read the code: {e}"),
+        },
+    })
 }
 
 fn current_user() -> Result<String, Failure> {

@@ -1,8 +1,10 @@
 //! What twofoldctl prints: text for people, JSON (one object per line) for scripts.
 
+use crate::QrStyle;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 use serde_json::json;
+use std::io::IsTerminal;
 use std::time::{Duration, UNIX_EPOCH};
 use twofold_protocol::{Deferral, EnrolmentOffer, TrustInfo, UserStatus};
 
@@ -23,37 +25,84 @@ fn grouped(secret: &str) -> String {
         .join(" ")
 }
 
-pub fn qr(text: &str) -> Option<String> {
+/// Sets black on white (bright white where the terminal has it) whatever the theme;
+/// the quiet zone is drawn in the same colours, so the symbol always has its light margin.
+const BLACK_ON_WHITE: &str = "\x1b[0;30;47;107m";
+const RESET: &str = "\x1b[0m";
+
+/// The QR code as text: dark modules drawn dark, in a quiet zone of 4 light modules.
+/// `None` when the text does not fit in a QR code or no code is wanted.
+pub fn qr(text: &str, style: QrStyle) -> Option<String> {
+    let style = match style {
+        QrStyle::Auto if std::io::stdout().is_terminal() => QrStyle::Color,
+        QrStyle::Auto => QrStyle::Text,
+        other => other,
+    };
+    if style == QrStyle::None {
+        return None;
+    }
     let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L).ok()?;
-    // Light modules drawn dark: reads well on the dark terminals most admins use.
+    let plain = code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Dark)
+        .light_color(Dense1x2::Light)
+        .quiet_zone(true)
+        .build();
+    if style == QrStyle::Text {
+        return Some(plain);
+    }
+    // Colours are set again on every line: some terminals reset them at a newline.
     Some(
-        code.render::<Dense1x2>()
-            .dark_color(Dense1x2::Light)
-            .light_color(Dense1x2::Dark)
-            .quiet_zone(true)
-            .build(),
+        plain
+            .lines()
+            .map(|line| format!("{BLACK_ON_WHITE}{line}{RESET}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
     )
 }
 
-pub fn offer(o: &EnrolmentOffer, as_json: bool) {
+/// What someone typing the secret by hand must set beyond it, when it differs from what
+/// apps assume (30 s, 6 digits, SHA1).
+fn settings(o: &EnrolmentOffer) -> Option<String> {
+    let mut differ = Vec::new();
+    if o.period != 30 {
+        differ.push(format!("a period of {} seconds", o.period));
+    }
+    if o.digits != 6 {
+        differ.push(format!("{} digits", o.digits));
+    }
+    if o.algorithm != "SHA1" {
+        differ.push(format!("algorithm {}", o.algorithm));
+    }
+    (!differ.is_empty()).then(|| differ.join(", "))
+}
+
+pub fn offer(o: &EnrolmentOffer, style: QrStyle, as_json: bool) {
     if as_json {
         println!(
             "{}",
-            json!({"user": o.user, "secret": o.secret, "otpauth_uri": o.otpauth_uri, "state": "pending"})
+            json!({"user": o.user, "secret": o.secret, "otpauth_uri": o.otpauth_uri, "state": "pending",
+                   "algorithm": o.algorithm, "digits": o.digits, "period": o.period})
         );
         return;
     }
-    println!(
-        "Scan this QR code with an authenticator app for {}:",
-        o.user
-    );
-    if let Some(q) = qr(&o.otpauth_uri) {
+    if let Some(q) = qr(&o.otpauth_uri, style) {
+        println!(
+            "Scan this QR code with an authenticator app for {}:",
+            o.user
+        );
         println!("{q}");
     }
-    println!(
-        "Or enter this secret by hand (time-based, 30 s): {}",
-        grouped(&o.secret)
-    );
+    match settings(o) {
+        None => println!(
+            "Or enter this secret by hand (time-based): {}",
+            grouped(&o.secret)
+        ),
+        Some(extra) => println!(
+            "Or enter this secret by hand (time-based; also set {extra}): {}",
+            grouped(&o.secret)
+        ),
+    }
     println!("otpauth URI: {}", o.otpauth_uri);
 }
 
@@ -194,11 +243,65 @@ mod tests {
         assert_eq!(grouped("ABCDEFGHIJ"), "ABCD EFGH IJ");
     }
 
+    const URI: &str =
+        "otpauth://totp/host:alice%40host?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=host";
+
     #[test]
-    fn qr_codes_render_as_block_characters() {
-        let q = qr("otpauth://totp/twofold:alice%40host?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=twofold").unwrap();
-        assert!(q.lines().count() > 10);
+    fn text_qr_codes_draw_dark_modules_inside_a_light_quiet_zone() {
+        let q = qr(URI, QrStyle::Text).unwrap();
+        let lines: Vec<&str> = q.lines().collect();
+        assert!(lines.len() > 10);
         assert!(q.chars().all(|c| matches!(c, ' ' | '▀' | '▄' | '█' | '\n')));
+        // 4 light modules: two text rows above and below, four columns either side.
+        for row in [0, 1, lines.len() - 2, lines.len() - 1] {
+            assert!(
+                lines[row].chars().all(|c| c == ' '),
+                "row {row} is not blank"
+            );
+        }
+        for line in &lines {
+            let chars: Vec<char> = line.chars().collect();
+            assert!(
+                chars[..4]
+                    .iter()
+                    .chain(&chars[chars.len() - 4..])
+                    .all(|&c| c == ' ')
+            );
+        }
+        // The finder pattern's dark border starts right after the quiet zone.
+        assert_eq!(lines[2].chars().nth(4), Some('█'));
+    }
+
+    #[test]
+    fn colour_qr_codes_set_black_on_white_on_every_line() {
+        let q = qr(URI, QrStyle::Color).unwrap();
+        for line in q.lines() {
+            assert!(
+                line.starts_with(BLACK_ON_WHITE) && line.ends_with(RESET),
+                "{line:?}"
+            );
+        }
+        assert_eq!(qr(URI, QrStyle::None), None);
+    }
+
+    #[test]
+    fn unusual_settings_are_named_for_manual_entry() {
+        let mut o = EnrolmentOffer {
+            user: "alice".into(),
+            secret: "GEZDGNBV".into(),
+            otpauth_uri: URI.into(),
+            algorithm: "SHA1".into(),
+            digits: 6,
+            period: 30,
+        };
+        assert_eq!(settings(&o), None);
+        o.period = 60;
+        o.digits = 8;
+        o.algorithm = "SHA256".into();
+        assert_eq!(
+            settings(&o).as_deref(),
+            Some("a period of 60 seconds, 8 digits, algorithm SHA256")
+        );
     }
 
     #[test]

@@ -38,9 +38,14 @@ impl Engine {
         }
         let secret = otp::generate_secret(self.random.as_ref()).map_err(ApiError::Store)?;
         let account = format!("{user}@{}", self.hostname);
-        let uri =
-            otp::provisioning_uri(&self.params, &secret, &self.config.totp.issuer.0, &account)
-                .map_err(ApiError::InvalidInput)?;
+        let issuer = self
+            .config
+            .totp
+            .issuer
+            .as_ref()
+            .map_or(self.hostname.as_str(), |n| n.0.as_str());
+        let uri = otp::provisioning_uri(&self.params, &secret, issuer, &account)
+            .map_err(ApiError::InvalidInput)?;
         let stored = lock(&self.store)
             .put_pending(user, &secret, self.clock.now(), replace)
             .map_err(store_error)?;
@@ -64,6 +69,9 @@ impl Engine {
             user: user.into(),
             secret,
             otpauth_uri: uri,
+            algorithm: format!("{:?}", self.params.algorithm),
+            digits: self.params.digits as u32,
+            period: self.params.step as u32,
         })
     }
 

@@ -160,6 +160,12 @@ pub struct EnrolmentOffer {
     /// Base32 (RFC 4648, unpadded): what authenticator apps accept as text.
     pub secret: String,
     pub otpauth_uri: String,
+    /// What someone typing the secret by hand must also set in the app.
+    /// `SHA1`, `SHA256` or `SHA512`.
+    pub algorithm: String,
+    pub digits: u32,
+    /// Seconds per code.
+    pub period: u32,
 }
 
 /// A user's second-factor state as `Status` and `List` report it.

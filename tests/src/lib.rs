@@ -46,13 +46,31 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// The name of the account the tests run as.
+pub fn me() -> String {
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .expect("the test account has a name")
+}
+
 static USERS: Mutex<bool> = Mutex::new(false);
 
-/// Creates the test accounts once (root only). Returns false when not root.
+/// Fails the calling test unless it runs as root. Root-only tests are also marked
+/// `#[cfg_attr(not(as_root), ignore = ...)]` (tests/build.rs), so a run as another user
+/// reports them as ignored; this catches a build made as root and run as someone else.
+pub fn require_root(why: &str) {
+    assert!(
+        is_root(),
+        "this test needs root ({why}); run as root, or as another user through tests/run.sh, \
+         which reports it as ignored"
+    );
+}
+
+/// Creates the test accounts once (root only; fails the test otherwise). Returns true.
 pub fn ensure_test_users() -> bool {
-    if !is_root() {
-        return false;
-    }
+    require_root("it creates the test users");
     let mut done = USERS.lock().unwrap_or_else(|p| p.into_inner());
     if !*done {
         for u in [USER_A, USER_B] {
@@ -198,7 +216,17 @@ impl World {
             .expect("chmod");
         let socket = dir.path().join("bus");
         let config = dir.path().join("bus.conf");
-        std::fs::write(&config, bus_config(&socket, extra_policy)).expect("bus.conf");
+        // As another user than root, the test's own account runs twofoldd: let it own the
+        // name (as demo.sh does); module_line() names it in daemon_user=.
+        let extra_policy = if is_root() {
+            extra_policy.to_string()
+        } else {
+            format!(
+                "<policy user=\"{}\"><allow own=\"org.twofold.Twofold1\"/></policy>{extra_policy}",
+                me()
+            )
+        };
+        std::fs::write(&config, bus_config(&socket, &extra_policy)).expect("bus.conf");
         let bus = Command::new("dbus-daemon")
             .arg(format!("--config-file={}", config.display()))
             .args(["--nofork", "--nopidfile"])
@@ -305,8 +333,13 @@ impl World {
 
     /// The module line for this world's bus, with extra arguments.
     pub fn module_line(&self, args: &str) -> String {
+        let daemon_user = if is_root() {
+            String::new()
+        } else {
+            format!(" daemon_user={}", me())
+        };
         format!(
-            "auth required {} bus={} {args}\n",
+            "auth required {} bus={}{daemon_user} {args}\n",
             module_path().display(),
             self.bus_address
         )

@@ -142,7 +142,7 @@ fn ctl_enrol_shows_qr_uri_and_secret_and_verifies_the_first_code() {
         .and_then(|s| s.split('&').next())
         .expect("secret in URI")
         .to_string();
-    let out = w.ctl(&["confirm", "root", &fresh_code(&secret)], "");
+    let out = w.ctl(&["confirm", "root"], &format!("{}\n", fresh_code(&secret)));
     assert!(out.status.success(), "{}", combined(&out));
     let out = w.ctl(&["--json", "list"], "");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");

@@ -56,7 +56,10 @@ fn assert_asked(w: &World, t: Transaction, why: &str) {
 /// Enrols `user` at the current test time and confirms the factor with its code.
 fn enrol_at(w: &World, user: &str, now: i64) -> String {
     let secret = w.enrol(user);
-    let out = w.ctl(&["confirm", user, &code_at_time(&secret, now)], "");
+    let out = w.ctl(
+        &["confirm", user],
+        &format!("{}\n", code_at_time(&secret, now)),
+    );
     assert!(out.status.success(), "{}", combined(&out));
     secret
 }
@@ -195,11 +198,9 @@ fn trust_of_one_user_never_serves_another_and_reset_ends_it() {
 }
 
 #[test]
+#[cfg_attr(not(as_root), ignore = "needs root: changes a test user's password")]
 fn a_password_change_ends_a_remembered_device() {
-    if !ensure_test_users() {
-        eprintln!("SKIPPED: needs root to create {USER_A} and change its password");
-        return;
-    }
+    ensure_test_users();
     let w = ssh_world();
     let secret = enrol_at(&w, USER_A, T0);
     set_password(USER_A, "first-password-1");
@@ -225,11 +226,9 @@ fn a_password_change_ends_a_remembered_device() {
 }
 
 #[test]
+#[cfg_attr(not(as_root), ignore = "needs root: starts kernel login sessions")]
 fn sudo_style_session_window_skips_the_prompt_only_in_the_same_login_session() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to start kernel login sessions");
-        return;
-    }
+    require_root("it starts kernel login sessions");
     let w = World::start_at("", T0);
     w.write_service("sudo", &w.module_line(""));
     let secret = enrol_at(&w, "root", T0);
