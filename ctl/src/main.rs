@@ -400,3 +400,32 @@ fn current_user() -> Result<String, Failure> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn check(cmd: &clap::Command, path: &str) {
+        for a in cmd.get_arguments() {
+            let id = a.get_id().as_str();
+            if a.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            assert!(a.get_help().is_some(), "{path}: <{id}> has no help text");
+        }
+        for sub in cmd.get_subcommands() {
+            let name = format!("{path} {}", sub.get_name());
+            assert!(sub.get_about().is_some(), "{name} has no help text");
+            check(sub, &name);
+        }
+    }
+
+    #[test]
+    fn every_command_argument_and_option_explains_itself() {
+        Cli::command().debug_assert();
+        check(&Cli::command(), "twofoldctl");
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Exit codes:"), "{help}");
+    }
+}
