@@ -90,10 +90,9 @@ pub fn identify(
     })
 }
 
-/// A login through sshd: its PAM service (`sshd`, or a copy named `sshd-…`), or a context
-/// carrying sshd's SSH_AUTH_INFO_0. (sshd also shows messages only in front of a prompt.)
+/// A login through sshd (the rule is shared with the module: `LoginContext::is_ssh`).
 pub fn is_ssh(ctx: &LoginContext) -> bool {
-    ctx.service.starts_with("sshd") || !ctx.ssh_auth_info.is_empty()
+    ctx.is_ssh()
 }
 
 /// `SHA256:...` of the last public key in SSH_AUTH_INFO_0 (`publickey TYPE BASE64` lines).

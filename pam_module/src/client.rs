@@ -22,6 +22,11 @@ use zbus::proxy::CacheProperties;
 /// A daemon that keeps asking forever is treated as broken.
 const MAX_STEPS: usize = 32;
 
+/// Shown when twofoldd gives no verdict (down, hung, impostor, broken reply), so the
+/// person sees more than "Login incorrect". It says nothing about the account.
+pub const UNAVAILABLE: &str =
+    "The two-factor service is not available right now; try again or contact your administrator.";
+
 /// Where the daemon's messages and prompts go: the PAM conversation, or a test script.
 pub trait Ui {
     fn show(&mut self, style: u32, text: &str);
@@ -92,6 +97,15 @@ pub fn authenticate(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> Pam
     };
     let result = run(&opts, &ctx, &mut ui);
     let code = verdict::to_pam(&result, opts.failmode);
+    if code != PamResultCode::PAM_SUCCESS && verdict::no_verdict(&result) {
+        if ctx.is_ssh() || ui.silent {
+            // sshd drops a message that no prompt follows when the module fails, and sudo
+            // asks for silence (PAM_SILENT, its default): a prompt still reaches the person.
+            let _ = ui.prompt(false, &format!("{UNAVAILABLE}\nPress Enter to continue: "));
+        } else {
+            ui.show(MSG_ERROR, UNAVAILABLE);
+        }
+    }
     match &result {
         Err(Failure::Unreachable(why)) if code == PamResultCode::PAM_SUCCESS => {
             log.warning(&format!(

@@ -40,6 +40,15 @@ pub fn to_pam(result: &Result<Action, Failure>, failmode: FailMode) -> PamResult
     }
 }
 
+/// Whether the daemon gave no verdict at all (as opposed to refusing the login or the
+/// user's conversation failing): the person is then told the service is unavailable.
+pub fn no_verdict(result: &Result<Action, Failure>) -> bool {
+    matches!(
+        result,
+        Err(Failure::Unreachable(_) | Failure::Impostor(_) | Failure::Protocol(_))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,15 @@ pub struct LoginContext {
     pub ssh_auth_info: String,
 }
 
+impl LoginContext {
+    /// A login through sshd: its PAM service (`sshd`, or a copy named `sshd-…`), or a
+    /// context carrying sshd's SSH_AUTH_INFO_0. sshd shows messages only in front of a
+    /// prompt (OpenSSH bug 2876), so what the user must read goes into a prompt there.
+    pub fn is_ssh(&self) -> bool {
+        self.service.starts_with("sshd") || !self.ssh_auth_info.is_empty()
+    }
+}
+
 /// A message shown to the user before the step's action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct Message {

@@ -314,6 +314,11 @@ impl World {
         }
     }
 
+    /// The running twofoldd's process id.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(Child::id)
+    }
+
     pub fn daemon_log(&self) -> String {
         std::fs::read_to_string(self.path("twofoldd.log")).unwrap_or_default()
     }

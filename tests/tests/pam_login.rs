@@ -79,6 +79,43 @@ fn daemon_down_fails_closed_and_failmode_safe_passes() {
     println!("proved: daemon down -> PAM_AUTHINFO_UNAVAIL; failmode=safe lets the login through");
 }
 
+/// What the person is told when twofoldd gives no verdict (pam_twofold's UNAVAILABLE).
+const NOT_AVAILABLE: &str =
+    "The two-factor service is not available right now; try again or contact your administrator.";
+
+#[test]
+fn a_stopped_or_hung_daemon_is_explained_in_one_line_that_names_no_account() {
+    let mut w = World::start("");
+    let me = me();
+    w.write_service("twofold", &w.module_line("timeout=2"));
+    // Hung: the name is still owned, but twofoldd answers nothing (SIGSTOP).
+    let pid = nix::unistd::Pid::from_raw(w.daemon_pid().expect("daemon") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    let started = std::time::Instant::now();
+    let hung = w.pam("twofold", &me, "123456\n");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    assert!(!hung.passed() && hung.has(NOT_AVAILABLE), "{hung:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "timeout= not honoured"
+    );
+    // Stopped: nobody owns the name.
+    w.stop_daemon();
+    let seen: Vec<String> = [me.as_str(), "no-such-user-here"]
+        .iter()
+        .map(|user| {
+            let down = w.pam("twofold", user, "123456\n");
+            assert!(!down.passed() && down.has(NOT_AVAILABLE), "{down:?}");
+            down.output.replace(user, "USER")
+        })
+        .collect();
+    // An existing and an unknown account see exactly the same thing.
+    assert_eq!(seen[0], seen[1]);
+    println!(
+        "proved: a hung (SIGSTOP) or stopped daemon gives the user one clear line and fails closed"
+    );
+}
+
 #[test]
 fn the_bus_address_is_never_taken_from_the_environment() {
     let w = World::start("");

@@ -314,3 +314,34 @@ fn screen_locker_style_pam_as_the_user() {
     );
     println!("proved: PAM run as {USER_A} unlocks {USER_A}; for {USER_B} the daemon refuses");
 }
+
+/// What pam_twofold tells the person when twofoldd gives no verdict.
+const NOT_AVAILABLE: &str = "The two-factor service is not available right now";
+
+#[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: real sshd, sudo and login, test users"
+)]
+fn sshd_sudo_and_login_explain_a_daemon_that_is_down() {
+    root_with_users();
+    let service = unique("sudo-twofold");
+    let (mut w, _secret) = world_with_alice("");
+    let sshd = password_sshd(&w);
+    let _sudo = sudo_service(USER_A, &service, &password_stack(&w));
+    let stack = format!(
+        "{}account required pam_unix.so\nsession required pam_unix.so\n",
+        password_stack(&w)
+    );
+    w.write_service("login", &stack);
+    w.stop_daemon();
+    let s = ssh(&sshd, USER_A, None, &Answers::password(&[]));
+    assert!(!s.ran() && s.has(NOT_AVAILABLE), "{s:?}\n{}", sshd.log());
+    println!("proved: ssh shows the 'not available' line when twofoldd is down");
+    let s = sudo(USER_A, &Answers::password(&[]));
+    assert!(!s.ran() && s.has(NOT_AVAILABLE), "{s:?}");
+    println!("proved: sudo shows the 'not available' line when twofoldd is down");
+    let s = console_login(&w.path("pam.d"), USER_A, &Answers::password(&[]));
+    assert!(!s.ran() && s.has(NOT_AVAILABLE), "{s:?}");
+    println!("proved: login shows the 'not available' line when twofoldd is down");
+}
