@@ -50,4 +50,4 @@ fi
 cargo build --workspace --all-targets
 # pam_wrapper gives each process a /tmp/pam.X directory; keep parallelism low.
 # --show-output: every end-to-end test prints what it proved.
-cargo test --workspace -- --test-threads=4 --show-output
+cargo test --workspace --no-fail-fast -- --test-threads=4 --show-output

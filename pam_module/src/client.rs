@@ -150,23 +150,42 @@ fn protocol(e: zbus::Error) -> Failure {
     }
 }
 
-async fn exchange(opts: &Options, ctx: &LoginContext, ui: &mut dyn Ui) -> Result<Action, Failure> {
-    let unreachable = |e: zbus::Error| Failure::Unreachable(e.to_string());
-    let connect = async {
-        zbus::connection::Builder::address(opts.bus.as_str())
+/// Connects to the bus within `timeout`. Only a definite absence — no socket (`ENOENT`)
+/// or nobody listening (`ECONNREFUSED`) — counts as unreachable. Anything else (a reset,
+/// a timeout, `EAGAIN`) is what a local user can cause, e.g. with a flood of bare
+/// connections that makes dbus-daemon drop the oldest incomplete ones: one retry within
+/// the time left, then it fails closed.
+async fn connect(opts: &Options) -> Result<zbus::Connection, Failure> {
+    let deadline = tokio::time::Instant::now() + opts.timeout;
+    let mut last = String::new();
+    for _ in 0..2 {
+        let build = zbus::connection::Builder::address(opts.bus.as_str())
             .method_timeout(opts.timeout)
-            .build()
-            .await
-    };
-    let conn = tokio::time::timeout(opts.timeout, connect)
-        .await
-        .map_err(|_| Failure::Unreachable("timed out connecting to the bus".into()))?
-        .map_err(unreachable)?;
+            .build();
+        match tokio::time::timeout_at(deadline, build).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(e)) if definitely_absent(&e) => return Err(Failure::Unreachable(e.to_string())),
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => return Err(Failure::Disturbed("timed out connecting to the bus".into())),
+        }
+    }
+    Err(Failure::Disturbed(format!(
+        "the bus dropped the connection twice: {last}"
+    )))
+}
+
+fn definitely_absent(e: &zbus::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionRefused, NotFound};
+    matches!(e, zbus::Error::InputOutput(io) if matches!(io.kind(), NotFound | ConnectionRefused))
+}
+
+async fn exchange(opts: &Options, ctx: &LoginContext, ui: &mut dyn Ui) -> Result<Action, Failure> {
+    let conn = connect(opts).await?;
     let dbus = zbus::fdo::DBusProxy::builder(&conn)
         .cache_properties(CacheProperties::No)
         .build()
         .await
-        .map_err(unreachable)?;
+        .map_err(|e| Failure::Disturbed(e.to_string()))?;
     let (owner, (id, mut step)) = begin(&conn, &dbus, ctx, opts).await?;
     // Talk to the unique name we checked: if the owner changes mid-way, calls fail.
     let auth = AuthProxy::builder(&conn)
@@ -199,8 +218,8 @@ async fn exchange(opts: &Options, ctx: &LoginContext, ui: &mut dyn Ui) -> Result
 /// sends `Begin` to that unique name while asking the bus for its uid; the reply is used
 /// only once the owner is known to be root (or `daemon_user=`). (`Begin` carries only the
 /// login context, nothing secret; the code goes out in `Answer`, after the check.)
-/// Only "nobody owns the name" counts as an unreachable daemon (`failmode=safe`):
-/// whatever goes wrong after that fails closed. Returns the checked unique name and the
+/// Only "nobody owns the name" (after activation had its chance) counts as an
+/// unreachable daemon (`failmode=safe`): whatever goes wrong after that fails closed. Returns the checked unique name and the
 /// daemon's first step.
 async fn begin(
     conn: &zbus::Connection,
@@ -210,11 +229,7 @@ async fn begin(
 ) -> Result<(zbus::names::UniqueName<'static>, (String, Step)), Failure> {
     let name =
         zbus::names::BusName::try_from(BUS_NAME).map_err(|e| Failure::Local(e.to_string()))?;
-    let owner = dbus
-        .get_name_owner(name)
-        .await
-        .map_err(|e| Failure::Unreachable(e.to_string()))?
-        .into_inner();
+    let owner = owner_of(dbus, name).await?;
     let body = (ctx,);
     let (owner_uid, reply) = tokio::join!(
         dbus.get_connection_unix_user(owner.clone().into()),
@@ -226,7 +241,7 @@ async fn begin(
             &body
         ),
     );
-    let owner_uid = owner_uid.map_err(|e| Failure::Unreachable(e.to_string()))?;
+    let owner_uid = owner_uid.map_err(|e| Failure::Disturbed(e.to_string()))?;
     check_owner(owner_uid, opts.daemon_user.as_deref())?;
     let first = reply
         .map_err(protocol)?
@@ -234,6 +249,40 @@ async fn begin(
         .deserialize::<(String, Step)>()
         .map_err(protocol)?;
     Ok((owner, first))
+}
+
+/// The unique name owning `name`, asking the bus to activate the daemon if nobody does.
+/// Unreachable only when the bus itself says nobody owns it and nothing can be
+/// activated, or activation ran and still nobody owns it; any other error fails closed.
+async fn owner_of(
+    dbus: &zbus::fdo::DBusProxy<'_>,
+    name: zbus::names::BusName<'_>,
+) -> Result<zbus::names::UniqueName<'static>, Failure> {
+    use zbus::fdo::Error::{NameHasNoOwner, ServiceUnknown};
+    let disturbed = |e: zbus::fdo::Error| Failure::Disturbed(e.to_string());
+    match dbus.get_name_owner(name.clone()).await {
+        Ok(owner) => return Ok(owner.into_inner()),
+        Err(NameHasNoOwner(_)) => {}
+        Err(e) => return Err(disturbed(e)),
+    }
+    let well_known = zbus::names::WellKnownName::try_from(BUS_NAME)
+        .map_err(|e| Failure::Local(e.to_string()))?;
+    match dbus.start_service_by_name(well_known, 0).await {
+        Ok(_) => {}
+        Err(ServiceUnknown(why)) => {
+            return Err(Failure::Unreachable(format!(
+                "no owner of {BUS_NAME} and nothing to activate: {why}"
+            )));
+        }
+        Err(e) => return Err(disturbed(e)),
+    }
+    match dbus.get_name_owner(name).await {
+        Ok(owner) => Ok(owner.into_inner()),
+        Err(NameHasNoOwner(why)) => Err(Failure::Unreachable(format!(
+            "activated, but nobody owns {BUS_NAME}: {why}"
+        ))),
+        Err(e) => Err(disturbed(e)),
+    }
 }
 
 fn show_messages(ui: &mut dyn Ui, step: &Step) {

@@ -8,8 +8,12 @@ use twofold_protocol::Action;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// No bus, or no daemon owns the name: the only case `failmode=safe` lets through.
+    /// A definite absence — no bus socket, nobody listening, or no owner of the name
+    /// after activation had its chance: the only case `failmode=safe` lets through.
     Unreachable(String),
+    /// The bus or daemon did not answer for a reason a local user can cause (a dropped
+    /// or timed-out connection, an I/O error): fails closed whatever the failmode.
+    Disturbed(String),
     /// The name's owner is not the daemon's account: someone else answers.
     Impostor(String),
     /// The daemon refused the caller (a user asking for another user).
@@ -31,7 +35,7 @@ pub fn to_pam(result: &Result<Action, Failure>, failmode: FailMode) -> PamResult
         Ok(Action::Error) => PamResultCode::PAM_SYSTEM_ERR,
         Ok(Action::PromptSecret | Action::PromptVisible) => PamResultCode::PAM_SYSTEM_ERR,
         Err(Failure::Unreachable(_)) if failmode == FailMode::Safe => PamResultCode::PAM_SUCCESS,
-        Err(Failure::Unreachable(_)) => PamResultCode::PAM_AUTHINFO_UNAVAIL,
+        Err(Failure::Unreachable(_) | Failure::Disturbed(_)) => PamResultCode::PAM_AUTHINFO_UNAVAIL,
         Err(Failure::Impostor(_)) => PamResultCode::PAM_SYSTEM_ERR,
         Err(Failure::PermissionDenied(_)) => PamResultCode::PAM_PERM_DENIED,
         Err(Failure::Protocol(_)) => PamResultCode::PAM_SYSTEM_ERR,
@@ -45,7 +49,10 @@ pub fn to_pam(result: &Result<Action, Failure>, failmode: FailMode) -> PamResult
 pub fn no_verdict(result: &Result<Action, Failure>) -> bool {
     matches!(
         result,
-        Err(Failure::Unreachable(_) | Failure::Impostor(_) | Failure::Protocol(_))
+        Err(Failure::Unreachable(_)
+            | Failure::Disturbed(_)
+            | Failure::Impostor(_)
+            | Failure::Protocol(_))
     )
 }
 
@@ -67,6 +74,11 @@ mod tests {
                 Err(Failure::Unreachable("x".into())),
                 PAM_AUTHINFO_UNAVAIL,
                 PAM_SUCCESS,
+            ),
+            (
+                Err(Failure::Disturbed("x".into())),
+                PAM_AUTHINFO_UNAVAIL,
+                PAM_AUTHINFO_UNAVAIL,
             ),
             (
                 Err(Failure::Impostor("x".into())),

@@ -76,6 +76,15 @@ fn daemon_down_fails_closed_and_failmode_safe_passes() {
         !r.passed() && r.has("Authentication service cannot retrieve authentication info"),
         "{r:?}"
     );
+    // No socket is a definite absence: failmode=safe lets it through.
+    w.write_service(
+        "twofold",
+        &format!(
+            "auth required {} bus=unix:path=/nonexistent/bus failmode=safe\n",
+            module_path().display()
+        ),
+    );
+    assert!(w.pam("twofold", "root", "").passed());
     println!("proved: daemon down -> PAM_AUTHINFO_UNAVAIL; failmode=safe lets the login through");
 }
 
