@@ -365,12 +365,16 @@ impl Store {
         &self.conn
     }
 
-    /// Removes the user's factor (lost phone). Returns whether there was one.
+    /// Removes the user's factor (lost phone) and, in the same transaction, every trust
+    /// it earned. Returns whether there was a factor.
     pub fn reset(&mut self, name: &str) -> Result<bool> {
-        Ok(self
+        let tx = self
             .conn
-            .execute("DELETE FROM users WHERE name = ?1", [name])?
-            > 0)
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let removed = tx.execute("DELETE FROM users WHERE name = ?1", [name])? > 0;
+        tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
+        tx.commit()?;
+        Ok(removed)
     }
 
     /// Ends a lock and clears the failure count. Returns whether the user has a factor.

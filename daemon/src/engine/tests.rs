@@ -479,6 +479,21 @@ fn admin_methods_refuse_ordinary_users() {
 }
 
 #[test]
+fn reset_removes_the_users_trust_records_too() {
+    // Issue 7 item 6: reset left trust rows behind, which a re-enrolment could revive.
+    let f = fixture();
+    let secret = f.enrol("alice");
+    f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
+    assert_eq!(f.engine.trust_list(&root(), "alice").unwrap().len(), 2);
+    assert!(f.engine.reset(&root(), "alice").unwrap());
+    assert_eq!(
+        f.engine.trust_list(&root(), "alice").unwrap(),
+        vec![],
+        "reset left trust records behind"
+    );
+}
+
+#[test]
 fn reset_removes_the_factor() {
     let f = fixture();
     f.enrol("alice");
