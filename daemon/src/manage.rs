@@ -6,7 +6,7 @@ use crate::authz::Caller;
 use crate::engine::{ApiError, Engine, check_user_name, lock, store_error};
 use crate::grace;
 use crate::otp;
-use crate::store::{Attempt, Deferral, FactorState, TrustRecord, UserRecord};
+use crate::store::{Attempt, Deferral, FactorState, Issued, TrustRecord, UserRecord};
 use twofold_protocol::{self as protocol, EnrolmentOffer, TrustInfo, UserStatus};
 
 impl Engine {
@@ -20,7 +20,8 @@ impl Engine {
     ) -> Result<EnrolmentOffer, ApiError> {
         check_user_name(user)?;
         let policy = self.policy();
-        if !policy.is_admin(caller) {
+        let is_admin = policy.is_admin(caller);
+        if !is_admin {
             policy
                 .require_admin_or_self(caller, user)
                 .map_err(|d| self.refuse("enrol", caller, user, d.0))?;
@@ -41,13 +42,24 @@ impl Engine {
         let uri =
             otp::provisioning_uri(&self.params, &secret, &self.config.totp.issuer.0, &account)
                 .map_err(ApiError::InvalidInput)?;
-        let stored = lock(&self.store)
-            .put_pending(user, &secret, self.clock.now(), replace)
+        let issued = lock(&self.store)
+            .put_pending(user, &secret, self.clock.now(), replace, is_admin)
             .map_err(store_error)?;
-        if !stored {
-            return Err(ApiError::AlreadyEnrolled(format!(
-                "{user} already has an active factor; reset it first or replace it as an administrator"
-            )));
+        match issued {
+            Issued::Stored => {}
+            Issued::ActiveExists => {
+                return Err(ApiError::AlreadyEnrolled(format!(
+                    "{user} already has an active factor; reset it first or replace it as an administrator"
+                )));
+            }
+            Issued::AdminPending => {
+                return Err(self.refuse(
+                    "enrol",
+                    caller,
+                    user,
+                    "an administrator issued the pending secret; confirm it, or ask an administrator for a new one".into(),
+                ));
+            }
         }
         self.audit_manage(
             "enrol",

@@ -454,6 +454,41 @@ fn enrolment_rules_for_admins_and_users() {
 }
 
 #[test]
+fn self_enrolment_keeps_a_lockout_and_never_replaces_an_admins_pending_secret() {
+    // Issue 7 item 5.
+    let f = fixture_with(
+        "version = 1\n[daemon]\nadmin_group = \"twofold-admin\"\n[lockout]\nmax_failures = 3\n",
+    );
+    let alice = as_uid(1000, ":1.9");
+    f.engine.enrol(&alice, "alice", false).unwrap();
+    f.login("alice", &["000000", "000001", "000002"]);
+    let offer = f.engine.enrol(&alice, "alice", false).unwrap();
+    f.clock.advance(30);
+    let steps = f.login("alice", &[&f.code(&offer.secret, 0)]);
+    assert_eq!(
+        last_action(&steps),
+        Some(Action::Denied),
+        "a self-issued secret cleared the lockout: {steps:?}"
+    );
+    // An administrator's pending secret stays until an administrator replaces it.
+    let admins = f.engine.enrol(&root(), "bob", false).unwrap();
+    let bob = as_uid(1001, ":1.8");
+    assert!(
+        matches!(
+            f.engine.enrol(&bob, "bob", false),
+            Err(ApiError::PermissionDenied(_))
+        ),
+        "bob replaced the secret an administrator issued"
+    );
+    f.engine
+        .confirm_enrolment(&bob, "bob", &f.code(&admins.secret, 0))
+        .unwrap();
+    let carol = as_uid(1002, ":1.10");
+    f.engine.enrol(&root(), "carol", false).unwrap();
+    assert!(f.engine.enrol(&carol, "carol", false).is_ok(), "admins may");
+}
+
+#[test]
 fn admin_methods_refuse_ordinary_users() {
     let f = fixture();
     f.enrol("alice");
