@@ -9,6 +9,9 @@ use crate::otp;
 use crate::store::{Attempt, Deferral, FactorState, Issued, TrustRecord, UserRecord};
 use twofold_protocol::{self as protocol, EnrolmentOffer, TrustInfo, UserStatus};
 
+/// Longer than any code (8 digits at most) with room for stray spaces.
+const MAX_CODE_LEN: usize = 16;
+
 impl Engine {
     /// Issues a new pending secret. Admins may enrol anyone (and replace an active
     /// factor with `replace`); a user may enrol themself while they have no active factor.
@@ -91,6 +94,11 @@ impl Engine {
         self.policy()
             .require_admin_or_self(caller, user)
             .map_err(|d| self.refuse("confirm", caller, user, d.0))?;
+        if code.len() > MAX_CODE_LEN {
+            return Err(ApiError::InvalidInput(format!(
+                "a code has at most {MAX_CODE_LEN} characters"
+            )));
+        }
         let now = self.clock.now();
         let mut store = lock(&self.store);
         match store.user(user).map_err(store_error)? {
@@ -342,10 +350,10 @@ impl Engine {
                 grace::date_of(until)
             )));
         }
-        if until > now + max_days * 86400 {
+        if until > now.saturating_add(max_days * 86400) {
+            // No date in the message: `until` may be any i64 the caller sent.
             return Err(ApiError::InvalidInput(format!(
-                "{} is more than {max_days} days ahead ([enrolment] max_deferral_days)",
-                grace::date_of(until)
+                "the date is more than {max_days} days ahead ([enrolment] max_deferral_days)"
             )));
         }
         if reason.len() > 200 || reason.chars().any(char::is_control) {

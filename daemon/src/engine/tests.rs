@@ -405,6 +405,18 @@ fn enrolment_is_pending_until_a_code_is_verified_and_first_login_may_verify_it()
 }
 
 #[test]
+fn confirm_refuses_an_overlong_code_without_counting_it() {
+    // Issue 7 item 9.
+    let f = fixture();
+    f.engine.enrol(&root(), "alice", false).unwrap();
+    let r = f
+        .engine
+        .confirm_enrolment(&root(), "alice", &"1".repeat(100_000));
+    assert!(matches!(r, Err(ApiError::InvalidInput(_))), "{r:?}");
+    assert_eq!(f.engine.status(&root(), "alice").unwrap().failures, 0);
+}
+
+#[test]
 fn confirm_refuses_wrong_codes_and_counts_them() {
     let f = fixture();
     f.engine.enrol(&root(), "alice", false).unwrap();
@@ -941,6 +953,19 @@ fn deferrals_extend_grace_for_a_user_or_a_group_within_limits() {
         Some(Action::Denied)
     );
     assert!(f.engine.grace_clear(&root(), "@staff").unwrap());
+}
+
+#[test]
+fn grace_dates_from_the_bus_are_bounded_and_never_panic() {
+    // Issue 7 item 8: a date in year 10000 or later panicked while being formatted.
+    let f = grace_fixture();
+    for until in [253_402_300_800, i64::MAX, i64::MIN, -1] {
+        let r = f.engine.grace_set(&root(), "bob", until, "");
+        assert!(
+            matches!(r, Err(ApiError::InvalidInput(_))),
+            "{until}: {r:?}"
+        );
+    }
 }
 
 #[test]
