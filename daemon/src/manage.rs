@@ -37,9 +37,7 @@ impl Engine {
                 ));
             }
         }
-        if self.users.uid_of(user).is_none() {
-            return Err(ApiError::UnknownUser(format!("unknown user {user:?}")));
-        }
+        let user = &self.canonical(user, true)?;
         let secret = otp::generate_secret(self.random.as_ref()).map_err(ApiError::Store)?;
         let account = format!("{user}@{}", self.hostname);
         let uri =
@@ -94,6 +92,7 @@ impl Engine {
         self.policy()
             .require_admin_or_self(caller, user)
             .map_err(|d| self.refuse("confirm", caller, user, d.0))?;
+        let user = &self.canonical(user, false)?;
         if code.len() > MAX_CODE_LEN {
             return Err(ApiError::InvalidInput(format!(
                 "a code has at most {MAX_CODE_LEN} characters"
@@ -148,6 +147,7 @@ impl Engine {
         self.policy()
             .require_admin_or_self(caller, user)
             .map_err(|d| self.refuse("status", caller, user, d.0))?;
+        let user = &self.canonical(user, false)?;
         let record = lock(&self.store).user(user).map_err(store_error)?;
         if record.is_none() && self.users.uid_of(user).is_none() {
             return Err(ApiError::UnknownUser(format!("unknown user {user:?}")));
@@ -234,6 +234,7 @@ impl Engine {
         self.policy()
             .require_admin(caller)
             .map_err(|d| self.refuse("reset", caller, user, d.0))?;
+        let user = &self.canonical(user, false)?;
         let removed = lock(&self.store).reset(user).map_err(store_error)?;
         self.audit_manage(
             "reset",
@@ -254,6 +255,7 @@ impl Engine {
         self.policy()
             .require_admin(caller)
             .map_err(|d| self.refuse("unlock", caller, user, d.0))?;
+        let user = &self.canonical(user, false)?;
         if !lock(&self.store).unlock(user).map_err(store_error)? {
             return Err(ApiError::NotEnrolled(format!("{user} has no factor")));
         }
@@ -280,10 +282,12 @@ impl Engine {
             self.policy()
                 .require_admin_or_self(caller, user)
                 .map_err(|d| self.refuse("trust-list", caller, user, d.0))?;
-            Some(user)
+            Some(self.canonical(user, false)?)
         };
         let now = self.clock.now();
-        let records = lock(&self.store).trust_list(who).map_err(store_error)?;
+        let records = lock(&self.store)
+            .trust_list(who.as_deref())
+            .map_err(store_error)?;
         Ok(records
             .into_iter()
             .filter(|r| r.expires_at > now)
@@ -307,6 +311,7 @@ impl Engine {
         self.policy()
             .require_admin_or_self(caller, user)
             .map_err(|d| self.refuse("trust-revoke", caller, user, d.0))?;
+        let user = &self.canonical(user, false)?;
         let target = (!id.is_empty()).then_some(id);
         if target.is_some_and(|i| i.len() < 8 || !i.bytes().all(|b| b.is_ascii_hexdigit())) {
             return Err(ApiError::InvalidInput(
@@ -341,7 +346,7 @@ impl Engine {
         self.policy()
             .require_admin(caller)
             .map_err(|d| self.refuse("grace-set", caller, subject, d.0))?;
-        self.check_subject(subject)?;
+        let subject = &self.check_subject(subject, true)?;
         let now = self.clock.now();
         let max_days = i64::from(self.config.enrolment.max_deferral_days.get());
         if until <= now {
@@ -401,7 +406,7 @@ impl Engine {
         self.policy()
             .require_admin(caller)
             .map_err(|d| self.refuse("grace-clear", caller, subject, d.0))?;
-        self.check_subject(subject)?;
+        let subject = &self.check_subject(subject, false)?;
         let removed = lock(&self.store)
             .clear_deferral(subject)
             .map_err(store_error)?;
@@ -419,22 +424,31 @@ impl Engine {
         Ok(removed)
     }
 
-    fn check_subject(&self, subject: &str) -> Result<(), ApiError> {
+    /// A deferral's subject as stored: `@group`, or the user's canonical name.
+    fn check_subject(&self, subject: &str, must_exist: bool) -> Result<String, ApiError> {
         match subject.strip_prefix('@') {
             Some(group) => {
                 check_user_name(group)?;
-                if !self.users.group_exists(group) {
+                if must_exist && !self.users.group_exists(group) {
                     return Err(ApiError::UnknownUser(format!("unknown group {group:?}")));
                 }
+                Ok(subject.into())
             }
-            None => {
-                check_user_name(subject)?;
-                if self.users.uid_of(subject).is_none() {
-                    return Err(ApiError::UnknownUser(format!("unknown user {subject:?}")));
-                }
-            }
+            None => self.canonical(subject, must_exist),
         }
-        Ok(())
+    }
+
+    /// `user`'s canonical name (see `authz::Account`). A name NSS does not know is an
+    /// error with `must_exist`, else kept as given, so an administrator can still clear a
+    /// deleted account's records. A failed lookup is an error either way.
+    fn canonical(&self, user: &str, must_exist: bool) -> Result<String, ApiError> {
+        check_user_name(user)?;
+        match self.users.account(user) {
+            Ok(Some(account)) => Ok(account.name),
+            Ok(None) if !must_exist => Ok(user.into()),
+            Ok(None) => Err(ApiError::UnknownUser(format!("unknown user {user:?}"))),
+            Err(e) => Err(ApiError::Store(e.to_string())),
+        }
     }
 
     fn refuse(&self, action: &'static str, caller: &Caller, user: &str, why: String) -> ApiError {

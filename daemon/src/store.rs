@@ -402,6 +402,32 @@ impl Store {
         Ok(removed)
     }
 
+    /// Moves `old`'s factor, lockout state and deferral to `new` (its canonical name),
+    /// unless `new` already has a factor. Trust records go: their identity hashes name
+    /// the old spelling. Returns whether `old` was moved.
+    pub fn rename_user(&mut self, old: &str, new: &str) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
+            [new],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Ok(false);
+        }
+        let moved = tx.execute("UPDATE users SET name = ?2 WHERE name = ?1", [old, new])? > 0;
+        tx.execute("DELETE FROM trust WHERE user = ?1", [old])?;
+        tx.execute(
+            "UPDATE OR IGNORE deferrals SET subject = ?2 WHERE subject = ?1",
+            [old, new],
+        )?;
+        tx.execute("DELETE FROM deferrals WHERE subject = ?1", [old])?;
+        tx.commit()?;
+        Ok(moved)
+    }
+
     /// Ends a lock and clears the failure count. Returns whether the user has a factor.
     pub fn unlock(&mut self, name: &str) -> Result<bool> {
         Ok(self.conn.execute(

@@ -9,13 +9,20 @@ struct Users {
     password_generation: AtomicU32,
 }
 impl UserDb for Users {
-    fn uid_of(&self, name: &str) -> Option<u32> {
-        match name {
-            "alice" => Some(1000),
-            "bob" => Some(1001),
-            "carol" => Some(1002),
-            _ => None,
-        }
+    /// alice is also `Alice` and `alice@example.org` (case-insensitive NSS, domains).
+    fn account(&self, name: &str) -> Result<Option<Account>, LookupError> {
+        let (uid, canonical) = match name {
+            "alice" | "Alice" | "alice@example.org" => (1000, "alice"),
+            "bob" => (1001, "bob"),
+            "carol" => (1002, "carol"),
+            "root" => (0, "root"),
+            "nss-down" => return Err(LookupError("SSSD is not answering".into())),
+            _ => return Ok(None),
+        };
+        Ok(Some(Account {
+            uid,
+            name: canonical.into(),
+        }))
     }
     fn in_group(&self, uid: u32, group: &str) -> bool {
         group == "twofold-admin" && uid == 1002
@@ -262,6 +269,79 @@ fn unenrolled_users_are_asked_like_everyone_and_refused_alike() {
     assert_eq!(unenrolled, wrong);
     assert_eq!(unknown, wrong);
     assert_eq!(last_action(&wrong), Some(Action::MaxTries));
+}
+
+#[test]
+fn another_name_of_an_enrolled_account_is_that_account() {
+    // Issue 7 item 1: under `unenrolled = "ignore"` a variant spelling got PAM_IGNORE.
+    let f = fixture_with(
+        "version = 1\n[login]\nunenrolled = \"ignore\"\n[lockout]\nmax_failures = 3\n",
+    );
+    let secret = f.enrol("alice");
+    for alias in ["Alice", "alice@example.org"] {
+        let (id, step) = f.engine.begin(&root(), ctx(alias)).unwrap();
+        assert_eq!(
+            step.action(),
+            Some(Action::PromptSecret),
+            "{alias} skipped alice's factor"
+        );
+        f.engine.cancel(&root(), &id);
+    }
+    f.clock.advance(30);
+    let code = f.code(&secret, 0);
+    assert_eq!(
+        last_action(&f.login("Alice", &[&code])),
+        Some(Action::Success)
+    );
+    // One lockout: failures under either name count on the one account.
+    f.login("Alice", &["000000", "000001"]);
+    f.login("alice@example.org", &["000002"]);
+    assert_eq!(f.login("alice", &[])[0].action(), Some(Action::Denied));
+    assert_eq!(f.engine.list(&root()).unwrap().len(), 1);
+}
+
+#[test]
+fn names_of_one_account_share_one_factor_and_one_trust_list() {
+    let f = fixture();
+    let secret = f.enrol("alice");
+    assert!(matches!(
+        f.engine.enrol(&root(), "Alice", false),
+        Err(ApiError::AlreadyEnrolled(_))
+    ));
+    f.verify(&root(), ssh_key("Alice", KEY_A, "192.0.2.7"), &secret, "y");
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    assert_eq!(
+        f.engine
+            .trust_list(&root(), "alice@example.org")
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn records_stored_under_another_name_move_to_the_canonical_account() {
+    let f = fixture_with("version = 1\n[login]\nunenrolled = \"ignore\"\n");
+    // Written by an older twofoldd under the name PAM passed.
+    lock(&f.engine.store)
+        .put_pending("Alice", "JBSWY3DPEHPK3PXP", T0, false, true)
+        .unwrap();
+    let done = f.engine.canonicalise_stored_names().unwrap();
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(
+        f.login("alice", &[])[0].action(),
+        Some(Action::PromptSecret)
+    );
+    assert_eq!(f.engine.list(&root()).unwrap()[0].user, "alice");
+    assert!(f.engine.canonicalise_stored_names().unwrap().is_empty());
+}
+
+#[test]
+fn a_name_nss_does_not_know_is_refused_like_a_wrong_code_even_under_ignore() {
+    let f = fixture_with("version = 1\n[login]\nunenrolled = \"ignore\"\n");
+    let steps = f.login("nobody-here", &["123456", "123456", "123456"]);
+    assert_eq!(steps[0].action(), Some(Action::PromptSecret), "{steps:?}");
+    assert_eq!(last_action(&steps), Some(Action::MaxTries));
 }
 
 #[test]
