@@ -259,7 +259,7 @@ fn setup(
     let now = unix_now() as i64;
     for u in &all {
         store
-            .put_pending(&u.name, &u.secret, now, false)
+            .put_pending(&u.name, &u.secret, now, false, true)
             .map_err(|e| e.to_string())?;
     }
     drop(store);

@@ -21,8 +21,8 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// `key="value"` pairs; values are quoted and stripped of control characters so a
-    /// user name or host cannot forge another record.
+    /// `key="value"` pairs; values are quoted and escaped (see `quote`) so a user name or
+    /// host cannot forge another record.
     pub fn to_line(&self) -> String {
         let mut line = format!("action={} outcome={}", self.action, self.outcome);
         for (key, value) in [
@@ -45,15 +45,21 @@ impl AuditEvent {
     }
 }
 
+/// Quoted, with `\` and `"` escaped and everything outside printable ASCII written as
+/// `\u{..}`: no newline can start a forged record, and no format character (U+202E)
+/// can make a reader see the line in another order.
 fn quote(value: &str) -> String {
-    let clean: String = value
-        .chars()
-        .take(256)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect::<String>()
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"");
-    format!("\"{clean}\"")
+    let mut out = String::from("\"");
+    for c in value.chars().take(256) {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            ' '..='~' => out.push(c),
+            other => out.push_str(&format!("\\u{{{:x}}}", other as u32)),
+        }
+    }
+    out.push('"');
+    out
 }
 
 pub trait AuditSink: Send + Sync {
@@ -142,7 +148,25 @@ mod tests {
         let line = e.to_line();
         assert_eq!(
             line,
-            r#"action=login outcome=failure user="eve\" outcome=success?x" service="sshd" caller_uid=0 reason="wrong code""#
+            r#"action=login outcome=failure user="eve\" outcome=success\u{a}x" service="sshd" caller_uid=0 reason="wrong code""#
+        );
+    }
+
+    #[test]
+    fn non_ascii_is_escaped_so_format_characters_cannot_reorder_a_line() {
+        // Issue 7 item 9: U+202E (right-to-left override) passed through.
+        let e = AuditEvent {
+            action: "login",
+            outcome: "failure",
+            user: "j\u{f6}rg\u{202e}sseccus".into(),
+            reason: "tab\there".into(),
+            ..Default::default()
+        };
+        let line = e.to_line();
+        assert!(line.is_ascii(), "{line}");
+        assert_eq!(
+            line,
+            r#"action=login outcome=failure user="j\u{f6}rg\u{202e}sseccus" reason="tab\u{9}here""#
         );
     }
 

@@ -13,9 +13,28 @@ pub struct Caller {
     pub bus_name: String,
 }
 
+/// An account as NSS knows it: its uid and the name NSS gives that uid. Everything the
+/// daemon keeps about a user is keyed on this name, so every spelling PAM may pass
+/// (`ALICE` under case-insensitive NSS, `alice@domain`, `toor` for uid 0) is one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub uid: u32,
+    pub name: String,
+}
+
+/// NSS could not answer (an LDAP or SSSD outage): never read as "no such user".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("user database lookup failed: {0}")]
+pub struct LookupError(pub String);
+
 /// Account lookups, injected so tests need no real users.
 pub trait UserDb: Send + Sync {
-    fn uid_of(&self, name: &str) -> Option<u32>;
+    /// The account `name` denotes, under its canonical name; None if NSS knows no such
+    /// name.
+    fn account(&self, name: &str) -> Result<Option<Account>, LookupError>;
+    fn uid_of(&self, name: &str) -> Option<u32> {
+        self.account(name).ok().flatten().map(|a| a.uid)
+    }
     fn in_group(&self, uid: u32, group: &str) -> bool;
     /// Names of every group `user` belongs to (primary and supplementary).
     fn groups_of(&self, user: &str) -> Vec<String>;
@@ -29,8 +48,17 @@ pub trait UserDb: Send + Sync {
 pub struct SystemUsers;
 
 impl UserDb for SystemUsers {
-    fn uid_of(&self, name: &str) -> Option<u32> {
-        User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+    fn account(&self, name: &str) -> Result<Option<Account>, LookupError> {
+        let failed = |e: nix::Error| LookupError(e.desc().to_string());
+        let Some(user) = User::from_name(name).map_err(failed)? else {
+            return Ok(None);
+        };
+        // getpwuid gives the first entry of the uid: `root`, not `toor`.
+        let canonical = User::from_uid(user.uid).map_err(failed)?;
+        Ok(Some(Account {
+            uid: user.uid.as_raw(),
+            name: canonical.map_or(user.name, |c| c.name),
+        }))
     }
 
     fn in_group(&self, uid: u32, group: &str) -> bool {
@@ -172,8 +200,11 @@ mod tests {
     }
 
     impl UserDb for FakeUsers {
-        fn uid_of(&self, name: &str) -> Option<u32> {
-            self.uids.get(name).copied()
+        fn account(&self, name: &str) -> Result<Option<Account>, LookupError> {
+            Ok(self.uids.get(name).map(|&uid| Account {
+                uid,
+                name: name.into(),
+            }))
         }
         fn in_group(&self, uid: u32, group: &str) -> bool {
             group == "twofold-admin" && self.admins.contains(&uid)

@@ -4,7 +4,7 @@
 //! for each D-Bus method. The management calls are in `manage`.
 
 use crate::audit::{AuditEvent, AuditSink};
-use crate::authz::{Caller, Policy, UserDb, valid_user_name};
+use crate::authz::{Account, Caller, LookupError, Policy, UserDb, valid_user_name};
 use crate::clock::Clock;
 use crate::grace;
 use crate::identity::{self, DeviceIdentity, SessionLookup};
@@ -176,13 +176,27 @@ impl Engine {
 
     /// Starts a login: returns the conversation id ("" when the first step is final) and
     /// the first step.
-    pub fn begin(&self, caller: &Caller, ctx: LoginContext) -> Result<(String, Step), ApiError> {
+    pub fn begin(
+        &self,
+        caller: &Caller,
+        mut ctx: LoginContext,
+    ) -> Result<(String, Step), ApiError> {
         validate_context(&ctx)?;
         if let Err(denied) = self.policy().may_act_for(caller, &ctx.user) {
             self.audit_login("denied", caller.uid, &ctx, &denied.0);
             return Err(ApiError::PermissionDenied(denied.0));
         }
         let now = self.clock.now();
+        let account = match self.users.account(&ctx.user) {
+            Ok(Some(account)) => account,
+            // Not a user at all: asked and refused like a wrong code, never ignored.
+            Ok(None) => {
+                let step = Step::prompt(Action::PromptSecret, CODE_PROMPT);
+                return self.open(caller, ctx, Stage::Code, false, None, now, step);
+            }
+            Err(e) => return Ok((String::new(), self.lookup_failed(caller.uid, &ctx, &e))),
+        };
+        self.canonicalise(caller.uid, &mut ctx, account);
         let user = ctx.user.clone();
         let groups = grace::Groups::of(self.users.as_ref(), &user);
         if !grace::in_scope(&self.config.scope, &ctx.user, &groups) {
@@ -353,6 +367,25 @@ impl Engine {
             },
         );
         Ok((id, step))
+    }
+
+    /// From here on the login is the account's: its canonical name keys the factor,
+    /// the lockout, trust and grace. A different PAM name is audited once.
+    fn canonicalise(&self, caller_uid: u32, ctx: &mut LoginContext, account: Account) {
+        if account.name != ctx.user {
+            self.audit_login(
+                "alias",
+                caller_uid,
+                ctx,
+                &format!("is account {:?} (uid {})", account.name, account.uid),
+            );
+            ctx.user = account.name;
+        }
+    }
+
+    fn lookup_failed(&self, caller_uid: u32, ctx: &LoginContext, e: &LookupError) -> Step {
+        self.audit_login("error", caller_uid, ctx, &e.to_string());
+        Step::new(Action::Error).error(UNAVAILABLE)
     }
 
     fn store_failed(&self, caller_uid: u32, ctx: &LoginContext, e: &StoreError) -> Step {
@@ -545,6 +578,43 @@ impl Engine {
         let now = self.clock.now();
         lock(&self.conversations).retain(|_, c| c.expires_at > now);
         lock(&self.store).purge_expired_trust(now)
+    }
+
+    /// Re-keys records stored under a name that is not its account's canonical name
+    /// (written before names were canonical), so that a variant spelling's factor is not
+    /// lost — a lost factor would read as "not enrolled". Run once at start-up; returns
+    /// what it did, for the log.
+    pub fn canonicalise_stored_names(&self) -> Result<Vec<String>, StoreError> {
+        let mut store = lock(&self.store);
+        let mut names: Vec<String> = store.users()?.into_iter().map(|u| u.name).collect();
+        names.extend(
+            store
+                .deferrals()?
+                .into_iter()
+                .map(|d| d.subject)
+                .filter(|s| !s.starts_with('@')),
+        );
+        names.sort();
+        names.dedup();
+        let mut done = Vec::new();
+        for name in names {
+            match self.users.account(&name) {
+                Ok(Some(account)) if account.name != name => {
+                    let moved = store.rename_user(&name, &account.name)?;
+                    done.push(if moved {
+                        format!("records of {name:?} moved to account {:?}", account.name)
+                    } else {
+                        format!(
+                            "records of {name:?} left alone: account {:?} has its own",
+                            account.name
+                        )
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => done.push(format!("{name:?} not checked: {e}")),
+            }
+        }
+        Ok(done)
     }
 
     /// Drops a conversation the caller owns.

@@ -75,9 +75,13 @@ pub fn deadline_for(
         .max()
 }
 
-/// `2027-01-31` (UTC).
+/// The last second humantime can print (9999-12-31T23:59:59Z); beyond it it panics.
+pub const LAST_PRINTABLE: i64 = 253_402_300_799;
+
+/// `2027-01-31` (UTC); instants outside 1970..=9999 print as the nearest end.
 pub fn date_of(t: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.clamp(0, LAST_PRINTABLE) as u64);
     humantime::format_rfc3339_seconds(t).to_string()[..10].to_string()
 }
 
@@ -178,5 +182,11 @@ mod tests {
         );
         assert!(reminder("alice", deadline, deadline - 10).contains("1 day(s) left"));
         assert!(overdue("alice", deadline).contains("since 2027-01-31"));
+    }
+
+    #[test]
+    fn any_instant_prints_without_panicking() {
+        assert_eq!(date_of(i64::MAX), "9999-12-31");
+        assert_eq!(date_of(i64::MIN), "1970-01-01");
     }
 }

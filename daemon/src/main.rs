@@ -112,6 +112,12 @@ async fn serve(
         sessions: Arc::new(ProcSessions),
         config,
     }));
+    for line in engine
+        .canonicalise_stored_names()
+        .map_err(|e| e.to_string())?
+    {
+        eprintln!("twofoldd: {line}");
+    }
     let conn = zbus::connection::Builder::address(address.as_str())
         .build()
         .await

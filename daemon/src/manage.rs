@@ -6,8 +6,11 @@ use crate::authz::Caller;
 use crate::engine::{ApiError, Engine, check_user_name, lock, store_error};
 use crate::grace;
 use crate::otp;
-use crate::store::{Attempt, Deferral, FactorState, TrustRecord, UserRecord};
+use crate::store::{Attempt, Deferral, FactorState, Issued, TrustRecord, UserRecord};
 use twofold_protocol::{self as protocol, EnrolmentOffer, TrustInfo, UserStatus};
+
+/// Longer than any code (8 digits at most) with room for stray spaces.
+const MAX_CODE_LEN: usize = 16;
 
 impl Engine {
     /// Issues a new pending secret. Admins may enrol anyone (and replace an active
@@ -20,7 +23,8 @@ impl Engine {
     ) -> Result<EnrolmentOffer, ApiError> {
         check_user_name(user)?;
         let policy = self.policy();
-        if !policy.is_admin(caller) {
+        let is_admin = policy.is_admin(caller);
+        if !is_admin {
             policy
                 .require_admin_or_self(caller, user)
                 .map_err(|d| self.refuse("enrol", caller, user, d.0))?;
@@ -33,9 +37,7 @@ impl Engine {
                 ));
             }
         }
-        if self.users.uid_of(user).is_none() {
-            return Err(ApiError::UnknownUser(format!("unknown user {user:?}")));
-        }
+        let user = &self.canonical(user, true)?;
         let secret = otp::generate_secret(self.random.as_ref()).map_err(ApiError::Store)?;
         let account = format!("{user}@{}", self.hostname);
         let issuer = self
@@ -46,13 +48,24 @@ impl Engine {
             .map_or(self.hostname.as_str(), |n| n.0.as_str());
         let uri = otp::provisioning_uri(&self.params, &secret, issuer, &account)
             .map_err(ApiError::InvalidInput)?;
-        let stored = lock(&self.store)
-            .put_pending(user, &secret, self.clock.now(), replace)
+        let issued = lock(&self.store)
+            .put_pending(user, &secret, self.clock.now(), replace, is_admin)
             .map_err(store_error)?;
-        if !stored {
-            return Err(ApiError::AlreadyEnrolled(format!(
-                "{user} already has an active factor; reset it first or replace it as an administrator"
-            )));
+        match issued {
+            Issued::Stored => {}
+            Issued::ActiveExists => {
+                return Err(ApiError::AlreadyEnrolled(format!(
+                    "{user} already has an active factor; reset it first or replace it as an administrator"
+                )));
+            }
+            Issued::AdminPending => {
+                return Err(self.refuse(
+                    "enrol",
+                    caller,
+                    user,
+                    "an administrator issued the pending secret; confirm it, or ask an administrator for a new one".into(),
+                ));
+            }
         }
         self.audit_manage(
             "enrol",
@@ -87,6 +100,12 @@ impl Engine {
         self.policy()
             .require_admin_or_self(caller, user)
             .map_err(|d| self.refuse("confirm", caller, user, d.0))?;
+        let user = &self.canonical(user, false)?;
+        if code.len() > MAX_CODE_LEN {
+            return Err(ApiError::InvalidInput(format!(
+                "a code has at most {MAX_CODE_LEN} characters"
+            )));
+        }
         let now = self.clock.now();
         let mut store = lock(&self.store);
         match store.user(user).map_err(store_error)? {
@@ -136,6 +155,7 @@ impl Engine {
         self.policy()
             .require_admin_or_self(caller, user)
             .map_err(|d| self.refuse("status", caller, user, d.0))?;
+        let user = &self.canonical(user, false)?;
         let record = lock(&self.store).user(user).map_err(store_error)?;
         if record.is_none() && self.users.uid_of(user).is_none() {
             return Err(ApiError::UnknownUser(format!("unknown user {user:?}")));
@@ -222,6 +242,7 @@ impl Engine {
         self.policy()
             .require_admin(caller)
             .map_err(|d| self.refuse("reset", caller, user, d.0))?;
+        let user = &self.canonical(user, false)?;
         let removed = lock(&self.store).reset(user).map_err(store_error)?;
         self.audit_manage(
             "reset",
@@ -242,6 +263,7 @@ impl Engine {
         self.policy()
             .require_admin(caller)
             .map_err(|d| self.refuse("unlock", caller, user, d.0))?;
+        let user = &self.canonical(user, false)?;
         if !lock(&self.store).unlock(user).map_err(store_error)? {
             return Err(ApiError::NotEnrolled(format!("{user} has no factor")));
         }
@@ -268,10 +290,12 @@ impl Engine {
             self.policy()
                 .require_admin_or_self(caller, user)
                 .map_err(|d| self.refuse("trust-list", caller, user, d.0))?;
-            Some(user)
+            Some(self.canonical(user, false)?)
         };
         let now = self.clock.now();
-        let records = lock(&self.store).trust_list(who).map_err(store_error)?;
+        let records = lock(&self.store)
+            .trust_list(who.as_deref())
+            .map_err(store_error)?;
         Ok(records
             .into_iter()
             .filter(|r| r.expires_at > now)
@@ -295,6 +319,7 @@ impl Engine {
         self.policy()
             .require_admin_or_self(caller, user)
             .map_err(|d| self.refuse("trust-revoke", caller, user, d.0))?;
+        let user = &self.canonical(user, false)?;
         let target = (!id.is_empty()).then_some(id);
         if target.is_some_and(|i| i.len() < 8 || !i.bytes().all(|b| b.is_ascii_hexdigit())) {
             return Err(ApiError::InvalidInput(
@@ -329,7 +354,7 @@ impl Engine {
         self.policy()
             .require_admin(caller)
             .map_err(|d| self.refuse("grace-set", caller, subject, d.0))?;
-        self.check_subject(subject)?;
+        let subject = &self.check_subject(subject, true)?;
         let now = self.clock.now();
         let max_days = i64::from(self.config.enrolment.max_deferral_days.get());
         if until <= now {
@@ -338,10 +363,10 @@ impl Engine {
                 grace::date_of(until)
             )));
         }
-        if until > now + max_days * 86400 {
+        if until > now.saturating_add(max_days * 86400) {
+            // No date in the message: `until` may be any i64 the caller sent.
             return Err(ApiError::InvalidInput(format!(
-                "{} is more than {max_days} days ahead ([enrolment] max_deferral_days)",
-                grace::date_of(until)
+                "the date is more than {max_days} days ahead ([enrolment] max_deferral_days)"
             )));
         }
         if reason.len() > 200 || reason.chars().any(char::is_control) {
@@ -389,7 +414,7 @@ impl Engine {
         self.policy()
             .require_admin(caller)
             .map_err(|d| self.refuse("grace-clear", caller, subject, d.0))?;
-        self.check_subject(subject)?;
+        let subject = &self.check_subject(subject, false)?;
         let removed = lock(&self.store)
             .clear_deferral(subject)
             .map_err(store_error)?;
@@ -407,22 +432,31 @@ impl Engine {
         Ok(removed)
     }
 
-    fn check_subject(&self, subject: &str) -> Result<(), ApiError> {
+    /// A deferral's subject as stored: `@group`, or the user's canonical name.
+    fn check_subject(&self, subject: &str, must_exist: bool) -> Result<String, ApiError> {
         match subject.strip_prefix('@') {
             Some(group) => {
                 check_user_name(group)?;
-                if !self.users.group_exists(group) {
+                if must_exist && !self.users.group_exists(group) {
                     return Err(ApiError::UnknownUser(format!("unknown group {group:?}")));
                 }
+                Ok(subject.into())
             }
-            None => {
-                check_user_name(subject)?;
-                if self.users.uid_of(subject).is_none() {
-                    return Err(ApiError::UnknownUser(format!("unknown user {subject:?}")));
-                }
-            }
+            None => self.canonical(subject, must_exist),
         }
-        Ok(())
+    }
+
+    /// `user`'s canonical name (see `authz::Account`). A name NSS does not know is an
+    /// error with `must_exist`, else kept as given, so an administrator can still clear a
+    /// deleted account's records. A failed lookup is an error either way.
+    fn canonical(&self, user: &str, must_exist: bool) -> Result<String, ApiError> {
+        check_user_name(user)?;
+        match self.users.account(user) {
+            Ok(Some(account)) => Ok(account.name),
+            Ok(None) if !must_exist => Ok(user.into()),
+            Ok(None) => Err(ApiError::UnknownUser(format!("unknown user {user:?}"))),
+            Err(e) => Err(ApiError::Store(e.to_string())),
+        }
     }
 
     fn refuse(&self, action: &'static str, caller: &Caller, user: &str, why: String) -> ApiError {

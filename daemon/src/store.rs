@@ -67,6 +67,16 @@ impl LockoutPolicy {
     }
 }
 
+/// What `put_pending` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issued {
+    Stored,
+    /// An active factor exists and `replace` was not set.
+    ActiveExists,
+    /// An administrator's pending secret exists and the caller is not one.
+    AdminPending,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
     NotEnrolled,
@@ -90,7 +100,7 @@ pub struct Store {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Each entry moves the schema from version i to i+1.
 const MIGRATIONS: &[&str] = &[
@@ -130,6 +140,11 @@ const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL,
         created_by  INTEGER NOT NULL
     ) STRICT;
+",
+    // Who issued a pending secret: only an administrator may replace an administrator's.
+    // Rows from before are counted as an administrator's, the cautious reading.
+    "
+    ALTER TABLE users ADD COLUMN issued_by_admin INTEGER NOT NULL DEFAULT 1;
 ",
 ];
 
@@ -260,36 +275,46 @@ impl Store {
         Ok(rows)
     }
 
-    /// Stores a new pending secret. Refuses to replace an active one unless `replace`.
-    /// Returns false when an active factor exists and `replace` is not set.
+    /// Stores a new pending secret issued by an administrator (`by_admin`) or the user.
+    /// An active factor is replaced only with `replace`, an administrator's pending one
+    /// only by an administrator. The failure count and any lock stay: issuing a secret is
+    /// no way out of a lockout (`unlock` is).
     pub fn put_pending(
         &mut self,
         name: &str,
         secret: &str,
         now: i64,
         replace: bool,
-    ) -> Result<bool> {
+        by_admin: bool,
+    ) -> Result<Issued> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let state: Option<String> = tx
-            .query_row("SELECT state FROM users WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
+        let existing: Option<(String, bool)> = tx
+            .query_row(
+                "SELECT state, issued_by_admin FROM users WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
-        if state.as_deref() == Some("active") && !replace {
-            return Ok(false);
+        match existing {
+            Some((state, _)) if state == "active" && !replace => return Ok(Issued::ActiveExists),
+            Some((state, true)) if state == "pending" && !by_admin => {
+                return Ok(Issued::AdminPending);
+            }
+            _ => {}
         }
         tx.execute(
-            "INSERT INTO users (name, secret, state, enrolled_at) VALUES (?1, ?2, 'pending', ?3)
+            "INSERT INTO users (name, secret, state, enrolled_at, issued_by_admin)
+                 VALUES (?1, ?2, 'pending', ?3, ?4)
              ON CONFLICT(name) DO UPDATE SET secret = ?2, state = 'pending', enrolled_at = ?3,
-                 last_step = -1, last_success = 0, failures = 0, lock_count = 0, locked_until = 0",
-            params![name, secret, now],
+                 last_step = -1, last_success = 0, issued_by_admin = ?4",
+            params![name, secret, now, by_admin],
         )?;
         // A new secret ends every trust the old one earned.
         tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
         tx.commit()?;
-        Ok(true)
+        Ok(Issued::Stored)
     }
 
     /// Records one attempt atomically: refuses while locked, asks `check` for the step the
@@ -365,12 +390,42 @@ impl Store {
         &self.conn
     }
 
-    /// Removes the user's factor (lost phone). Returns whether there was one.
+    /// Removes the user's factor (lost phone) and, in the same transaction, every trust
+    /// it earned. Returns whether there was a factor.
     pub fn reset(&mut self, name: &str) -> Result<bool> {
-        Ok(self
+        let tx = self
             .conn
-            .execute("DELETE FROM users WHERE name = ?1", [name])?
-            > 0)
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let removed = tx.execute("DELETE FROM users WHERE name = ?1", [name])? > 0;
+        tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    /// Moves `old`'s factor, lockout state and deferral to `new` (its canonical name),
+    /// unless `new` already has a factor. Trust records go: their identity hashes name
+    /// the old spelling. Returns whether `old` was moved.
+    pub fn rename_user(&mut self, old: &str, new: &str) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
+            [new],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Ok(false);
+        }
+        let moved = tx.execute("UPDATE users SET name = ?2 WHERE name = ?1", [old, new])? > 0;
+        tx.execute("DELETE FROM trust WHERE user = ?1", [old])?;
+        tx.execute(
+            "UPDATE OR IGNORE deferrals SET subject = ?2 WHERE subject = ?1",
+            [old, new],
+        )?;
+        tx.execute("DELETE FROM deferrals WHERE subject = ?1", [old])?;
+        tx.commit()?;
+        Ok(moved)
     }
 
     /// Ends a lock and clears the failure count. Returns whether the user has a factor.

@@ -87,6 +87,52 @@ pub fn ensure_test_users() -> bool {
     true
 }
 
+/// A second account name for [`USER_A`]'s uid, as `toor` is for root on some systems.
+pub const USER_A_ALIAS: &str = "tf-alias";
+
+/// [`USER_A_ALIAS`] while it exists; removed again when dropped (also when a test fails).
+pub struct Alias;
+
+/// Creates [`USER_A_ALIAS`] with `useradd -o` (root only). None when not root.
+pub fn alias_of_user_a() -> Option<Alias> {
+    if !ensure_test_users() {
+        return None;
+    }
+    let a = nix::unistd::User::from_name(USER_A)
+        .ok()
+        .flatten()
+        .expect("test user");
+    remove_alias();
+    let st = Command::new("useradd")
+        .args(["-o", "-M", "-N", "-s", "/usr/sbin/nologin"])
+        .args(["-u", &a.uid.to_string(), "-g", &a.gid.to_string()])
+        .arg(USER_A_ALIAS)
+        .status()
+        .expect("useradd");
+    assert!(st.success(), "useradd -o {USER_A_ALIAS} failed");
+    Some(Alias)
+}
+
+fn remove_alias() {
+    if nix::unistd::User::from_name(USER_A_ALIAS)
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        // -f: processes of the shared uid (other tests' tf-alice) must not stop it.
+        let _ = Command::new("userdel")
+            .args(["-f", USER_A_ALIAS])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Alias {
+    fn drop(&mut self) {
+        remove_alias();
+    }
+}
+
 pub struct World {
     pub dir: tempfile::TempDir,
     /// When set, the daemon reads "now" from this file (`--test-clock`).

@@ -193,3 +193,40 @@ fn users_list_and_revoke_only_their_own_trust() {
         "proved: {USER_A} lists and revokes own trust; others' trust and grace are for administrators"
     );
 }
+
+#[test]
+fn self_enrolment_neither_clears_a_lockout_nor_replaces_an_admins_secret() {
+    // Issue 7 item 5.
+    if !need_root() {
+        return;
+    }
+    let w = World::start("[lockout]\nmax_failures = 3");
+    w.write_service("twofold", &w.module_line(""));
+    let self_enrol =
+        |user: &str| w.ctl_as(Some(user), &["--json", "enrol", user, "--no-verify"], "");
+    // An administrator's pending secret: the user may not swap it for one of their own.
+    let admins = w.enrol(USER_A);
+    let out = self_enrol(USER_A);
+    assert!(!out.status.success(), "{}", combined(&out));
+    let r = w.pam("twofold", USER_A, &format!("{}\n", fresh_code(&admins)));
+    assert!(
+        r.passed(),
+        "the administrator's secret no longer works: {r:?}"
+    );
+    // A user who locked their account does not unlock it by enrolling again.
+    assert!(self_enrol(USER_B).status.success());
+    let r = w.pam("twofold", USER_B, "000000\n000001\n000002\n");
+    assert!(r.has("locked"), "{r:?}");
+    let out = self_enrol(USER_B);
+    assert!(out.status.success(), "{}", combined(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let secret = v["secret"].as_str().expect("secret");
+    let r = w.pam("twofold", USER_B, &format!("{}\n", fresh_code(secret)));
+    assert!(
+        !r.passed() && r.has("locked"),
+        "re-enrolment cleared the lock: {r:?}"
+    );
+    println!(
+        "proved: self-enrolment keeps a lockout and cannot replace an administrator's pending secret"
+    );
+}

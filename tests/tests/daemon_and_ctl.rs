@@ -167,3 +167,48 @@ fn ctl_enrol_shows_qr_uri_and_secret_and_verifies_the_first_code() {
         "proved: enrol prints a QR code, the URI and the secret; confirm activates; reset removes"
     );
 }
+
+/// Runs `call` against the daemon's Manage interface over a fresh bus connection.
+fn manage<T>(
+    w: &World,
+    call: impl AsyncFnOnce(&twofold_protocol::ManageProxy<'_>) -> zbus::Result<T>,
+) -> zbus::Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let conn = zbus::connection::Builder::address(w.bus_address.as_str())
+            .method_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .await?;
+        let proxy = twofold_protocol::ManageProxy::new(&conn).await?;
+        call(&proxy).await
+    })
+}
+
+fn is_invalid_input<T: std::fmt::Debug>(r: &zbus::Result<T>) -> bool {
+    matches!(r, Err(zbus::Error::MethodError(name, _, _))
+        if name.as_str() == twofold_protocol::errors::INVALID_INPUT)
+}
+
+#[test]
+fn out_of_range_dates_and_overlong_codes_over_the_bus_get_a_clear_error() {
+    // Issue 7 items 8 and 9: a year-10000 date panicked the handler (no reply at all);
+    // a confirmation code of any length was taken and counted.
+    let w = World::start("");
+    w.enrol("root");
+    for until in [i64::MAX, 253_402_300_800] {
+        let r = manage(&w, async |m| m.grace_set("root", until, "").await);
+        assert!(is_invalid_input(&r), "GraceSet({until}): {r:?}");
+    }
+    let long = "1".repeat(100_000);
+    let r = manage(&w, async |m| m.confirm_enrolment("root", &long).await);
+    assert!(
+        is_invalid_input(&r),
+        "ConfirmEnrolment(100000 digits): {r:?}"
+    );
+    let status = manage(&w, async |m| m.status("root").await).expect("status");
+    assert_eq!(status.failures, 0, "the overlong code was counted as a try");
+    println!("proved: out-of-range GraceSet dates and overlong codes are refused as invalid input");
+}

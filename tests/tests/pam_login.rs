@@ -235,3 +235,35 @@ fn audit_records_reach_syslog_with_no_code() {
     }
     println!("proved: decisions are audited to syslog authpriv without codes or secrets");
 }
+
+#[test]
+fn a_second_name_of_an_enrolled_uid_is_asked_for_that_accounts_code() {
+    // Issue 7 item 1: under `unenrolled = "ignore"` another name of the same uid got
+    // PAM_IGNORE, and the rest of the stack (here pam_permit) let it in.
+    let Some(_alias) = alias_of_user_a() else {
+        eprintln!("SKIPPED: needs root to create {USER_A_ALIAS}");
+        return;
+    };
+    let w = World::start("[login]\nunenrolled = \"ignore\"\n[lockout]\nmax_failures = 3");
+    let line = w.module_line("");
+    w.write_service("twofold", &format!("{line}auth required pam_permit.so\n"));
+    let secret = w.enrol(USER_A);
+    let r = w.pam("twofold", USER_A_ALIAS, "");
+    assert!(
+        !r.passed() && r.has("Verification code"),
+        "{USER_A_ALIAS} skipped {USER_A}'s factor: {r:?}"
+    );
+    let r = w.pam(
+        "twofold",
+        USER_A_ALIAS,
+        &format!("{}\n", fresh_code(&secret)),
+    );
+    assert!(r.passed(), "{r:?}");
+    // One lockout for both names.
+    w.pam("twofold", USER_A_ALIAS, "000000\n000001\n000002\n");
+    let r = w.pam("twofold", USER_A, "123456\n");
+    assert!(!r.passed() && r.has("locked"), "{r:?}");
+    println!(
+        "proved: {USER_A_ALIAS} (same uid as {USER_A}) is asked for {USER_A}'s code and shares its lockout"
+    );
+}

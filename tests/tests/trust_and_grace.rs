@@ -192,6 +192,9 @@ fn trust_of_one_user_never_serves_another_and_reset_ends_it() {
     );
     assert_asked(&w, ssh("nobody", KEY_A, &[]), "root's trust served nobody");
     assert!(w.ctl(&["reset", "root"], "").status.success());
+    let list = w.ctl(&["--json", "trust", "list", "root"], "");
+    let v: Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert_eq!(v, serde_json::json!([]), "reset left trust records behind");
     enrol_at(&w, "root", T0 + 30);
     assert_asked(&w, ssh("root", KEY_A, &[]), "trust survived a reset");
     println!("proved: one user's remembered device never serves another; reset ends trust");

@@ -9,13 +9,20 @@ struct Users {
     password_generation: AtomicU32,
 }
 impl UserDb for Users {
-    fn uid_of(&self, name: &str) -> Option<u32> {
-        match name {
-            "alice" => Some(1000),
-            "bob" => Some(1001),
-            "carol" => Some(1002),
-            _ => None,
-        }
+    /// alice is also `Alice` and `alice@example.org` (case-insensitive NSS, domains).
+    fn account(&self, name: &str) -> Result<Option<Account>, LookupError> {
+        let (uid, canonical) = match name {
+            "alice" | "Alice" | "alice@example.org" => (1000, "alice"),
+            "bob" => (1001, "bob"),
+            "carol" => (1002, "carol"),
+            "root" => (0, "root"),
+            "nss-down" => return Err(LookupError("SSSD is not answering".into())),
+            _ => return Ok(None),
+        };
+        Ok(Some(Account {
+            uid,
+            name: canonical.into(),
+        }))
     }
     fn in_group(&self, uid: u32, group: &str) -> bool {
         group == "twofold-admin" && uid == 1002
@@ -265,6 +272,79 @@ fn unenrolled_users_are_asked_like_everyone_and_refused_alike() {
 }
 
 #[test]
+fn another_name_of_an_enrolled_account_is_that_account() {
+    // Issue 7 item 1: under `unenrolled = "ignore"` a variant spelling got PAM_IGNORE.
+    let f = fixture_with(
+        "version = 1\n[login]\nunenrolled = \"ignore\"\n[lockout]\nmax_failures = 3\n",
+    );
+    let secret = f.enrol("alice");
+    for alias in ["Alice", "alice@example.org"] {
+        let (id, step) = f.engine.begin(&root(), ctx(alias)).unwrap();
+        assert_eq!(
+            step.action(),
+            Some(Action::PromptSecret),
+            "{alias} skipped alice's factor"
+        );
+        f.engine.cancel(&root(), &id);
+    }
+    f.clock.advance(30);
+    let code = f.code(&secret, 0);
+    assert_eq!(
+        last_action(&f.login("Alice", &[&code])),
+        Some(Action::Success)
+    );
+    // One lockout: failures under either name count on the one account.
+    f.login("Alice", &["000000", "000001"]);
+    f.login("alice@example.org", &["000002"]);
+    assert_eq!(f.login("alice", &[])[0].action(), Some(Action::Denied));
+    assert_eq!(f.engine.list(&root()).unwrap().len(), 1);
+}
+
+#[test]
+fn names_of_one_account_share_one_factor_and_one_trust_list() {
+    let f = fixture();
+    let secret = f.enrol("alice");
+    assert!(matches!(
+        f.engine.enrol(&root(), "Alice", false),
+        Err(ApiError::AlreadyEnrolled(_))
+    ));
+    f.verify(&root(), ssh_key("Alice", KEY_A, "192.0.2.7"), &secret, "y");
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    assert_eq!(
+        f.engine
+            .trust_list(&root(), "alice@example.org")
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn records_stored_under_another_name_move_to_the_canonical_account() {
+    let f = fixture_with("version = 1\n[login]\nunenrolled = \"ignore\"\n");
+    // Written by an older twofoldd under the name PAM passed.
+    lock(&f.engine.store)
+        .put_pending("Alice", "JBSWY3DPEHPK3PXP", T0, false, true)
+        .unwrap();
+    let done = f.engine.canonicalise_stored_names().unwrap();
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(
+        f.login("alice", &[])[0].action(),
+        Some(Action::PromptSecret)
+    );
+    assert_eq!(f.engine.list(&root()).unwrap()[0].user, "alice");
+    assert!(f.engine.canonicalise_stored_names().unwrap().is_empty());
+}
+
+#[test]
+fn a_name_nss_does_not_know_is_refused_like_a_wrong_code_even_under_ignore() {
+    let f = fixture_with("version = 1\n[login]\nunenrolled = \"ignore\"\n");
+    let steps = f.login("nobody-here", &["123456", "123456", "123456"]);
+    assert_eq!(steps[0].action(), Some(Action::PromptSecret), "{steps:?}");
+    assert_eq!(last_action(&steps), Some(Action::MaxTries));
+}
+
+#[test]
 fn unenrolled_users_are_out_of_scope_when_configured() {
     let f = fixture_with("version = 1\n[login]\nunenrolled = \"ignore\"\n");
     let (id, step) = f.engine.begin(&root(), ctx("bob")).unwrap();
@@ -405,6 +485,18 @@ fn enrolment_is_pending_until_a_code_is_verified_and_first_login_may_verify_it()
 }
 
 #[test]
+fn confirm_refuses_an_overlong_code_without_counting_it() {
+    // Issue 7 item 9.
+    let f = fixture();
+    f.engine.enrol(&root(), "alice", false).unwrap();
+    let r = f
+        .engine
+        .confirm_enrolment(&root(), "alice", &"1".repeat(100_000));
+    assert!(matches!(r, Err(ApiError::InvalidInput(_))), "{r:?}");
+    assert_eq!(f.engine.status(&root(), "alice").unwrap().failures, 0);
+}
+
+#[test]
 fn confirm_refuses_wrong_codes_and_counts_them() {
     let f = fixture();
     f.engine.enrol(&root(), "alice", false).unwrap();
@@ -454,6 +546,41 @@ fn enrolment_rules_for_admins_and_users() {
 }
 
 #[test]
+fn self_enrolment_keeps_a_lockout_and_never_replaces_an_admins_pending_secret() {
+    // Issue 7 item 5.
+    let f = fixture_with(
+        "version = 1\n[daemon]\nadmin_group = \"twofold-admin\"\n[lockout]\nmax_failures = 3\n",
+    );
+    let alice = as_uid(1000, ":1.9");
+    f.engine.enrol(&alice, "alice", false).unwrap();
+    f.login("alice", &["000000", "000001", "000002"]);
+    let offer = f.engine.enrol(&alice, "alice", false).unwrap();
+    f.clock.advance(30);
+    let steps = f.login("alice", &[&f.code(&offer.secret, 0)]);
+    assert_eq!(
+        last_action(&steps),
+        Some(Action::Denied),
+        "a self-issued secret cleared the lockout: {steps:?}"
+    );
+    // An administrator's pending secret stays until an administrator replaces it.
+    let admins = f.engine.enrol(&root(), "bob", false).unwrap();
+    let bob = as_uid(1001, ":1.8");
+    assert!(
+        matches!(
+            f.engine.enrol(&bob, "bob", false),
+            Err(ApiError::PermissionDenied(_))
+        ),
+        "bob replaced the secret an administrator issued"
+    );
+    f.engine
+        .confirm_enrolment(&bob, "bob", &f.code(&admins.secret, 0))
+        .unwrap();
+    let carol = as_uid(1002, ":1.10");
+    f.engine.enrol(&root(), "carol", false).unwrap();
+    assert!(f.engine.enrol(&carol, "carol", false).is_ok(), "admins may");
+}
+
+#[test]
 fn admin_methods_refuse_ordinary_users() {
     let f = fixture();
     f.enrol("alice");
@@ -476,6 +603,21 @@ fn admin_methods_refuse_ordinary_users() {
     ));
     assert_eq!(f.engine.status(&bob, "bob").unwrap().state, "none");
     assert_eq!(f.engine.list(&root()).unwrap().len(), 1);
+}
+
+#[test]
+fn reset_removes_the_users_trust_records_too() {
+    // Issue 7 item 6: reset left trust rows behind, which a re-enrolment could revive.
+    let f = fixture();
+    let secret = f.enrol("alice");
+    f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
+    assert_eq!(f.engine.trust_list(&root(), "alice").unwrap().len(), 2);
+    assert!(f.engine.reset(&root(), "alice").unwrap());
+    assert_eq!(
+        f.engine.trust_list(&root(), "alice").unwrap(),
+        vec![],
+        "reset left trust records behind"
+    );
 }
 
 #[test]
@@ -891,6 +1033,19 @@ fn deferrals_extend_grace_for_a_user_or_a_group_within_limits() {
         Some(Action::Denied)
     );
     assert!(f.engine.grace_clear(&root(), "@staff").unwrap());
+}
+
+#[test]
+fn grace_dates_from_the_bus_are_bounded_and_never_panic() {
+    // Issue 7 item 8: a date in year 10000 or later panicked while being formatted.
+    let f = grace_fixture();
+    for until in [253_402_300_800, i64::MAX, i64::MIN, -1] {
+        let r = f.engine.grace_set(&root(), "bob", until, "");
+        assert!(
+            matches!(r, Err(ApiError::InvalidInput(_))),
+            "{until}: {r:?}"
+        );
+    }
 }
 
 #[test]

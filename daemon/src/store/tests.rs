@@ -24,11 +24,11 @@ fn files_are_private_and_schema_is_versioned() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/twofold.db");
     let mut s = Store::open(&db).unwrap();
-    s.put_pending("alice", "SECRET", 1, false).unwrap();
+    s.put_pending("alice", "SECRET", 1, false, true).unwrap();
     assert_eq!(mode(db.parent().unwrap()), 0o700);
     drop(s);
     let s = Store::open(&db).unwrap(); // reopening runs no migration twice
-    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.schema_version().unwrap(), 3);
     for f in ["twofold.db", "twofold.db-wal", "twofold.db-shm"] {
         let p = db.parent().unwrap().join(f);
         if p.exists() {
@@ -73,7 +73,10 @@ fn pending_secret_is_activated_by_the_first_right_code() {
         s.attempt("alice", 100, &POLICY, accept(1)).unwrap(),
         Attempt::NotEnrolled
     );
-    assert!(s.put_pending("alice", "S", 100, false).unwrap());
+    assert_eq!(
+        s.put_pending("alice", "S", 100, false, true).unwrap(),
+        Issued::Stored
+    );
     assert_eq!(
         s.user("alice").unwrap().unwrap().state,
         FactorState::Pending
@@ -88,15 +91,21 @@ fn pending_secret_is_activated_by_the_first_right_code() {
         Attempt::Accepted { activated: false }
     );
     // An active factor is only replaced on request.
-    assert!(!s.put_pending("alice", "T", 200, false).unwrap());
-    assert!(s.put_pending("alice", "T", 200, true).unwrap());
+    assert_eq!(
+        s.put_pending("alice", "T", 200, false, true).unwrap(),
+        Issued::ActiveExists
+    );
+    assert_eq!(
+        s.put_pending("alice", "T", 200, true, true).unwrap(),
+        Issued::Stored
+    );
     assert_eq!(s.user("alice").unwrap().unwrap().secret, "T");
 }
 
 #[test]
 fn replayed_or_older_steps_are_refused_even_after_the_clock_goes_back() {
     let mut s = Store::open_in_memory().unwrap();
-    s.put_pending("alice", "S", 0, false).unwrap();
+    s.put_pending("alice", "S", 0, false, true).unwrap();
     assert!(matches!(
         s.attempt("alice", 100, &POLICY, accept(10)).unwrap(),
         Attempt::Accepted { .. }
@@ -122,7 +131,7 @@ fn replayed_or_older_steps_are_refused_even_after_the_clock_goes_back() {
 #[test]
 fn lockout_holds_against_a_right_code_grows_and_unlock_ends_it() {
     let mut s = Store::open_in_memory().unwrap();
-    s.put_pending("alice", "S", 0, false).unwrap();
+    s.put_pending("alice", "S", 0, false, true).unwrap();
     s.attempt("alice", 1000, &POLICY, wrong).unwrap();
     s.attempt("alice", 1000, &POLICY, wrong).unwrap();
     let r = s.attempt("alice", 1000, &POLICY, wrong).unwrap();
@@ -155,7 +164,7 @@ fn lockout_holds_against_a_right_code_grows_and_unlock_ends_it() {
 #[test]
 fn a_success_resets_the_failure_count() {
     let mut s = Store::open_in_memory().unwrap();
-    s.put_pending("alice", "S", 0, false).unwrap();
+    s.put_pending("alice", "S", 0, false, true).unwrap();
     s.attempt("alice", 1, &POLICY, wrong).unwrap();
     s.attempt("alice", 1, &POLICY, wrong).unwrap();
     s.attempt("alice", 1, &POLICY, accept(1)).unwrap();
@@ -168,7 +177,7 @@ fn parallel_wrong_guesses_from_separate_connections_count_exactly() {
     let db = dir.path().join("state/db");
     Store::open(&db)
         .unwrap()
-        .put_pending("alice", "S", 0, false)
+        .put_pending("alice", "S", 0, false, true)
         .unwrap();
     let policy = LockoutPolicy {
         max_failures: 100,
@@ -206,7 +215,7 @@ fn parallel_logins_with_the_same_code_let_exactly_one_through() {
     let db = dir.path().join("state/db");
     Store::open(&db)
         .unwrap()
-        .put_pending("alice", "S", 0, false)
+        .put_pending("alice", "S", 0, false, true)
         .unwrap();
     let threads: Vec<_> = (0..8)
         .map(|_| {
@@ -233,7 +242,7 @@ fn a_locked_database_fails_the_attempt_instead_of_passing_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/db");
     let mut s = Store::open(&db).unwrap();
-    s.put_pending("alice", "S", 0, false).unwrap();
+    s.put_pending("alice", "S", 0, false, true).unwrap();
     s.conn.busy_timeout(Duration::from_millis(100)).unwrap();
     let blocker = Connection::open(&db).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -252,7 +261,7 @@ fn a_read_only_database_fails_the_attempt() {
     let db = dir.path().join("state/db");
     Store::open(&db)
         .unwrap()
-        .put_pending("alice", "S", 0, false)
+        .put_pending("alice", "S", 0, false, true)
         .unwrap();
     let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let mut s = Store {
@@ -275,4 +284,30 @@ fn a_read_only_database_fails_the_attempt() {
 fn store_errors_carry_no_data() {
     let e: StoreError = rusqlite::Error::QueryReturnedNoRows.into();
     assert!(!e.to_string().contains("SELECT"));
+}
+
+#[test]
+fn migrations_keep_existing_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state/db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    std::fs::set_permissions(db.parent().unwrap(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A version-2 database, as twofoldd wrote it before.
+    let old = Connection::open(&db).unwrap();
+    old.execute_batch(&MIGRATIONS[..2].concat()).unwrap();
+    old.execute_batch(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL);
+         INSERT INTO schema_version VALUES (2);
+         INSERT INTO users (name, secret, state, enrolled_at) VALUES ('alice', 'S', 'pending', 5);",
+    )
+    .unwrap();
+    drop(old);
+    let mut s = Store::open(&db).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(s.user("alice").unwrap().unwrap().secret, "S");
+    // Whoever issued it then, only an administrator may replace it now.
+    assert_eq!(
+        s.put_pending("alice", "T", 6, false, false).unwrap(),
+        Issued::AdminPending
+    );
 }
