@@ -46,13 +46,31 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// The name of the account the tests run as.
-pub fn me() -> String {
-    nix::unistd::User::from_uid(nix::unistd::geteuid())
+/// The name of the account the tests run as: `root` in CI. As another user, the tests
+/// log in and enrol as this account, and its primary group administers twofold.
+pub fn me() -> &'static str {
+    static ME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ME.get_or_init(|| {
+        nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .expect("the test account has a name")
+    })
+}
+
+/// `admin_group = ...` for the test configuration when not root, so the test account
+/// may call the admin methods (root always may).
+fn admin_line() -> String {
+    if is_root() {
+        return String::new();
+    }
+    let group = nix::unistd::Group::from_gid(nix::unistd::getegid())
         .ok()
         .flatten()
-        .map(|u| u.name)
-        .expect("the test account has a name")
+        .map(|g| g.name)
+        .expect("the test account's group has a name");
+    format!("admin_group = \"{group}\"\n")
 }
 
 static USERS: Mutex<bool> = Mutex::new(false);
@@ -302,10 +320,11 @@ impl World {
 
     pub fn config_text(&self, extra: &str) -> String {
         format!(
-            "version = 1\n[daemon]\nbus = \"{}\"\ndatabase = \"{}\"\nsyslog_socket = \"{}\"\n{extra}\n",
+            "version = 1\n[daemon]\nbus = \"{}\"\ndatabase = \"{}\"\nsyslog_socket = \"{}\"\n{}{extra}\n",
             self.bus_address,
             self.path("state/twofold.db").display(),
-            self.path("syslog").display()
+            self.path("syslog").display(),
+            admin_line()
         )
     }
 

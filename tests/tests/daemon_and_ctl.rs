@@ -44,19 +44,19 @@ fn check_config_accepts_a_good_file_and_names_line_and_key_of_a_bad_one() {
 fn a_locked_database_fails_the_login_and_the_daemon_stays_up() {
     let w = World::start("");
     w.write_service("twofold", &w.module_line(""));
-    let secret = w.enrol("root");
+    let secret = w.enrol(me());
     let code = fresh_code(&secret);
     // Another writer holds the database longer than the daemon's busy timeout (3 s).
     let blocker = rusqlite::Connection::open(w.path("state/twofold.db")).expect("open");
     blocker.execute_batch("BEGIN IMMEDIATE").expect("lock");
-    let r = w.pam("twofold", "root", &format!("{code}\n"));
+    let r = w.pam("twofold", me(), &format!("{code}\n"));
     assert!(!r.passed(), "{r:?}");
     assert!(
         r.has("System error") || r.has("cannot check codes"),
         "{r:?}"
     );
     blocker.execute_batch("ROLLBACK").expect("unlock");
-    let r = w.pam("twofold", "root", &format!("{code}\n"));
+    let r = w.pam("twofold", me(), &format!("{code}\n"));
     assert!(
         r.passed(),
         "daemon did not recover: {r:?}\n{}",
@@ -92,7 +92,7 @@ fn the_daemon_refuses_a_state_directory_others_can_read() {
 #[test]
 fn ctl_reports_a_missing_daemon_an_unknown_user_and_a_wrong_code_clearly() {
     let w = World::bus_only();
-    let out = w.ctl(&["status", "root"], "");
+    let out = w.ctl(&["status", me()], "");
     assert_eq!(out.status.code(), Some(3), "{}", combined(&out));
     assert!(
         combined(&out).contains("twofoldd is not running"),
@@ -112,10 +112,10 @@ fn ctl_reports_a_missing_daemon_an_unknown_user_and_a_wrong_code_clearly() {
         "{}",
         combined(&out)
     );
-    let out = w.ctl(&["enrol", "root"], "000000\n");
+    let out = w.ctl(&["enrol", me()], "000000\n");
     assert_eq!(out.status.code(), Some(5), "{}", combined(&out));
     assert!(combined(&out).contains("wrong code"), "{}", combined(&out));
-    let status = w.ctl(&["--json", "status", "root"], "");
+    let status = w.ctl(&["--json", "status", me()], "");
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(v[0]["state"], "pending", "{v}");
     println!(
@@ -127,7 +127,7 @@ fn ctl_reports_a_missing_daemon_an_unknown_user_and_a_wrong_code_clearly() {
 fn ctl_enrol_shows_qr_uri_and_secret_and_verifies_the_first_code() {
     let w = World::start("");
     // Enrol in two steps the way a person does: read the secret, then type the code.
-    let out = w.ctl(&["enrol", "root", "--no-verify"], "");
+    let out = w.ctl(&["enrol", me(), "--no-verify"], "");
     let text = combined(&out);
     assert!(
         text.contains("█")
@@ -142,13 +142,13 @@ fn ctl_enrol_shows_qr_uri_and_secret_and_verifies_the_first_code() {
         .and_then(|s| s.split('&').next())
         .expect("secret in URI")
         .to_string();
-    let out = w.ctl(&["confirm", "root"], &format!("{}\n", fresh_code(&secret)));
+    let out = w.ctl(&["confirm", me()], &format!("{}\n", fresh_code(&secret)));
     assert!(out.status.success(), "{}", combined(&out));
     let out = w.ctl(&["--json", "list"], "");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v[0]["state"], "active", "{v}");
     // Interactive enrol of a replacement reads the code from stdin.
-    let out = w.ctl(&["--json", "enrol", "root", "--replace", "--no-verify"], "");
+    let out = w.ctl(&["--json", "enrol", me(), "--replace", "--no-verify"], "");
     let offer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(
         offer["otpauth_uri"]
@@ -157,7 +157,7 @@ fn ctl_enrol_shows_qr_uri_and_secret_and_verifies_the_first_code() {
         "{offer}"
     );
     assert_eq!(offer["secret"].as_str().map(str::len), Some(32), "{offer}");
-    let out = w.ctl(&["reset", "root"], "");
+    let out = w.ctl(&["reset", me()], "");
     assert!(
         combined(&out).contains("factor removed"),
         "{}",
@@ -197,18 +197,18 @@ fn out_of_range_dates_and_overlong_codes_over_the_bus_get_a_clear_error() {
     // Issue 7 items 8 and 9: a year-10000 date panicked the handler (no reply at all);
     // a confirmation code of any length was taken and counted.
     let w = World::start("");
-    w.enrol("root");
+    w.enrol(me());
     for until in [i64::MAX, 253_402_300_800] {
-        let r = manage(&w, async |m| m.grace_set("root", until, "").await);
+        let r = manage(&w, async |m| m.grace_set(me(), until, "").await);
         assert!(is_invalid_input(&r), "GraceSet({until}): {r:?}");
     }
     let long = "1".repeat(100_000);
-    let r = manage(&w, async |m| m.confirm_enrolment("root", &long).await);
+    let r = manage(&w, async |m| m.confirm_enrolment(me(), &long).await);
     assert!(
         is_invalid_input(&r),
         "ConfirmEnrolment(100000 digits): {r:?}"
     );
-    let status = manage(&w, async |m| m.status("root").await).expect("status");
+    let status = manage(&w, async |m| m.status(me()).await).expect("status");
     assert_eq!(status.failures, 0, "the overlong code was counted as a try");
     println!("proved: out-of-range GraceSet dates and overlong codes are refused as invalid input");
 }

@@ -7,7 +7,7 @@ use twofold_pamtest::Transaction;
 fn no_threads_descriptors_or_signal_handlers_are_left_and_fork_is_safe() {
     let w = World::start("");
     w.write_service("twofold", &w.module_line(""));
-    let root_secret = w.enrol("root");
+    let root_secret = w.enrol(me());
     let nobody_secret = w.enrol("nobody");
     let (code, child_code) = (fresh_code(&root_secret), fresh_code(&nobody_secret));
     let tx = |user: &str, code: &str| Transaction {
@@ -16,7 +16,7 @@ fn no_threads_descriptors_or_signal_handlers_are_left_and_fork_is_safe() {
         answers: vec![code.into()],
         ..Default::default()
     };
-    let report = w.pam_inprocess(&[tx("root", &code)], &[tx("nobody", &child_code)]);
+    let report = w.pam_inprocess(&[tx(me(), &code)], &[tx("nobody", &child_code)]);
     assert_eq!(report["results"][0]["rc"], 0, "{report}");
     assert_eq!(
         report["threads_before"], report["threads_after"],

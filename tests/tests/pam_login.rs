@@ -13,19 +13,19 @@ fn login_world(extra: &str, module_args: &str) -> World {
 fn right_code_passes_wrong_code_fails_and_replay_fails() {
     // Room for the six failures below without reaching the lockout.
     let w = login_world("[lockout]\nmax_failures = 10", "");
-    let secret = w.enrol("root");
+    let secret = w.enrol(me());
     wait_for_next_step();
     let code = fresh_code(&secret);
-    let ok = w.pam("twofold", "root", &format!("{code}\n"));
+    let ok = w.pam("twofold", me(), &format!("{code}\n"));
     assert!(ok.passed(), "{ok:?}");
     assert!(ok.has("Verification code: "), "{ok:?}");
     println!("proved: a right, fresh code passes");
 
-    let replay = w.pam("twofold", "root", &format!("{code}\n{code}\n{code}\n"));
+    let replay = w.pam("twofold", me(), &format!("{code}\n{code}\n{code}\n"));
     assert!(!replay.passed() && replay.has("Wrong code"), "{replay:?}");
     println!("proved: the same code is refused the second time");
 
-    let wrong = w.pam("twofold", "root", "000000\n111111\n222222\n");
+    let wrong = w.pam("twofold", me(), "000000\n111111\n222222\n");
     assert!(!wrong.passed(), "{wrong:?}");
     assert!(
         wrong.has("Have exhausted maximum number of retries"),
@@ -37,15 +37,15 @@ fn right_code_passes_wrong_code_fails_and_replay_fails() {
 #[test]
 fn lockout_holds_against_a_right_code_until_unlocked() {
     let w = login_world("[lockout]\nmax_failures = 3\n", "");
-    let secret = w.enrol("root");
-    let r = w.pam("twofold", "root", "000000\n000001\n000002\n");
+    let secret = w.enrol(me());
+    let r = w.pam("twofold", me(), "000000\n000001\n000002\n");
     assert!(r.has("locked"), "{r:?}");
     let code = fresh_code(&secret);
-    let locked = w.pam("twofold", "root", &format!("{code}\n"));
+    let locked = w.pam("twofold", me(), &format!("{code}\n"));
     assert!(!locked.passed() && locked.has("locked"), "{locked:?}");
-    let out = w.ctl(&["unlock", "root"], "");
+    let out = w.ctl(&["unlock", me()], "");
     assert!(out.status.success(), "{}", combined(&out));
-    let ok = w.pam("twofold", "root", &format!("{code}\n"));
+    let ok = w.pam("twofold", me(), &format!("{code}\n"));
     assert!(ok.passed(), "{ok:?}");
     println!("proved: lockout after 3 failures refuses the right code; unlock ends it");
 }
@@ -54,14 +54,14 @@ fn lockout_holds_against_a_right_code_until_unlocked() {
 fn daemon_down_fails_closed_and_failmode_safe_passes() {
     let w = World::bus_only();
     w.write_service("twofold", &w.module_line("timeout=2"));
-    let r = w.pam("twofold", "root", "123456\n");
+    let r = w.pam("twofold", me(), "123456\n");
     assert!(!r.passed(), "{r:?}");
     assert!(
         r.has("Authentication service cannot retrieve authentication info"),
         "PAM_AUTHINFO_UNAVAIL expected: {r:?}"
     );
     w.write_service("twofold", &w.module_line("timeout=2 failmode=safe"));
-    let r = w.pam("twofold", "root", "");
+    let r = w.pam("twofold", me(), "");
     assert!(r.passed(), "{r:?}");
     // No bus at all: also fails closed.
     w.write_service(
@@ -71,7 +71,7 @@ fn daemon_down_fails_closed_and_failmode_safe_passes() {
             module_path().display()
         ),
     );
-    let r = w.pam("twofold", "root", "123456\n");
+    let r = w.pam("twofold", me(), "123456\n");
     assert!(
         !r.passed() && r.has("Authentication service cannot retrieve authentication info"),
         "{r:?}"
@@ -84,7 +84,7 @@ fn daemon_down_fails_closed_and_failmode_safe_passes() {
             module_path().display()
         ),
     );
-    assert!(w.pam("twofold", "root", "").passed());
+    assert!(w.pam("twofold", me(), "").passed());
     println!("proved: daemon down -> PAM_AUTHINFO_UNAVAIL; failmode=safe lets the login through");
 }
 
@@ -110,7 +110,7 @@ fn a_stopped_or_hung_daemon_is_explained_in_one_line_that_names_no_account() {
     );
     // Stopped: nobody owns the name.
     w.stop_daemon();
-    let seen: Vec<String> = [me.as_str(), "no-such-user-here"]
+    let seen: Vec<String> = [me, "no-such-user-here"]
         .iter()
         .map(|user| {
             let down = w.pam("twofold", user, "123456\n");
@@ -128,7 +128,7 @@ fn a_stopped_or_hung_daemon_is_explained_in_one_line_that_names_no_account() {
 #[test]
 fn the_bus_address_is_never_taken_from_the_environment() {
     let w = World::start("");
-    let secret = w.enrol("root");
+    let secret = w.enrol(me());
     // No bus= on the PAM line: the module must use the compiled system bus address, not
     // DBUS_SYSTEM_BUS_ADDRESS (which a user controls inside sudo).
     w.write_service(
@@ -139,7 +139,7 @@ fn the_bus_address_is_never_taken_from_the_environment() {
     let r = w.pam_as(
         None,
         "twofold",
-        "root",
+        me(),
         &format!("{code}\n"),
         &[("DBUS_SYSTEM_BUS_ADDRESS", &w.bus_address)],
     );
@@ -173,7 +173,7 @@ fn unenrolled_user_is_denied_by_default_and_ignored_when_configured() {
 #[test]
 fn concurrent_logins_with_the_same_code_let_exactly_one_through() {
     let w = login_world("", "");
-    let secret = w.enrol("root");
+    let secret = w.enrol(me());
     wait_for_next_step();
     let code = fresh_code(&secret);
     let results: Vec<PamRun> = std::thread::scope(|s| {
@@ -183,7 +183,7 @@ fn concurrent_logins_with_the_same_code_let_exactly_one_through() {
                 s.spawn(move || {
                     // pam_wrapper's per-process directories collide on simultaneous starts.
                     std::thread::sleep(std::time::Duration::from_millis(15 * i));
-                    w.pam("twofold", "root", &format!("{code}\n"))
+                    w.pam("twofold", me(), &format!("{code}\n"))
                 })
             })
             .collect();
@@ -206,9 +206,9 @@ fn audit_records_reach_syslog_with_no_code() {
     let mut w = w;
     w.start_daemon("");
     w.write_service("twofold", &w.module_line(""));
-    let secret = w.enrol("root");
+    let secret = w.enrol(me());
     let code = fresh_code(&secret);
-    assert!(w.pam("twofold", "root", &format!("{code}\n")).passed());
+    assert!(w.pam("twofold", me(), &format!("{code}\n")).passed());
     let mut lines = Vec::new();
     let mut buf = [0u8; 2048];
     while let Ok(n) = log.recv(&mut buf) {

@@ -73,10 +73,10 @@ fn ssh_world() -> World {
 #[test]
 fn sshd_key_session_window_passes_within_its_hours_and_fails_one_second_after() {
     let w = ssh_world();
-    let secret = enrol_at(&w, "root", T0);
+    let secret = enrol_at(&w, me(), T0);
     let t1 = T0 + 30;
     w.set_clock(t1);
-    let (rc, conv) = one(&w, ssh("root", KEY_A, &[&code_at_time(&secret, t1), "n"]));
+    let (rc, conv) = one(&w, ssh(me(), KEY_A, &[&code_at_time(&secret, t1), "n"]));
     assert_eq!(rc, 0, "{conv:?}");
     assert!(
         conv.contains(&"prompt: Trust this device for 90 days? [y/N] ".to_string()),
@@ -87,7 +87,7 @@ fn sshd_key_session_window_passes_within_its_hours_and_fails_one_second_after() 
     while t + 25 * 60 < t1 + 12 * HOUR {
         t += 25 * 60;
         w.set_clock(t);
-        let (rc, conv) = one(&w, ssh("root", KEY_A, &[]));
+        let (rc, conv) = one(&w, ssh(me(), KEY_A, &[]));
         assert!(
             rc == 0 && conv.is_empty(),
             "asked at +{}s: {conv:?}",
@@ -95,31 +95,31 @@ fn sshd_key_session_window_passes_within_its_hours_and_fails_one_second_after() 
         );
     }
     w.set_clock(t1 + 12 * HOUR - 1);
-    assert_eq!(one(&w, ssh("root", KEY_A, &[])).0, 0);
+    assert_eq!(one(&w, ssh(me(), KEY_A, &[])).0, 0);
     w.set_clock(t1 + 12 * HOUR);
-    assert_asked(&w, ssh("root", KEY_A, &[]), "still trusted at exactly 12 h");
+    assert_asked(&w, ssh(me(), KEY_A, &[]), "still trusted at exactly 12 h");
     println!("proved: sshd + key: no prompt within 12 h of use, asked at exactly 12 h");
 }
 
 #[test]
 fn sshd_window_lapses_when_idle_and_another_key_is_asked() {
     let w = ssh_world();
-    let secret = enrol_at(&w, "root", T0);
+    let secret = enrol_at(&w, me(), T0);
     w.set_clock(T0 + 30);
     assert_eq!(
         one(
             &w,
-            ssh("root", KEY_A, &[&code_at_time(&secret, T0 + 30), "n"])
+            ssh(me(), KEY_A, &[&code_at_time(&secret, T0 + 30), "n"])
         )
         .0,
         0
     );
-    assert_asked(&w, ssh("root", KEY_B, &[]), "another key passed");
+    assert_asked(&w, ssh(me(), KEY_B, &[]), "another key passed");
     w.set_clock(T0 + 30 + 30 * 60 - 1);
-    assert_eq!(one(&w, ssh("root", KEY_A, &[])).0, 0);
+    assert_eq!(one(&w, ssh(me(), KEY_A, &[])).0, 0);
     w.set_clock(T0 + 30 + 60 * 60 - 1);
     assert_ne!(
-        one(&w, ssh("root", KEY_A, &[])).0,
+        one(&w, ssh(me(), KEY_A, &[])).0,
         0,
         "an idle window still passed"
     );
@@ -129,21 +129,21 @@ fn sshd_window_lapses_when_idle_and_another_key_is_asked() {
 #[test]
 fn a_remembered_device_is_honoured_for_90_days_and_revoke_ends_it() {
     let w = ssh_world();
-    let secret = enrol_at(&w, "root", T0);
+    let secret = enrol_at(&w, me(), T0);
     let t1 = T0 + 30;
     w.set_clock(t1);
-    let (rc, conv) = one(&w, ssh("root", KEY_A, &[&code_at_time(&secret, t1), "y"]));
+    let (rc, conv) = one(&w, ssh(me(), KEY_A, &[&code_at_time(&secret, t1), "y"]));
     assert!(
         rc == 0 && conv.contains(&"info: This device is now trusted.".to_string()),
         "{conv:?}"
     );
     w.set_clock(t1 + 89 * DAY);
     assert_eq!(
-        one(&w, ssh("root", KEY_A, &[])).0,
+        one(&w, ssh(me(), KEY_A, &[])).0,
         0,
         "remembered device not honoured on day 89"
     );
-    let list = w.ctl(&["--json", "trust", "list", "root"], "");
+    let list = w.ctl(&["--json", "trust", "list", me()], "");
     let v: Value = serde_json::from_slice(&list.stdout).expect("json");
     assert!(
         v.as_array()
@@ -152,7 +152,7 @@ fn a_remembered_device_is_honoured_for_90_days_and_revoke_ends_it() {
     );
     w.set_clock(t1 + 90 * DAY);
     assert_ne!(
-        one(&w, ssh("root", KEY_A, &[])).0,
+        one(&w, ssh(me(), KEY_A, &[])).0,
         0,
         "still trusted after 90 days"
     );
@@ -161,13 +161,13 @@ fn a_remembered_device_is_honoured_for_90_days_and_revoke_ends_it() {
     let t2 = t1 + 90 * DAY + 30;
     w.set_clock(t2);
     assert_eq!(
-        one(&w, ssh("root", KEY_A, &[&code_at_time(&secret, t2), "y"])).0,
+        one(&w, ssh(me(), KEY_A, &[&code_at_time(&secret, t2), "y"])).0,
         0
     );
-    let out = w.ctl(&["trust", "revoke", "root", "--all"], "");
+    let out = w.ctl(&["trust", "revoke", me(), "--all"], "");
     assert!(out.status.success(), "{}", combined(&out));
     assert_ne!(
-        one(&w, ssh("root", KEY_A, &[])).0,
+        one(&w, ssh(me(), KEY_A, &[])).0,
         0,
         "revoked trust still passed"
     );
@@ -179,24 +179,24 @@ fn a_remembered_device_is_honoured_for_90_days_and_revoke_ends_it() {
 #[test]
 fn trust_of_one_user_never_serves_another_and_reset_ends_it() {
     let w = ssh_world();
-    let root_secret = enrol_at(&w, "root", T0);
+    let root_secret = enrol_at(&w, me(), T0);
     enrol_at(&w, "nobody", T0);
     w.set_clock(T0 + 30);
     assert_eq!(
         one(
             &w,
-            ssh("root", KEY_A, &[&code_at_time(&root_secret, T0 + 30), "y"])
+            ssh(me(), KEY_A, &[&code_at_time(&root_secret, T0 + 30), "y"])
         )
         .0,
         0
     );
     assert_asked(&w, ssh("nobody", KEY_A, &[]), "root's trust served nobody");
-    assert!(w.ctl(&["reset", "root"], "").status.success());
-    let list = w.ctl(&["--json", "trust", "list", "root"], "");
+    assert!(w.ctl(&["reset", me()], "").status.success());
+    let list = w.ctl(&["--json", "trust", "list", me()], "");
     let v: Value = serde_json::from_slice(&list.stdout).expect("json");
     assert_eq!(v, serde_json::json!([]), "reset left trust records behind");
-    enrol_at(&w, "root", T0 + 30);
-    assert_asked(&w, ssh("root", KEY_A, &[]), "trust survived a reset");
+    enrol_at(&w, me(), T0 + 30);
+    assert_asked(&w, ssh(me(), KEY_A, &[]), "trust survived a reset");
     println!("proved: one user's remembered device never serves another; reset ends trust");
 }
 
@@ -234,23 +234,23 @@ fn sudo_style_session_window_skips_the_prompt_only_in_the_same_login_session() {
     require_root("it starts kernel login sessions");
     let w = World::start_at("", T0);
     w.write_service("sudo", &w.module_line(""));
-    let secret = enrol_at(&w, "root", T0);
+    let secret = enrol_at(&w, me(), T0);
     let first = new_login_session();
     w.set_clock(T0 + 30);
     let r = w.pam(
         "sudo",
-        "root",
+        me(),
         &format!("{}\n", code_at_time(&secret, T0 + 30)),
     );
     assert!(r.passed() && !r.has("Trust this device"), "{r:?}");
-    let again = w.pam("sudo", "root", "");
+    let again = w.pam("sudo", me(), "");
     assert!(
         again.passed() && !again.has("Verification code"),
         "same session was asked: {again:?}"
     );
     let second = new_login_session();
     assert_ne!(first, second);
-    let other = w.pam("sudo", "root", "");
+    let other = w.pam("sudo", me(), "");
     assert!(
         !other.passed() && other.has("Verification code"),
         "another session passed: {other:?}"
@@ -330,7 +330,7 @@ fn exempt_users_are_out_of_scope() {
         !w.pam("twofold", "nobody", "").passed(),
         "PAM_IGNORE must leave the decision to the stack"
     );
-    let r = w.pam("twofold", "root", "");
+    let r = w.pam("twofold", me(), "");
     assert!(r.has("Verification code"), "{r:?}");
     println!("proved: an exempt user gets PAM_IGNORE; others are asked");
 }
