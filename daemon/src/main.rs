@@ -46,6 +46,7 @@ fn main() -> ExitCode {
     }
     // Everything the daemon creates (database, WAL, SHM) is private to it.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    return_large_buffers_to_the_system();
     let shutdown = match shutdown_signals() {
         Ok(s) => s,
         Err(e) => {
@@ -118,7 +119,9 @@ async fn serve(
     {
         eprintln!("twofoldd: {line}");
     }
+    // Every call the daemon makes (to the bus driver) gives up after this.
     let conn = zbus::connection::Builder::address(address.as_str())
+        .method_timeout(std::time::Duration::from_secs(5))
         .build()
         .await
         .map_err(|e| format!("cannot connect to the bus at {address}: {e}"))?;
@@ -154,6 +157,17 @@ async fn serve(
     let _ = shutdown.await;
     eprintln!("twofoldd: stopping");
     Ok(())
+}
+
+/// glibc raises its mmap threshold to the size of each large block freed, so after a
+/// flood of big calls (refused, but read first) their buffers come from the heap and
+/// stay resident. A fixed threshold keeps large buffers mmapped: freed, they go back.
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
 }
 
 /// Blocks SIGTERM and SIGINT in every thread (call before the runtime starts its

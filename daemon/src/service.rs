@@ -6,6 +6,7 @@ use crate::authz::Caller;
 use crate::engine::{ApiError, Engine};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use twofold_protocol::{Deferral, EnrolmentOffer, LoginContext, Step, TrustInfo, UserStatus};
 use zbus::{fdo, interface, message::Header};
 
@@ -48,6 +49,7 @@ pub struct Shared {
     /// uid and pid per unique bus name: a connection's credentials never change and the
     /// bus never reuses a unique name, so each caller costs one lookup, not one per call.
     callers: Arc<Mutex<HashMap<String, Credentials>>>,
+    lookups: Arc<Mutex<Lookups>>,
 }
 
 /// A caller's uid and pid, as the bus reported them.
@@ -56,18 +58,81 @@ type Credentials = (u32, Option<u32>);
 /// Known callers kept at most; the cache starts over beyond it.
 const MAX_CACHED_CALLERS: usize = 4096;
 
+/// The largest call body read. The biggest real call, `Begin` with a 16 KiB
+/// SSH_AUTH_INFO_0 and five 1 KiB fields, is about 21 KiB; anything larger is refused
+/// before the daemon waits for anything, so it holds no memory for long.
+pub const MAX_BODY_BYTES: u32 = 64 * 1024;
+/// How long the daemon waits for the bus to say who a caller is.
+const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Credential look-ups in flight, per bus connection and in all: a caller is unknown
+/// until its look-up returns, so the bound cannot be per uid yet. Each holds one call of
+/// at most [`MAX_BODY_BYTES`] for at most [`CREDENTIALS_TIMEOUT`].
+const MAX_LOOKUPS_PER_CONNECTION: usize = 4;
+const MAX_LOOKUPS: usize = 512;
+
+/// Credential look-ups in flight by unique bus name.
+#[derive(Default)]
+struct Lookups {
+    by_name: HashMap<String, usize>,
+    total: usize,
+}
+
+/// One look-up in flight; counted until dropped.
+struct LookupSlot {
+    lookups: Arc<Mutex<Lookups>>,
+    name: String,
+}
+
+impl LookupSlot {
+    fn take(lookups: &Arc<Mutex<Lookups>>, name: &str) -> Option<LookupSlot> {
+        let mut l = lookups.lock().ok()?;
+        let mine = l.by_name.get(name).copied().unwrap_or(0);
+        if mine >= MAX_LOOKUPS_PER_CONNECTION || l.total >= MAX_LOOKUPS {
+            return None;
+        }
+        l.by_name.insert(name.to_owned(), mine + 1);
+        l.total += 1;
+        Some(LookupSlot {
+            lookups: lookups.clone(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl Drop for LookupSlot {
+    fn drop(&mut self) {
+        if let Ok(mut l) = self.lookups.lock() {
+            l.total = l.total.saturating_sub(1);
+            match l.by_name.get_mut(&self.name) {
+                Some(n) if *n > 1 => *n -= 1,
+                _ => {
+                    l.by_name.remove(&self.name);
+                }
+            }
+        }
+    }
+}
+
 impl Shared {
     pub fn new(engine: Arc<Engine>, dbus: fdo::DBusProxy<'static>) -> Shared {
         Shared {
             engine,
             dbus,
             callers: Arc::default(),
+            lookups: Arc::default(),
         }
     }
 
     /// The caller's uid and pid as the bus daemon knows them. No uid: no service.
+    /// Oversized calls are refused first, and the look-up is bounded in time and number.
     async fn caller(&self, header: &Header<'_>) -> Result<Caller, TwofoldError> {
         let denied = |why: &str| TwofoldError::PermissionDenied(why.to_string());
+        if header.primary().body_len() > MAX_BODY_BYTES {
+            return Err(TwofoldError::InvalidInput(format!(
+                "the call is larger than {} KiB",
+                MAX_BODY_BYTES / 1024
+            )));
+        }
         let sender = header
             .sender()
             .ok_or_else(|| denied("the call has no sender"))?
@@ -81,11 +146,15 @@ impl Shared {
         if let Some((uid, pid)) = known {
             return Ok(Caller { uid, pid, bus_name });
         }
-        let creds = self
-            .dbus
-            .get_connection_credentials(sender.into())
-            .await
-            .map_err(|_| denied("cannot identify the caller"))?;
+        let _slot = LookupSlot::take(&self.lookups, &bus_name)
+            .ok_or_else(|| denied("too many calls waiting to be identified; try again"))?;
+        let creds = tokio::time::timeout(
+            CREDENTIALS_TIMEOUT,
+            self.dbus.get_connection_credentials(sender.into()),
+        )
+        .await
+        .map_err(|_| denied("the bus did not say who the caller is in time"))?
+        .map_err(|_| denied("cannot identify the caller"))?;
         let uid = creds
             .unix_user_id()
             .ok_or_else(|| denied("the bus did not report the caller's uid"))?;

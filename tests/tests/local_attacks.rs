@@ -60,3 +60,71 @@ fn a_connection_flood_never_lets_failmode_safe_logins_in_without_the_code() {
         "proved: {runs} failmode=safe logins with a wrong code during a flood of {opened} bare connections: none passed"
     );
 }
+
+/// twofoldd's resident memory in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| kb / 1024)
+        .expect("VmRSS")
+}
+
+#[test]
+fn oversized_calls_from_a_user_leave_the_daemon_small_and_logins_working() {
+    // The daemon's clock is a file: each round's login gets a code of its own step.
+    const T0: i64 = 1_800_000_000;
+    let w = World::start_at("", T0);
+    let me = me();
+    let secret = w.enrol(me);
+    w.write_service("twofold", &w.module_line("timeout=10"));
+    let pid = w.daemon_pid().expect("daemon");
+    let before = rss_mib(pid);
+    let mut after = Vec::new();
+    for round in 0..3 {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(target_dir().join("big_calls"));
+        cmd.args([&w.bus_address, "30", "12"]);
+        if is_root() {
+            ensure_test_users();
+            let bob = nix::unistd::User::from_name(USER_B)
+                .ok()
+                .flatten()
+                .expect("test user");
+            cmd.uid(bob.uid.as_raw()).gid(bob.gid.as_raw());
+        }
+        let flood = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("big_calls");
+        // A login while the calls are in flight.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = T0 + 30 * (round as i64 + 1);
+        w.set_clock(now);
+        let code = code_at_time(&secret, now);
+        let login = w.pam("twofold", me, &format!("{code}\n"));
+        let out = flood.wait_with_output().expect("big_calls");
+        assert!(
+            login.passed(),
+            "round {round}: a login failed during the flood: {login:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        after.push(rss_mib(pid));
+        eprintln!(
+            "round {round}: {} RSS {} MiB",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            after[round]
+        );
+    }
+    assert!(
+        after.iter().all(|&m| m < 64),
+        "twofoldd's RSS went from {before} MiB to {after:?} MiB"
+    );
+    println!(
+        "proved: 3 rounds of 12 calls of 30 MiB from an unprivileged user: twofoldd RSS {before} -> {after:?} MiB, logins passed"
+    );
+}
