@@ -83,7 +83,7 @@ fn hostname() -> String {
 fn the_qr_code_scans_on_light_and_dark_terminals_and_names_this_host() {
     let w = World::start("");
     let me = me();
-    let shown = on_terminal(&w, &["enrol", &me, "--no-verify"], "");
+    let shown = on_terminal(&w, &["enrol", me, "--no-verify"], "");
     let uri = printed_uri(&shown);
     for theme in ["light", "dark"] {
         assert_eq!(
@@ -102,7 +102,7 @@ fn the_qr_code_scans_on_light_and_dark_terminals_and_names_this_host() {
     // Control: the same symbol without colours, on a dark theme, is inverted, and zbar
     // (like many phone scanners) finds nothing. That is why terminals get colours.
     let w2 = World::start("");
-    let plain = w2.ctl(&["enrol", &me, "--no-verify", "--qr", "text"], "");
+    let plain = w2.ctl(&["enrol", me, "--no-verify", "--qr", "text"], "");
     let plain = String::from_utf8_lossy(&plain.stdout).into_owned();
     let plain_uri = printed_uri(&plain);
     assert!(!plain.contains('\x1b'), "text style must set no colours");
@@ -121,7 +121,7 @@ fn unusual_totp_settings_are_shown_for_typing_the_secret_and_the_issuer_can_be_s
     let w = World::start(
         "[totp]\nstep_seconds = 60\ndigits = 8\nalgorithm = \"SHA256\"\nissuer = \"Example Corp\"",
     );
-    let out = w.ctl(&["enrol", &me(), "--no-verify", "--qr", "none"], "");
+    let out = w.ctl(&["enrol", me(), "--no-verify", "--qr", "none"], "");
     let text = combined(&out);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -141,20 +141,20 @@ fn unusual_totp_settings_are_shown_for_typing_the_secret_and_the_issuer_can_be_s
 fn confirm_reads_the_code_from_a_prompt_or_stdin_never_from_argv() {
     let w = World::start("");
     let me = me();
-    let secret = w.enrol(&me);
+    let secret = w.enrol(me);
     let code = fresh_code(&secret);
     // A code on the command line is refused before anything is sent.
-    let out = w.ctl(&["confirm", &me, &code], "");
+    let out = w.ctl(&["confirm", me, &code], "");
     assert_eq!(out.status.code(), Some(2), "{}", combined(&out));
     assert!(combined(&out).contains("not taken on the command line"));
-    let status = w.ctl(&["--json", "status", &me], "");
+    let status = w.ctl(&["--json", "status", me], "");
     assert!(
         String::from_utf8_lossy(&status.stdout).contains("\"pending\""),
         "{}",
         combined(&status)
     );
     // At a terminal: a prompt, and the typed code is not echoed.
-    let shown = on_terminal(&w, &["confirm", &me], &format!("{code}\r"));
+    let shown = on_terminal(&w, &["confirm", me], &format!("{code}\r"));
     assert!(shown.contains("Code from the app: "), "{shown}");
     assert!(shown.contains("second factor is active"), "{shown}");
     assert!(!shown.contains(&code), "the code was echoed: {shown}");
@@ -167,11 +167,11 @@ fn confirm_reads_the_code_from_a_prompt_or_stdin_never_from_argv() {
 fn confirm_takes_the_code_from_a_pipe_and_enroll_is_an_alias() {
     let w = World::start("");
     let me = me();
-    let out = w.ctl(&["--json", "enroll", &me, "--no-verify"], "");
+    let out = w.ctl(&["--json", "enroll", me, "--no-verify"], "");
     assert!(out.status.success(), "{}", combined(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let secret = v["secret"].as_str().expect("secret");
-    let out = w.ctl(&["confirm", &me], &format!("{}\n", fresh_code(secret)));
+    let out = w.ctl(&["confirm", me], &format!("{}\n", fresh_code(secret)));
     assert!(out.status.success(), "{}", combined(&out));
     println!("proved: `enroll` works; confirm reads the code from standard input");
 }
@@ -196,7 +196,7 @@ fn a_closed_pipe_ends_twofoldctl_quietly() {
     let (read, write) = nix::unistd::pipe().expect("pipe");
     drop(read);
     let out = Command::new(binary("twofoldctl"))
-        .args(["--bus", &w.bus_address, "status", &me()])
+        .args(["--bus", &w.bus_address, "status", me()])
         .stdout(Stdio::from(write))
         .stderr(Stdio::piped())
         .output()

@@ -34,7 +34,7 @@ fn flood(w: &World, seconds: u32) -> std::process::Child {
 fn a_connection_flood_never_lets_failmode_safe_logins_in_without_the_code() {
     let w = World::start("");
     let me = me();
-    w.enrol(&me);
+    w.enrol(me);
     w.write_service("twofold", &w.module_line("failmode=safe timeout=3"));
     let flooder = flood(&w, 25);
     let mut passed = 0;
@@ -42,7 +42,7 @@ fn a_connection_flood_never_lets_failmode_safe_logins_in_without_the_code() {
     let start = std::time::Instant::now();
     while start.elapsed() < std::time::Duration::from_secs(20) {
         // A wrong code: only a fail-open could let this in.
-        let r = w.pam("twofold", &me, "000000\n000000\n000000\n");
+        let r = w.pam("twofold", me, "000000\n000000\n000000\n");
         runs += 1;
         if r.passed() {
             passed += 1;

@@ -101,7 +101,7 @@ fn a_stopped_or_hung_daemon_is_explained_in_one_line_that_names_no_account() {
     let pid = nix::unistd::Pid::from_raw(w.daemon_pid().expect("daemon") as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
     let started = std::time::Instant::now();
-    let hung = w.pam("twofold", &me, "123456\n");
+    let hung = w.pam("twofold", me, "123456\n");
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
     assert!(!hung.passed() && hung.has(NOT_AVAILABLE), "{hung:?}");
     assert!(
