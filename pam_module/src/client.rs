@@ -176,7 +176,12 @@ async fn connect(opts: &Options) -> Result<zbus::Connection, Failure> {
 
 fn definitely_absent(e: &zbus::Error) -> bool {
     use std::io::ErrorKind::{ConnectionRefused, NotFound};
-    matches!(e, zbus::Error::InputOutput(io) if matches!(io.kind(), NotFound | ConnectionRefused))
+    match e {
+        zbus::Error::Connection(io, _) | zbus::Error::InputOutput(io) => {
+            matches!(io.kind(), NotFound | ConnectionRefused)
+        }
+        _ => false,
+    }
 }
 
 async fn exchange(opts: &Options, ctx: &LoginContext, ui: &mut dyn Ui) -> Result<Action, Failure> {

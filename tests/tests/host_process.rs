@@ -4,6 +4,10 @@ use twofold_integration::*;
 use twofold_pamtest::Transaction;
 
 #[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: logs in as a second account (only root may act for another user)"
+)]
 fn no_threads_descriptors_or_signal_handlers_are_left_and_fork_is_safe() {
     let w = World::start("");
     w.write_service("twofold", &w.module_line(""));

@@ -151,6 +151,10 @@ fn the_bus_address_is_never_taken_from_the_environment() {
 }
 
 #[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: logs in as a second account (only root may act for another user)"
+)]
 fn unenrolled_user_is_denied_by_default_and_ignored_when_configured() {
     let w = login_world("", "");
     let r = w.pam("twofold", "nobody", "123456\n123456\n123456\n");

@@ -177,6 +177,10 @@ fn a_remembered_device_is_honoured_for_90_days_and_revoke_ends_it() {
 }
 
 #[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: logs in as a second account (only root may act for another user)"
+)]
 fn trust_of_one_user_never_serves_another_and_reset_ends_it() {
     let w = ssh_world();
     let root_secret = enrol_at(&w, me(), T0);
@@ -261,6 +265,10 @@ fn sudo_style_session_window_skips_the_prompt_only_in_the_same_login_session() {
 }
 
 #[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: logs in as a second account (only root may act for another user)"
+)]
 fn grace_reminder_before_the_deadline_and_refusal_after() {
     // Deadline 2027-01-25 00:00 UTC: T0 is 9 days 16 hours before it.
     let w = World::start_at("[enrolment]\ndeadline = \"2027-01-25\"", T0);
@@ -319,6 +327,10 @@ fn grace_reminder_before_the_deadline_and_refusal_after() {
 }
 
 #[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: logs in as a second account (only root may act for another user)"
+)]
 fn exempt_users_are_out_of_scope() {
     let w = World::start("[scope]\nexempt_users = [\"nobody\"]");
     let line = w.module_line("");
