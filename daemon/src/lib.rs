@@ -2,6 +2,7 @@
 //! user database and audit sink, so tests drive it without a bus or a real clock.
 
 pub mod audit;
+pub mod audit_throttle;
 pub mod authz;
 pub mod clock;
 pub mod engine;

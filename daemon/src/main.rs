@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use twofold_config::Config;
 use twofold_daemon::audit::SyslogAudit;
+use twofold_daemon::audit_throttle::ThrottledAudit;
 use twofold_daemon::authz::SystemUsers;
 use twofold_daemon::clock::{Clock, SystemClock};
 use twofold_daemon::engine::{Engine, Parts};
@@ -108,7 +109,10 @@ async fn serve(
         clock,
         random: Arc::new(OsRandom),
         users: Arc::new(SystemUsers),
-        audit: Arc::new(SyslogAudit::new(config.daemon.syslog_socket.0.clone())),
+        // Refusals are bounded per caller uid (audit_throttle.rs).
+        audit: Arc::new(ThrottledAudit::new(SyslogAudit::new(
+            config.daemon.syslog_socket.0.clone(),
+        ))),
         hostname,
         sessions: Arc::new(ProcSessions),
         config,

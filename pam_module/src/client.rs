@@ -4,7 +4,7 @@
 //! is reused across a fork).
 
 use crate::context;
-use crate::log::Log;
+use crate::log::{Log, quoted};
 use crate::options::{self, Options};
 use crate::verdict::{self, Failure};
 use pam::constants::{
@@ -110,16 +110,18 @@ pub fn authenticate(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> Pam
         Err(Failure::Unreachable(why)) if code == PamResultCode::PAM_SUCCESS => {
             log.warning(&format!(
                 "failmode=safe: letting {} in without a second factor: twofoldd unreachable: {why}",
-                ctx.user
+                quoted(&ctx.user)
             ))
         }
         Err(failure) => log.error(&format!(
             "user {} service {}: {failure:?}",
-            ctx.user, ctx.service
+            quoted(&ctx.user),
+            quoted(&ctx.service)
         )),
         Ok(action) => log.debug(&format!(
             "user {} service {}: {action:?}",
-            ctx.user, ctx.service
+            quoted(&ctx.user),
+            quoted(&ctx.service)
         )),
     }
     code

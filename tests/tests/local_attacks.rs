@@ -128,3 +128,52 @@ fn oversized_calls_from_a_user_leave_the_daemon_small_and_logins_working() {
         "proved: 3 rounds of 12 calls of 30 MiB from an unprivileged user: twofoldd RSS {before} -> {after:?} MiB, logins passed"
     );
 }
+
+#[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: makes refused calls as another user"
+)]
+fn refused_calls_of_one_user_are_recorded_up_to_a_bound_and_the_rest_counted() {
+    ensure_test_users();
+    let w = World::bus_only();
+    let log = std::os::unix::net::UnixDatagram::bind(w.path("syslog")).expect("bind syslog");
+    log.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .expect("timeout");
+    // Read while the calls run: a full socket would make the daemon's sends wait.
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = log.recv(&mut buf) {
+            lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        lines
+    });
+    let mut w = w;
+    w.start_daemon("");
+    let bob = nix::unistd::User::from_name(USER_B)
+        .ok()
+        .flatten()
+        .expect("test user")
+        .uid
+        .as_raw();
+    for _ in 0..60 {
+        let out = w.ctl_as(Some(USER_B), &["status", "root"], "");
+        assert_eq!(out.status.code(), Some(4), "{}", combined(&out));
+    }
+    let lines = reader.join().expect("reader");
+    let mine = |outcome: &str| {
+        lines
+            .iter()
+            .filter(|l| {
+                l.contains(&format!("outcome={outcome} "))
+                    && l.contains(&format!("caller_uid={bob}"))
+            })
+            .count()
+    };
+    assert_eq!(mine("denied"), 20, "{lines:#?}");
+    assert_eq!(mine("throttled"), 1, "{lines:#?}");
+    println!(
+        "proved: 60 refused calls of uid {bob}: 20 records and one saying the rest are counted"
+    );
+}

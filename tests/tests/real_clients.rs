@@ -328,7 +328,8 @@ fn sshd_sudo_and_login_explain_a_daemon_that_is_down() {
     let service = unique("sudo-twofold");
     let (mut w, _secret) = world_with_alice("");
     let sshd = password_sshd(&w);
-    let _sudo = sudo_service(USER_A, &service, &password_stack(&w));
+    // USER_B: the sudo test running beside this one routes USER_A's sudo to its own stack.
+    let _sudo = sudo_service(USER_B, &service, &password_stack(&w));
     let stack = format!(
         "{}account required pam_unix.so\nsession required pam_unix.so\n",
         password_stack(&w)
@@ -338,7 +339,7 @@ fn sshd_sudo_and_login_explain_a_daemon_that_is_down() {
     let s = ssh(&sshd, USER_A, None, &Answers::password(&[]));
     assert!(!s.ran() && s.has(NOT_AVAILABLE), "{s:?}\n{}", sshd.log());
     println!("proved: ssh shows the 'not available' line when twofoldd is down");
-    let s = sudo(USER_A, &Answers::password(&[]));
+    let s = sudo(USER_B, &Answers::password(&[]));
     assert!(!s.ran() && s.has(NOT_AVAILABLE), "{s:?}");
     println!("proved: sudo shows the 'not available' line when twofoldd is down");
     let s = console_login(&w.path("pam.d"), USER_A, &Answers::password(&[]));
