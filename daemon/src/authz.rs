@@ -36,8 +36,9 @@ pub trait UserDb: Send + Sync {
         self.account(name).ok().flatten().map(|a| a.uid)
     }
     fn in_group(&self, uid: u32, group: &str) -> bool;
-    /// Names of every group `user` belongs to (primary and supplementary).
-    fn groups_of(&self, user: &str) -> Vec<String>;
+    /// Names of every group `user` belongs to (primary and supplementary). An error is
+    /// an error, never an empty list: scope must not be decided on a failed lookup.
+    fn groups_of(&self, user: &str) -> Result<Vec<String>, LookupError>;
     fn group_exists(&self, group: &str) -> bool;
     /// A fingerprint of the user's password hash (shadow), to notice a password change;
     /// None when there is no shadow entry.
@@ -71,18 +72,21 @@ impl UserDb for SystemUsers {
         user.gid == group.gid || group.mem.iter().any(|m| m == &user.name)
     }
 
-    fn groups_of(&self, user: &str) -> Vec<String> {
-        let Some(u) = User::from_name(user).ok().flatten() else {
-            return Vec::new();
-        };
-        let Ok(name) = std::ffi::CString::new(user) else {
-            return Vec::new();
-        };
-        nix::unistd::getgrouplist(&name, u.gid)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|gid| Group::from_gid(gid).ok().flatten().map(|g| g.name))
-            .collect()
+    fn groups_of(&self, user: &str) -> Result<Vec<String>, LookupError> {
+        let failed = |e: nix::Error| LookupError(e.desc().to_string());
+        let u = User::from_name(user)
+            .map_err(failed)?
+            .ok_or_else(|| LookupError(format!("no passwd entry for {user:?}")))?;
+        let name = std::ffi::CString::new(user)
+            .map_err(|_| LookupError("a user name with a NUL byte".into()))?;
+        let mut names = Vec::new();
+        for gid in nix::unistd::getgrouplist(&name, u.gid).map_err(failed)? {
+            // A gid without a group entry has no name a rule could list.
+            if let Some(g) = Group::from_gid(gid).map_err(failed)? {
+                names.push(g.name);
+            }
+        }
+        Ok(names)
     }
 
     fn group_exists(&self, group: &str) -> bool {
@@ -209,8 +213,8 @@ mod tests {
         fn in_group(&self, uid: u32, group: &str) -> bool {
             group == "twofold-admin" && self.admins.contains(&uid)
         }
-        fn groups_of(&self, _: &str) -> Vec<String> {
-            Vec::new()
+        fn groups_of(&self, _: &str) -> Result<Vec<String>, LookupError> {
+            Ok(Vec::new())
         }
         fn group_exists(&self, _: &str) -> bool {
             false

@@ -23,6 +23,7 @@ pub const CODE_PROMPT: &str = "Verification code: ";
 const WRONG_CODE: &str = "Wrong code, try again.";
 const TOO_MANY: &str = "Wrong code. Too many tries.";
 const UNAVAILABLE: &str = "twofold cannot check codes right now. Contact your administrator.";
+const NO_DIRECTORY: &str = "twofold cannot look up this account right now (user directory unavailable). Contact your administrator.";
 /// Open conversations one bus connection may hold, and in all.
 const MAX_CONVERSATIONS_PER_CLIENT: usize = 8;
 const MAX_CONVERSATIONS: usize = 4096;
@@ -199,9 +200,13 @@ impl Engine {
         self.canonicalise(caller.uid, &mut ctx, account);
         let user = ctx.user.clone();
         let groups = grace::Groups::of(self.users.as_ref(), &user);
-        if !grace::in_scope(&self.config.scope, &ctx.user, &groups) {
-            self.audit_login("ignored", caller.uid, &ctx, "out of scope");
-            return Ok((String::new(), Step::new(Action::OutOfScope)));
+        match grace::in_scope(&self.config.scope, &ctx.user, &groups) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.audit_login("ignored", caller.uid, &ctx, "out of scope");
+                return Ok((String::new(), Step::new(Action::OutOfScope)));
+            }
+            Err(e) => return Ok((String::new(), self.lookup_failed(caller.uid, &ctx, &e))),
         }
         let record = match lock(&self.store).user(&ctx.user) {
             Ok(r) => r,
@@ -245,7 +250,11 @@ impl Engine {
             Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
         };
         let global = self.config.enrolment.deadline.map(|d| d.0);
-        match grace::deadline_for(global, &deferrals, &ctx.user, groups) {
+        let deadline = match grace::deadline_for(global, &deferrals, &ctx.user, groups) {
+            Ok(d) => d,
+            Err(e) => return Ok((String::new(), self.lookup_failed(caller.uid, &ctx, &e))),
+        };
+        match deadline {
             Some(deadline) if now < deadline => {
                 let text = grace::reminder(&ctx.user, deadline, now);
                 self.audit_login(
@@ -385,7 +394,7 @@ impl Engine {
 
     fn lookup_failed(&self, caller_uid: u32, ctx: &LoginContext, e: &LookupError) -> Step {
         self.audit_login("error", caller_uid, ctx, &e.to_string());
-        Step::new(Action::Error).error(UNAVAILABLE)
+        Step::new(Action::Error).error(NO_DIRECTORY)
     }
 
     fn store_failed(&self, caller_uid: u32, ctx: &LoginContext, e: &StoreError) -> Step {

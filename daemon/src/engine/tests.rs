@@ -15,6 +15,7 @@ impl UserDb for Users {
             "alice" | "Alice" | "alice@example.org" => (1000, "alice"),
             "bob" => (1001, "bob"),
             "carol" => (1002, "carol"),
+            "erin" => (1003, "erin"),
             "root" => (0, "root"),
             "nss-down" => return Err(LookupError("SSSD is not answering".into())),
             _ => return Ok(None),
@@ -27,12 +28,14 @@ impl UserDb for Users {
     fn in_group(&self, uid: u32, group: &str) -> bool {
         group == "twofold-admin" && uid == 1002
     }
-    fn groups_of(&self, user: &str) -> Vec<String> {
-        match user {
+    fn groups_of(&self, user: &str) -> Result<Vec<String>, LookupError> {
+        Ok(match user {
             "alice" => vec!["alice".into(), "staff".into()],
             "carol" => vec!["carol".into(), "twofold-admin".into()],
+            // erin's groups are in LDAP, which is down.
+            "erin" => return Err(LookupError("LDAP server unreachable".into())),
             other => vec![other.into()],
-        }
+        })
     }
     fn group_exists(&self, group: &str) -> bool {
         ["staff", "twofold-admin"].contains(&group)
@@ -1046,6 +1049,24 @@ fn grace_dates_from_the_bus_are_bounded_and_never_panic() {
             "{until}: {r:?}"
         );
     }
+}
+
+#[test]
+fn a_failed_group_lookup_fails_the_login_instead_of_deciding_scope() {
+    // Issue 7 item 2: the error became an empty group list: out of scope, 2FA off.
+    let f = fixture_with("version = 1\n[scope]\ngroups = [\"staff\"]\n");
+    f.enrol("erin");
+    let (id, step) = f.engine.begin(&root(), ctx("erin")).unwrap();
+    assert_eq!(
+        (id.as_str(), step.action()),
+        ("", Some(Action::Error)),
+        "{step:?}"
+    );
+    assert!(step.messages[0].text.contains("cannot"), "{step:?}");
+    let audit = f.audit.0.lock().unwrap();
+    let last = audit.last().unwrap();
+    assert_eq!(last.outcome, "error");
+    assert!(last.reason.contains("lookup failed"), "{}", last.reason);
 }
 
 #[test]
