@@ -46,7 +46,10 @@ pub trait UserDb: Send + Sync {
 }
 
 /// The system's passwd and group databases (NSS).
-pub struct SystemUsers;
+pub struct SystemUsers {
+    /// Why shadow entries cannot be trusted for password fingerprints, if so.
+    shadow_problem: Option<String>,
+}
 
 impl UserDb for SystemUsers {
     fn account(&self, name: &str) -> Result<Option<Account>, LookupError> {
@@ -94,10 +97,43 @@ impl UserDb for SystemUsers {
     }
 
     fn password_stamp(&self, user: &str) -> Option<String> {
+        if self.shadow_problem.is_some() {
+            return None;
+        }
         shadow_hash(user).map(|hash| {
             use sha2::Digest;
             crate::identity::hex(&sha2::Sha256::digest(hash.as_bytes()))
         })
+    }
+}
+
+impl SystemUsers {
+    /// Checks once whether the local shadow file is readable. When it is not (mode 0000
+    /// as on Fedora, a unit without the capability), NSS may still answer from elsewhere:
+    /// nss-systemd makes up `root:!*` — a fingerprint that never changes — so no
+    /// fingerprint is taken at all.
+    pub fn new() -> SystemUsers {
+        let shadow_problem = match std::fs::File::open("/etc/shadow") {
+            Ok(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(format!(
+                "cannot read /etc/shadow ({e}): without a password fingerprint a password \
+                 change could not end a remembered device, so \"remember this device\" is \
+                 not offered"
+            )),
+        };
+        SystemUsers { shadow_problem }
+    }
+
+    /// Said once at start-up.
+    pub fn shadow_problem(&self) -> Option<&str> {
+        self.shadow_problem.as_deref()
+    }
+}
+
+impl Default for SystemUsers {
+    fn default() -> Self {
+        SystemUsers::new()
     }
 }
 

@@ -527,7 +527,10 @@ impl Engine {
                 );
             }
         }
-        if !(device.rememberable && policy.remember_device) {
+        // Without a password fingerprint a password change could not end the trust.
+        if !(device.rememberable && policy.remember_device)
+            || self.users.password_stamp(&ctx.user).is_none()
+        {
             return confirmed(Step::new(Action::Success));
         }
         let days = policy.remember_seconds / 86400;
@@ -546,18 +549,23 @@ impl Engine {
             return Step::new(Action::Success);
         };
         let policy = self.config.service_policy(&ctx.service);
-        let stamp = self.users.password_stamp(&ctx.user);
-        let stored = trust::new_record(
-            self.random.as_ref(),
-            TrustKind::Device,
-            ctx,
-            device,
-            &policy,
-            now,
-            stamp,
-        )
-        .map_err(StoreError::Unavailable)
-        .and_then(|r| lock(&self.store).put_trust(&r));
+        let stored = self
+            .users
+            .password_stamp(&ctx.user)
+            .ok_or_else(|| StoreError::Unavailable("no password fingerprint".into()))
+            .and_then(|stamp| {
+                trust::new_record(
+                    self.random.as_ref(),
+                    TrustKind::Device,
+                    ctx,
+                    device,
+                    &policy,
+                    now,
+                    Some(stamp),
+                )
+                .map_err(StoreError::Unavailable)
+            })
+            .and_then(|r| lock(&self.store).put_trust(&r));
         match stored {
             Ok(()) => {
                 let reason = format!(

@@ -106,16 +106,7 @@ fn a_name_owner_that_is_not_root_is_not_trusted() {
         r#"<policy user="{USER_A}"><allow own="org.twofold.Twofold1"/></policy>"#
     ));
     // The "daemon" runs as an ordinary user: whatever it says, the module must refuse.
-    std::fs::create_dir_all(w.path("state")).expect("state");
-    let _ = std::process::Command::new("chown")
-        .args([USER_A, w.path("state").to_str().expect("path")])
-        .status();
-    std::fs::set_permissions(
-        w.path("state"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .expect("chmod");
-    w.start_daemon_as("", Some(USER_A));
+    w.start_daemon_unprivileged("", USER_A);
     w.write_service("twofold", &w.module_line("failmode=safe"));
     let r = w.pam("twofold", "root", "123456\n");
     assert!(!r.passed() && !r.has("Verification code"), "{r:?}");

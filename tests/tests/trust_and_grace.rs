@@ -228,6 +228,41 @@ fn a_password_change_ends_a_remembered_device() {
 }
 
 #[test]
+fn without_a_password_fingerprint_no_device_is_remembered() {
+    // Issue 7 item 4: a daemon that cannot read the shadow entry (here: not root) had
+    // no fingerprint, and None == None counted as "password unchanged" for ever.
+    if !ensure_test_users() {
+        eprintln!("SKIPPED: needs root to run the daemon as {USER_A}");
+        return;
+    }
+    let mut w = World::bus_with_policy(&format!(
+        r#"<policy user="{USER_A}"><allow own="org.twofold.Twofold1"/></policy>"#
+    ));
+    w.use_test_clock(T0);
+    w.start_daemon_unprivileged("", USER_A);
+    w.write_service("sshd", &w.module_line(&format!("daemon_user={USER_A}")));
+    let secret = enrol_at(&w, "root", T0);
+    w.set_clock(T0 + 30);
+    let (rc, conv) = one(
+        &w,
+        ssh("root", KEY_A, &[&code_at_time(&secret, T0 + 30), "y"]),
+    );
+    assert_eq!(rc, 0, "{conv:?}");
+    assert!(
+        !conv.iter().any(|c| c.contains("Trust this device")),
+        "offered to remember without a password fingerprint: {conv:?}"
+    );
+    assert!(
+        w.daemon_log().contains("shadow"),
+        "no word at start-up: {}",
+        w.daemon_log()
+    );
+    println!(
+        "proved: without a readable shadow entry the daemon never offers to remember a device"
+    );
+}
+
+#[test]
 fn sudo_style_session_window_skips_the_prompt_only_in_the_same_login_session() {
     if !is_root() {
         eprintln!("SKIPPED: needs root to start kernel login sessions");

@@ -40,7 +40,11 @@ impl UserDb for Users {
     fn group_exists(&self, group: &str) -> bool {
         ["staff", "twofold-admin"].contains(&group)
     }
+    /// bob has no readable shadow entry (SSSD user, or a daemon without the right).
     fn password_stamp(&self, user: &str) -> Option<String> {
+        if user == "bob" {
+            return None;
+        }
         Some(format!(
             "{user}-{}",
             self.password_generation.load(Ordering::SeqCst)
@@ -849,6 +853,38 @@ fn a_password_change_ends_a_remembered_device_at_once() {
             .iter()
             .all(|t| t.kind != "device")
     );
+}
+
+#[test]
+fn without_a_password_fingerprint_no_device_is_remembered_or_honoured() {
+    // Issue 7 item 4: None == None counted as "password unchanged".
+    let f = fixture();
+    let secret = f.enrol("bob");
+    let steps = f.verify(&root(), ssh_key("bob", KEY_A, "192.0.2.7"), &secret, "y");
+    assert_eq!(steps.len(), 2, "offered to remember: {steps:?}");
+    assert_eq!(last_action(&steps), Some(Action::Success));
+    // A record written without a fingerprint (by an older twofoldd) is not honoured.
+    let device = identity::identify(
+        &ssh_key("bob", KEY_A, "192.0.2.7"),
+        None,
+        &Sessions,
+        &f.engine.config.service_policy("sshd"),
+    )
+    .unwrap();
+    let policy = f.engine.config.service_policy("sshd");
+    let old = trust::new_record(
+        &OsRandom,
+        TrustKind::Device,
+        &ssh_key("bob", KEY_A, "192.0.2.7"),
+        &device,
+        &policy,
+        f.clock.now(),
+        None,
+    )
+    .unwrap();
+    lock(&f.engine.store).put_trust(&old).unwrap();
+    f.clock.advance(DAY);
+    assert!(!f.passes_without_code(&root(), ssh_key("bob", KEY_A, "192.0.2.7")));
 }
 
 #[test]
