@@ -7,7 +7,7 @@ mod policy;
 mod when;
 
 pub use bounded::Bounded;
-pub use policy::{Profile, ServicePolicy, ServicePolicyConfig};
+pub use policy::{Profile, ServiceClass, ServicePolicy, ServicePolicyConfig, service_class};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;

@@ -167,3 +167,39 @@ fn scope_and_enrolment_are_read_and_checked() {
     assert!(e.contains("line 3") && e.contains("2027-01-31"), "{e}");
     assert!(error_of("version = 1\n[policy.sshd]\nsession_hour = 1\n").contains("session_hour"));
 }
+
+#[test]
+fn every_privilege_escalation_service_gets_the_strict_built_in_policy() {
+    // Issue 7 item 3: polkit-1, doas, run0 and pkexec fell back to 12 h / 30 min.
+    let c = Config::default();
+    let sudo = c.service_policy("sudo");
+    for service in ["sudo-i", "su", "su-l", "polkit-1", "pkexec", "doas", "run0"] {
+        assert_eq!(c.service_policy(service), sudo, "{service}");
+    }
+    assert_eq!(sudo.session_seconds, 3600);
+    assert!(!sudo.remember_device);
+}
+
+#[test]
+fn services_fall_into_classes_and_unknown_ones_stand_alone() {
+    use crate::ServiceClass::*;
+    for (service, class) in [
+        ("sshd", Login),
+        ("sshd-test", Login),
+        ("login", Login),
+        ("gdm-password", Login),
+        ("sudo", Escalation),
+        ("pkexec", Escalation),
+        ("polkit-1", Escalation),
+        ("xscreensaver", Unlock),
+        ("swaylock", Unlock),
+        ("i3lock", Unlock),
+    ] {
+        assert_eq!(crate::service_class(service), class, "{service}");
+    }
+    assert_eq!(
+        crate::service_class("my-app"),
+        Own("my-app".into()),
+        "an unknown service shares windows with no other"
+    );
+}

@@ -14,7 +14,7 @@ use crate::store::{Attempt, LockoutPolicy, Store, StoreError, TrustKind, UserRec
 use crate::trust::{self, Judgement};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use twofold_config::{Config, ServicePolicy, Unenrolled};
+use twofold_config::{Config, ServicePolicy, Unenrolled, service_class};
 use twofold_protocol::{
     Action, LoginContext, MAX_AUTH_INFO_LEN, MAX_FIELD_LEN, MAX_RESPONSE_LEN, Step,
 };
@@ -308,8 +308,13 @@ impl Engine {
     ) -> Result<Option<&'static str>, StoreError> {
         let mut store = lock(&self.store);
         let records = store.trust_for(&ctx.user, &device.hash_for(&ctx.user))?;
+        let class = service_class(&ctx.service);
         let mut stamp: Option<Option<String>> = None;
-        for r in records {
+        // A window or device serves only the class of service that earned it.
+        for r in records
+            .into_iter()
+            .filter(|r| service_class(&r.service) == class)
+        {
             let current = match r.kind {
                 TrustKind::Device => stamp
                     .get_or_insert_with(|| self.users.password_stamp(&ctx.user))

@@ -501,14 +501,15 @@ impl Store {
         Ok(rows)
     }
 
-    /// Stores a record; a session window replaces the previous one for the same device.
+    /// Stores a record; it replaces the previous one of its kind for the same device and
+    /// service (other services' windows stay: they serve other classes).
     pub fn put_trust(&mut self, r: &TrustRecord) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "DELETE FROM trust WHERE user = ?1 AND identity_hash = ?2 AND kind = ?3",
-            params![r.user, r.identity_hash, r.kind.as_str()],
+            "DELETE FROM trust WHERE user = ?1 AND identity_hash = ?2 AND kind = ?3 AND service = ?4",
+            params![r.user, r.identity_hash, r.kind.as_str(), r.service],
         )?;
         tx.execute(
             "INSERT INTO trust (id, user, kind, identity_hash, description, service, created_at, last_used,

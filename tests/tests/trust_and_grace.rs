@@ -297,6 +297,36 @@ fn sudo_style_session_window_skips_the_prompt_only_in_the_same_login_session() {
 }
 
 #[test]
+fn a_screen_lockers_window_does_not_serve_sudo_in_the_same_session() {
+    // Issue 7 item 3: trust lookups ignored the service.
+    if !is_root() {
+        eprintln!("SKIPPED: needs root to start kernel login sessions");
+        return;
+    }
+    let w = World::start_at("", T0);
+    for service in ["xscreensaver", "sudo", "pkexec"] {
+        w.write_service(service, &w.module_line(""));
+    }
+    let secret = enrol_at(&w, "root", T0);
+    let session = new_login_session();
+    w.set_clock(T0 + 30);
+    let code = code_at_time(&secret, T0 + 30);
+    assert!(w.pam("xscreensaver", "root", &format!("{code}\n")).passed());
+    let again = w.pam("xscreensaver", "root", "");
+    assert!(again.passed(), "the locker's own window: {again:?}");
+    for service in ["sudo", "pkexec"] {
+        let r = w.pam(service, "root", "");
+        assert!(
+            !r.passed() && r.has("Verification code"),
+            "the screen locker's window served {service}: {r:?}"
+        );
+    }
+    println!(
+        "proved: in login session {session} an unlock window serves unlocking only, not sudo or pkexec"
+    );
+}
+
+#[test]
 fn grace_reminder_before_the_deadline_and_refusal_after() {
     // Deadline 2027-01-25 00:00 UTC: T0 is 9 days 16 hours before it.
     let w = World::start_at("[enrolment]\ndeadline = \"2027-01-25\"", T0);

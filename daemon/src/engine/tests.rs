@@ -954,6 +954,31 @@ fn sudo_trusts_the_same_login_session_briefly_and_never_remembers() {
 }
 
 #[test]
+fn a_window_serves_only_its_own_service_class() {
+    // Issue 7 item 3: a screen locker's window (same session and tty) served sudo.
+    let f = fixture();
+    let secret = f.enrol("alice");
+    let locker = |service: &str| LoginContext {
+        service: service.into(),
+        ..sudo("alice", "/dev/pts/1")
+    };
+    let steps = f.verify(&sudo_caller(700), locker("xscreensaver"), &secret, "");
+    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert!(f.passes_without_code(&sudo_caller(700), locker("xscreensaver")));
+    assert!(f.passes_without_code(&sudo_caller(700), locker("swaylock")));
+    for other in ["sudo", "pkexec", "polkit-1", "login", "my-app"] {
+        assert!(
+            !f.passes_without_code(&sudo_caller(700), locker(other)),
+            "the screen locker's window served {other}"
+        );
+    }
+    // And the other way round: sudo's window opens no screen.
+    f.verify(&sudo_caller(700), locker("sudo"), &secret, "");
+    assert!(f.passes_without_code(&sudo_caller(700), locker("doas")));
+    assert!(!f.passes_without_code(&sudo_caller(700), locker("login")));
+}
+
+#[test]
 fn the_strict_profile_never_offers_to_remember() {
     let f = fixture_with("version = 1\nprofile = \"strict\"\n");
     let secret = f.enrol("alice");
