@@ -296,7 +296,7 @@ impl Engine {
     }
 
     /// Whether a session window or remembered device of this identity lets the login
-    /// pass; a pass counts as use. A remembered device whose user changed password since
+    /// pass; a pass for a root caller counts as use. A remembered device whose user changed password since
     /// is revoked on the spot.
     fn trusted(
         &self,
@@ -323,7 +323,11 @@ impl Engine {
             };
             match trust::judge(&r, policy, now, current.as_deref()) {
                 Judgement::Valid => {
-                    store.touch_trust(&r.id, now)?;
+                    // Only a login run by root (sshd, sudo, login) is use: a user's own
+                    // process could otherwise ask every minute and never idle out.
+                    if caller_uid == 0 {
+                        store.touch_trust(&r.id, now)?;
+                    }
                     return Ok(Some(match r.kind {
                         TrustKind::Session => "trusted session window",
                         TrustKind::Device => "remembered device",

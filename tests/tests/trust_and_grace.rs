@@ -327,6 +327,34 @@ fn a_screen_lockers_window_does_not_serve_sudo_in_the_same_session() {
 }
 
 #[test]
+fn a_users_own_lookups_do_not_keep_its_window_alive() {
+    // Issue 7 item 10: a screen locker (or any process of the user) asking for itself
+    // refreshed the idle limit, keeping the window open for ever.
+    if !ensure_test_users() {
+        eprintln!("SKIPPED: needs root for a login session and {USER_A}");
+        return;
+    }
+    let w = World::start_at("", T0);
+    w.write_service("xscreensaver", &w.module_line(""));
+    let secret = enrol_at(&w, USER_A, T0);
+    new_login_session();
+    let unlock = |input: &str| w.pam_as(Some(USER_A), "xscreensaver", USER_A, input, &[]);
+    w.set_clock(T0 + 30);
+    let r = unlock(&format!("{}\n", code_at_time(&secret, T0 + 30)));
+    assert!(r.passed(), "{r:?}");
+    w.set_clock(T0 + 30 + 20 * 60);
+    let r = unlock("");
+    assert!(r.passed(), "within the idle limit: {r:?}");
+    w.set_clock(T0 + 30 + 40 * 60);
+    let r = unlock("");
+    assert!(
+        !r.passed() && r.has("Verification code"),
+        "40 minutes after the code, kept alive by the user's own unlock: {r:?}"
+    );
+    println!("proved: {USER_A}'s own unlock calls do not refresh its window's idle limit");
+}
+
+#[test]
 fn grace_reminder_before_the_deadline_and_refusal_after() {
     // Deadline 2027-01-25 00:00 UTC: T0 is 9 days 16 hours before it.
     let w = World::start_at("[enrolment]\ndeadline = \"2027-01-25\"", T0);

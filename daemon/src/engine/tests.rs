@@ -979,6 +979,30 @@ fn a_window_serves_only_its_own_service_class() {
 }
 
 #[test]
+fn a_users_own_lookups_do_not_keep_its_window_alive() {
+    // Issue 7 item 10: any process of the user could refresh the idle limit for ever.
+    let f = fixture();
+    let secret = f.enrol("alice");
+    let alice = Caller {
+        uid: 1000,
+        pid: Some(700),
+        bus_name: ":1.70".into(),
+    };
+    let locker = LoginContext {
+        service: "xscreensaver".into(),
+        ..sudo("alice", "")
+    };
+    f.verify(&alice, locker.clone(), &secret, "");
+    f.clock.advance(20 * 60);
+    assert!(f.passes_without_code(&alice, locker.clone()));
+    f.clock.advance(20 * 60);
+    assert!(
+        !f.passes_without_code(&alice, locker.clone()),
+        "40 minutes after the code, kept alive by the user's own calls"
+    );
+}
+
+#[test]
 fn the_strict_profile_never_offers_to_remember() {
     let f = fixture_with("version = 1\nprofile = \"strict\"\n");
     let secret = f.enrol("alice");
