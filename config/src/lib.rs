@@ -3,6 +3,7 @@
 //! instead of failing a login later. A missing file means the built-in defaults.
 
 mod bounded;
+mod file;
 mod policy;
 mod when;
 
@@ -10,7 +11,6 @@ pub use bounded::Bounded;
 pub use policy::{Profile, ServiceClass, ServicePolicy, ServicePolicyConfig, service_class};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 pub use when::{Instant, parse_instant};
 
@@ -289,37 +289,14 @@ impl Config {
         Ok(config)
     }
 
-    /// Loads `path`; a missing file gives the defaults. A file that others may write is
-    /// refused: whoever can edit it can turn the second factor off.
+    /// Loads `path`; a missing file gives the defaults. A file or directory that anyone
+    /// but root may write, a file owned by someone else, or a symlink is refused:
+    /// whoever can edit it can turn the second factor off (see `file`).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let shown = path.display().to_string();
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(source) => {
-                return Err(ConfigError::Io {
-                    path: shown,
-                    source,
-                });
-            }
-        };
-        if meta.mode() & 0o002 != 0 {
-            return Err(ConfigError::Unsafe {
-                path: shown,
-                why: "writable by every user".into(),
-            });
+        match file::read_checked(path)? {
+            Some(text) => Config::parse(&text, &path.display().to_string()),
+            None => Ok(Config::default()),
         }
-        if meta.mode() & 0o020 != 0 && meta.gid() != 0 {
-            return Err(ConfigError::Unsafe {
-                path: shown,
-                why: "writable by a group other than root".into(),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-        Config::parse(&text, &shown)
     }
 
     /// The trust policy for PAM service `service`.
