@@ -212,16 +212,26 @@ pub struct LockoutConfig {
     pub max_failures: Bounded<1, 100>,
     /// First lock length; each further lock doubles it.
     pub base_seconds: Bounded<1, 86400>,
-    /// Longest lock.
+    /// Longest lock (and longest wait for one source).
     pub max_seconds: Bounded<1, 604800>,
+    /// Wrong codes for one user from one source (remote address; a local caller) before
+    /// that source must wait; set it below `max_failures`, so that one source cannot
+    /// lock the account while the user logs in elsewhere.
+    pub source_failures: Bounded<1, 100>,
+    /// The first wait of a source; each further wrong code from it doubles it.
+    pub source_backoff_seconds: Bounded<1, 86400>,
 }
 
 impl Default for LockoutConfig {
     fn default() -> Self {
         LockoutConfig {
-            max_failures: Bounded(5),
+            // Ten in all, five from any one source: a user who mistypes is not held up,
+            // and one source alone needs hours of waits to lock the account.
+            max_failures: Bounded(10),
             base_seconds: Bounded(300),
             max_seconds: Bounded(86400),
+            source_failures: Bounded(5),
+            source_backoff_seconds: Bounded(300),
         }
     }
 }

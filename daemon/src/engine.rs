@@ -113,6 +113,8 @@ impl Engine {
                 max_failures: l.max_failures.get(),
                 base_seconds: i64::from(l.base_seconds.get()),
                 max_seconds: i64::from(l.max_seconds.get()),
+                source_failures: l.source_failures.get(),
+                source_base_seconds: i64::from(l.source_backoff_seconds.get()),
             },
             config: p.config,
             store: Mutex::new(p.store),
@@ -448,7 +450,8 @@ impl Engine {
         };
         let attempt = if conv.enrolled {
             let params = self.params;
-            lock(&self.store).attempt(&conv.context.user, now, &self.lockout, |user| {
+            let source = source_of(&conv.context, conv.caller_uid);
+            lock(&self.store).attempt(&conv.context.user, &source, now, &self.lockout, |user| {
                 otp::matching_step(&params, &user.secret, response, now)
             })
         } else {
@@ -472,6 +475,15 @@ impl Engine {
             Ok(Attempt::Locked { until }) => {
                 self.audit_login("locked", caller_uid, ctx, "account locked");
                 return Ok(locked_step(until - now));
+            }
+            Ok(Attempt::Throttled { until }) => {
+                self.audit_login(
+                    "throttled",
+                    caller_uid,
+                    ctx,
+                    "too many wrong codes from this source; code not checked",
+                );
+                return Ok(throttled_step(until - now));
             }
             Ok(Attempt::Rejected {
                 locked_until: Some(until),
@@ -656,10 +668,34 @@ impl Engine {
 }
 
 pub(crate) fn locked_step(seconds_left: i64) -> Step {
-    let minutes = (seconds_left.max(1) + 59) / 60;
     Step::new(Action::Denied).error(format!(
-        "Too many wrong codes: this account is locked for {minutes} more minute(s). An administrator can unlock it."
+        "Too many wrong codes: this account is locked for {} more minute(s). An administrator can unlock it.",
+        minutes(seconds_left)
     ))
+}
+
+fn minutes(seconds_left: i64) -> i64 {
+    (seconds_left.max(1) + 59) / 60
+}
+
+pub(crate) fn throttled_step(seconds_left: i64) -> Step {
+    Step::new(Action::Denied).error(format!(
+        "Too many wrong codes from here: try again in {} minute(s).",
+        minutes(seconds_left)
+    ))
+}
+
+/// Where wrong codes come from, for the per-source wait: a user's own process by its
+/// uid (it could name any address), a root caller (sshd, sudo) by the remote address it
+/// reports, else by the requesting user PAM names (su, sudo).
+pub(crate) fn source_of(ctx: &LoginContext, caller_uid: u32) -> String {
+    if caller_uid != 0 {
+        format!("uid {caller_uid}")
+    } else if !ctx.rhost.is_empty() {
+        format!("host {}", ctx.rhost)
+    } else {
+        format!("local {}", ctx.ruser)
+    }
 }
 
 pub(crate) fn store_error(e: crate::store::StoreError) -> ApiError {

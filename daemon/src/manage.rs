@@ -119,9 +119,13 @@ impl Engine {
         }
         let params = self.params;
         let result = store
-            .attempt(user, now, &self.lockout, |u| {
-                otp::matching_step(&params, &u.secret, code, now)
-            })
+            .attempt(
+                user,
+                &format!("uid {}", caller.uid),
+                now,
+                &self.lockout,
+                |u| otp::matching_step(&params, &u.secret, code, now),
+            )
             .map_err(store_error)?;
         drop(store);
         match result {
@@ -138,6 +142,13 @@ impl Engine {
                 Err(ApiError::WrongCode(
                     "too many wrong codes: the account is locked".into(),
                 ))
+            }
+            Attempt::Throttled { until } => {
+                self.audit_manage("confirm", "throttled", caller, user, "code not checked");
+                Err(ApiError::WrongCode(format!(
+                    "too many wrong codes: try again in {} second(s)",
+                    until - now
+                )))
             }
             _ => {
                 self.audit_manage("confirm", "failure", caller, user, "wrong code");

@@ -198,10 +198,15 @@ fn wrong_code_is_retried_then_refused_with_max_tries() {
     assert_eq!(steps.len(), 4);
     assert_eq!(steps[1].messages[0].text, "Wrong code, try again.");
     assert_eq!(last_action(&steps), Some(Action::MaxTries));
-    // A right code on the second try passes.
+    // A right code on the second try passes (from another address: this one has used
+    // its three tries and waits).
     let good = f.code(&secret, 0);
+    let elsewhere = LoginContext {
+        rhost: "192.0.2.8".into(),
+        ..ctx("alice")
+    };
     assert_eq!(
-        last_action(&f.login("alice", &["999999", &good])),
+        last_action(&f.login_as(&root(), elsewhere, &["999999", &good])),
         Some(Action::Success)
     );
 }
@@ -232,7 +237,7 @@ fn codes_from_neighbouring_steps_pass_and_two_steps_away_fail() {
 
 #[test]
 fn lockout_counts_across_services_and_holds_against_the_right_code() {
-    let f = fixture();
+    let f = fixture_with("version = 1\n[lockout]\nmax_failures = 5\n");
     let secret = f.enrol("alice");
     f.clock.advance(30);
     f.login("alice", &["000001", "000002", "000003"]);
@@ -242,6 +247,7 @@ fn lockout_counts_across_services_and_holds_against_the_right_code() {
             &root(),
             LoginContext {
                 service: "sudo".into(),
+                rhost: String::new(),
                 ..ctx("alice")
             },
         )
@@ -264,6 +270,54 @@ fn lockout_counts_across_services_and_holds_against_the_right_code() {
         Some(Action::Success)
     );
     assert!(f.outcomes().contains(&"locked"));
+}
+
+#[test]
+fn wrong_codes_from_one_address_cannot_lock_out_the_user_elsewhere() {
+    // Issue 7 item 11: on a stack that goes on after a failed password, anyone could
+    // send wrong codes until the account locked (and its trust was wiped).
+    let f = fixture_with("version = 1\n[lockout]\nmax_failures = 5\nsource_failures = 3\n");
+    let secret = f.enrol("alice");
+    f.clock.advance(30);
+    let from = |rhost: &str| LoginContext {
+        rhost: rhost.into(),
+        ..ctx("alice")
+    };
+    let attacker = f.login_as(
+        &root(),
+        from("203.0.113.9"),
+        &["000000", "000001", "000002"],
+    );
+    assert_eq!(last_action(&attacker), Some(Action::MaxTries));
+    let throttled = f.login_as(
+        &root(),
+        from("203.0.113.9"),
+        &["000003", "000004", "000005"],
+    );
+    assert_eq!(
+        last_action(&throttled),
+        Some(Action::Denied),
+        "{throttled:?}"
+    );
+    assert!(
+        throttled.last().unwrap().messages[0]
+            .text
+            .contains("from here"),
+        "{throttled:?}"
+    );
+    assert_eq!(
+        f.engine.status(&root(), "alice").unwrap().failures,
+        3,
+        "throttled tries were counted on the account"
+    );
+    let steps = f.login_as(&root(), from("198.51.100.5"), &[&f.code(&secret, 0)]);
+    assert_eq!(last_action(&steps), Some(Action::Success), "{steps:?}");
+    // The address waits 5 minutes, then gets one more try before waiting longer.
+    f.clock.advance(5 * 60);
+    f.login_as(&root(), from("203.0.113.9"), &["000006"]);
+    let again = f.login_as(&root(), from("203.0.113.9"), &["000007"]);
+    assert_eq!(last_action(&again), Some(Action::Denied));
+    assert!(f.outcomes().contains(&"throttled"));
 }
 
 #[test]
