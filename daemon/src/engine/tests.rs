@@ -398,6 +398,30 @@ fn records_stored_under_another_name_move_to_the_canonical_account() {
 }
 
 #[test]
+fn in_a_grace_period_another_name_of_an_enrolled_account_is_still_asked() {
+    // Issue 7 item 1: a variant spelling found no factor and got the grace reminder.
+    let f = grace_fixture();
+    f.enrol("alice");
+    let steps = f.login_as(&root(), sudo("Alice", ""), &[]);
+    assert_eq!(steps[0].action(), Some(Action::PromptSecret), "{steps:?}");
+    // A deferral written under a variant spelling follows the account too.
+    lock(&f.engine.store)
+        .set_deferral(&crate::store::Deferral {
+            subject: "Alice".into(),
+            until: T0 + 20 * DAY,
+            reason: String::new(),
+            created_at: T0,
+            created_by: 0,
+        })
+        .unwrap();
+    f.engine.reset(&root(), "alice").unwrap();
+    f.engine.canonicalise_stored_names().unwrap();
+    f.clock.advance(15 * DAY); // past the global deadline, within the deferral
+    let steps = f.login_as(&root(), sudo("alice@example.org", ""), &[]);
+    assert_eq!(last_action(&steps), Some(Action::Success), "{steps:?}");
+}
+
+#[test]
 fn a_name_nss_does_not_know_is_refused_like_a_wrong_code_even_under_ignore() {
     let f = fixture_with("version = 1\n[login]\nunenrolled = \"ignore\"\n");
     let steps = f.login("nobody-here", &["123456", "123456", "123456"]);
