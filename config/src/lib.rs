@@ -3,14 +3,14 @@
 //! instead of failing a login later. A missing file means the built-in defaults.
 
 mod bounded;
+mod file;
 mod policy;
 mod when;
 
 pub use bounded::Bounded;
-pub use policy::{Profile, ServicePolicy, ServicePolicyConfig};
+pub use policy::{Profile, ServiceClass, ServicePolicy, ServicePolicyConfig, service_class};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 pub use when::{Instant, parse_instant};
 
@@ -214,16 +214,26 @@ pub struct LockoutConfig {
     pub max_failures: Bounded<1, 100>,
     /// First lock length; each further lock doubles it.
     pub base_seconds: Bounded<1, 86400>,
-    /// Longest lock.
+    /// Longest lock (and longest wait for one source).
     pub max_seconds: Bounded<1, 604800>,
+    /// Wrong codes for one user from one source (remote address; a local caller) before
+    /// that source must wait; set it below `max_failures`, so that one source cannot
+    /// lock the account while the user logs in elsewhere.
+    pub source_failures: Bounded<1, 100>,
+    /// The first wait of a source; each further wrong code from it doubles it.
+    pub source_backoff_seconds: Bounded<1, 86400>,
 }
 
 impl Default for LockoutConfig {
     fn default() -> Self {
         LockoutConfig {
-            max_failures: Bounded(5),
+            // Ten in all, five from any one source: a user who mistypes is not held up,
+            // and one source alone needs hours of waits to lock the account.
+            max_failures: Bounded(10),
             base_seconds: Bounded(300),
             max_seconds: Bounded(86400),
+            source_failures: Bounded(5),
+            source_backoff_seconds: Bounded(300),
         }
     }
 }
@@ -291,37 +301,14 @@ impl Config {
         Ok(config)
     }
 
-    /// Loads `path`; a missing file gives the defaults. A file that others may write is
-    /// refused: whoever can edit it can turn the second factor off.
+    /// Loads `path`; a missing file gives the defaults. A file or directory that anyone
+    /// but root may write, a file owned by someone else, or a symlink is refused:
+    /// whoever can edit it can turn the second factor off (see `file`).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let shown = path.display().to_string();
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(source) => {
-                return Err(ConfigError::Io {
-                    path: shown,
-                    source,
-                });
-            }
-        };
-        if meta.mode() & 0o002 != 0 {
-            return Err(ConfigError::Unsafe {
-                path: shown,
-                why: "writable by every user".into(),
-            });
+        match file::read_checked(path)? {
+            Some(text) => Config::parse(&text, &path.display().to_string()),
+            None => Ok(Config::default()),
         }
-        if meta.mode() & 0o020 != 0 && meta.gid() != 0 {
-            return Err(ConfigError::Unsafe {
-                path: shown,
-                why: "writable by a group other than root".into(),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-        Config::parse(&text, &shown)
     }
 
     /// The trust policy for PAM service `service`.

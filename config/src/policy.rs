@@ -53,11 +53,62 @@ fn builtin_other(profile: Profile) -> ServicePolicyConfig {
     }
 }
 
+/// What a PAM service is for. A session window serves only logins of the class that
+/// opened it: unlocking a screen never grants sudo, sudo never unlocks a screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceClass {
+    /// Getting into the machine: sshd (and copies named `sshd-…`), console login,
+    /// display managers.
+    Login,
+    /// Becoming someone else, usually root: sudo, su, doas, run0, pkexec, polkit.
+    Escalation,
+    /// Unlocking a screen of a session already open.
+    Unlock,
+    /// Any other service: its windows serve that service alone.
+    Own(String),
+}
+
+const ESCALATION: &[&str] = &[
+    "sudo", "sudo-i", "su", "su-l", "polkit-1", "pkexec", "doas", "run0",
+];
+const UNLOCK: &[&str] = &[
+    "xscreensaver",
+    "i3lock",
+    "swaylock",
+    "hyprlock",
+    "gtklock",
+    "waylock",
+    "kde",
+    "kscreenlocker",
+    "gnome-screensaver",
+    "cinnamon-screensaver",
+    "mate-screensaver",
+    "xfce4-screensaver",
+    "light-locker",
+    "xsecurelock",
+    "xlock",
+    "physlock",
+    "vlock",
+];
+const LOGIN: &[&str] = &["login", "sshd", "gdm-password", "lightdm", "sddm", "greetd"];
+
+pub fn service_class(service: &str) -> ServiceClass {
+    if ESCALATION.contains(&service) {
+        ServiceClass::Escalation
+    } else if UNLOCK.contains(&service) {
+        ServiceClass::Unlock
+    } else if LOGIN.contains(&service) || service.starts_with("sshd-") {
+        ServiceClass::Login
+    } else {
+        ServiceClass::Own(service.to_string())
+    }
+}
+
 /// Services whose built-in policy differs from `other`.
 fn builtin_special(service: &str) -> Option<ServicePolicyConfig> {
-    match service {
-        // sudo and su guard root: a short window, nothing remembered.
-        "sudo" | "sudo-i" | "su" | "su-l" => Some(ServicePolicyConfig {
+    match service_class(service) {
+        // Privilege escalation guards root: a short window, nothing remembered.
+        ServiceClass::Escalation => Some(ServicePolicyConfig {
             session_hours: Some(Bounded(1)),
             idle_minutes: Some(Bounded(15)),
             remember_device: Some(false),

@@ -105,7 +105,7 @@ fn world_writable_file_is_refused() {
     std::fs::write(&path, "version = 1\n").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
     let e = Config::load(&path).unwrap_err().to_string();
-    assert!(e.contains("writable by every user"), "{e}");
+    assert!(e.contains("writable by its group or others"), "{e}");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     assert!(Config::load(&path).is_ok());
 }
@@ -166,4 +166,91 @@ fn scope_and_enrolment_are_read_and_checked() {
     let e = error_of("version = 1\n[enrolment]\ndeadline = \"next week\"\n");
     assert!(e.contains("line 3") && e.contains("2027-01-31"), "{e}");
     assert!(error_of("version = 1\n[policy.sshd]\nsession_hour = 1\n").contains("session_hour"));
+}
+
+#[test]
+fn every_privilege_escalation_service_gets_the_strict_built_in_policy() {
+    // Issue 7 item 3: polkit-1, doas, run0 and pkexec fell back to 12 h / 30 min.
+    let c = Config::default();
+    let sudo = c.service_policy("sudo");
+    for service in ["sudo-i", "su", "su-l", "polkit-1", "pkexec", "doas", "run0"] {
+        assert_eq!(c.service_policy(service), sudo, "{service}");
+    }
+    assert_eq!(sudo.session_seconds, 3600);
+    assert!(!sudo.remember_device);
+}
+
+#[test]
+fn services_fall_into_classes_and_unknown_ones_stand_alone() {
+    use crate::ServiceClass::*;
+    for (service, class) in [
+        ("sshd", Login),
+        ("sshd-test", Login),
+        ("login", Login),
+        ("gdm-password", Login),
+        ("sudo", Escalation),
+        ("pkexec", Escalation),
+        ("polkit-1", Escalation),
+        ("xscreensaver", Unlock),
+        ("swaylock", Unlock),
+        ("i3lock", Unlock),
+    ] {
+        assert_eq!(crate::service_class(service), class, "{service}");
+    }
+    assert_eq!(
+        crate::service_class("my-app"),
+        Own("my-app".into()),
+        "an unknown service shares windows with no other"
+    );
+}
+
+/// A directory and file that pass every check, for the tests below to spoil one way each.
+fn safe_config() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("twofold.toml");
+    std::fs::write(&path, "version = 1\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(Config::load(&path).is_ok());
+    (dir, path)
+}
+
+#[test]
+fn a_symlinked_config_file_is_refused() {
+    // Issue 7 item 7: the check followed symlinks.
+    let (dir, path) = safe_config();
+    let link = dir.path().join("link.toml");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let e = Config::load(&link).unwrap_err().to_string();
+    assert!(e.contains("symbolic link"), "{e}");
+}
+
+#[test]
+fn a_group_writable_file_or_directory_is_refused_whatever_the_group() {
+    // Issue 7 item 7: group write was allowed for gid 0; the directory was never checked.
+    let (dir, path) = safe_config();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(e.contains("writable by its group or others"), "{e}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(e.contains("directory") && e.contains("writable"), "{e}");
+    // Even with no file in it: whoever can write there can create one.
+    let e = Config::load(&dir.path().join("absent.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("directory"), "{e}");
+}
+
+#[test]
+fn a_file_owned_by_another_user_is_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to chown");
+        return;
+    }
+    let (_dir, path) = safe_config();
+    std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(e.contains("owned by uid 65534"), "{e}");
 }

@@ -9,7 +9,9 @@ use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 pub struct AuditEvent {
     /// What was asked: `login`, `enrol`, `reset`, `unlock`, ...
     pub action: &'static str,
-    /// `success`, `failure`, `denied`, `locked`, `ignored`, `error`.
+    /// `success`, `failure`, `denied`, `locked`, `throttled` (a source waits), `ignored`,
+    /// `grace`, `trusted`, `revoked`, `alias` (the PAM name is another account's name),
+    /// `error`.
     pub outcome: &'static str,
     pub user: String,
     pub service: String,

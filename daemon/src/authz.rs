@@ -36,8 +36,9 @@ pub trait UserDb: Send + Sync {
         self.account(name).ok().flatten().map(|a| a.uid)
     }
     fn in_group(&self, uid: u32, group: &str) -> bool;
-    /// Names of every group `user` belongs to (primary and supplementary).
-    fn groups_of(&self, user: &str) -> Vec<String>;
+    /// Names of every group `user` belongs to (primary and supplementary). An error is
+    /// an error, never an empty list: scope must not be decided on a failed lookup.
+    fn groups_of(&self, user: &str) -> Result<Vec<String>, LookupError>;
     fn group_exists(&self, group: &str) -> bool;
     /// A fingerprint of the user's password hash (shadow), to notice a password change;
     /// None when there is no shadow entry.
@@ -45,7 +46,10 @@ pub trait UserDb: Send + Sync {
 }
 
 /// The system's passwd and group databases (NSS).
-pub struct SystemUsers;
+pub struct SystemUsers {
+    /// Why shadow entries cannot be trusted for password fingerprints, if so.
+    shadow_problem: Option<String>,
+}
 
 impl UserDb for SystemUsers {
     fn account(&self, name: &str) -> Result<Option<Account>, LookupError> {
@@ -71,18 +75,21 @@ impl UserDb for SystemUsers {
         user.gid == group.gid || group.mem.iter().any(|m| m == &user.name)
     }
 
-    fn groups_of(&self, user: &str) -> Vec<String> {
-        let Some(u) = User::from_name(user).ok().flatten() else {
-            return Vec::new();
-        };
-        let Ok(name) = std::ffi::CString::new(user) else {
-            return Vec::new();
-        };
-        nix::unistd::getgrouplist(&name, u.gid)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|gid| Group::from_gid(gid).ok().flatten().map(|g| g.name))
-            .collect()
+    fn groups_of(&self, user: &str) -> Result<Vec<String>, LookupError> {
+        let failed = |e: nix::Error| LookupError(e.desc().to_string());
+        let u = User::from_name(user)
+            .map_err(failed)?
+            .ok_or_else(|| LookupError(format!("no passwd entry for {user:?}")))?;
+        let name = std::ffi::CString::new(user)
+            .map_err(|_| LookupError("a user name with a NUL byte".into()))?;
+        let mut names = Vec::new();
+        for gid in nix::unistd::getgrouplist(&name, u.gid).map_err(failed)? {
+            // A gid without a group entry has no name a rule could list.
+            if let Some(g) = Group::from_gid(gid).map_err(failed)? {
+                names.push(g.name);
+            }
+        }
+        Ok(names)
     }
 
     fn group_exists(&self, group: &str) -> bool {
@@ -90,10 +97,43 @@ impl UserDb for SystemUsers {
     }
 
     fn password_stamp(&self, user: &str) -> Option<String> {
+        if self.shadow_problem.is_some() {
+            return None;
+        }
         shadow_hash(user).map(|hash| {
             use sha2::Digest;
             crate::identity::hex(&sha2::Sha256::digest(hash.as_bytes()))
         })
+    }
+}
+
+impl SystemUsers {
+    /// Checks once whether the local shadow file is readable. When it is not (mode 0000
+    /// as on Fedora, a unit without the capability), NSS may still answer from elsewhere:
+    /// nss-systemd makes up `root:!*` — a fingerprint that never changes — so no
+    /// fingerprint is taken at all.
+    pub fn new() -> SystemUsers {
+        let shadow_problem = match std::fs::File::open("/etc/shadow") {
+            Ok(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(format!(
+                "cannot read /etc/shadow ({e}): without a password fingerprint a password \
+                 change could not end a remembered device, so \"remember this device\" is \
+                 not offered"
+            )),
+        };
+        SystemUsers { shadow_problem }
+    }
+
+    /// Said once at start-up.
+    pub fn shadow_problem(&self) -> Option<&str> {
+        self.shadow_problem.as_deref()
+    }
+}
+
+impl Default for SystemUsers {
+    fn default() -> Self {
+        SystemUsers::new()
     }
 }
 
@@ -209,8 +249,8 @@ mod tests {
         fn in_group(&self, uid: u32, group: &str) -> bool {
             group == "twofold-admin" && self.admins.contains(&uid)
         }
-        fn groups_of(&self, _: &str) -> Vec<String> {
-            Vec::new()
+        fn groups_of(&self, _: &str) -> Result<Vec<String>, LookupError> {
+            Ok(Vec::new())
         }
         fn group_exists(&self, _: &str) -> bool {
             false

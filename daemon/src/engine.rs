@@ -14,7 +14,7 @@ use crate::store::{Attempt, LockoutPolicy, Store, StoreError, TrustKind, UserRec
 use crate::trust::{self, Judgement};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use twofold_config::{Config, ServicePolicy, Unenrolled};
+use twofold_config::{Config, ServicePolicy, Unenrolled, service_class};
 use twofold_protocol::{
     Action, LoginContext, MAX_AUTH_INFO_LEN, MAX_FIELD_LEN, MAX_RESPONSE_LEN, Step,
 };
@@ -23,6 +23,7 @@ pub const CODE_PROMPT: &str = "Verification code: ";
 const WRONG_CODE: &str = "Wrong code, try again.";
 const TOO_MANY: &str = "Wrong code. Too many tries.";
 const UNAVAILABLE: &str = "twofold cannot check codes right now. Contact your administrator.";
+const NO_DIRECTORY: &str = "twofold cannot look up this account right now (user directory unavailable). Contact your administrator.";
 /// Open conversations one bus connection may hold, and in all.
 const MAX_CONVERSATIONS_PER_CLIENT: usize = 8;
 const MAX_CONVERSATIONS: usize = 4096;
@@ -112,6 +113,8 @@ impl Engine {
                 max_failures: l.max_failures.get(),
                 base_seconds: i64::from(l.base_seconds.get()),
                 max_seconds: i64::from(l.max_seconds.get()),
+                source_failures: l.source_failures.get(),
+                source_base_seconds: i64::from(l.source_backoff_seconds.get()),
             },
             config: p.config,
             store: Mutex::new(p.store),
@@ -199,9 +202,13 @@ impl Engine {
         self.canonicalise(caller.uid, &mut ctx, account);
         let user = ctx.user.clone();
         let groups = grace::Groups::of(self.users.as_ref(), &user);
-        if !grace::in_scope(&self.config.scope, &ctx.user, &groups) {
-            self.audit_login("ignored", caller.uid, &ctx, "out of scope");
-            return Ok((String::new(), Step::new(Action::OutOfScope)));
+        match grace::in_scope(&self.config.scope, &ctx.user, &groups) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.audit_login("ignored", caller.uid, &ctx, "out of scope");
+                return Ok((String::new(), Step::new(Action::OutOfScope)));
+            }
+            Err(e) => return Ok((String::new(), self.lookup_failed(caller.uid, &ctx, &e))),
         }
         let record = match lock(&self.store).user(&ctx.user) {
             Ok(r) => r,
@@ -245,7 +252,11 @@ impl Engine {
             Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
         };
         let global = self.config.enrolment.deadline.map(|d| d.0);
-        match grace::deadline_for(global, &deferrals, &ctx.user, groups) {
+        let deadline = match grace::deadline_for(global, &deferrals, &ctx.user, groups) {
+            Ok(d) => d,
+            Err(e) => return Ok((String::new(), self.lookup_failed(caller.uid, &ctx, &e))),
+        };
+        match deadline {
             Some(deadline) if now < deadline => {
                 let text = grace::reminder(&ctx.user, deadline, now);
                 self.audit_login(
@@ -287,7 +298,7 @@ impl Engine {
     }
 
     /// Whether a session window or remembered device of this identity lets the login
-    /// pass; a pass counts as use. A remembered device whose user changed password since
+    /// pass; a pass for a root caller counts as use. A remembered device whose user changed password since
     /// is revoked on the spot.
     fn trusted(
         &self,
@@ -299,8 +310,13 @@ impl Engine {
     ) -> Result<Option<&'static str>, StoreError> {
         let mut store = lock(&self.store);
         let records = store.trust_for(&ctx.user, &device.hash_for(&ctx.user))?;
+        let class = service_class(&ctx.service);
         let mut stamp: Option<Option<String>> = None;
-        for r in records {
+        // A window or device serves only the class of service that earned it.
+        for r in records
+            .into_iter()
+            .filter(|r| service_class(&r.service) == class)
+        {
             let current = match r.kind {
                 TrustKind::Device => stamp
                     .get_or_insert_with(|| self.users.password_stamp(&ctx.user))
@@ -309,7 +325,11 @@ impl Engine {
             };
             match trust::judge(&r, policy, now, current.as_deref()) {
                 Judgement::Valid => {
-                    store.touch_trust(&r.id, now)?;
+                    // Only a login run by root (sshd, sudo, login) is use: a user's own
+                    // process could otherwise ask every minute and never idle out.
+                    if caller_uid == 0 {
+                        store.touch_trust(&r.id, now)?;
+                    }
                     return Ok(Some(match r.kind {
                         TrustKind::Session => "trusted session window",
                         TrustKind::Device => "remembered device",
@@ -385,7 +405,7 @@ impl Engine {
 
     fn lookup_failed(&self, caller_uid: u32, ctx: &LoginContext, e: &LookupError) -> Step {
         self.audit_login("error", caller_uid, ctx, &e.to_string());
-        Step::new(Action::Error).error(UNAVAILABLE)
+        Step::new(Action::Error).error(NO_DIRECTORY)
     }
 
     fn store_failed(&self, caller_uid: u32, ctx: &LoginContext, e: &StoreError) -> Step {
@@ -430,7 +450,8 @@ impl Engine {
         };
         let attempt = if conv.enrolled {
             let params = self.params;
-            lock(&self.store).attempt(&conv.context.user, now, &self.lockout, |user| {
+            let source = source_of(&conv.context, conv.caller_uid);
+            lock(&self.store).attempt(&conv.context.user, &source, now, &self.lockout, |user| {
                 otp::matching_step(&params, &user.secret, response, now)
             })
         } else {
@@ -454,6 +475,15 @@ impl Engine {
             Ok(Attempt::Locked { until }) => {
                 self.audit_login("locked", caller_uid, ctx, "account locked");
                 return Ok(locked_step(until - now));
+            }
+            Ok(Attempt::Throttled { until }) => {
+                self.audit_login(
+                    "throttled",
+                    caller_uid,
+                    ctx,
+                    "too many wrong codes from this source; code not checked",
+                );
+                return Ok(throttled_step(until - now));
             }
             Ok(Attempt::Rejected {
                 locked_until: Some(until),
@@ -518,7 +548,10 @@ impl Engine {
                 );
             }
         }
-        if !(device.rememberable && policy.remember_device) {
+        // Without a password fingerprint a password change could not end the trust.
+        if !(device.rememberable && policy.remember_device)
+            || self.users.password_stamp(&ctx.user).is_none()
+        {
             return confirmed(Step::new(Action::Success));
         }
         let days = policy.remember_seconds / 86400;
@@ -537,18 +570,23 @@ impl Engine {
             return Step::new(Action::Success);
         };
         let policy = self.config.service_policy(&ctx.service);
-        let stamp = self.users.password_stamp(&ctx.user);
-        let stored = trust::new_record(
-            self.random.as_ref(),
-            TrustKind::Device,
-            ctx,
-            device,
-            &policy,
-            now,
-            stamp,
-        )
-        .map_err(StoreError::Unavailable)
-        .and_then(|r| lock(&self.store).put_trust(&r));
+        let stored = self
+            .users
+            .password_stamp(&ctx.user)
+            .ok_or_else(|| StoreError::Unavailable("no password fingerprint".into()))
+            .and_then(|stamp| {
+                trust::new_record(
+                    self.random.as_ref(),
+                    TrustKind::Device,
+                    ctx,
+                    device,
+                    &policy,
+                    now,
+                    Some(stamp),
+                )
+                .map_err(StoreError::Unavailable)
+            })
+            .and_then(|r| lock(&self.store).put_trust(&r));
         match stored {
             Ok(()) => {
                 let reason = format!(
@@ -630,10 +668,34 @@ impl Engine {
 }
 
 pub(crate) fn locked_step(seconds_left: i64) -> Step {
-    let minutes = (seconds_left.max(1) + 59) / 60;
     Step::new(Action::Denied).error(format!(
-        "Too many wrong codes: this account is locked for {minutes} more minute(s). An administrator can unlock it."
+        "Too many wrong codes: this account is locked for {} more minute(s). An administrator can unlock it.",
+        minutes(seconds_left)
     ))
+}
+
+fn minutes(seconds_left: i64) -> i64 {
+    (seconds_left.max(1) + 59) / 60
+}
+
+pub(crate) fn throttled_step(seconds_left: i64) -> Step {
+    Step::new(Action::Denied).error(format!(
+        "Too many wrong codes from here: try again in {} minute(s).",
+        minutes(seconds_left)
+    ))
+}
+
+/// Where wrong codes come from, for the per-source wait: a user's own process by its
+/// uid (it could name any address), a root caller (sshd, sudo) by the remote address it
+/// reports, else by the requesting user PAM names (su, sudo).
+pub(crate) fn source_of(ctx: &LoginContext, caller_uid: u32) -> String {
+    if caller_uid != 0 {
+        format!("uid {caller_uid}")
+    } else if !ctx.rhost.is_empty() {
+        format!("host {}", ctx.rhost)
+    } else {
+        format!("local {}", ctx.ruser)
+    }
 }
 
 pub(crate) fn store_error(e: crate::store::StoreError) -> ApiError {

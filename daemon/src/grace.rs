@@ -1,17 +1,18 @@
 //! Who must use a second factor (scope), and until when a user without one may still log
 //! in (the enrolment deadline and deferrals).
 
-use crate::authz::UserDb;
+use crate::authz::{LookupError, UserDb};
 use crate::store::Deferral;
 use std::cell::OnceCell;
 use twofold_config::ScopeConfig;
 
 /// A user's group names, looked up (NSS, often many file opens) only when a rule needs
-/// them: in the default configuration no login looks them up.
+/// them: in the default configuration no login looks them up. A failed lookup stays an
+/// error for every rule that asks.
 pub struct Groups<'a> {
     user: &'a str,
     users: Option<&'a dyn UserDb>,
-    names: OnceCell<Vec<String>>,
+    names: OnceCell<Result<Vec<String>, LookupError>>,
 }
 
 impl<'a> Groups<'a> {
@@ -28,31 +29,38 @@ impl<'a> Groups<'a> {
         Groups {
             user,
             users: None,
-            names: OnceCell::from(names),
+            names: OnceCell::from(Ok(names)),
         }
     }
 
-    pub fn get(&self) -> &[String] {
-        self.names.get_or_init(|| {
-            self.users
-                .map(|u| u.groups_of(self.user))
-                .unwrap_or_default()
-        })
+    pub fn get(&self) -> Result<&[String], LookupError> {
+        self.names
+            .get_or_init(|| {
+                self.users
+                    .map_or_else(|| Ok(Vec::new()), |u| u.groups_of(self.user))
+            })
+            .as_deref()
+            .map_err(Clone::clone)
+    }
+
+    fn contains_any(&self, names: &[twofold_config::Name]) -> Result<bool, LookupError> {
+        let groups = self.get()?;
+        Ok(names.iter().any(|n| groups.contains(&n.0)))
     }
 }
 
-pub fn in_scope(scope: &ScopeConfig, user: &str, groups: &Groups<'_>) -> bool {
+/// Whether `user` must use a second factor. Decided only on groups actually looked up.
+pub fn in_scope(scope: &ScopeConfig, user: &str, groups: &Groups<'_>) -> Result<bool, LookupError> {
     if scope.exempt_users.iter().any(|n| n.0 == user) {
-        return false;
+        return Ok(false);
     }
     if scope.groups.is_empty() && scope.exempt_groups.is_empty() {
-        return true;
+        return Ok(true);
     }
-    let member = |names: &[twofold_config::Name]| names.iter().any(|n| groups.get().contains(&n.0));
-    if member(&scope.exempt_groups) {
-        return false;
+    if groups.contains_any(&scope.exempt_groups)? {
+        return Ok(false);
     }
-    scope.groups.is_empty() || member(&scope.groups)
+    Ok(scope.groups.is_empty() || groups.contains_any(&scope.groups)?)
 }
 
 /// When enrolment becomes mandatory for `user`: the latest of the global deadline and the
@@ -62,17 +70,18 @@ pub fn deadline_for(
     deferrals: &[Deferral],
     user: &str,
     groups: &Groups<'_>,
-) -> Option<i64> {
-    let applies = |d: &&Deferral| {
-        d.subject == user
-            || d.subject
-                .strip_prefix('@')
-                .is_some_and(|g| groups.get().iter().any(|x| x == g))
-    };
-    global
-        .into_iter()
-        .chain(deferrals.iter().filter(applies).map(|d| d.until))
-        .max()
+) -> Result<Option<i64>, LookupError> {
+    let mut latest = global;
+    for d in deferrals {
+        let applies = match d.subject.strip_prefix('@') {
+            Some(g) => groups.get()?.iter().any(|x| x == g),
+            None => d.subject == user,
+        };
+        if applies {
+            latest = latest.max(Some(d.until));
+        }
+    }
+    Ok(latest)
 }
 
 /// The last second humantime can print (9999-12-31T23:59:59Z); beyond it it panics.
@@ -116,20 +125,16 @@ mod tests {
     #[test]
     fn scope_follows_groups_and_exemptions() {
         let everyone = ScopeConfig::default();
-        assert!(in_scope(&everyone, "alice", &g("alice", &[])));
+        assert!(in_scope(&everyone, "alice", &g("alice", &[])).unwrap());
         let staff = ScopeConfig {
             groups: names(&["staff"]),
             exempt_users: names(&["svc"]),
             exempt_groups: names(&["robots"]),
         };
-        assert!(in_scope(&staff, "alice", &g("alice", &["staff"])));
-        assert!(!in_scope(&staff, "bob", &g("bob", &["users"])));
-        assert!(!in_scope(&staff, "svc", &g("svc", &["staff"])));
-        assert!(!in_scope(
-            &staff,
-            "carol",
-            &g("carol", &["staff", "robots"])
-        ));
+        assert!(in_scope(&staff, "alice", &g("alice", &["staff"])).unwrap());
+        assert!(!in_scope(&staff, "bob", &g("bob", &["users"])).unwrap());
+        assert!(!in_scope(&staff, "svc", &g("svc", &["staff"])).unwrap());
+        assert!(!in_scope(&staff, "carol", &g("carol", &["staff", "robots"])).unwrap());
     }
 
     #[test]
@@ -139,8 +144,8 @@ mod tests {
             users: None,
             names: OnceCell::new(),
         };
-        assert!(in_scope(&ScopeConfig::default(), "alice", &lazy));
-        assert_eq!(deadline_for(Some(5), &[], "alice", &lazy), Some(5));
+        assert!(in_scope(&ScopeConfig::default(), "alice", &lazy).unwrap());
+        assert_eq!(deadline_for(Some(5), &[], "alice", &lazy), Ok(Some(5)));
         assert!(
             lazy.names.get().is_none(),
             "groups were looked up needlessly"
@@ -159,16 +164,19 @@ mod tests {
         let list = [d("alice", 300), d("@staff", 500), d("bob", 900)];
         assert_eq!(
             deadline_for(Some(100), &list, "alice", &g("alice", &[])),
-            Some(300)
+            Ok(Some(300))
         );
         assert_eq!(
             deadline_for(Some(100), &list, "alice", &g("alice", &["staff"])),
-            Some(500)
+            Ok(Some(500))
         );
-        assert_eq!(deadline_for(None, &list, "carol", &g("carol", &[])), None);
+        assert_eq!(
+            deadline_for(None, &list, "carol", &g("carol", &[])),
+            Ok(None)
+        );
         assert_eq!(
             deadline_for(Some(100), &[], "carol", &g("carol", &[])),
-            Some(100)
+            Ok(Some(100))
         );
     }
 

@@ -104,11 +104,15 @@ async fn serve(
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".into());
+    let users = SystemUsers::new();
+    if let Some(problem) = users.shadow_problem() {
+        eprintln!("twofoldd: {problem}");
+    }
     let engine = Arc::new(Engine::new(Parts {
         store,
         clock,
         random: Arc::new(OsRandom),
-        users: Arc::new(SystemUsers),
+        users: Arc::new(users),
         // Refusals are bounded per caller uid (audit_throttle.rs).
         audit: Arc::new(ThrottledAudit::new(SyslogAudit::new(
             config.daemon.syslog_socket.0.clone(),

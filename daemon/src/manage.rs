@@ -2,12 +2,16 @@
 //! list and revoke trusted devices, and manage enrolment deferrals. Every method checks
 //! the caller first and audits what it changed.
 
-use crate::authz::Caller;
+use crate::authz::{Caller, LookupError};
 use crate::engine::{ApiError, Engine, check_user_name, lock, store_error};
 use crate::grace;
 use crate::otp;
 use crate::store::{Attempt, Deferral, FactorState, Issued, TrustRecord, UserRecord};
 use twofold_protocol::{self as protocol, EnrolmentOffer, TrustInfo, UserStatus};
+
+fn lookup_error(e: LookupError) -> ApiError {
+    ApiError::Store(e.to_string())
+}
 
 /// Longer than any code (8 digits at most) with room for stray spaces.
 const MAX_CODE_LEN: usize = 16;
@@ -123,9 +127,13 @@ impl Engine {
         }
         let params = self.params;
         let result = store
-            .attempt(user, now, &self.lockout, |u| {
-                otp::matching_step(&params, &u.secret, code, now)
-            })
+            .attempt(
+                user,
+                &format!("uid {}", caller.uid),
+                now,
+                &self.lockout,
+                |u| otp::matching_step(&params, &u.secret, code, now),
+            )
             .map_err(store_error)?;
         drop(store);
         match result {
@@ -142,6 +150,13 @@ impl Engine {
                 Err(ApiError::WrongCode(
                     "too many wrong codes: the account is locked".into(),
                 ))
+            }
+            Attempt::Throttled { until } => {
+                self.audit_manage("confirm", "throttled", caller, user, "code not checked");
+                Err(ApiError::WrongCode(format!(
+                    "too many wrong codes: try again in {} second(s)",
+                    until - now
+                )))
             }
             _ => {
                 self.audit_manage("confirm", "failure", caller, user, "wrong code");
@@ -167,7 +182,7 @@ impl Engine {
                 store.trust_list(Some(user)).map_err(store_error)?,
             )
         };
-        Ok(self.status_of(user, record.as_ref(), &deferrals, &trust))
+        self.status_of(user, record.as_ref(), &deferrals, &trust)
     }
 
     pub fn list(&self, caller: &Caller) -> Result<Vec<UserStatus>, ApiError> {
@@ -183,10 +198,10 @@ impl Engine {
                 store.trust_list(None).map_err(store_error)?,
             )
         };
-        Ok(records
+        records
             .iter()
             .map(|r| self.status_of(&r.name, Some(r), &deferrals, &trust))
-            .collect())
+            .collect()
     }
 
     /// `trust` may hold other users' records too; only `user`'s count.
@@ -196,7 +211,7 @@ impl Engine {
         r: Option<&UserRecord>,
         deferrals: &[Deferral],
         trust: &[TrustRecord],
-    ) -> UserStatus {
+    ) -> Result<UserStatus, ApiError> {
         let now = self.clock.now();
         let groups = grace::Groups::of(self.users.as_ref(), user);
         let grace_until = match r {
@@ -207,13 +222,14 @@ impl Engine {
                 user,
                 &groups,
             )
+            .map_err(lookup_error)?
             .unwrap_or(0),
         };
         let trusted = trust
             .iter()
             .filter(|t| t.user == user && t.expires_at > now)
             .count();
-        UserStatus {
+        Ok(UserStatus {
             user: user.into(),
             state: match r.map(|r| r.state) {
                 None => "none".into(),
@@ -230,10 +246,10 @@ impl Engine {
                     0
                 }
             }),
-            in_scope: grace::in_scope(&self.config.scope, user, &groups),
+            in_scope: grace::in_scope(&self.config.scope, user, &groups).map_err(lookup_error)?,
             grace_until,
             trusted: trusted as u32,
-        }
+        })
     }
 
     /// Removes a user's factor (lost phone). Returns whether there was one.
@@ -455,7 +471,7 @@ impl Engine {
             Ok(Some(account)) => Ok(account.name),
             Ok(None) if !must_exist => Ok(user.into()),
             Ok(None) => Err(ApiError::UnknownUser(format!("unknown user {user:?}"))),
-            Err(e) => Err(ApiError::Store(e.to_string())),
+            Err(e) => Err(lookup_error(e)),
         }
     }
 

@@ -49,22 +49,34 @@ pub struct UserRecord {
     pub locked_until: i64,
 }
 
-/// How failures turn into locks.
+/// How failures turn into waits for one source and into locks of the account.
 #[derive(Debug, Clone, Copy)]
 pub struct LockoutPolicy {
     pub max_failures: u32,
     pub base_seconds: i64,
     pub max_seconds: i64,
+    /// Wrong codes from one source before it must wait.
+    pub source_failures: u32,
+    pub source_base_seconds: i64,
 }
 
 impl LockoutPolicy {
     /// The n-th lock (0-based) lasts base * 2^n, at most max.
     fn lock_length(&self, lock_count: u32) -> i64 {
-        let factor = 1i64 << lock_count.min(20);
-        self.base_seconds
-            .saturating_mul(factor)
-            .min(self.max_seconds)
+        doubled(self.base_seconds, lock_count, self.max_seconds)
     }
+
+    /// After its n-th wrong code a source waits 0 below the limit, then base * 2^k.
+    fn source_wait(&self, failures: u32) -> i64 {
+        match failures.checked_sub(self.source_failures) {
+            Some(k) => doubled(self.source_base_seconds, k, self.max_seconds),
+            None => 0,
+        }
+    }
+}
+
+fn doubled(base: i64, times: u32, max: i64) -> i64 {
+    base.saturating_mul(1i64 << times.min(20)).min(max)
 }
 
 /// What `put_pending` did.
@@ -84,6 +96,11 @@ pub enum Attempt {
     Locked {
         until: i64,
     },
+    /// This source sent too many wrong codes and must wait: refused without looking at
+    /// the code, and not counted on the account.
+    Throttled {
+        until: i64,
+    },
     Accepted {
         activated: bool,
     },
@@ -100,7 +117,7 @@ pub struct Store {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Each entry moves the schema from version i to i+1.
 const MIGRATIONS: &[&str] = &[
@@ -145,6 +162,17 @@ const MIGRATIONS: &[&str] = &[
     // Rows from before are counted as an administrator's, the cautious reading.
     "
     ALTER TABLE users ADD COLUMN issued_by_admin INTEGER NOT NULL DEFAULT 1;
+",
+    // Wrong codes per user and source, and until when that source must wait.
+    "
+    CREATE TABLE backoff (
+        user        TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        failures    INTEGER NOT NULL,
+        until       INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (user, source)
+    ) STRICT;
 ",
 ];
 
@@ -317,12 +345,14 @@ impl Store {
         Ok(Issued::Stored)
     }
 
-    /// Records one attempt atomically: refuses while locked, asks `check` for the step the
-    /// code matches, refuses a step at or below the last accepted one (replay, also after
-    /// the clock went back), and counts failures, locking at the limit.
+    /// Records one attempt atomically: refuses while locked or while `source` must wait,
+    /// asks `check` for the step the code matches, refuses a step at or below the last
+    /// accepted one (replay, also after the clock went back), and counts failures on the
+    /// account (locking at the limit) and on the source (making it wait).
     pub fn attempt(
         &mut self,
         name: &str,
+        source: &str,
         now: i64,
         policy: &LockoutPolicy,
         check: impl FnOnce(&UserRecord) -> std::result::Result<Option<u64>, String>,
@@ -342,6 +372,16 @@ impl Store {
                 until: user.locked_until,
             });
         }
+        let (source_failures, source_until): (u32, i64) = tx
+            .prepare_cached("SELECT failures, until FROM backoff WHERE user = ?1 AND source = ?2")?
+            .query_row([name, source], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, 0));
+        if source_until > now {
+            return Ok(Attempt::Throttled {
+                until: source_until,
+            });
+        }
         let step = check(&user)
             .map_err(StoreError::Unavailable)?
             .map(|s| s as i64);
@@ -352,6 +392,8 @@ impl Store {
                          locked_until = 0, state = 'active' WHERE name = ?1",
                 )?
                 .execute(params![name, step, now])?;
+                tx.prepare_cached("DELETE FROM backoff WHERE user = ?1 AND source = ?2")?
+                    .execute([name, source])?;
                 Attempt::Accepted {
                     activated: user.state == FactorState::Pending,
                 }
@@ -369,6 +411,23 @@ impl Store {
                 };
                 tx.prepare_cached("UPDATE users SET failures = ?2, lock_count = ?3, locked_until = ?4 WHERE name = ?1")?
                     .execute(params![name, failures, lock_count, locked_until.unwrap_or(0)])?;
+                let source_failures = source_failures + 1;
+                let source_until = match policy.source_wait(source_failures) {
+                    0 => 0,
+                    wait => now + wait,
+                };
+                tx.prepare_cached(
+                    "INSERT INTO backoff (user, source, failures, until, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(user, source) DO UPDATE SET failures = ?3, until = ?4, updated_at = ?5",
+                )?
+                .execute(params![
+                    name,
+                    source,
+                    source_failures,
+                    source_until,
+                    now
+                ])?;
                 if locked_until.is_some() {
                     // A lock ends every trusted session and remembered device at once.
                     tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
@@ -398,6 +457,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let removed = tx.execute("DELETE FROM users WHERE name = ?1", [name])? > 0;
         tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
+        tx.execute("DELETE FROM backoff WHERE user = ?1", [name])?;
         tx.commit()?;
         Ok(removed)
     }
@@ -419,6 +479,7 @@ impl Store {
         }
         let moved = tx.execute("UPDATE users SET name = ?2 WHERE name = ?1", [old, new])? > 0;
         tx.execute("DELETE FROM trust WHERE user = ?1", [old])?;
+        tx.execute("DELETE FROM backoff WHERE user = ?1", [old])?;
         tx.execute(
             "UPDATE OR IGNORE deferrals SET subject = ?2 WHERE subject = ?1",
             [old, new],
@@ -428,12 +489,19 @@ impl Store {
         Ok(moved)
     }
 
-    /// Ends a lock and clears the failure count. Returns whether the user has a factor.
+    /// Ends a lock, clears the failure count and every source's wait. Returns whether the
+    /// user has a factor.
     pub fn unlock(&mut self, name: &str) -> Result<bool> {
-        Ok(self.conn.execute(
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let known = tx.execute(
             "UPDATE users SET failures = 0, lock_count = 0, locked_until = 0 WHERE name = ?1",
             [name],
-        )? > 0)
+        )? > 0;
+        tx.execute("DELETE FROM backoff WHERE user = ?1", [name])?;
+        tx.commit()?;
+        Ok(known)
     }
 }
 
@@ -501,14 +569,15 @@ impl Store {
         Ok(rows)
     }
 
-    /// Stores a record; a session window replaces the previous one for the same device.
+    /// Stores a record; it replaces the previous one of its kind for the same device and
+    /// service (other services' windows stay: they serve other classes).
     pub fn put_trust(&mut self, r: &TrustRecord) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "DELETE FROM trust WHERE user = ?1 AND identity_hash = ?2 AND kind = ?3",
-            params![r.user, r.identity_hash, r.kind.as_str()],
+            "DELETE FROM trust WHERE user = ?1 AND identity_hash = ?2 AND kind = ?3 AND service = ?4",
+            params![r.user, r.identity_hash, r.kind.as_str(), r.service],
         )?;
         tx.execute(
             "INSERT INTO trust (id, user, kind, identity_hash, description, service, created_at, last_used,
@@ -562,11 +631,17 @@ impl Store {
         })
     }
 
-    /// Drops records that can no longer be honoured.
+    /// Drops records that can no longer be honoured, and sources' waits that ended a day
+    /// ago with no wrong code since (a day without them forgets a source's count).
     pub fn purge_expired_trust(&mut self, now: i64) -> Result<usize> {
-        Ok(self
+        let trust = self
             .conn
-            .execute("DELETE FROM trust WHERE expires_at <= ?1", [now])?)
+            .execute("DELETE FROM trust WHERE expires_at <= ?1", [now])?;
+        self.conn.execute(
+            "DELETE FROM backoff WHERE until <= ?1 AND updated_at <= ?1 - 86400",
+            [now],
+        )?;
+        Ok(trust)
     }
 
     pub fn set_deferral(&mut self, d: &Deferral) -> Result<()> {

@@ -39,10 +39,13 @@ pub fn judge(
                 && (idle == 0 || within(r.last_used + idle))
         }
         TrustKind::Device => {
-            if policy.remember_device
-                && within(r.expires_at)
-                && r.password_stamp.as_deref() != password_stamp
-            {
+            // No fingerprint on either side means a password change could not be seen:
+            // treated as changed, never as "both unknown, so equal".
+            let unchanged = matches!(
+                (r.password_stamp.as_deref(), password_stamp),
+                (Some(then), Some(now)) if then == now
+            );
+            if policy.remember_device && within(r.expires_at) && !unchanged {
                 return Judgement::PasswordChanged;
             }
             policy.remember_device
@@ -170,6 +173,14 @@ mod tests {
             Judgement::PasswordChanged
         );
         assert_eq!(judge(&r, &POLICY, 2000, None), Judgement::PasswordChanged);
+        let unstamped = TrustRecord {
+            password_stamp: None,
+            ..r.clone()
+        };
+        assert_eq!(
+            judge(&unstamped, &POLICY, 2000, None),
+            Judgement::PasswordChanged
+        );
         let no_remember = ServicePolicy {
             remember_device: false,
             ..POLICY

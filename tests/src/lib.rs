@@ -249,10 +249,30 @@ impl World {
     /// Like [`World::start`], with the daemon's clock under the test's control.
     pub fn start_at(extra: &str, now: i64) -> World {
         let mut w = World::bus_only();
-        w.clock = Some(w.path("clock"));
-        w.set_clock(now);
+        w.use_test_clock(now);
         w.start_daemon(extra);
         w
+    }
+
+    /// From now on the daemon started next reads its clock from a file set to `now`.
+    pub fn use_test_clock(&mut self, now: i64) {
+        self.clock = Some(self.path("clock"));
+        self.set_clock(now);
+    }
+
+    /// Starts twofoldd as the ordinary account `user`, owning its state directory (the
+    /// bus policy must let `user` own the name; the module needs `daemon_user=`).
+    pub fn start_daemon_unprivileged(&mut self, extra: &str, user: &str) {
+        let state = self.path("state");
+        std::fs::create_dir_all(&state).expect("state");
+        let st = Command::new("chown")
+            .arg(user)
+            .arg(&state)
+            .status()
+            .expect("chown");
+        assert!(st.success(), "chown {user}");
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        self.start_daemon_as(extra, Some(user));
     }
 
     /// Moves the daemon's test clock.

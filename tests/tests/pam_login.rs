@@ -12,7 +12,7 @@ fn login_world(extra: &str, module_args: &str) -> World {
 #[test]
 fn right_code_passes_wrong_code_fails_and_replay_fails() {
     // Room for the six failures below without reaching the lockout.
-    let w = login_world("[lockout]\nmax_failures = 10", "");
+    let w = login_world("[lockout]\nmax_failures = 10\nsource_failures = 10", "");
     let secret = w.enrol(me());
     wait_for_next_step();
     let code = fresh_code(&secret);
@@ -241,6 +241,10 @@ fn audit_records_reach_syslog_with_no_code() {
 }
 
 #[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: creates a second name for a test user"
+)]
 fn a_second_name_of_an_enrolled_uid_is_asked_for_that_accounts_code() {
     // Issue 7 item 1: under `unenrolled = "ignore"` another name of the same uid got
     // PAM_IGNORE, and the rest of the stack (here pam_permit) let it in.
@@ -269,5 +273,33 @@ fn a_second_name_of_an_enrolled_uid_is_asked_for_that_accounts_code() {
     assert!(!r.passed() && r.has("locked"), "{r:?}");
     println!(
         "proved: {USER_A_ALIAS} (same uid as {USER_A}) is asked for {USER_A}'s code and shares its lockout"
+    );
+}
+
+#[test]
+fn wrong_codes_after_a_failed_password_cannot_lock_out_the_user_elsewhere() {
+    // Issue 7 item 11: with a `required` (not `requisite`) first factor the module runs
+    // after a wrong password, so anyone could lock the account with wrong codes.
+    let w = World::start("[lockout]\nmax_failures = 5\nsource_failures = 3");
+    let module = w.module_line("");
+    w.write_service("attacked", &format!("auth required pam_deny.so\n{module}"));
+    w.write_service("twofold", &module);
+    let secret = w.enrol("root");
+    for codes in ["000000\n000001\n000002\n", "000003\n000004\n000005\n"] {
+        assert!(!w.pam("attacked", "root", codes).passed());
+    }
+    let legit = twofold_pamtest::Transaction {
+        service: "twofold".into(),
+        user: "root".into(),
+        answers: vec![fresh_code(&secret)],
+        rhost: Some("198.51.100.5".into()),
+        tty: Some("ssh".into()),
+        env: vec![],
+    };
+    let report = w.pam_inprocess(&[legit], &[]);
+    let r = &report["results"][0];
+    assert_eq!(r["rc"], 0, "the user was locked out from elsewhere: {r}");
+    println!(
+        "proved: six wrong codes from one address after a failed password do not lock the user out from another"
     );
 }

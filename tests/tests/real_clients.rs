@@ -32,10 +32,11 @@ fn world_with_alice(extra: &str) -> (World, String) {
     (w, secret)
 }
 
-/// The recommended stack for password logins: the password, then twofold.
+/// The recommended stack for password logins: the password, `requisite` (a wrong one
+/// ends the stack before any code is asked), then twofold.
 fn password_stack(w: &World) -> String {
     format!(
-        "auth required pam_unix.so
+        "auth requisite pam_unix.so
 {}",
         w.module_line("")
     )

@@ -233,6 +233,42 @@ fn a_password_change_ends_a_remembered_device() {
 }
 
 #[test]
+#[cfg_attr(not(as_root), ignore = "needs root: runs the daemon as a test user")]
+fn without_a_password_fingerprint_no_device_is_remembered() {
+    // Issue 7 item 4: a daemon that cannot read the shadow entry (here: not root) had
+    // no fingerprint, and None == None counted as "password unchanged" for ever.
+    if !ensure_test_users() {
+        eprintln!("SKIPPED: needs root to run the daemon as {USER_A}");
+        return;
+    }
+    let mut w = World::bus_with_policy(&format!(
+        r#"<policy user="{USER_A}"><allow own="org.twofold.Twofold1"/></policy>"#
+    ));
+    w.use_test_clock(T0);
+    w.start_daemon_unprivileged("", USER_A);
+    w.write_service("sshd", &w.module_line(&format!("daemon_user={USER_A}")));
+    let secret = enrol_at(&w, "root", T0);
+    w.set_clock(T0 + 30);
+    let (rc, conv) = one(
+        &w,
+        ssh("root", KEY_A, &[&code_at_time(&secret, T0 + 30), "y"]),
+    );
+    assert_eq!(rc, 0, "{conv:?}");
+    assert!(
+        !conv.iter().any(|c| c.contains("Trust this device")),
+        "offered to remember without a password fingerprint: {conv:?}"
+    );
+    assert!(
+        w.daemon_log().contains("shadow"),
+        "no word at start-up: {}",
+        w.daemon_log()
+    );
+    println!(
+        "proved: without a readable shadow entry the daemon never offers to remember a device"
+    );
+}
+
+#[test]
 #[cfg_attr(not(as_root), ignore = "needs root: starts kernel login sessions")]
 fn sudo_style_session_window_skips_the_prompt_only_in_the_same_login_session() {
     require_root("it starts kernel login sessions");
@@ -262,6 +298,69 @@ fn sudo_style_session_window_skips_the_prompt_only_in_the_same_login_session() {
     println!(
         "proved: sudo in login session {first} passes without a code after one; session {second} is asked"
     );
+}
+
+#[test]
+#[cfg_attr(not(as_root), ignore = "needs root: starts kernel login sessions")]
+fn a_screen_lockers_window_does_not_serve_sudo_in_the_same_session() {
+    // Issue 7 item 3: trust lookups ignored the service.
+    if !is_root() {
+        eprintln!("SKIPPED: needs root to start kernel login sessions");
+        return;
+    }
+    let w = World::start_at("", T0);
+    for service in ["xscreensaver", "sudo", "pkexec"] {
+        w.write_service(service, &w.module_line(""));
+    }
+    let secret = enrol_at(&w, "root", T0);
+    let session = new_login_session();
+    w.set_clock(T0 + 30);
+    let code = code_at_time(&secret, T0 + 30);
+    assert!(w.pam("xscreensaver", "root", &format!("{code}\n")).passed());
+    let again = w.pam("xscreensaver", "root", "");
+    assert!(again.passed(), "the locker's own window: {again:?}");
+    for service in ["sudo", "pkexec"] {
+        let r = w.pam(service, "root", "");
+        assert!(
+            !r.passed() && r.has("Verification code"),
+            "the screen locker's window served {service}: {r:?}"
+        );
+    }
+    println!(
+        "proved: in login session {session} an unlock window serves unlocking only, not sudo or pkexec"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: starts kernel login sessions, runs as a test user"
+)]
+fn a_users_own_lookups_do_not_keep_its_window_alive() {
+    // Issue 7 item 10: a screen locker (or any process of the user) asking for itself
+    // refreshed the idle limit, keeping the window open for ever.
+    if !ensure_test_users() {
+        eprintln!("SKIPPED: needs root for a login session and {USER_A}");
+        return;
+    }
+    let w = World::start_at("", T0);
+    w.write_service("xscreensaver", &w.module_line(""));
+    let secret = enrol_at(&w, USER_A, T0);
+    new_login_session();
+    let unlock = |input: &str| w.pam_as(Some(USER_A), "xscreensaver", USER_A, input, &[]);
+    w.set_clock(T0 + 30);
+    let r = unlock(&format!("{}\n", code_at_time(&secret, T0 + 30)));
+    assert!(r.passed(), "{r:?}");
+    w.set_clock(T0 + 30 + 20 * 60);
+    let r = unlock("");
+    assert!(r.passed(), "within the idle limit: {r:?}");
+    w.set_clock(T0 + 30 + 40 * 60);
+    let r = unlock("");
+    assert!(
+        !r.passed() && r.has("Verification code"),
+        "40 minutes after the code, kept alive by the user's own unlock: {r:?}"
+    );
+    println!("proved: {USER_A}'s own unlock calls do not refresh its window's idle limit");
 }
 
 #[test]

@@ -15,6 +15,7 @@ impl UserDb for Users {
             "alice" | "Alice" | "alice@example.org" => (1000, "alice"),
             "bob" => (1001, "bob"),
             "carol" => (1002, "carol"),
+            "erin" => (1003, "erin"),
             "root" => (0, "root"),
             "nss-down" => return Err(LookupError("SSSD is not answering".into())),
             _ => return Ok(None),
@@ -27,17 +28,23 @@ impl UserDb for Users {
     fn in_group(&self, uid: u32, group: &str) -> bool {
         group == "twofold-admin" && uid == 1002
     }
-    fn groups_of(&self, user: &str) -> Vec<String> {
-        match user {
+    fn groups_of(&self, user: &str) -> Result<Vec<String>, LookupError> {
+        Ok(match user {
             "alice" => vec!["alice".into(), "staff".into()],
             "carol" => vec!["carol".into(), "twofold-admin".into()],
+            // erin's groups are in LDAP, which is down.
+            "erin" => return Err(LookupError("LDAP server unreachable".into())),
             other => vec![other.into()],
-        }
+        })
     }
     fn group_exists(&self, group: &str) -> bool {
         ["staff", "twofold-admin"].contains(&group)
     }
+    /// bob has no readable shadow entry (SSSD user, or a daemon without the right).
     fn password_stamp(&self, user: &str) -> Option<String> {
+        if user == "bob" {
+            return None;
+        }
         Some(format!(
             "{user}-{}",
             self.password_generation.load(Ordering::SeqCst)
@@ -191,10 +198,15 @@ fn wrong_code_is_retried_then_refused_with_max_tries() {
     assert_eq!(steps.len(), 4);
     assert_eq!(steps[1].messages[0].text, "Wrong code, try again.");
     assert_eq!(last_action(&steps), Some(Action::MaxTries));
-    // A right code on the second try passes.
+    // A right code on the second try passes (from another address: this one has used
+    // its three tries and waits).
     let good = f.code(&secret, 0);
+    let elsewhere = LoginContext {
+        rhost: "192.0.2.8".into(),
+        ..ctx("alice")
+    };
     assert_eq!(
-        last_action(&f.login("alice", &["999999", &good])),
+        last_action(&f.login_as(&root(), elsewhere, &["999999", &good])),
         Some(Action::Success)
     );
 }
@@ -225,7 +237,7 @@ fn codes_from_neighbouring_steps_pass_and_two_steps_away_fail() {
 
 #[test]
 fn lockout_counts_across_services_and_holds_against_the_right_code() {
-    let f = fixture();
+    let f = fixture_with("version = 1\n[lockout]\nmax_failures = 5\n");
     let secret = f.enrol("alice");
     f.clock.advance(30);
     f.login("alice", &["000001", "000002", "000003"]);
@@ -235,6 +247,7 @@ fn lockout_counts_across_services_and_holds_against_the_right_code() {
             &root(),
             LoginContext {
                 service: "sudo".into(),
+                rhost: String::new(),
                 ..ctx("alice")
             },
         )
@@ -257,6 +270,54 @@ fn lockout_counts_across_services_and_holds_against_the_right_code() {
         Some(Action::Success)
     );
     assert!(f.outcomes().contains(&"locked"));
+}
+
+#[test]
+fn wrong_codes_from_one_address_cannot_lock_out_the_user_elsewhere() {
+    // Issue 7 item 11: on a stack that goes on after a failed password, anyone could
+    // send wrong codes until the account locked (and its trust was wiped).
+    let f = fixture_with("version = 1\n[lockout]\nmax_failures = 5\nsource_failures = 3\n");
+    let secret = f.enrol("alice");
+    f.clock.advance(30);
+    let from = |rhost: &str| LoginContext {
+        rhost: rhost.into(),
+        ..ctx("alice")
+    };
+    let attacker = f.login_as(
+        &root(),
+        from("203.0.113.9"),
+        &["000000", "000001", "000002"],
+    );
+    assert_eq!(last_action(&attacker), Some(Action::MaxTries));
+    let throttled = f.login_as(
+        &root(),
+        from("203.0.113.9"),
+        &["000003", "000004", "000005"],
+    );
+    assert_eq!(
+        last_action(&throttled),
+        Some(Action::Denied),
+        "{throttled:?}"
+    );
+    assert!(
+        throttled.last().unwrap().messages[0]
+            .text
+            .contains("from here"),
+        "{throttled:?}"
+    );
+    assert_eq!(
+        f.engine.status(&root(), "alice").unwrap().failures,
+        3,
+        "throttled tries were counted on the account"
+    );
+    let steps = f.login_as(&root(), from("198.51.100.5"), &[&f.code(&secret, 0)]);
+    assert_eq!(last_action(&steps), Some(Action::Success), "{steps:?}");
+    // The address waits 5 minutes, then gets one more try before waiting longer.
+    f.clock.advance(5 * 60);
+    f.login_as(&root(), from("203.0.113.9"), &["000006"]);
+    let again = f.login_as(&root(), from("203.0.113.9"), &["000007"]);
+    assert_eq!(last_action(&again), Some(Action::Denied));
+    assert!(f.outcomes().contains(&"throttled"));
 }
 
 #[test]
@@ -334,6 +395,30 @@ fn records_stored_under_another_name_move_to_the_canonical_account() {
     );
     assert_eq!(f.engine.list(&root()).unwrap()[0].user, "alice");
     assert!(f.engine.canonicalise_stored_names().unwrap().is_empty());
+}
+
+#[test]
+fn in_a_grace_period_another_name_of_an_enrolled_account_is_still_asked() {
+    // Issue 7 item 1: a variant spelling found no factor and got the grace reminder.
+    let f = grace_fixture();
+    f.enrol("alice");
+    let steps = f.login_as(&root(), sudo("Alice", ""), &[]);
+    assert_eq!(steps[0].action(), Some(Action::PromptSecret), "{steps:?}");
+    // A deferral written under a variant spelling follows the account too.
+    lock(&f.engine.store)
+        .set_deferral(&crate::store::Deferral {
+            subject: "Alice".into(),
+            until: T0 + 20 * DAY,
+            reason: String::new(),
+            created_at: T0,
+            created_by: 0,
+        })
+        .unwrap();
+    f.engine.reset(&root(), "alice").unwrap();
+    f.engine.canonicalise_stored_names().unwrap();
+    f.clock.advance(15 * DAY); // past the global deadline, within the deferral
+    let steps = f.login_as(&root(), sudo("alice@example.org", ""), &[]);
+    assert_eq!(last_action(&steps), Some(Action::Success), "{steps:?}");
 }
 
 #[test]
@@ -849,6 +934,38 @@ fn a_password_change_ends_a_remembered_device_at_once() {
 }
 
 #[test]
+fn without_a_password_fingerprint_no_device_is_remembered_or_honoured() {
+    // Issue 7 item 4: None == None counted as "password unchanged".
+    let f = fixture();
+    let secret = f.enrol("bob");
+    let steps = f.verify(&root(), ssh_key("bob", KEY_A, "192.0.2.7"), &secret, "y");
+    assert_eq!(steps.len(), 2, "offered to remember: {steps:?}");
+    assert_eq!(last_action(&steps), Some(Action::Success));
+    // A record written without a fingerprint (by an older twofoldd) is not honoured.
+    let device = identity::identify(
+        &ssh_key("bob", KEY_A, "192.0.2.7"),
+        None,
+        &Sessions,
+        &f.engine.config.service_policy("sshd"),
+    )
+    .unwrap();
+    let policy = f.engine.config.service_policy("sshd");
+    let old = trust::new_record(
+        &OsRandom,
+        TrustKind::Device,
+        &ssh_key("bob", KEY_A, "192.0.2.7"),
+        &device,
+        &policy,
+        f.clock.now(),
+        None,
+    )
+    .unwrap();
+    lock(&f.engine.store).put_trust(&old).unwrap();
+    f.clock.advance(DAY);
+    assert!(!f.passes_without_code(&root(), ssh_key("bob", KEY_A, "192.0.2.7")));
+}
+
+#[test]
 fn revoke_reset_re_enrolment_and_lockout_end_trust_at_once() {
     let f = fixture_with("version = 1\n[lockout]\nmax_failures = 3\n");
     let trusted = || f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7"));
@@ -912,6 +1029,55 @@ fn sudo_trusts_the_same_login_session_briefly_and_never_remembers() {
     // sudo's window: 1 hour, 15 minutes idle.
     f.clock.advance(15 * 60);
     assert!(!f.passes_without_code(&sudo_caller(700), sudo("alice", "/dev/pts/1")));
+}
+
+#[test]
+fn a_window_serves_only_its_own_service_class() {
+    // Issue 7 item 3: a screen locker's window (same session and tty) served sudo.
+    let f = fixture();
+    let secret = f.enrol("alice");
+    let locker = |service: &str| LoginContext {
+        service: service.into(),
+        ..sudo("alice", "/dev/pts/1")
+    };
+    let steps = f.verify(&sudo_caller(700), locker("xscreensaver"), &secret, "");
+    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert!(f.passes_without_code(&sudo_caller(700), locker("xscreensaver")));
+    assert!(f.passes_without_code(&sudo_caller(700), locker("swaylock")));
+    for other in ["sudo", "pkexec", "polkit-1", "login", "my-app"] {
+        assert!(
+            !f.passes_without_code(&sudo_caller(700), locker(other)),
+            "the screen locker's window served {other}"
+        );
+    }
+    // And the other way round: sudo's window opens no screen.
+    f.verify(&sudo_caller(700), locker("sudo"), &secret, "");
+    assert!(f.passes_without_code(&sudo_caller(700), locker("doas")));
+    assert!(!f.passes_without_code(&sudo_caller(700), locker("login")));
+}
+
+#[test]
+fn a_users_own_lookups_do_not_keep_its_window_alive() {
+    // Issue 7 item 10: any process of the user could refresh the idle limit for ever.
+    let f = fixture();
+    let secret = f.enrol("alice");
+    let alice = Caller {
+        uid: 1000,
+        pid: Some(700),
+        bus_name: ":1.70".into(),
+    };
+    let locker = LoginContext {
+        service: "xscreensaver".into(),
+        ..sudo("alice", "")
+    };
+    f.verify(&alice, locker.clone(), &secret, "");
+    f.clock.advance(20 * 60);
+    assert!(f.passes_without_code(&alice, locker.clone()));
+    f.clock.advance(20 * 60);
+    assert!(
+        !f.passes_without_code(&alice, locker.clone()),
+        "40 minutes after the code, kept alive by the user's own calls"
+    );
 }
 
 #[test]
@@ -1046,6 +1212,24 @@ fn grace_dates_from_the_bus_are_bounded_and_never_panic() {
             "{until}: {r:?}"
         );
     }
+}
+
+#[test]
+fn a_failed_group_lookup_fails_the_login_instead_of_deciding_scope() {
+    // Issue 7 item 2: the error became an empty group list: out of scope, 2FA off.
+    let f = fixture_with("version = 1\n[scope]\ngroups = [\"staff\"]\n");
+    f.enrol("erin");
+    let (id, step) = f.engine.begin(&root(), ctx("erin")).unwrap();
+    assert_eq!(
+        (id.as_str(), step.action()),
+        ("", Some(Action::Error)),
+        "{step:?}"
+    );
+    assert!(step.messages[0].text.contains("cannot"), "{step:?}");
+    let audit = f.audit.0.lock().unwrap();
+    let last = audit.last().unwrap();
+    assert_eq!(last.outcome, "error");
+    assert!(last.reason.contains("lookup failed"), "{}", last.reason);
 }
 
 #[test]

@@ -1,10 +1,13 @@
 use super::*;
 use std::os::unix::fs::PermissionsExt;
 
+/// No per-source waits here (see `a_source_waits_after_its_wrong_codes`).
 const POLICY: LockoutPolicy = LockoutPolicy {
     max_failures: 3,
     base_seconds: 60,
     max_seconds: 300,
+    source_failures: 100,
+    source_base_seconds: 60,
 };
 
 fn mode(p: &Path) -> u32 {
@@ -28,7 +31,7 @@ fn files_are_private_and_schema_is_versioned() {
     assert_eq!(mode(db.parent().unwrap()), 0o700);
     drop(s);
     let s = Store::open(&db).unwrap(); // reopening runs no migration twice
-    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.schema_version().unwrap(), 4);
     for f in ["twofold.db", "twofold.db-wal", "twofold.db-shm"] {
         let p = db.parent().unwrap().join(f);
         if p.exists() {
@@ -70,7 +73,8 @@ fn a_newer_schema_is_refused() {
 fn pending_secret_is_activated_by_the_first_right_code() {
     let mut s = Store::open_in_memory().unwrap();
     assert_eq!(
-        s.attempt("alice", 100, &POLICY, accept(1)).unwrap(),
+        s.attempt("alice", "host a", 100, &POLICY, accept(1))
+            .unwrap(),
         Attempt::NotEnrolled
     );
     assert_eq!(
@@ -82,12 +86,14 @@ fn pending_secret_is_activated_by_the_first_right_code() {
         FactorState::Pending
     );
     assert_eq!(
-        s.attempt("alice", 100, &POLICY, accept(5)).unwrap(),
+        s.attempt("alice", "host a", 100, &POLICY, accept(5))
+            .unwrap(),
         Attempt::Accepted { activated: true }
     );
     assert_eq!(s.user("alice").unwrap().unwrap().state, FactorState::Active);
     assert_eq!(
-        s.attempt("alice", 130, &POLICY, accept(6)).unwrap(),
+        s.attempt("alice", "host a", 130, &POLICY, accept(6))
+            .unwrap(),
         Attempt::Accepted { activated: false }
     );
     // An active factor is only replaced on request.
@@ -107,10 +113,13 @@ fn replayed_or_older_steps_are_refused_even_after_the_clock_goes_back() {
     let mut s = Store::open_in_memory().unwrap();
     s.put_pending("alice", "S", 0, false, true).unwrap();
     assert!(matches!(
-        s.attempt("alice", 100, &POLICY, accept(10)).unwrap(),
+        s.attempt("alice", "host a", 100, &POLICY, accept(10))
+            .unwrap(),
         Attempt::Accepted { .. }
     ));
-    let r = s.attempt("alice", 100, &POLICY, accept(10)).unwrap();
+    let r = s
+        .attempt("alice", "host a", 100, &POLICY, accept(10))
+        .unwrap();
     assert_eq!(
         r,
         Attempt::Rejected {
@@ -120,10 +129,13 @@ fn replayed_or_older_steps_are_refused_even_after_the_clock_goes_back() {
         }
     );
     // Clock set back: an older step is still refused.
-    let r = s.attempt("alice", 10, &POLICY, accept(9)).unwrap();
+    let r = s
+        .attempt("alice", "host a", 10, &POLICY, accept(9))
+        .unwrap();
     assert!(matches!(r, Attempt::Rejected { replay: true, .. }));
     assert!(matches!(
-        s.attempt("alice", 100, &POLICY, accept(11)).unwrap(),
+        s.attempt("alice", "host a", 100, &POLICY, accept(11))
+            .unwrap(),
         Attempt::Accepted { .. }
     ));
 }
@@ -132,9 +144,9 @@ fn replayed_or_older_steps_are_refused_even_after_the_clock_goes_back() {
 fn lockout_holds_against_a_right_code_grows_and_unlock_ends_it() {
     let mut s = Store::open_in_memory().unwrap();
     s.put_pending("alice", "S", 0, false, true).unwrap();
-    s.attempt("alice", 1000, &POLICY, wrong).unwrap();
-    s.attempt("alice", 1000, &POLICY, wrong).unwrap();
-    let r = s.attempt("alice", 1000, &POLICY, wrong).unwrap();
+    s.attempt("alice", "host a", 1000, &POLICY, wrong).unwrap();
+    s.attempt("alice", "host a", 1000, &POLICY, wrong).unwrap();
+    let r = s.attempt("alice", "host a", 1000, &POLICY, wrong).unwrap();
     assert_eq!(
         r,
         Attempt::Rejected {
@@ -144,17 +156,19 @@ fn lockout_holds_against_a_right_code_grows_and_unlock_ends_it() {
         }
     );
     assert_eq!(
-        s.attempt("alice", 1059, &POLICY, accept(50)).unwrap(),
+        s.attempt("alice", "host a", 1059, &POLICY, accept(50))
+            .unwrap(),
         Attempt::Locked { until: 1060 }
     );
     // After the lock: three more failures lock for twice as long.
     for _ in 0..3 {
-        s.attempt("alice", 1060, &POLICY, wrong).unwrap();
+        s.attempt("alice", "host a", 1060, &POLICY, wrong).unwrap();
     }
     assert_eq!(s.user("alice").unwrap().unwrap().locked_until, 1060 + 120);
     assert!(s.unlock("alice").unwrap());
     assert!(matches!(
-        s.attempt("alice", 1061, &POLICY, accept(50)).unwrap(),
+        s.attempt("alice", "host a", 1061, &POLICY, accept(50))
+            .unwrap(),
         Attempt::Accepted { .. }
     ));
     // Growth is capped at max_seconds.
@@ -165,9 +179,9 @@ fn lockout_holds_against_a_right_code_grows_and_unlock_ends_it() {
 fn a_success_resets_the_failure_count() {
     let mut s = Store::open_in_memory().unwrap();
     s.put_pending("alice", "S", 0, false, true).unwrap();
-    s.attempt("alice", 1, &POLICY, wrong).unwrap();
-    s.attempt("alice", 1, &POLICY, wrong).unwrap();
-    s.attempt("alice", 1, &POLICY, accept(1)).unwrap();
+    s.attempt("alice", "host a", 1, &POLICY, wrong).unwrap();
+    s.attempt("alice", "host a", 1, &POLICY, wrong).unwrap();
+    s.attempt("alice", "host a", 1, &POLICY, accept(1)).unwrap();
     assert_eq!(s.user("alice").unwrap().unwrap().failures, 0);
 }
 
@@ -183,6 +197,7 @@ fn parallel_wrong_guesses_from_separate_connections_count_exactly() {
         max_failures: 100,
         base_seconds: 60,
         max_seconds: 60,
+        ..POLICY
     };
     let threads: Vec<_> = (0..10)
         .map(|_| {
@@ -190,7 +205,7 @@ fn parallel_wrong_guesses_from_separate_connections_count_exactly() {
             std::thread::spawn(move || {
                 let mut s = Store::open(&db).unwrap();
                 for _ in 0..5 {
-                    s.attempt("alice", 1, &policy, wrong).unwrap();
+                    s.attempt("alice", "host a", 1, &policy, wrong).unwrap();
                 }
             })
         })
@@ -222,7 +237,8 @@ fn parallel_logins_with_the_same_code_let_exactly_one_through() {
             let db = db.clone();
             std::thread::spawn(move || {
                 let mut s = Store::open(&db).unwrap();
-                s.attempt("alice", 1, &POLICY, accept(42)).unwrap()
+                s.attempt("alice", "host a", 1, &POLICY, accept(42))
+                    .unwrap()
             })
         })
         .collect();
@@ -246,11 +262,13 @@ fn a_locked_database_fails_the_attempt_instead_of_passing_it() {
     s.conn.busy_timeout(Duration::from_millis(100)).unwrap();
     let blocker = Connection::open(&db).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let e = s.attempt("alice", 1, &POLICY, accept(1)).unwrap_err();
+    let e = s
+        .attempt("alice", "host a", 1, &POLICY, accept(1))
+        .unwrap_err();
     assert!(e.to_string().contains("unavailable"), "{e}");
     blocker.execute_batch("ROLLBACK").unwrap();
     assert!(matches!(
-        s.attempt("alice", 1, &POLICY, accept(1)).unwrap(),
+        s.attempt("alice", "host a", 1, &POLICY, accept(1)).unwrap(),
         Attempt::Accepted { .. }
     ));
 }
@@ -268,7 +286,7 @@ fn a_read_only_database_fails_the_attempt() {
         conn,
         path: db.clone(),
     };
-    assert!(s.attempt("alice", 1, &POLICY, accept(1)).is_err());
+    assert!(s.attempt("alice", "host a", 1, &POLICY, accept(1)).is_err());
     assert_eq!(
         Store::open(&db)
             .unwrap()
@@ -310,4 +328,55 @@ fn migrations_keep_existing_rows() {
         s.put_pending("alice", "T", 6, false, false).unwrap(),
         Issued::AdminPending
     );
+}
+
+#[test]
+fn a_source_waits_after_its_wrong_codes_and_others_do_not() {
+    let policy = LockoutPolicy {
+        max_failures: 5,
+        source_failures: 2,
+        ..POLICY
+    };
+    let mut s = Store::open_in_memory().unwrap();
+    s.put_pending("alice", "S", 0, false, true).unwrap();
+    for t in [10, 11] {
+        assert!(matches!(
+            s.attempt("alice", "host a", t, &policy, wrong).unwrap(),
+            Attempt::Rejected {
+                locked_until: None,
+                ..
+            }
+        ));
+    }
+    // Two wrong codes: host a waits 60 s, unchecked and uncounted meanwhile.
+    assert_eq!(
+        s.attempt("alice", "host a", 12, &policy, accept(1))
+            .unwrap(),
+        Attempt::Throttled { until: 71 }
+    );
+    assert_eq!(s.user("alice").unwrap().unwrap().failures, 2);
+    // Another source is not held up, and its success clears only its own count.
+    assert!(matches!(
+        s.attempt("alice", "host b", 12, &policy, accept(1))
+            .unwrap(),
+        Attempt::Accepted { .. }
+    ));
+    assert_eq!(
+        s.attempt("alice", "host a", 70, &policy, accept(2))
+            .unwrap(),
+        Attempt::Throttled { until: 71 }
+    );
+    // After the wait one try; wrong again, the wait doubles.
+    s.attempt("alice", "host a", 71, &policy, wrong).unwrap();
+    assert_eq!(
+        s.attempt("alice", "host a", 72, &policy, accept(2))
+            .unwrap(),
+        Attempt::Throttled { until: 191 }
+    );
+    assert!(s.unlock("alice").unwrap());
+    assert!(matches!(
+        s.attempt("alice", "host a", 72, &policy, accept(2))
+            .unwrap(),
+        Attempt::Accepted { .. }
+    ));
 }
