@@ -460,6 +460,7 @@ fn login(
         rhost: rhost.map(str::to_string),
         tty: None,
         env: env.to_vec(),
+        pause: None,
     })
 }
 

@@ -22,6 +22,8 @@ use twofold_protocol::{
 pub const CODE_PROMPT: &str = "Verification code: ";
 const WRONG_CODE: &str = "Wrong code, try again.";
 const TOO_MANY: &str = "Wrong code. Too many tries.";
+const CHANGED: &str =
+    "Your second factor or its trust changed while this login waited; log in again.";
 const UNAVAILABLE: &str = "twofold cannot check codes right now. Contact your administrator.";
 const NO_DIRECTORY: &str = "twofold cannot look up this account right now (user directory unavailable). Contact your administrator.";
 /// Open conversations one bus connection may hold, and in all.
@@ -70,6 +72,16 @@ struct Conversation {
     enrolled: bool,
     tries_left: u32,
     expires_at: i64,
+    /// What admitted the conversation past its code, checked again at every later step:
+    /// the factor's generation (a new secret, a lock or a revocation changes it) and the
+    /// password fingerprint read when the code was right.
+    admitted: Option<Admitted>,
+}
+
+#[derive(Debug, Clone)]
+struct Admitted {
+    generation: i64,
+    password_stamp: Option<String>,
 }
 
 pub struct Engine {
@@ -383,6 +395,7 @@ impl Engine {
                 context,
                 enrolled,
                 tries_left: self.config.login.max_tries.get(),
+                admitted: None,
                 expires_at: now + i64::from(self.config.login.conversation_timeout_seconds.get()),
             },
         );
@@ -429,7 +442,7 @@ impl Engine {
             }
         };
         match conv.stage {
-            Stage::GraceNotice => Ok(Step::new(Action::Success)),
+            Stage::GraceNotice => Ok(self.grace_acknowledged(&conv, now)),
             Stage::Remember => Ok(self.remember(conv, response, now)),
             Stage::Code => self.check_code(id, conv, response, now),
         }
@@ -459,7 +472,10 @@ impl Engine {
         };
         let (caller_uid, ctx) = (conv.caller_uid, &conv.context);
         let failed = match attempt {
-            Ok(Attempt::Accepted { activated }) => {
+            Ok(Attempt::Accepted {
+                activated,
+                generation,
+            }) => {
                 self.audit_login(
                     "success",
                     caller_uid,
@@ -470,6 +486,10 @@ impl Engine {
                         "code verified"
                     },
                 );
+                conv.admitted = Some(Admitted {
+                    generation,
+                    password_stamp: self.users.password_stamp(&conv.context.user),
+                });
                 return Ok(self.after_success(id, conv, activated, now));
             }
             Ok(Attempt::Locked { until }) => {
@@ -523,7 +543,7 @@ impl Engine {
                 step
             }
         };
-        let Some(device) = conv.identity.clone() else {
+        let (Some(device), Some(admitted)) = (conv.identity.clone(), conv.admitted.clone()) else {
             return confirmed(Step::new(Action::Success));
         };
         if policy.session_seconds > 0 {
@@ -537,21 +557,23 @@ impl Engine {
                 None,
             )
             .map_err(StoreError::Unavailable)
-            .and_then(|r| lock(&self.store).put_trust(&r));
-            if let Err(e) = stored {
-                // The code was right; only the convenience is lost.
-                self.audit_login(
-                    "error",
-                    conv.caller_uid,
-                    ctx,
-                    &format!("session window not recorded: {e}"),
-                );
+            .and_then(|r| lock(&self.store).put_trust_if(&r, admitted.generation));
+            match stored {
+                Ok(true) => {}
+                Ok(false) => return self.changed_meanwhile(&conv),
+                Err(e) => {
+                    // The code was right; only the convenience is lost.
+                    self.audit_login(
+                        "error",
+                        conv.caller_uid,
+                        ctx,
+                        &format!("session window not recorded: {e}"),
+                    );
+                }
             }
         }
         // Without a password fingerprint a password change could not end the trust.
-        if !(device.rememberable && policy.remember_device)
-            || self.users.password_stamp(&ctx.user).is_none()
-        {
+        if !(device.rememberable && policy.remember_device) || admitted.password_stamp.is_none() {
             return confirmed(Step::new(Action::Success));
         }
         let days = policy.remember_seconds / 86400;
@@ -563,16 +585,30 @@ impl Engine {
         ))
     }
 
+    /// The answer to "Trust this device?". Whatever it is, the state that admitted the
+    /// login must still hold (checklist 28): a new factor, a lock, a revocation or a
+    /// password change while the question was open ends the login with a refusal.
     fn remember(&self, conv: Conversation, response: &str, now: i64) -> Step {
         let ctx = &conv.context;
-        let yes = matches!(response.trim().to_ascii_lowercase().as_str(), "y" | "yes");
-        let (Some(device), true) = (conv.identity.as_ref(), yes) else {
-            return Step::new(Action::Success);
+        let (Some(device), Some(admitted)) = (conv.identity.as_ref(), conv.admitted.as_ref())
+        else {
+            return Step::new(Action::Error).error(UNAVAILABLE);
         };
+        if self.users.password_stamp(&ctx.user) != admitted.password_stamp {
+            return self.changed_meanwhile(&conv);
+        }
+        let yes = matches!(response.trim().to_ascii_lowercase().as_str(), "y" | "yes");
+        if !yes {
+            return match lock(&self.store).still(&ctx.user, admitted.generation, now) {
+                Ok(true) => Step::new(Action::Success),
+                Ok(false) => self.changed_meanwhile(&conv),
+                Err(e) => self.store_failed(conv.caller_uid, ctx, &e),
+            };
+        }
         let policy = self.config.service_policy(&ctx.service);
-        let stored = self
-            .users
-            .password_stamp(&ctx.user)
+        let stored = admitted
+            .password_stamp
+            .clone()
             .ok_or_else(|| StoreError::Unavailable("no password fingerprint".into()))
             .and_then(|stamp| {
                 trust::new_record(
@@ -586,7 +622,12 @@ impl Engine {
                 )
                 .map_err(StoreError::Unavailable)
             })
-            .and_then(|r| lock(&self.store).put_trust(&r));
+            .and_then(|r| lock(&self.store).put_trust_if(&r, admitted.generation));
+        let stored = match stored {
+            Ok(false) => return self.changed_meanwhile(&conv),
+            Ok(true) => Ok(()),
+            Err(e) => Err(e),
+        };
         match stored {
             Ok(()) => {
                 let reason = format!(
@@ -607,6 +648,37 @@ impl Engine {
                 Step::new(Action::Success)
                     .error("This device could not be remembered; you will be asked next time.")
             }
+        }
+    }
+
+    /// Ends a conversation whose admitting state changed while it waited.
+    fn changed_meanwhile(&self, conv: &Conversation) -> Step {
+        self.audit_login(
+            "denied",
+            conv.caller_uid,
+            &conv.context,
+            "the factor, lock, trust or password changed while the login waited; refused",
+        );
+        Step::new(Action::Denied).error(CHANGED)
+    }
+
+    /// The answer to the grace reminder: passes only if the user is still within a grace
+    /// period now (a deferral cleared, or a factor issued, while it was shown, refuses).
+    fn grace_acknowledged(&self, conv: &Conversation, now: i64) -> Step {
+        let ctx = &conv.context;
+        let (record, deferrals) = {
+            let store = lock(&self.store);
+            match (store.user(&ctx.user), store.deferrals()) {
+                (Ok(r), Ok(d)) => (r, d),
+                (Err(e), _) | (_, Err(e)) => return self.store_failed(conv.caller_uid, ctx, &e),
+            }
+        };
+        let groups = grace::Groups::of(self.users.as_ref(), &ctx.user);
+        let global = self.config.enrolment.deadline.map(|d| d.0);
+        match grace::deadline_for(global, &deferrals, &ctx.user, &groups) {
+            Ok(Some(deadline)) if record.is_none() && now < deadline => Step::new(Action::Success),
+            Ok(_) => self.changed_meanwhile(conv),
+            Err(e) => self.lookup_failed(conv.caller_uid, ctx, &e),
         }
     }
 

@@ -47,6 +47,10 @@ pub struct UserRecord {
     pub failures: u32,
     pub lock_count: u32,
     pub locked_until: i64,
+    /// Changes whenever something that must end an open conversation happens to the
+    /// user's factor (a new secret, a lock, a trust revocation); never repeats, also
+    /// across a reset and a new enrolment.
+    pub generation: i64,
 }
 
 /// How failures turn into waits for one source and into locks of the account.
@@ -103,6 +107,8 @@ pub enum Attempt {
     },
     Accepted {
         activated: bool,
+        /// The factor's generation the code was checked against (see `UserRecord`).
+        generation: i64,
     },
     /// Wrong or replayed code; `locked_until` is set when this failure locked the account.
     Rejected {
@@ -117,7 +123,7 @@ pub struct Store {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Each entry moves the schema from version i to i+1.
 const MIGRATIONS: &[&str] = &[
@@ -174,7 +180,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user, source)
     ) STRICT;
 ",
+    // Generations bind an open conversation to the state that admitted it; the counter is
+    // global so a number is never handed out twice.
+    "
+    ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE generation_counter (n INTEGER NOT NULL) STRICT;
+    INSERT INTO generation_counter (n) VALUES (0);
+",
 ];
+
+/// Gives `name` a generation no conversation has seen: whatever was open for the user
+/// ends at its next step.
+fn new_generation(tx: &rusqlite::Transaction<'_>, name: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE generation_counter SET n = n + 1")?
+        .execute([])?;
+    tx.prepare_cached(
+        "UPDATE users SET generation = (SELECT n FROM generation_counter) WHERE name = ?1",
+    )?
+    .execute([name])?;
+    Ok(())
+}
 
 impl Store {
     /// Opens (creating if needed) the database at `path`. Its directory is created 0700;
@@ -339,8 +364,9 @@ impl Store {
                  last_step = -1, last_success = 0, issued_by_admin = ?4",
             params![name, secret, now, by_admin],
         )?;
-        // A new secret ends every trust the old one earned.
+        // A new secret ends every trust the old one earned, and every open conversation.
         tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
+        new_generation(&tx, name)?;
         tx.commit()?;
         Ok(Issued::Stored)
     }
@@ -396,6 +422,7 @@ impl Store {
                     .execute([name, source])?;
                 Attempt::Accepted {
                     activated: user.state == FactorState::Pending,
+                    generation: user.generation,
                 }
             }
             other => {
@@ -429,8 +456,10 @@ impl Store {
                     now
                 ])?;
                 if locked_until.is_some() {
-                    // A lock ends every trusted session and remembered device at once.
+                    // A lock ends every trusted session and remembered device at once,
+                    // and every conversation still open for the user.
                     tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
+                    new_generation(&tx, name)?;
                 }
                 Attempt::Rejected {
                     replay: other.is_some(),
@@ -575,29 +604,30 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "DELETE FROM trust WHERE user = ?1 AND identity_hash = ?2 AND kind = ?3 AND service = ?4",
-            params![r.user, r.identity_hash, r.kind.as_str(), r.service],
-        )?;
-        tx.execute(
-            "INSERT INTO trust (id, user, kind, identity_hash, description, service, created_at, last_used,
-                 expires_at, idle_seconds, password_stamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                r.id,
-                r.user,
-                r.kind.as_str(),
-                r.identity_hash,
-                r.description,
-                r.service,
-                r.created_at,
-                r.last_used,
-                r.expires_at,
-                r.idle_seconds,
-                r.password_stamp
-            ],
-        )?;
+        insert_trust(&tx, r)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Stores `r` only if the user is still as the conversation found it: the factor of
+    /// `generation`, not locked at `r.created_at`. Checked and written in one
+    /// transaction. Returns false (and writes nothing) when anything changed.
+    pub fn put_trust_if(&mut self, r: &TrustRecord, generation: i64) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !unchanged(&tx, &r.user, generation, r.created_at)? {
+            return Ok(false);
+        }
+        insert_trust(&tx, r)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Whether `user` still has the factor of `generation` and is not locked at `now`.
+    pub fn still(&mut self, user: &str, generation: i64, now: i64) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        unchanged(&tx, user, generation, now)
     }
 
     pub fn touch_trust(&mut self, id: &str, now: i64) -> Result<()> {
@@ -608,27 +638,17 @@ impl Store {
     }
 
     /// Removes one of `user`'s records by id (or a unique prefix of at least 8 hex
-    /// digits), or all of them with `None`. Returns how many went.
+    /// digits), or all of them with `None`, and ends the user's open conversations (a
+    /// "Trust this device?" still open must not bring a revoked device back). Returns how
+    /// many went.
     pub fn revoke_trust(&mut self, user: &str, id: Option<&str>) -> Result<usize> {
-        Ok(match id {
-            None => self
-                .conn
-                .execute("DELETE FROM trust WHERE user = ?1", [user])?,
-            Some(prefix) => {
-                let matching: Vec<String> = self
-                    .trust_list(Some(user))?
-                    .into_iter()
-                    .filter(|r| r.id.starts_with(prefix))
-                    .map(|r| r.id)
-                    .collect();
-                if prefix.len() < 8 || matching.len() != 1 {
-                    0
-                } else {
-                    self.conn
-                        .execute("DELETE FROM trust WHERE id = ?1", [&matching[0]])?
-                }
-            }
-        })
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let removed = revoke_in(&tx, user, id)?;
+        new_generation(&tx, user)?;
+        tx.commit()?;
+        Ok(removed)
     }
 
     /// Drops records that can no longer be honoured, and sources' waits that ended a day
@@ -682,7 +702,8 @@ impl Store {
 /// The columns that `row_to_user` and `row_to_trust` read, in their order.
 macro_rules! select_user {
     () => {
-        "SELECT name, secret, state, enrolled_at, last_step, last_success, failures, lock_count, locked_until FROM users"
+        "SELECT name, secret, state, enrolled_at, last_step, last_success, failures, lock_count, locked_until, \
+         generation FROM users"
     };
 }
 macro_rules! select_trust {
@@ -737,6 +758,68 @@ fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
         failures: r.get(6)?,
         lock_count: r.get(7)?,
         locked_until: r.get(8)?,
+        generation: r.get(9)?,
+    })
+}
+
+/// Deletes the previous record of `r`'s kind for the same device and service, then adds `r`.
+fn insert_trust(tx: &rusqlite::Transaction<'_>, r: &TrustRecord) -> Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM trust WHERE user = ?1 AND identity_hash = ?2 AND kind = ?3 AND service = ?4",
+    )?
+    .execute(params![r.user, r.identity_hash, r.kind.as_str(), r.service])?;
+    tx.prepare_cached(
+        "INSERT INTO trust (id, user, kind, identity_hash, description, service, created_at, last_used,
+             expires_at, idle_seconds, password_stamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        r.id,
+        r.user,
+        r.kind.as_str(),
+        r.identity_hash,
+        r.description,
+        r.service,
+        r.created_at,
+        r.last_used,
+        r.expires_at,
+        r.idle_seconds,
+        r.password_stamp
+    ])?;
+    Ok(())
+}
+
+/// Whether `user` still has the factor of `generation` and is not locked at `now`.
+fn unchanged(
+    tx: &rusqlite::Transaction<'_>,
+    user: &str,
+    generation: i64,
+    now: i64,
+) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT generation, locked_until FROM users WHERE name = ?1")?
+        .query_row([user], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .optional()?
+        .is_some_and(|(g, locked_until)| g == generation && locked_until <= now))
+}
+
+/// Removes one of `user`'s trust records by id prefix, or all of them with `None`.
+fn revoke_in(tx: &rusqlite::Transaction<'_>, user: &str, id: Option<&str>) -> Result<usize> {
+    Ok(match id {
+        None => tx.execute("DELETE FROM trust WHERE user = ?1", [user])?,
+        Some(prefix) if prefix.len() < 8 => 0,
+        Some(prefix) => {
+            let matching: Vec<String> = tx
+                .prepare_cached("SELECT id FROM trust WHERE user = ?1")?
+                .query_map([user], |r| r.get::<_, String>(0))?
+                .collect::<std::result::Result<Vec<_>, _>>()?
+                .into_iter()
+                .filter(|id| id.starts_with(prefix))
+                .collect();
+            match matching.as_slice() {
+                [one] => tx.execute("DELETE FROM trust WHERE id = ?1", [one])?,
+                _ => 0,
+            }
+        }
     })
 }
 

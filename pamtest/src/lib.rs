@@ -54,6 +54,16 @@ pub struct Transaction {
     pub tty: Option<String>,
     /// `NAME=value` pairs put into the PAM environment (as sshd puts SSH_AUTH_INFO_0).
     pub env: Vec<String>,
+    /// Holds the conversation open at a prompt, so a test can act while it waits.
+    pub pause: Option<Pause>,
+}
+
+/// At prompt number `at_prompt` (0 = the first), creates `DIR/open` and waits (up to
+/// 60 s) for `DIR/go` before answering.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Pause {
+    pub at_prompt: usize,
+    pub dir: String,
 }
 
 /// What happened: pam_authenticate's code, the conversation as `prompt: …`, `info: …`
@@ -75,6 +85,22 @@ const PAM_RHOST: c_int = 4;
 struct ConversationState {
     answers: std::collections::VecDeque<CString>,
     log: Vec<String>,
+    prompts: usize,
+    pause: Option<Pause>,
+}
+
+impl ConversationState {
+    fn maybe_pause(&mut self) {
+        if let Some(p) = self.pause.as_ref().filter(|p| p.at_prompt == self.prompts) {
+            let dir = std::path::Path::new(&p.dir);
+            let _ = std::fs::write(dir.join("open"), "");
+            let start = Instant::now();
+            while !dir.join("go").exists() && start.elapsed().as_secs() < 60 {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        self.prompts += 1;
+    }
 }
 
 #[link(name = "pam")]
@@ -111,6 +137,7 @@ extern "C" fn conversation(
             match (*m).msg_style {
                 PAM_PROMPT_ECHO_OFF | PAM_PROMPT_ECHO_ON => {
                     state.log.push(format!("prompt: {text}"));
+                    state.maybe_pause();
                     let Some(answer) = state.answers.pop_front() else {
                         libc::free(replies as *mut c_void);
                         return PAM_CONV_ERR;
@@ -133,6 +160,8 @@ pub fn run(t: &Transaction) -> Outcome {
     let mut state = ConversationState {
         answers: t.answers.iter().map(|a| cstr(a)).collect(),
         log: Vec::new(),
+        prompts: 0,
+        pause: t.pause.clone(),
     };
     let conv = PamConv {
         conv: conversation,

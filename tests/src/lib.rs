@@ -596,3 +596,18 @@ fn bus_config(socket: &Path, extra_policy: &str) -> String {
         .replace("@POLICY@", &policy_file().display().to_string())
         .replace("@EXTRA@", extra_policy)
 }
+
+/// The first transaction of a `pam_inprocess` report: its PAM code (-1 when missing) and
+/// its conversation lines (`prompt: …`, `info: …`, `error: …`).
+pub fn first_outcome(report: &serde_json::Value) -> (i64, Vec<String>) {
+    let r = &report["results"][0];
+    let conversation = r["conversation"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    (r["rc"].as_i64().unwrap_or(-1), conversation)
+}

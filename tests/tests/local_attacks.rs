@@ -3,6 +3,7 @@
 
 use std::process::{Command, Stdio};
 use twofold_integration::*;
+use twofold_pamtest::{Pause, Transaction};
 
 /// Runs `bus_flood` against the world's bus for `seconds`, as an unprivileged user
 /// (tf-bob as root; otherwise the test's own account).
@@ -176,4 +177,127 @@ fn refused_calls_of_one_user_are_recorded_up_to_a_bound_and_the_rest_counted() {
     println!(
         "proved: 60 refused calls of uid {bob}: 20 records and one saying the rest are counted"
     );
+}
+
+const T0: i64 = 1_800_000_000;
+const KEY: &str =
+    "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPBt/BNd5lA1dnF//n6CHzH8KvAg/yKN0naK8HbRXq9f";
+const CHANGED: &str = "error: Your second factor or its trust changed while this login waited";
+
+/// An sshd-style login of the test account with KEY from 192.0.2.7, held open at prompt
+/// `at_prompt` until the test lets it go.
+fn held_ssh(answers: &[&str], at_prompt: usize, dir: &std::path::Path) -> Transaction {
+    Transaction {
+        service: "sshd".into(),
+        user: me().into(),
+        answers: answers.iter().map(|a| a.to_string()).collect(),
+        rhost: Some("192.0.2.7".into()),
+        tty: Some("ssh".into()),
+        env: vec![format!("SSH_AUTH_INFO_0={KEY}")],
+        pause: Some(Pause {
+            at_prompt,
+            dir: dir.display().to_string(),
+        }),
+    }
+}
+
+/// Runs `t` and, while it waits at its pause, `meanwhile`; returns rc and conversation.
+fn while_held(w: &World, t: Transaction, meanwhile: impl FnOnce()) -> (i64, Vec<String>) {
+    let dir = std::path::PathBuf::from(&t.pause.as_ref().expect("a pause").dir);
+    std::fs::create_dir_all(&dir).expect("pause dir");
+    let _ = std::fs::remove_file(dir.join("go"));
+    let _ = std::fs::remove_file(dir.join("open"));
+    std::thread::scope(|s| {
+        let login = s.spawn(|| w.pam_inprocess(&[t], &[]));
+        let start = std::time::Instant::now();
+        while !dir.join("open").exists() {
+            assert!(start.elapsed().as_secs() < 20, "the prompt never opened");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        meanwhile();
+        std::fs::write(dir.join("go"), "").expect("go");
+        first_outcome(&login.join().expect("login thread"))
+    })
+}
+
+#[test]
+fn a_revocation_while_trust_this_device_is_open_is_obeyed() {
+    type Revocation = (&'static str, fn(&World));
+    let revocations: [Revocation; 3] = [
+        ("enrol --replace", |w| {
+            let out = w.ctl(
+                &["enrol", me(), "--replace", "--no-verify", "--qr", "none"],
+                "",
+            );
+            assert!(out.status.success(), "{}", combined(&out));
+        }),
+        ("trust revoke --all", |w| {
+            let out = w.ctl(&["trust", "revoke", me(), "--all"], "");
+            assert!(out.status.success(), "{}", combined(&out));
+        }),
+        ("a lockout by parallel logins", |w| {
+            let other = Transaction {
+                service: "sshd".into(),
+                user: me().into(),
+                answers: vec!["000000".into(), "000001".into(), "000002".into()],
+                rhost: Some("198.51.100.9".into()),
+                tty: Some("ssh".into()),
+                ..Default::default()
+            };
+            w.pam_inprocess(&[other], &[]);
+            let status = combined(&w.ctl(&["status", me()], ""));
+            assert!(status.contains("locked until"), "{status}");
+        }),
+    ];
+    for (what, revoke) in revocations {
+        let w = World::start_at("[lockout]\nmax_failures = 3", T0);
+        w.write_service("sshd", &w.module_line(""));
+        let secret = w.enrol(me());
+        let out = w.ctl(
+            &["confirm", me()],
+            &format!("{}\n", code_at_time(&secret, T0)),
+        );
+        assert!(out.status.success(), "{}", combined(&out));
+        w.set_clock(T0 + 30);
+        let code = code_at_time(&secret, T0 + 30);
+        let (rc, conv) = while_held(&w, held_ssh(&[&code, "y"], 1, &w.path("held")), || {
+            revoke(&w)
+        });
+        assert!(
+            conv.iter()
+                .any(|c| c == "prompt: Trust this device for 90 days? [y/N] "),
+            "{what}: {conv:?}"
+        );
+        assert!(
+            rc != 0 && conv.iter().any(|c| c.starts_with(CHANGED)),
+            "{what}: the login passed after the revocation: {conv:?}"
+        );
+        let list = combined(&w.ctl(&["--json", "trust", "list", me()], ""));
+        assert!(
+            !list.contains("\"device\""),
+            "{what}: a device was remembered: {list}"
+        );
+        println!("proved: {what} while 'Trust this device?' was open: refused, nothing remembered");
+    }
+}
+
+#[test]
+fn a_deferral_cleared_while_the_grace_notice_is_shown_refuses_the_login() {
+    let w = World::start_at("", T0);
+    w.write_service("sshd", &w.module_line(""));
+    let out = w.ctl(&["grace", "set", me(), "--until", "2027-02-01"], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    let (rc, conv) = while_held(&w, held_ssh(&[""], 0, &w.path("held")), || {
+        let out = w.ctl(&["grace", "clear", me()], "");
+        assert!(out.status.success(), "{}", combined(&out));
+    });
+    assert!(
+        conv.first().is_some_and(|c| c.contains("Press Enter")),
+        "{conv:?}"
+    );
+    assert!(
+        rc != 0 && conv.iter().any(|c| c.starts_with(CHANGED)),
+        "{conv:?}"
+    );
+    println!("proved: a deferral cleared while the grace notice was shown refuses the login");
 }

@@ -295,6 +295,7 @@ fn wrong_codes_after_a_failed_password_cannot_lock_out_the_user_elsewhere() {
         rhost: Some("198.51.100.5".into()),
         tty: Some("ssh".into()),
         env: vec![],
+        pause: None,
     };
     let report = w.pam_inprocess(&[legit], &[]);
     let r = &report["results"][0];

@@ -27,21 +27,12 @@ fn ssh(user: &str, key: &str, answers: &[&str]) -> Transaction {
         rhost: Some("192.0.2.7".into()),
         tty: Some("ssh".into()),
         env: vec![format!("SSH_AUTH_INFO_0={key}")],
+        pause: None,
     }
 }
 
 fn one(w: &World, t: Transaction) -> (i64, Vec<String>) {
-    let report = w.pam_inprocess(&[t], &[]);
-    let r: &Value = &report["results"][0];
-    let conversation = r["conversation"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    (r["rc"].as_i64().unwrap_or(-1), conversation)
+    first_outcome(&w.pam_inprocess(&[t], &[]))
 }
 
 /// The login was asked for a code (and, given none, failed): no trust applied.

@@ -1250,3 +1250,87 @@ fn users_outside_the_scope_are_ignored() {
     );
     assert!(!f.engine.status(&root(), "bob").unwrap().in_scope);
 }
+
+/// Brings a login of alice with KEY_A to the open "Trust this device?" question.
+fn at_the_trust_question(f: &Fixture, secret: &str) -> String {
+    f.clock.advance(30);
+    let (id, first) = f
+        .engine
+        .begin(&root(), ssh_key("alice", KEY_A, "192.0.2.7"))
+        .unwrap();
+    assert_eq!(first.action(), Some(Action::PromptSecret));
+    let code = f.code(secret, 0);
+    let step = f.engine.answer(&root(), &id, &code).unwrap();
+    assert_eq!(step.prompt, "Trust this device for 90 days? [y/N] ");
+    id
+}
+
+fn devices_of(f: &Fixture, user: &str) -> usize {
+    f.engine
+        .trust_list(&root(), user)
+        .unwrap()
+        .iter()
+        .filter(|t| t.kind == "device")
+        .count()
+}
+
+#[test]
+fn an_open_trust_question_obeys_every_revocation_made_while_it_waits() {
+    type Revocation = (&'static str, fn(&Fixture));
+    let revocations: [Revocation; 4] = [
+        ("the factor replaced", |f| {
+            f.engine.enrol(&root(), "alice", true).unwrap();
+        }),
+        ("trust revoke --all", |f| {
+            f.engine.trust_revoke(&root(), "alice", "").unwrap();
+        }),
+        ("a lockout by parallel logins", |f| {
+            let wrong = ["000000", "000001", "000002"];
+            f.login_as(&root(), ssh_key("alice", KEY_B, "198.51.100.9"), &wrong);
+        }),
+        ("a password change", |f| {
+            f.users.password_generation.fetch_add(1, Ordering::SeqCst);
+        }),
+    ];
+    for (what, revoke) in revocations {
+        for answer in ["y", "n"] {
+            let f = fixture_with(
+                "version = 1\n[daemon]\nadmin_group = \"twofold-admin\"\n[lockout]\nmax_failures = 3\n",
+            );
+            let secret = f.enrol("alice");
+            let id = at_the_trust_question(&f, &secret);
+            revoke(&f);
+            let step = f.engine.answer(&root(), &id, answer).unwrap();
+            assert_eq!(
+                step.action(),
+                Some(Action::Denied),
+                "{what}, answered {answer}: {step:?}"
+            );
+            assert_eq!(
+                devices_of(&f, "alice"),
+                0,
+                "{what}: a device was remembered"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_grace_notice_obeys_a_deferral_cleared_while_it_is_shown() {
+    let f = fixture();
+    f.engine
+        .grace_set(&root(), "bob", T0 + 86400, "new phone")
+        .unwrap();
+    let (id, step) = f.engine.begin(&root(), ctx("bob")).unwrap();
+    assert_eq!(step.action(), Some(Action::PromptVisible), "{step:?}");
+    f.engine.grace_clear(&root(), "bob").unwrap();
+    let step = f.engine.answer(&root(), &id, "").unwrap();
+    assert_eq!(step.action(), Some(Action::Denied), "{step:?}");
+    // Unchanged, the notice still passes.
+    f.engine
+        .grace_set(&root(), "bob", T0 + 86400, "new phone")
+        .unwrap();
+    let (id, _) = f.engine.begin(&root(), ctx("bob")).unwrap();
+    let step = f.engine.answer(&root(), &id, "").unwrap();
+    assert_eq!(step.action(), Some(Action::Success), "{step:?}");
+}
