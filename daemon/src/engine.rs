@@ -67,8 +67,9 @@ struct Conversation {
     identity: Option<DeviceIdentity>,
     caller_uid: u32,
     context: LoginContext,
-    /// False for users with no factor under `unenrolled = "deny"`: they are asked for a
-    /// code like everyone else, so the prompts do not tell who is enrolled.
+    /// False for names with no factor under `unenrolled = "deny"` (and unknown names):
+    /// they are asked, counted and locked like everyone else, so nothing tells who is
+    /// enrolled; only the audit trail says "no factor".
     enrolled: bool,
     tries_left: u32,
     expires_at: i64,
@@ -205,10 +206,7 @@ impl Engine {
         let account = match self.users.account(&ctx.user) {
             Ok(Some(account)) => account,
             // Not a user at all: asked and refused like a wrong code, never ignored.
-            Ok(None) => {
-                let step = Step::prompt(Action::PromptSecret, CODE_PROMPT);
-                return self.open(caller, ctx, Stage::Code, false, None, now, step);
-            }
+            Ok(None) => return self.ask_without_factor(caller, ctx, now),
             Err(e) => return Ok((String::new(), self.lookup_failed(caller.uid, &ctx, &e))),
         };
         self.canonicalise(caller.uid, &mut ctx, account);
@@ -302,10 +300,29 @@ impl Engine {
                 self.audit_login("ignored", caller.uid, &ctx, "not enrolled; policy: ignore");
                 Ok((String::new(), Step::new(Action::OutOfScope)))
             }
-            None => {
+            None => self.ask_without_factor(caller, ctx, now),
+        }
+    }
+
+    /// A name with no factor under `unenrolled = "deny"`, or no account at all: asked
+    /// for a code like an enrolled user, and refused before any prompt while its counted
+    /// wrong codes keep it locked — exactly as an enrolled account would be.
+    fn ask_without_factor(
+        &self,
+        caller: &Caller,
+        ctx: LoginContext,
+        now: i64,
+    ) -> Result<(String, Step), ApiError> {
+        match lock(&self.store).phantom_locked_until(&ctx.user) {
+            Ok(until) if until > now => {
+                self.audit_login("locked", caller.uid, &ctx, "no factor; locked");
+                Ok((String::new(), locked_step(until - now)))
+            }
+            Ok(_) => {
                 let step = Step::prompt(Action::PromptSecret, CODE_PROMPT);
                 self.open(caller, ctx, Stage::Code, false, None, now, step)
             }
+            Err(e) => Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
         }
     }
 
@@ -461,15 +478,14 @@ impl Engine {
         } else {
             response
         };
-        let attempt = if conv.enrolled {
-            let params = self.params;
-            let source = source_of(&conv.context, conv.caller_uid);
+        // Names without a factor go through the same attempt: counted, made to wait and
+        // locked alike (the store keeps them as phantoms), so nothing tells them apart.
+        let params = self.params;
+        let source = source_of(&conv.context, conv.caller_uid);
+        let attempt =
             lock(&self.store).attempt(&conv.context.user, &source, now, &self.lockout, |user| {
                 otp::matching_step(&params, &user.secret, response, now)
-            })
-        } else {
-            Ok(Attempt::NotEnrolled)
-        };
+            });
         let (caller_uid, ctx) = (conv.caller_uid, &conv.context);
         let failed = match attempt {
             Ok(Attempt::Accepted {
@@ -517,9 +533,9 @@ impl Engine {
                 );
                 return Ok(locked_step(until - now));
             }
+            Ok(Attempt::Rejected { .. }) if !conv.enrolled => "no factor",
             Ok(Attempt::Rejected { replay: true, .. }) => "code already used",
             Ok(Attempt::Rejected { replay: false, .. }) => "wrong code",
-            Ok(Attempt::NotEnrolled) => "not enrolled",
             Err(e) => return Ok(self.store_failed(caller_uid, ctx, &e)),
         };
         self.audit_login("failure", caller_uid, ctx, failed);

@@ -95,16 +95,11 @@ pub enum Issued {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
-    NotEnrolled,
     /// Refused without looking at the code.
-    Locked {
-        until: i64,
-    },
+    Locked { until: i64 },
     /// This source sent too many wrong codes and must wait: refused without looking at
     /// the code, and not counted on the account.
-    Throttled {
-        until: i64,
-    },
+    Throttled { until: i64 },
     Accepted {
         activated: bool,
         /// The factor's generation the code was checked against (see `UserRecord`).
@@ -123,7 +118,15 @@ pub struct Store {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
+
+/// Names without a factor whose wrong codes are counted (see `phantoms`) at most; beyond
+/// it the least recently tried go first.
+pub const MAX_PHANTOMS: i64 = 10_000;
+
+/// The secret a name without a factor is "checked" against: the same work as a real
+/// check, so the answer takes as long; its result is never used.
+const PHANTOM_SECRET: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// Each entry moves the schema from version i to i+1.
 const MIGRATIONS: &[&str] = &[
@@ -186,6 +189,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE generation_counter (n INTEGER NOT NULL) STRICT;
     INSERT INTO generation_counter (n) VALUES (0);
+",
+    // Wrong codes for names with no factor (unenrolled or unknown), counted and locked like
+    // an enrolled account's, so the lockout does not tell who is enrolled.
+    "
+    CREATE TABLE phantoms (
+        name          TEXT PRIMARY KEY NOT NULL,
+        failures      INTEGER NOT NULL,
+        lock_count    INTEGER NOT NULL,
+        locked_until  INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX phantoms_by_age ON phantoms (updated_at);
 ",
 ];
 
@@ -357,12 +372,24 @@ impl Store {
             }
             _ => {}
         }
+        // Wrong codes counted before the name had a factor stay with it.
+        let carried = phantom_record(&tx, name)?;
+        tx.execute("DELETE FROM phantoms WHERE name = ?1", [name])?;
         tx.execute(
-            "INSERT INTO users (name, secret, state, enrolled_at, issued_by_admin)
-                 VALUES (?1, ?2, 'pending', ?3, ?4)
+            "INSERT INTO users (name, secret, state, enrolled_at, issued_by_admin, failures,
+                     lock_count, locked_until)
+                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(name) DO UPDATE SET secret = ?2, state = 'pending', enrolled_at = ?3,
                  last_step = -1, last_success = 0, issued_by_admin = ?4",
-            params![name, secret, now, by_admin],
+            params![
+                name,
+                secret,
+                now,
+                by_admin,
+                carried.failures,
+                carried.lock_count,
+                carried.locked_until
+            ],
         )?;
         // A new secret ends every trust the old one earned, and every open conversation.
         tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
@@ -386,12 +413,16 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Some(user) = tx
+        let enrolled = tx
             .prepare_cached(SELECT_USER_BY_NAME)?
             .query_row([name], row_to_user)
-            .optional()?
-        else {
-            return Ok(Attempt::NotEnrolled);
+            .optional()?;
+        // A name without a factor goes through the same counting, waits and locks, kept
+        // in `phantoms`, and no code ever passes for it.
+        let phantom = enrolled.is_none();
+        let user = match enrolled {
+            Some(user) => user,
+            None => phantom_record(&tx, name)?,
         };
         if user.locked_until > now {
             return Ok(Attempt::Locked {
@@ -410,7 +441,8 @@ impl Store {
         }
         let step = check(&user)
             .map_err(StoreError::Unavailable)?
-            .map(|s| s as i64);
+            .map(|s| s as i64)
+            .filter(|_| !phantom);
         let outcome = match step {
             Some(step) if step > user.last_step => {
                 tx.prepare_cached(
@@ -436,8 +468,19 @@ impl Store {
                 } else {
                     (failures, user.lock_count, None)
                 };
-                tx.prepare_cached("UPDATE users SET failures = ?2, lock_count = ?3, locked_until = ?4 WHERE name = ?1")?
-                    .execute(params![name, failures, lock_count, locked_until.unwrap_or(0)])?;
+                if phantom {
+                    put_phantom(
+                        &tx,
+                        name,
+                        failures,
+                        lock_count,
+                        locked_until.unwrap_or(0),
+                        now,
+                    )?;
+                } else {
+                    tx.prepare_cached("UPDATE users SET failures = ?2, lock_count = ?3, locked_until = ?4 WHERE name = ?1")?
+                        .execute(params![name, failures, lock_count, locked_until.unwrap_or(0)])?;
+                }
                 let source_failures = source_failures + 1;
                 let source_until = match policy.source_wait(source_failures) {
                     0 => 0,
@@ -529,6 +572,7 @@ impl Store {
             [name],
         )? > 0;
         tx.execute("DELETE FROM backoff WHERE user = ?1", [name])?;
+        tx.execute("DELETE FROM phantoms WHERE name = ?1", [name])?;
         tx.commit()?;
         Ok(known)
     }
@@ -624,6 +668,12 @@ impl Store {
         Ok(true)
     }
 
+    /// Until when a name without a factor is locked (0: not locked).
+    pub fn phantom_locked_until(&mut self, name: &str) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        Ok(phantom_record(&tx, name)?.locked_until)
+    }
+
     /// Whether `user` still has the factor of `generation` and is not locked at `now`.
     pub fn still(&mut self, user: &str, generation: i64, now: i64) -> Result<bool> {
         let tx = self.conn.transaction()?;
@@ -659,6 +709,10 @@ impl Store {
             .execute("DELETE FROM trust WHERE expires_at <= ?1", [now])?;
         self.conn.execute(
             "DELETE FROM backoff WHERE until <= ?1 AND updated_at <= ?1 - 86400",
+            [now],
+        )?;
+        self.conn.execute(
+            "DELETE FROM phantoms WHERE locked_until <= ?1 AND updated_at <= ?1 - 86400",
             [now],
         )?;
         Ok(trust)
@@ -760,6 +814,51 @@ fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
         locked_until: r.get(8)?,
         generation: r.get(9)?,
     })
+}
+
+/// The counting state of a name without a factor, as a record no code can match.
+fn phantom_record(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<UserRecord> {
+    let (failures, lock_count, locked_until) = tx
+        .prepare_cached("SELECT failures, lock_count, locked_until FROM phantoms WHERE name = ?1")?
+        .query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+        .unwrap_or((0, 0, 0));
+    Ok(UserRecord {
+        name: name.to_owned(),
+        secret: PHANTOM_SECRET.to_owned(),
+        state: FactorState::Active,
+        enrolled_at: 0,
+        last_step: i64::MAX,
+        last_success: 0,
+        failures,
+        lock_count,
+        locked_until,
+        generation: 0,
+    })
+}
+
+/// Records a name's wrong codes; the table stays within [`MAX_PHANTOMS`] rows.
+fn put_phantom(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    failures: u32,
+    lock_count: u32,
+    locked_until: i64,
+    now: i64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO phantoms (name, failures, lock_count, locked_until, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(name) DO UPDATE SET failures = ?2, lock_count = ?3, locked_until = ?4,
+             updated_at = ?5",
+    )?
+    .execute(params![name, failures, lock_count, locked_until, now])?;
+    tx.prepare_cached(
+        "DELETE FROM phantoms WHERE name IN (SELECT name FROM phantoms ORDER BY updated_at
+             LIMIT MAX(0, (SELECT COUNT(*) FROM phantoms) - ?1))",
+    )?
+    .execute([MAX_PHANTOMS])?;
+    Ok(())
 }
 
 /// Deletes the previous record of `r`'s kind for the same device and service, then adds `r`.

@@ -301,3 +301,71 @@ fn a_deferral_cleared_while_the_grace_notice_is_shown_refuses_the_login() {
     );
     println!("proved: a deferral cleared while the grace notice was shown refuses the login");
 }
+
+/// What someone outside sees of 12 wrong codes for `user` (4 logins of 3 tries, then a
+/// 5th): each login's PAM code and conversation, with the name blanked out.
+fn what_an_attacker_sees(w: &World, user: &str) -> Vec<(i64, Vec<String>)> {
+    (0..5)
+        .map(|_| {
+            let t = Transaction {
+                service: "sshd".into(),
+                user: user.into(),
+                answers: vec!["000000".into(), "111111".into(), "222222".into()],
+                rhost: Some("203.0.113.5".into()),
+                tty: Some("ssh".into()),
+                ..Default::default()
+            };
+            let (rc, conv) = first_outcome(&w.pam_inprocess(&[t], &[]));
+            (rc, conv.iter().map(|c| c.replace(user, "USER")).collect())
+        })
+        .collect()
+}
+
+#[test]
+#[cfg_attr(not(as_root), ignore = "needs root: logs in as other accounts")]
+fn lockout_does_not_tell_enrolled_unenrolled_and_unknown_names_apart() {
+    ensure_test_users();
+    // The defaults (waits per source after 5), and a plain account lock after 5.
+    for lockout in ["", "[lockout]\nmax_failures = 5\nsource_failures = 100"] {
+        let w = World::start_at(lockout, T0);
+        w.write_service("sshd", &w.module_line(""));
+        let secret = w.enrol(USER_A);
+        let out = w.ctl(
+            &["confirm", USER_A],
+            &format!("{}\n", code_at_time(&secret, T0)),
+        );
+        assert!(out.status.success(), "{}", combined(&out));
+        w.set_clock(T0 + 30);
+        let enrolled = what_an_attacker_sees(&w, USER_A);
+        let unenrolled = what_an_attacker_sees(&w, USER_B);
+        let unknown = what_an_attacker_sees(&w, "tf-no-such-user");
+        assert_eq!(
+            enrolled, unenrolled,
+            "enrolled and unenrolled differ ({lockout:?})"
+        );
+        assert_eq!(
+            enrolled, unknown,
+            "enrolled and unknown differ ({lockout:?})"
+        );
+        // By the fifth login the account is locked or the source waits, for all three.
+        let held_off = enrolled.last().is_some_and(|(rc, conv)| {
+            *rc != 0
+                && conv
+                    .iter()
+                    .any(|c| c.starts_with("error: Too many wrong codes"))
+        });
+        assert!(
+            held_off,
+            "no lock or wait after 12 wrong codes: {enrolled:?}"
+        );
+        println!(
+            "proved ({}): 12 wrong codes give the same prompts, messages and lock for enrolled, unenrolled and unknown names: {:?}",
+            if lockout.is_empty() {
+                "defaults"
+            } else {
+                "account lock after 5"
+            },
+            enrolled.last()
+        );
+    }
+}

@@ -31,7 +31,7 @@ fn files_are_private_and_schema_is_versioned() {
     assert_eq!(mode(db.parent().unwrap()), 0o700);
     drop(s);
     let s = Store::open(&db).unwrap(); // reopening runs no migration twice
-    assert_eq!(s.schema_version().unwrap(), 5);
+    assert_eq!(s.schema_version().unwrap(), 6);
     for f in ["twofold.db", "twofold.db-wal", "twofold.db-shm"] {
         let p = db.parent().unwrap().join(f);
         if p.exists() {
@@ -72,11 +72,12 @@ fn a_newer_schema_is_refused() {
 #[test]
 fn pending_secret_is_activated_by_the_first_right_code() {
     let mut s = Store::open_in_memory().unwrap();
-    assert_eq!(
+    // Without a factor no code passes (the attempt is counted like a wrong one).
+    assert!(matches!(
         s.attempt("alice", "host a", 100, &POLICY, accept(1))
             .unwrap(),
-        Attempt::NotEnrolled
-    );
+        Attempt::Rejected { .. }
+    ));
     assert_eq!(
         s.put_pending("alice", "S", 100, false, true).unwrap(),
         Issued::Stored
@@ -385,4 +386,47 @@ fn a_source_waits_after_its_wrong_codes_and_others_do_not() {
             .unwrap(),
         Attempt::Accepted { .. }
     ));
+}
+
+#[test]
+fn names_without_a_factor_are_counted_locked_and_keep_their_lock_into_an_enrolment() {
+    let mut s = Store::open_in_memory().unwrap();
+    for t in 0..3 {
+        let r = s
+            .attempt("ghost", "host a", 100 + t, &POLICY, accept(99))
+            .unwrap();
+        assert!(
+            matches!(r, Attempt::Rejected { .. }),
+            "a code passed for no factor: {r:?}"
+        );
+    }
+    let until = s.phantom_locked_until("ghost").unwrap();
+    assert_eq!(until, 102 + 60, "locked like an account after max_failures");
+    assert_eq!(
+        s.attempt("ghost", "host a", 110, &POLICY, wrong).unwrap(),
+        Attempt::Locked { until }
+    );
+    // Enrolling the name does not lift the lock its wrong codes earned.
+    s.put_pending("ghost", "S", 120, false, false).unwrap();
+    assert_eq!(s.user("ghost").unwrap().unwrap().locked_until, until);
+    assert_eq!(s.phantom_locked_until("ghost").unwrap(), 0);
+}
+
+#[test]
+fn the_phantom_table_stays_bounded() {
+    let mut s = Store::open_in_memory().unwrap();
+    for i in 0..MAX_PHANTOMS + 50 {
+        s.attempt(&format!("n{i}"), "h", i, &POLICY, wrong).unwrap();
+    }
+    let rows: i64 = s
+        .conn_for_tests()
+        .query_row("SELECT COUNT(*) FROM phantoms", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, MAX_PHANTOMS);
+    // The least recently tried went first.
+    let oldest_kept: i64 = s
+        .conn_for_tests()
+        .query_row("SELECT MIN(updated_at) FROM phantoms", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(oldest_kept, 50);
 }
