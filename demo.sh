@@ -40,13 +40,16 @@ for _ in $(seq 100); do [ -S "$WORK/bus" ] && break; sleep 0.05; done
 BUS="unix:path=$WORK/bus"
 
 # Built-in defaults, except where the demo must not touch the system: bus and database.
+mkdir -m 755 "$WORK/run"
+SOCKET="$WORK/run/socket"
 cat > "$WORK/twofold.toml" <<EOC
 version = 1
 [daemon]
 bus = "$BUS"
+socket = "$SOCKET"
 database = "$WORK/state/twofold.db"
 EOC
-echo "== starting twofoldd on a private bus ($BUS)"
+echo "== starting twofoldd: its own socket ($SOCKET) and a private bus ($BUS)"
 "$T/twofoldd" --config "$WORK/twofold.toml" 2>"$WORK/twofoldd.log" &
 DAEMON_PID=$!
 for _ in $(seq 200); do grep -q serving "$WORK/twofoldd.log" 2>/dev/null && break; sleep 0.05; done
@@ -57,22 +60,22 @@ wait_next_step() { local s=$(( 30 - $(date +%s) % 30 )); echo "   (waiting ${s}s
 
 echo "== enrolling $ME"
 if [ $AUTO = 1 ]; then
-  "$T/twofoldctl" --bus "$BUS" enrol "$ME" --no-verify | tee "$WORK/enrol.txt"
+  "$T/twofoldctl" --socket "$SOCKET" enrol "$ME" --no-verify | tee "$WORK/enrol.txt"
   # What a person would scan: the secret inside the otpauth:// URI.
   SECRET=$(sed -n 's/^otpauth URI: .*secret=\([A-Z2-7]*\).*/\1/p' "$WORK/enrol.txt")
   CODE=$(code_now "$SECRET")
   echo "   confirming with the app's code (computed: $CODE)"
-  echo "$CODE" | "$T/twofoldctl" --bus "$BUS" confirm "$ME"
+  echo "$CODE" | "$T/twofoldctl" --socket "$SOCKET" confirm "$ME"
 else
-  "$T/twofoldctl" --bus "$BUS" enrol "$ME"
+  "$T/twofoldctl" --socket "$SOCKET" enrol "$ME"
 fi
-"$T/twofoldctl" --bus "$BUS" status "$ME"
+"$T/twofoldctl" --socket "$SOCKET" status "$ME"
 
 echo "== PAM login through pam_twofold.so (service 'twofold-demo')"
 mkdir -p "$WORK/pam.d"
 DAEMON_ARG=""
 [ "$(id -u)" = 0 ] || DAEMON_ARG="daemon_user=$ME"
-echo "auth required $T/libpam_twofold.so bus=$BUS $DAEMON_ARG" > "$WORK/pam.d/twofold-demo"
+echo "auth required $T/libpam_twofold.so socket=$SOCKET $DAEMON_ARG" > "$WORK/pam.d/twofold-demo"
 echo "auth required pam_deny.so" > "$WORK/pam.d/other"
 pam() { LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$WORK/pam.d" pamtester twofold-demo "$ME" authenticate; }
 wait_next_step   # the enrolment used the current code; a login needs a fresh one

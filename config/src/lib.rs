@@ -130,6 +130,10 @@ pub struct DaemonConfig {
     pub admin_group: Option<Name>,
     /// Where audit records go (syslog, facility authpriv).
     pub syslog_socket: AbsolutePath,
+    /// twofoldd's own socket for logins and twofoldctl (D-Bus peer-to-peer): in a
+    /// directory only root (or the daemon's account) may write; the socket itself is open
+    /// to every user, since screen lockers authenticate as the user.
+    pub socket: AbsolutePath,
 }
 
 impl Default for DaemonConfig {
@@ -139,6 +143,7 @@ impl Default for DaemonConfig {
             database: AbsolutePath(PathBuf::from("/var/lib/twofold/twofold.db")),
             admin_group: None,
             syslog_socket: AbsolutePath(PathBuf::from("/dev/log")),
+            socket: AbsolutePath(PathBuf::from(twofold_protocol::SOCKET_PATH)),
         }
     }
 }

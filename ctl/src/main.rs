@@ -6,7 +6,7 @@ mod output;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
-use twofold_protocol::{ManageProxy, SYSTEM_BUS_ADDRESS, errors};
+use twofold_protocol::{ManageProxy, SOCKET_PATH, SYSTEM_BUS_ADDRESS, errors};
 use zbus::proxy::CacheProperties;
 
 const EXIT_CODES: &str = "\
@@ -26,9 +26,15 @@ Exit codes:
     after_help = EXIT_CODES
 )]
 struct Cli {
-    /// D-Bus address of the bus twofoldd is on.
-    #[arg(long, global = true, default_value = SYSTEM_BUS_ADDRESS, value_name = "ADDRESS")]
-    bus: String,
+    /// twofoldd's own socket (works while dbus-daemon is down).
+    #[arg(long, global = true, default_value = SOCKET_PATH, value_name = "PATH")]
+    socket: String,
+    /// The account twofoldd runs as, when not root: only its socket is trusted with codes.
+    #[arg(long, global = true, value_name = "USER")]
+    daemon_user: Option<String>,
+    /// Talk to twofoldd over this D-Bus bus instead of its socket (`system` for the system bus).
+    #[arg(long, global = true, value_name = "ADDRESS")]
+    bus: Option<String>,
     /// Machine-readable output (JSON) instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -206,7 +212,7 @@ fn explain(e: zbus::Error, bus: &str) -> Failure {
         }
         zbus::Error::InputOutput(_) | zbus::Error::Address(_) | zbus::Error::Handshake(_) => fail(
             3,
-            format!("cannot reach the bus at {bus}: is twofoldd running? ({e})"),
+            format!("cannot reach twofoldd at {bus}: is it running? ({e})"),
         ),
         other => fail(1, other.to_string()),
     }
@@ -242,16 +248,68 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: &Cli) -> Result<(), Failure> {
-    let bus = cli.bus.as_str();
-    let conn = zbus::connection::Builder::address(bus)
-        .method_timeout(std::time::Duration::from_secs(15))
+/// A connection to twofoldd: its socket, or a bus with `--bus`. Returns it and a name
+/// for it in messages.
+async fn connect(cli: &Cli) -> Result<(zbus::Connection, String), Failure> {
+    let unreachable = |place: &str, e: &dyn std::fmt::Display| Failure {
+        code: 3,
+        message: format!("cannot reach twofoldd at {place}: is it running? ({e})"),
+    };
+    let timeout = std::time::Duration::from_secs(15);
+    if let Some(bus) = &cli.bus {
+        let address = if bus == "system" {
+            SYSTEM_BUS_ADDRESS
+        } else {
+            bus.as_str()
+        };
+        let place = format!("the bus {address}");
+        let conn = zbus::connection::Builder::address(address)
+            .method_timeout(timeout)
+            .build()
+            .await
+            .map_err(|e| unreachable(&place, &e))?;
+        return Ok((conn, place));
+    }
+    let place = format!("the socket {}", cli.socket);
+    let stream = std::os::unix::net::UnixStream::connect(&cli.socket)
+        .map_err(|e| unreachable(&place, &e))?;
+    // A code typed here must only reach twofoldd: root, or (a private test daemon) ourselves.
+    let peer = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(|e| unreachable(&place, &e))?;
+    let daemon_uid = match &cli.daemon_user {
+        None => 0,
+        Some(name) => match nix::unistd::User::from_name(name) {
+            Ok(Some(u)) => u.uid.as_raw(),
+            _ => {
+                return Err(Failure {
+                    code: 2,
+                    message: format!("--daemon-user {name}: no such user"),
+                });
+            }
+        },
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if ![0, daemon_uid, me].contains(&peer.uid()) {
+        return Err(Failure {
+            code: 4,
+            message: format!(
+                "{place} belongs to uid {}, not to twofoldd's account: refusing to talk to it",
+                peer.uid()
+            ),
+        });
+    }
+    let conn = zbus::connection::Builder::unix_stream(stream)
+        .p2p()
+        .method_timeout(timeout)
         .build()
         .await
-        .map_err(|e| Failure {
-            code: 3,
-            message: format!("cannot reach the bus at {bus}: is twofoldd running? ({e})"),
-        })?;
+        .map_err(|e| unreachable(&place, &e))?;
+    Ok((conn, place))
+}
+
+async fn run(cli: &Cli) -> Result<(), Failure> {
+    let (conn, place) = connect(cli).await?;
+    let bus = place.as_str();
     let manage = ManageProxy::builder(&conn)
         .cache_properties(CacheProperties::No)
         .build()

@@ -743,6 +743,12 @@ impl Engine {
         Ok(done)
     }
 
+    /// Ends every conversation of one connection (it closed): a conversation never
+    /// outlives the connection that began it.
+    pub fn end_conversations_of(&self, owner: &str) {
+        lock(&self.conversations).retain(|_, c| c.owner != owner);
+    }
+
     /// Drops a conversation the caller owns.
     pub fn cancel(&self, caller: &Caller, id: &str) {
         let mut conversations = lock(&self.conversations);

@@ -12,5 +12,6 @@ pub mod manage;
 pub mod otp;
 pub mod random;
 pub mod service;
+pub mod socket;
 pub mod store;
 pub mod trust;

@@ -96,10 +96,14 @@ async fn serve(
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<(), String> {
     let store = Store::open(&config.daemon.database.0).map_err(|e| e.to_string())?;
+    // The system bus may be missing (a minimal host, dbus-daemon restarting): then only the
+    // socket is served. A bus named in the configuration must be there.
+    let bus_optional = config.daemon.bus.0 == "system";
     let address = match config.daemon.bus.0.as_str() {
         "system" => SYSTEM_BUS_ADDRESS.to_string(),
         other => other.to_string(),
     };
+    let socket_path = config.daemon.socket.0.clone();
     let hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -127,15 +131,6 @@ async fn serve(
     {
         eprintln!("twofoldd: {line}");
     }
-    // Every call the daemon makes (to the bus driver) gives up after this.
-    let conn = zbus::connection::Builder::address(address.as_str())
-        .method_timeout(std::time::Duration::from_secs(5))
-        .build()
-        .await
-        .map_err(|e| format!("cannot connect to the bus at {address}: {e}"))?;
-    let dbus = zbus::fdo::DBusProxy::new(&conn)
-        .await
-        .map_err(|e| e.to_string())?;
     let housekeeping = engine.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -147,24 +142,58 @@ async fn serve(
             }
         }
     });
+    // Logins and twofoldctl come over the socket, which needs no bus daemon; the bus
+    // serves other programs, and bus activation.
+    let socket = twofold_daemon::socket::listener(&socket_path)?;
+    let bus = match connect_bus(&address).await {
+        Ok(bus) => Some(bus),
+        Err(e) if bus_optional => {
+            eprintln!("twofoldd: {e}; going on without the bus");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let dbus = match &bus {
+        Some(conn) => Some(
+            zbus::fdo::DBusProxy::new(conn)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
     let shared = Shared::new(engine, dbus);
-    // Serve the interfaces before taking the name, so no call finds the name but no object.
-    let server = conn.object_server();
-    server
-        .at(OBJECT_PATH, AuthService(shared.clone()))
-        .await
-        .map_err(|e| e.to_string())?;
-    server
-        .at(OBJECT_PATH, ManageService(shared))
-        .await
-        .map_err(|e| e.to_string())?;
-    conn.request_name(BUS_NAME)
-        .await
-        .map_err(|e| format!("cannot own {BUS_NAME}: {e}"))?;
-    eprintln!("twofoldd: serving {BUS_NAME} on {address}");
+    tokio::spawn(twofold_daemon::socket::serve(socket, shared.clone()));
+    eprintln!("twofoldd: listening on {}", socket_path.display());
+    if let Some(conn) = &bus {
+        // Serve the interfaces before taking the name, so no call finds the name but no object.
+        let server = conn.object_server();
+        server
+            .at(OBJECT_PATH, AuthService(shared.clone(), None))
+            .await
+            .map_err(|e| e.to_string())?;
+        server
+            .at(OBJECT_PATH, ManageService(shared.clone(), None))
+            .await
+            .map_err(|e| e.to_string())?;
+        conn.request_name(BUS_NAME)
+            .await
+            .map_err(|e| format!("cannot own {BUS_NAME}: {e}"))?;
+        eprintln!("twofoldd: serving {BUS_NAME} on {address}");
+    } else {
+        eprintln!("twofoldd: serving logins on the socket only");
+    }
     let _ = shutdown.await;
     eprintln!("twofoldd: stopping");
     Ok(())
+}
+
+/// Every call the daemon makes on the bus (to the bus driver) gives up after 5 s.
+async fn connect_bus(address: &str) -> Result<zbus::Connection, String> {
+    zbus::connection::Builder::address(address)
+        .method_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .await
+        .map_err(|e| format!("cannot connect to the bus at {address}: {e}"))
 }
 
 /// glibc raises its mmap threshold to the size of each large block freed, so after a

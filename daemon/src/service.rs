@@ -45,7 +45,8 @@ impl From<ApiError> for TwofoldError {
 #[derive(Clone)]
 pub struct Shared {
     engine: Arc<Engine>,
-    dbus: fdo::DBusProxy<'static>,
+    /// The bus driver, to identify callers on the bus; None when serving the socket only.
+    dbus: Option<fdo::DBusProxy<'static>>,
     /// uid and pid per unique bus name: a connection's credentials never change and the
     /// bus never reuses a unique name, so each caller costs one lookup, not one per call.
     callers: Arc<Mutex<HashMap<String, Credentials>>>,
@@ -114,7 +115,7 @@ impl Drop for LookupSlot {
 }
 
 impl Shared {
-    pub fn new(engine: Arc<Engine>, dbus: fdo::DBusProxy<'static>) -> Shared {
+    pub fn new(engine: Arc<Engine>, dbus: Option<fdo::DBusProxy<'static>>) -> Shared {
         Shared {
             engine,
             dbus,
@@ -125,13 +126,20 @@ impl Shared {
 
     /// The caller's uid and pid as the bus daemon knows them. No uid: no service.
     /// Oversized calls are refused first, and the look-up is bounded in time and number.
-    async fn caller(&self, header: &Header<'_>) -> Result<Caller, TwofoldError> {
+    async fn caller(
+        &self,
+        header: &Header<'_>,
+        peer: Option<&Caller>,
+    ) -> Result<Caller, TwofoldError> {
         let denied = |why: &str| TwofoldError::PermissionDenied(why.to_string());
         if header.primary().body_len() > MAX_BODY_BYTES {
             return Err(TwofoldError::InvalidInput(format!(
                 "the call is larger than {} KiB",
                 MAX_BODY_BYTES / 1024
             )));
+        }
+        if let Some(peer) = peer {
+            return Ok(peer.clone());
         }
         let sender = header
             .sender()
@@ -148,9 +156,13 @@ impl Shared {
         }
         let _slot = LookupSlot::take(&self.lookups, &bus_name)
             .ok_or_else(|| denied("too many calls waiting to be identified; try again"))?;
+        let dbus = self
+            .dbus
+            .as_ref()
+            .ok_or_else(|| denied("cannot identify the caller"))?;
         let creds = tokio::time::timeout(
             CREDENTIALS_TIMEOUT,
-            self.dbus.get_connection_credentials(sender.into()),
+            dbus.get_connection_credentials(sender.into()),
         )
         .await
         .map_err(|_| denied("the bus did not say who the caller is in time"))?
@@ -168,13 +180,20 @@ impl Shared {
         Ok(Caller { uid, pid, bus_name })
     }
 
+    /// Ends the conversations of a peer whose connection closed.
+    pub fn disconnected(&self, peer: &Caller) {
+        self.engine.end_conversations_of(&peer.bus_name);
+    }
+
     /// Runs `f` in place: the engine's work is short, and the daemon runs on one thread.
     fn run<T>(&self, f: impl FnOnce(&Engine) -> Result<T, ApiError>) -> Result<T, TwofoldError> {
         f(&self.engine).map_err(TwofoldError::from)
     }
 }
 
-pub struct AuthService(pub Shared);
+/// The login interface, with the peer when served on twofoldd's own socket (identified
+/// by the socket's SO_PEERCRED), or `None` on the bus (identified by the bus daemon).
+pub struct AuthService(pub Shared, pub Option<Caller>);
 
 #[interface(name = "org.twofold.Twofold1.Auth")]
 impl AuthService {
@@ -183,7 +202,7 @@ impl AuthService {
         context: LoginContext,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, Step), TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0.run(move |e| e.begin(&caller, context))
     }
 
@@ -193,7 +212,7 @@ impl AuthService {
         response: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Step, TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0
             .run(move |e| e.answer(&caller, &conversation, &response))
     }
@@ -203,7 +222,7 @@ impl AuthService {
         conversation: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0.run(move |e| {
             e.cancel(&caller, &conversation);
             Ok(())
@@ -211,7 +230,8 @@ impl AuthService {
     }
 }
 
-pub struct ManageService(pub Shared);
+/// Enrolment and administration; the peer as for [`AuthService`].
+pub struct ManageService(pub Shared, pub Option<Caller>);
 
 #[interface(name = "org.twofold.Twofold1.Manage")]
 impl ManageService {
@@ -221,7 +241,7 @@ impl ManageService {
         replace: bool,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<EnrolmentOffer, TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0.run(move |e| e.enrol(&caller, &user, replace))
     }
 
@@ -231,7 +251,7 @@ impl ManageService {
         code: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0
             .run(move |e| e.confirm_enrolment(&caller, &user, &code))
     }
@@ -241,7 +261,7 @@ impl ManageService {
         user: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<UserStatus, TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0.run(move |e| e.status(&caller, &user))
     }
 
@@ -249,7 +269,7 @@ impl ManageService {
         &self,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<UserStatus>, TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0.run(move |e| e.list(&caller))
     }
 
@@ -258,7 +278,7 @@ impl ManageService {
         user: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<bool, TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0.run(move |e| e.reset(&caller, &user))
     }
 
@@ -267,7 +287,7 @@ impl ManageService {
         user: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0.run(move |e| e.unlock(&caller, &user))
     }
 
@@ -276,7 +296,7 @@ impl ManageService {
         user: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<TrustInfo>, TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0.run(move |e| e.trust_list(&caller, &user))
     }
 
@@ -286,7 +306,7 @@ impl ManageService {
         id: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<u32, TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0.run(move |e| e.trust_revoke(&caller, &user, &id))
     }
 
@@ -297,7 +317,7 @@ impl ManageService {
         reason: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0
             .run(move |e| e.grace_set(&caller, &subject, until, &reason))
     }
@@ -306,7 +326,7 @@ impl ManageService {
         &self,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<Deferral>, TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0.run(move |e| e.grace_list(&caller))
     }
 
@@ -315,7 +335,7 @@ impl ManageService {
         subject: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<bool, TwofoldError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0.run(move |e| e.grace_clear(&caller, &subject))
     }
 }

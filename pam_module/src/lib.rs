@@ -2,7 +2,7 @@
 //! PAM application and maps the daemon's verdict to a PAM code. It decides nothing.
 //!
 //! Stack it after the first factor, as `required`:
-//! `auth required pam_twofold.so [bus=ADDRESS] [timeout=SECONDS] [failmode=secure|safe] [daemon_user=NAME] [debug]`
+//! `auth required pam_twofold.so [socket=PATH | bus=ADDRESS] [timeout=SECONDS] [failmode=secure|safe] [daemon_user=NAME] [debug]`
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,6 +15,7 @@ pub mod client;
 pub mod context;
 pub mod log;
 pub mod options;
+pub mod transport;
 pub mod verdict;
 
 use pam::constants::{PamFlag, PamResultCode};

@@ -3,7 +3,7 @@
 //! the environment, which belongs to the user inside sudo or su.
 
 use std::time::Duration;
-use twofold_protocol::SYSTEM_BUS_ADDRESS;
+use twofold_protocol::SOCKET_PATH;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailMode {
@@ -13,9 +13,18 @@ pub enum FailMode {
     Safe,
 }
 
+/// How the module reaches twofoldd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// twofoldd's own socket (`socket=PATH`, the default): peer-to-peer, no bus daemon.
+    Socket(String),
+    /// A D-Bus bus (`bus=ADDRESS`), for hosts that keep logins on the bus.
+    Bus(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    pub bus: String,
+    pub transport: Transport,
     pub timeout: Duration,
     pub failmode: FailMode,
     /// The account the daemon runs as, when it is not root.
@@ -26,7 +35,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            bus: SYSTEM_BUS_ADDRESS.to_string(),
+            transport: Transport::Socket(SOCKET_PATH.to_string()),
             timeout: Duration::from_secs(10),
             failmode: FailMode::Secure,
             daemon_user: None,
@@ -42,7 +51,12 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Options, Str
     for arg in args {
         match arg.split_once('=') {
             None if arg == "debug" => o.debug = true,
-            Some(("bus", v)) if v.starts_with("unix:") && v.len() > 5 => o.bus = v.to_string(),
+            Some(("bus", v)) if v.starts_with("unix:") && v.len() > 5 => {
+                o.transport = Transport::Bus(v.to_string())
+            }
+            Some(("socket", v)) if v.starts_with('/') && v.len() > 1 => {
+                o.transport = Transport::Socket(v.to_string())
+            }
             Some(("timeout", v)) => match v.parse::<u64>() {
                 Ok(s) if (1..=300).contains(&s) => o.timeout = Duration::from_secs(s),
                 _ => return Err(format!("timeout={v}: expected whole seconds from 1 to 300")),
@@ -63,7 +77,7 @@ mod tests {
     #[test]
     fn defaults_are_secure() {
         let o = parse([]).unwrap();
-        assert_eq!(o.bus, "unix:path=/run/dbus/system_bus_socket");
+        assert_eq!(o.transport, Transport::Socket("/run/twofold/socket".into()));
         assert_eq!(o.failmode, FailMode::Secure);
         assert_eq!(o.timeout, Duration::from_secs(10));
     }
@@ -78,7 +92,9 @@ mod tests {
             "debug",
         ])
         .unwrap();
-        assert_eq!(o.bus, "unix:path=/tmp/b");
+        assert_eq!(o.transport, Transport::Bus("unix:path=/tmp/b".into()));
+        let o = parse(["socket=/tmp/s"]).unwrap();
+        assert_eq!(o.transport, Transport::Socket("/tmp/s".into()));
         assert_eq!(o.timeout, Duration::from_secs(3));
         assert_eq!(o.failmode, FailMode::Safe);
         assert_eq!(o.daemon_user.as_deref(), Some("twofold"));
@@ -94,6 +110,8 @@ mod tests {
             "timeout=x",
             "bus=tcp:host=a",
             "bus=",
+            "socket=relative/path",
+            "socket=",
             "nodebug",
         ] {
             assert!(parse([bad]).is_err(), "{bad}");

@@ -17,6 +17,9 @@ pub const AUTH_INTERFACE: &str = "org.twofold.Twofold1.Auth";
 pub const MANAGE_INTERFACE: &str = "org.twofold.Twofold1.Manage";
 /// Every daemon error is named `ERROR_PREFIX.<Kind>`.
 pub const ERROR_PREFIX: &str = "org.twofold.Twofold1.Error";
+/// twofoldd's own socket (D-Bus peer-to-peer), for logins and twofoldctl. Never read from
+/// the environment by the module.
+pub const SOCKET_PATH: &str = "/run/twofold/socket";
 /// Default address of the system bus. Never read from the environment by the module.
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 

@@ -157,6 +157,8 @@ pub struct World {
     clock: Option<PathBuf>,
     bus: Child,
     daemon: Option<Child>,
+    /// The account the daemon runs as, when not the test's own.
+    daemon_user: Option<String>,
     pub bus_address: String,
 }
 
@@ -327,6 +329,7 @@ impl World {
             clock: None,
             bus,
             daemon: None,
+            daemon_user: None,
             bus_address,
         };
         w.write_service("twofold", "");
@@ -340,16 +343,30 @@ impl World {
 
     pub fn config_text(&self, extra: &str) -> String {
         format!(
-            "version = 1\n[daemon]\nbus = \"{}\"\ndatabase = \"{}\"\nsyslog_socket = \"{}\"\n{}{extra}\n",
+            "version = 1\n[daemon]\nbus = \"{}\"\ndatabase = \"{}\"\nsyslog_socket = \"{}\"\nsocket = \"{}\"\n{}{extra}\n",
             self.bus_address,
             self.path("state/twofold.db").display(),
             self.path("syslog").display(),
+            self.socket_path().display(),
             admin_line()
         )
     }
 
     /// Starts twofoldd (as root, or as `run_as`) and waits for its name on the bus.
     pub fn start_daemon_as(&mut self, extra: &str, run_as: Option<&str>) {
+        // The socket's directory belongs to the daemon's account, as /run/twofold to root.
+        let run = self.path("run");
+        std::fs::create_dir_all(&run).expect("run dir");
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        if let Some(u) = run_as {
+            let st = Command::new("chown")
+                .arg(u)
+                .arg(&run)
+                .status()
+                .expect("chown");
+            assert!(st.success(), "chown {u}");
+        }
+        self.daemon_user = run_as.map(str::to_owned);
         let config = self.path("twofold.toml");
         std::fs::write(&config, self.config_text(extra)).expect("config");
         let log = std::fs::File::create(self.path("twofoldd.log")).expect("log");
@@ -399,6 +416,23 @@ impl World {
         }
     }
 
+    /// Kills the bus daemon (twofoldd keeps serving its socket).
+    pub fn kill_bus(&mut self) {
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+    }
+
+    /// Writes the daemon's configuration (with `extra`) and returns its path, for tests
+    /// that start twofoldd themselves.
+    pub fn write_config(&self, extra: &str) -> PathBuf {
+        let run = self.path("run");
+        std::fs::create_dir_all(&run).expect("run dir");
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let config = self.path("twofold.toml");
+        std::fs::write(&config, self.config_text(extra)).expect("config");
+        config
+    }
+
     /// The running twofoldd's process id.
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.as_ref().map(Child::id)
@@ -421,18 +455,19 @@ impl World {
         std::fs::write(dir.join(name), text).expect("service");
     }
 
-    /// The module line for this world's bus, with extra arguments.
+    /// twofoldd's own socket in this world.
+    pub fn socket_path(&self) -> PathBuf {
+        self.path("run/socket")
+    }
+
+    /// The module line for this world's daemon socket, with extra arguments.
     pub fn module_line(&self, args: &str) -> String {
-        let daemon_user = if is_root() {
-            String::new()
-        } else {
-            format!(" daemon_user={}", me())
-        };
-        format!(
-            "auth required {} bus={}{daemon_user} {args}\n",
-            module_path().display(),
-            self.bus_address
-        )
+        module_line_to(&format!("socket={}", self.socket_path().display()), args)
+    }
+
+    /// The module line that reaches the daemon over this world's bus instead.
+    pub fn bus_module_line(&self, args: &str) -> String {
+        module_line_to(&format!("bus={}", self.bus_address), args)
     }
 
     /// Runs `pamtester SERVICE USER authenticate` under pam_wrapper, typing `input`.
@@ -516,7 +551,11 @@ impl World {
             }
             None => Command::new(binary("twofoldctl")),
         };
-        cmd.arg("--bus").arg(&self.bus_address).args(args);
+        cmd.arg("--socket").arg(self.socket_path());
+        if let Some(u) = &self.daemon_user {
+            cmd.arg("--daemon-user").arg(u);
+        }
+        cmd.args(args);
         run_with_input(cmd, input)
     }
 
@@ -595,6 +634,20 @@ fn bus_config(socket: &Path, extra_policy: &str) -> String {
         .replace("@SOCKET@", &socket.display().to_string())
         .replace("@POLICY@", &policy_file().display().to_string())
         .replace("@EXTRA@", extra_policy)
+}
+
+/// `auth required pam_twofold.so TARGET [daemon_user=ME] ARGS`; when not root the test
+/// account runs the daemon, so the module must trust it.
+fn module_line_to(target: &str, args: &str) -> String {
+    let daemon_user = if is_root() {
+        String::new()
+    } else {
+        format!(" daemon_user={}", me())
+    };
+    format!(
+        "auth required {} {target}{daemon_user} {args}\n",
+        module_path().display()
+    )
 }
 
 /// The first transaction of a `pam_inprocess` report: its PAM code (-1 when missing) and

@@ -142,7 +142,7 @@ fn an_impostor_claiming_the_service_is_unknown_does_not_trigger_failmode_safe() 
     let stderr = impostor.stderr.take().expect("stderr");
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line).expect("read");
     assert_eq!(line.trim(), "serving");
-    w.write_service("twofold", &w.module_line("failmode=safe timeout=3"));
+    w.write_service("twofold", &w.bus_module_line("failmode=safe timeout=3"));
     let r = w.pam("twofold", "root", "123456\n");
     let _ = impostor.kill();
     let _ = impostor.wait();

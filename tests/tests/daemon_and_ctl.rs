@@ -95,7 +95,16 @@ fn ctl_reports_a_missing_daemon_an_unknown_user_and_a_wrong_code_clearly() {
     let out = w.ctl(&["status", me()], "");
     assert_eq!(out.status.code(), Some(3), "{}", combined(&out));
     assert!(
-        combined(&out).contains("twofoldd is not running"),
+        combined(&out).contains("cannot reach twofoldd at the socket"),
+        "{}",
+        combined(&out)
+    );
+    let out = Command::new(binary("twofoldctl"))
+        .args(["--bus", &w.bus_address, "status", me()])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.code() == Some(3) && combined(&out).contains("twofoldd is not running"),
         "{}",
         combined(&out)
     );

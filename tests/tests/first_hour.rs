@@ -11,7 +11,11 @@ use twofold_integration::*;
 /// Runs `twofoldctl ARGS` on a pseudo-terminal (script(1)), as a person at a terminal
 /// would; returns everything the terminal received.
 fn on_terminal(w: &World, args: &[&str], input: &str) -> String {
-    let mut line = format!("{} --bus {}", binary("twofoldctl").display(), w.bus_address);
+    let mut line = format!(
+        "{} --socket {}",
+        binary("twofoldctl").display(),
+        w.socket_path().display()
+    );
     for a in args {
         line.push(' ');
         line.push_str(a);
@@ -183,7 +187,7 @@ fn a_closed_pipe_ends_twofoldctl_quietly() {
     let (read, write) = nix::unistd::pipe().expect("pipe");
     drop(read);
     let out = Command::new(binary("twofoldctl"))
-        .args(["--bus", &w.bus_address, "--help"])
+        .args(["--help"])
         .stdout(Stdio::from(write))
         .stderr(Stdio::piped())
         .output()
@@ -196,7 +200,9 @@ fn a_closed_pipe_ends_twofoldctl_quietly() {
     let (read, write) = nix::unistd::pipe().expect("pipe");
     drop(read);
     let out = Command::new(binary("twofoldctl"))
-        .args(["--bus", &w.bus_address, "status", me()])
+        .arg("--socket")
+        .arg(w.socket_path())
+        .args(["status", me()])
         .stdout(Stdio::from(write))
         .stderr(Stdio::piped())
         .output()

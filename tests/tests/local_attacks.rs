@@ -36,7 +36,7 @@ fn a_connection_flood_never_lets_failmode_safe_logins_in_without_the_code() {
     let w = World::start("");
     let me = me();
     w.enrol(me);
-    w.write_service("twofold", &w.module_line("failmode=safe timeout=3"));
+    w.write_service("twofold", &w.bus_module_line("failmode=safe timeout=3"));
     let flooder = flood(&w, 25);
     let mut passed = 0;
     let mut runs = 0;

@@ -1,0 +1,189 @@
+//! twofoldd's own socket: the same D-Bus interfaces as on the bus, peer-to-peer, so a
+//! login costs one connection and no bus daemon, and works while dbus-daemon is down. The
+//! caller is whoever the kernel says is on the other end (SO_PEERCRED), and each
+//! connection's conversations end with it.
+
+use crate::authz::Caller;
+use crate::service::{AuthService, ManageService, Shared};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{UnixListener, UnixStream};
+use twofold_protocol::OBJECT_PATH;
+
+/// A client must finish the D-Bus handshake within this, or its connection is closed.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection silent for this long is closed (a login waits for a person at most
+/// `conversation_timeout_seconds`, 300 by default; this is longer than any of them may be).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Open connections per non-root uid, and in all; root is never turned away by the
+/// per-uid bound, and the total keeps room for it (see [`ROOT_RESERVE`]).
+const MAX_CONNECTIONS_PER_UID: usize = 32;
+const MAX_CONNECTIONS: usize = 1024;
+/// Connections only root may use once the others have taken the rest.
+const ROOT_RESERVE: usize = 64;
+
+/// The listening socket: the one systemd passed (socket activation, `LISTEN_FDS`), or a
+/// new one at `path`.
+pub fn listener(path: &Path) -> Result<UnixListener, String> {
+    if let Some(passed) = passed_by_systemd()? {
+        passed
+            .set_nonblocking(true)
+            .map_err(|e| format!("the socket systemd passed: {e}"))?;
+        return UnixListener::from_std(passed)
+            .map_err(|e| format!("the socket systemd passed: {e}"));
+    }
+    let shown = path.display();
+    let dir = path
+        .parent()
+        .ok_or_else(|| format!("{shown} has no directory"))?;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    // Whoever can write the directory could put their own socket in its place.
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_dir() || (meta.uid() != 0 && meta.uid() != me) || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} must be a directory owned by root (or twofoldd's account) that no one else can write",
+            dir.display()
+        ));
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(_) => return Err(format!("{shown} exists and is not a socket")),
+        Err(_) => {}
+    }
+    let listener =
+        UnixListener::bind(path).map_err(|e| format!("cannot listen on {shown}: {e}"))?;
+    // Everyone may connect: the daemon decides by the peer's uid.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| format!("cannot chmod {shown}: {e}"))?;
+    Ok(listener)
+}
+
+/// fd 3, when systemd (or systemd-socket-activate) passed exactly one socket to us.
+fn passed_by_systemd() -> Result<Option<std::os::unix::net::UnixListener>, String> {
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    match std::env::var("LISTEN_FDS").ok().as_deref() {
+        _ if !for_us => Ok(None),
+        Some("1") => {
+            // SAFETY: systemd's protocol hands us fd 3, open and ours alone.
+            Ok(Some(unsafe {
+                std::os::unix::net::UnixListener::from_raw_fd(3)
+            }))
+        }
+        Some(n) => Err(format!("LISTEN_FDS={n}: expected exactly one socket")),
+        None => Ok(None),
+    }
+}
+
+/// Open connections per uid.
+#[derive(Default)]
+struct Open {
+    by_uid: HashMap<u32, usize>,
+    total: usize,
+}
+
+/// Accepts connections until the process ends.
+pub async fn serve(listener: UnixListener, shared: Shared) {
+    let open = Arc::new(Mutex::new(Open::default()));
+    let next = AtomicU64::new(0);
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, say: wait a little rather than spin.
+                eprintln!("twofoldd: accept on the socket failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(cred) = stream.peer_cred() else {
+            continue;
+        };
+        let uid = cred.uid();
+        if !admit(&open, uid) {
+            // Dropped unanswered: the client sees the connection close.
+            continue;
+        }
+        let caller = Caller {
+            uid,
+            pid: cred.pid().and_then(|p| u32::try_from(p).ok()),
+            bus_name: format!("socket:{}", next.fetch_add(1, Ordering::Relaxed)),
+        };
+        let (shared, open) = (shared.clone(), open.clone());
+        tokio::spawn(async move {
+            serve_one(stream, caller.clone(), &shared).await;
+            shared.disconnected(&caller);
+            leave(&open, uid);
+        });
+    }
+}
+
+fn admit(open: &Mutex<Open>, uid: u32) -> bool {
+    let Ok(mut o) = open.lock() else {
+        return false;
+    };
+    let mine = o.by_uid.get(&uid).copied().unwrap_or(0);
+    let room = if uid == 0 {
+        o.total < MAX_CONNECTIONS
+    } else {
+        mine < MAX_CONNECTIONS_PER_UID && o.total < MAX_CONNECTIONS - ROOT_RESERVE
+    };
+    if room {
+        o.by_uid.insert(uid, mine + 1);
+        o.total += 1;
+    }
+    room
+}
+
+fn leave(open: &Mutex<Open>, uid: u32) {
+    if let Ok(mut o) = open.lock() {
+        o.total = o.total.saturating_sub(1);
+        match o.by_uid.get_mut(&uid) {
+            Some(n) if *n > 1 => *n -= 1,
+            _ => {
+                o.by_uid.remove(&uid);
+            }
+        }
+    }
+}
+
+/// Serves one connection until the client closes it.
+async fn serve_one(stream: UnixStream, caller: Caller, shared: &Shared) {
+    let Ok(stream) = stream.into_std() else {
+        return;
+    };
+    let build = zbus::connection::Builder::unix_stream(stream)
+        .server(zbus::Guid::generate())
+        .p2p()
+        .serve_at(
+            OBJECT_PATH,
+            AuthService(shared.clone(), Some(caller.clone())),
+        )
+        .serve_at(OBJECT_PATH, ManageService(shared.clone(), Some(caller)))
+        .build();
+    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, build).await {
+        Ok(Ok(conn)) => conn,
+        // Silent, slow or not speaking D-Bus: closed.
+        _ => return,
+    };
+    // The stream ends when the client goes away.
+    let mut messages = zbus::MessageStream::from(&conn);
+    while let Ok(Some(_)) = tokio::time::timeout(IDLE_TIMEOUT, messages.next()).await {}
+}

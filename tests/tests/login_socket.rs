@@ -1,0 +1,121 @@
+//! Logins over twofoldd's own socket (D-Bus peer-to-peer): alive without dbus-daemon,
+//! started by socket activation, bounded against a user's connections (issue 8).
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use twofold_integration::*;
+
+#[test]
+fn logins_and_unlock_work_while_dbus_daemon_is_dead() {
+    let mut w = World::start("[lockout]\nmax_failures = 3\nsource_failures = 100");
+    w.write_service("twofold", &w.module_line(""));
+    let secret = w.enrol(me());
+    w.kill_bus();
+    let code = fresh_code(&secret);
+    let r = w.pam("twofold", me(), &format!("{code}\n"));
+    assert!(r.passed(), "a login without dbus-daemon: {r:?}");
+    let wrong = w.pam("twofold", me(), "000000\n000001\n000002\n");
+    assert!(!wrong.passed());
+    assert!(combined(&w.ctl(&["status", me()], "")).contains("locked until"));
+    let out = w.ctl(&["unlock", me()], "");
+    assert!(
+        out.status.success(),
+        "unlock without dbus-daemon: {}",
+        combined(&out)
+    );
+    println!("proved: with dbus-daemon killed, a PAM login and twofoldctl unlock still work");
+}
+
+#[test]
+fn socket_activation_starts_the_daemon_at_the_first_connection() {
+    let w = World::bus_only();
+    let config = w.write_config("");
+    let log = std::fs::File::create(w.path("twofoldd.log")).expect("log");
+    // systemd-socket-activate listens, and execs twofoldd (fd 3, LISTEN_FDS=1) on the first
+    // connection, as twofoldd.socket does under systemd.
+    let mut activator = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(w.socket_path())
+        .arg(binary("twofoldd"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("systemd-socket-activate (Debian package systemd)");
+    let start = Instant::now();
+    while !w.socket_path().exists() {
+        assert!(start.elapsed() < Duration::from_secs(10), "no socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !w.daemon_log().contains("serving"),
+        "started before anyone asked"
+    );
+    w.write_service("twofold", &w.module_line(""));
+    // The first connection (twofoldctl) starts the daemon; then a login passes the code.
+    let secret = w.enrol(me());
+    let code = fresh_code(&secret);
+    let r = w.pam("twofold", me(), &format!("{code}\n"));
+    let _ = activator.kill();
+    let _ = activator.wait();
+    assert!(r.passed(), "{r:?}\n{}", w.daemon_log());
+    assert!(w.daemon_log().contains("listening"), "{}", w.daemon_log());
+    println!("proved: socket activation: the first connection starts twofoldd, the login passes");
+}
+
+#[test]
+fn a_silent_connection_is_closed_after_the_handshake_timeout() {
+    let w = World::start("");
+    let mut silent = std::os::unix::net::UnixStream::connect(w.socket_path()).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let start = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = silent.read(&mut buf).unwrap_or(0);
+    let waited = start.elapsed();
+    assert_eq!(n, 0, "the daemon said something to a silent client");
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(10),
+        "closed after {waited:?}"
+    );
+    println!("proved: a connection that says nothing is closed after {waited:?}");
+}
+
+#[test]
+#[cfg_attr(not(as_root), ignore = "needs root: floods as another user")]
+fn a_users_connection_flood_does_not_stop_roots_logins() {
+    use std::os::unix::process::CommandExt;
+    ensure_test_users();
+    let w = World::start("");
+    w.write_service("twofold", &w.module_line("timeout=5"));
+    let secret = w.enrol("root");
+    let bob = nix::unistd::User::from_name(USER_B)
+        .ok()
+        .flatten()
+        .expect("test user");
+    let mut flood = Command::new(target_dir().join("bus_flood"))
+        .arg(w.socket_path())
+        .arg("12")
+        .uid(bob.uid.as_raw())
+        .gid(bob.gid.as_raw())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bus_flood");
+    std::thread::sleep(Duration::from_secs(2));
+    let code = fresh_code(&secret);
+    let r = w.pam("twofold", "root", &format!("{code}\n"));
+    let mut opened = String::new();
+    if let Some(mut out) = flood.stdout.take() {
+        let _ = out.read_to_string(&mut opened);
+    }
+    let _ = flood.wait();
+    assert!(r.passed(), "root's login failed during the flood: {r:?}");
+    println!(
+        "proved: {} connections from {USER_B} (32 at a time admitted) did not stop root's login",
+        opened.trim()
+    );
+}
