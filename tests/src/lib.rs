@@ -354,21 +354,17 @@ impl World {
 
     /// Starts twofoldd (as root, or as `run_as`) and waits for its name on the bus.
     pub fn start_daemon_as(&mut self, extra: &str, run_as: Option<&str>) {
+        let config = self.write_config(extra);
         // The socket's directory belongs to the daemon's account, as /run/twofold to root.
-        let run = self.path("run");
-        std::fs::create_dir_all(&run).expect("run dir");
-        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         if let Some(u) = run_as {
             let st = Command::new("chown")
                 .arg(u)
-                .arg(&run)
+                .arg(self.path("run"))
                 .status()
                 .expect("chown");
             assert!(st.success(), "chown {u}");
         }
         self.daemon_user = run_as.map(str::to_owned);
-        let config = self.path("twofold.toml");
-        std::fs::write(&config, self.config_text(extra)).expect("config");
         let log = std::fs::File::create(self.path("twofoldd.log")).expect("log");
         let mut cmd = match run_as {
             Some(u) => {
