@@ -299,7 +299,7 @@ fn setup(
     write(&dir.join("bus.conf"), &bus_config(dir), 0o644)?;
     // Lockout far away: a benchmark must never lock a user out halfway.
     let config = format!(
-        "version = 1\n[daemon]\nbus = \"{}\"\ndatabase = \"{d}/state/twofold.db\"\nsyslog_socket = \"{d}/log\"\n[lockout]\nmax_failures = 100\n",
+        "version = 1\n[daemon]\nbus = \"{}\"\nsocket = \"{d}/run/socket\"\ndatabase = \"{d}/state/twofold.db\"\nsyslog_socket = \"{d}/log\"\n[lockout]\nmax_failures = 100\n",
         bus_address(dir)
     );
     write(&dir.join("twofold.toml"), &config, 0o600)?;

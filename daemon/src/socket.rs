@@ -48,6 +48,9 @@ pub fn listener(path: &Path) -> Result<UnixListener, String> {
             .mode(0o755)
             .create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        // The daemon's umask (077) applies to mkdir: users must reach the socket inside.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("cannot chmod {}: {e}", dir.display()))?;
     }
     // Whoever can write the directory could put their own socket in its place.
     let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

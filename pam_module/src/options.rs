@@ -93,8 +93,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(o.transport, Transport::Bus("unix:path=/tmp/b".into()));
-        let o = parse(["socket=/tmp/s"]).unwrap();
-        assert_eq!(o.transport, Transport::Socket("/tmp/s".into()));
+        let socket = parse(["socket=/tmp/s"]).unwrap();
+        assert_eq!(socket.transport, Transport::Socket("/tmp/s".into()));
         assert_eq!(o.timeout, Duration::from_secs(3));
         assert_eq!(o.failmode, FailMode::Safe);
         assert_eq!(o.daemon_user.as_deref(), Some("twofold"));
