@@ -29,6 +29,11 @@ const NO_DIRECTORY: &str = "twofold cannot look up this account right now (user 
 /// Open conversations one bus connection may hold, and in all.
 const MAX_CONVERSATIONS_PER_CLIENT: usize = 8;
 const MAX_CONVERSATIONS: usize = 4096;
+/// Open conversations of one non-root uid over all its connections (on the bus a
+/// conversation can outlive its connection), and room in the table kept for root's
+/// logins (sshd, sudo, login) whatever the users hold.
+const MAX_CONVERSATIONS_PER_UID: usize = 64;
+const ROOT_RESERVE: usize = 1024;
 
 /// Errors returned to D-Bus clients. Their text names no code or secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -233,7 +238,7 @@ impl Engine {
             Some(_) => {}
         }
         let policy = self.config.service_policy(&ctx.service);
-        let identity = identity::identify(&ctx, caller.pid, self.sessions.as_ref(), &policy);
+        let identity = identity::identify(&ctx, caller, self.sessions.as_ref(), &policy);
         if let Some(device) = &identity {
             match self.trusted(caller.uid, &ctx, device, &policy, now) {
                 Ok(Some(reason)) => {
@@ -397,7 +402,17 @@ impl Engine {
             .values()
             .filter(|c| c.owner == caller.bus_name)
             .count();
-        if mine >= MAX_CONVERSATIONS_PER_CLIENT || conversations.len() >= MAX_CONVERSATIONS {
+        let full = if caller.uid == 0 {
+            conversations.len() >= MAX_CONVERSATIONS
+        } else {
+            conversations.len() >= MAX_CONVERSATIONS - ROOT_RESERVE
+                || conversations
+                    .values()
+                    .filter(|c| c.caller_uid == caller.uid)
+                    .count()
+                    >= MAX_CONVERSATIONS_PER_UID
+        };
+        if mine >= MAX_CONVERSATIONS_PER_CLIENT || full {
             return Err(ApiError::PermissionDenied(
                 "too many open conversations".into(),
             ));

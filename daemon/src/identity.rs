@@ -8,6 +8,7 @@
 //!
 //! No identity means no trust: the user is asked for a code.
 
+use crate::authz::Caller;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use twofold_config::ServicePolicy;
@@ -49,12 +50,21 @@ impl SessionLookup for ProcSessions {
     }
 }
 
+/// Which device a login comes from. Only a root caller running sshd can present an SSH
+/// identity (the key that passed, the remote address): a process of the user could
+/// claim anything in those fields, so a non-root caller is always its own kernel login
+/// session. And root's other services are never taken for sshd because the user's
+/// environment, copied into PAM, carries an `SSH_AUTH_INFO_0`.
 pub fn identify(
     ctx: &LoginContext,
-    caller_pid: Option<u32>,
+    caller: &Caller,
     sessions: &dyn SessionLookup,
     policy: &ServicePolicy,
 ) -> Option<DeviceIdentity> {
+    let sshd = caller.uid == 0 && is_sshd_service(&ctx.service);
+    if !sshd {
+        return session_identity(ctx, caller.pid, sessions);
+    }
     if let Some(fingerprint) = ssh_key_fingerprint(&ctx.ssh_auth_info) {
         let address = ctx.rhost.parse::<IpAddr>().ok()?;
         return Some(DeviceIdentity {
@@ -63,18 +73,29 @@ pub fn identify(
             rememberable: true,
         });
     }
-    if is_ssh(ctx) {
-        let address = ctx
-            .rhost
-            .parse::<IpAddr>()
-            .ok()
-            .filter(|_| policy.trust_address)?;
-        return Some(DeviceIdentity {
-            key: format!("ssh-address {address}"),
-            description: format!("SSH from {address} (address only)"),
-            rememberable: false,
-        });
-    }
+    let address = ctx
+        .rhost
+        .parse::<IpAddr>()
+        .ok()
+        .filter(|_| policy.trust_address)?;
+    Some(DeviceIdentity {
+        key: format!("ssh-address {address}"),
+        description: format!("SSH from {address} (address only)"),
+        rememberable: false,
+    })
+}
+
+/// sshd's PAM service: `sshd`, or a copy named `sshd-…` (tests, second instances).
+pub fn is_sshd_service(service: &str) -> bool {
+    service == "sshd" || service.starts_with("sshd-")
+}
+
+/// The caller's kernel login session and tty.
+fn session_identity(
+    ctx: &LoginContext,
+    caller_pid: Option<u32>,
+    sessions: &dyn SessionLookup,
+) -> Option<DeviceIdentity> {
     let session = sessions.session_of(caller_pid?)?;
     Some(DeviceIdentity {
         key: format!("session {session} {}", ctx.tty),
@@ -141,6 +162,14 @@ mod tests {
         }
     }
 
+    fn by_root(pid: Option<u32>) -> Caller {
+        Caller {
+            uid: 0,
+            pid,
+            bus_name: ":1.1".into(),
+        }
+    }
+
     fn ssh(info: &str, rhost: &str) -> LoginContext {
         LoginContext {
             user: "alice".into(),
@@ -171,7 +200,7 @@ mod tests {
     fn key_and_address_make_a_rememberable_identity() {
         let id = identify(
             &ssh(&format!("publickey ssh-ed25519 {KEY}"), "192.0.2.7"),
-            None,
+            &by_root(None),
             &Sessions,
             &policy(false),
         )
@@ -180,7 +209,7 @@ mod tests {
         assert!(id.description.contains("192.0.2.7"));
         let other_host = identify(
             &ssh(&format!("publickey ssh-ed25519 {KEY}"), "192.0.2.8"),
-            None,
+            &by_root(None),
             &Sessions,
             &policy(false),
         );
@@ -189,7 +218,7 @@ mod tests {
         assert_eq!(
             identify(
                 &ssh(&format!("publickey ssh-ed25519 {KEY}"), "evil.example"),
-                None,
+                &by_root(None),
                 &Sessions,
                 &policy(true)
             ),
@@ -198,7 +227,7 @@ mod tests {
         assert_eq!(
             identify(
                 &ssh(&format!("publickey ssh-ed25519 {KEY}"), ""),
-                None,
+                &by_root(None),
                 &Sessions,
                 &policy(true)
             ),
@@ -209,13 +238,29 @@ mod tests {
     #[test]
     fn ssh_without_a_key_is_trusted_by_address_only_where_policy_allows() {
         assert_eq!(
-            identify(&ssh("", "192.0.2.7"), None, &Sessions, &policy(false)),
+            identify(
+                &ssh("", "192.0.2.7"),
+                &by_root(None),
+                &Sessions,
+                &policy(false)
+            ),
             None
         );
-        let id = identify(&ssh("", "192.0.2.7"), None, &Sessions, &policy(true)).unwrap();
+        let id = identify(
+            &ssh("", "192.0.2.7"),
+            &by_root(None),
+            &Sessions,
+            &policy(true),
+        )
+        .unwrap();
         assert!(!id.rememberable);
         assert_eq!(
-            identify(&ssh("", "not-an-ip"), None, &Sessions, &policy(true)),
+            identify(
+                &ssh("", "not-an-ip"),
+                &by_root(None),
+                &Sessions,
+                &policy(true)
+            ),
             None
         );
     }
@@ -228,18 +273,39 @@ mod tests {
             tty: tty.into(),
             ..Default::default()
         };
-        let id = identify(&sudo("/dev/pts/3"), Some(4242), &Sessions, &policy(false)).unwrap();
+        let id = identify(
+            &sudo("/dev/pts/3"),
+            &by_root(Some(4242)),
+            &Sessions,
+            &policy(false),
+        )
+        .unwrap();
         assert!(!id.rememberable && id.description.contains("session 7"));
         assert_ne!(
             Some(id),
-            identify(&sudo("/dev/pts/4"), Some(4242), &Sessions, &policy(false))
+            identify(
+                &sudo("/dev/pts/4"),
+                &by_root(Some(4242)),
+                &Sessions,
+                &policy(false)
+            )
         );
         assert_eq!(
-            identify(&sudo("/dev/pts/3"), Some(1), &Sessions, &policy(false)),
+            identify(
+                &sudo("/dev/pts/3"),
+                &by_root(Some(1)),
+                &Sessions,
+                &policy(false)
+            ),
             None
         );
         assert_eq!(
-            identify(&sudo("/dev/pts/3"), None, &Sessions, &policy(false)),
+            identify(
+                &sudo("/dev/pts/3"),
+                &by_root(None),
+                &Sessions,
+                &policy(false)
+            ),
             None
         );
     }
@@ -253,5 +319,65 @@ mod tests {
         };
         assert_ne!(id.hash_for("alice"), id.hash_for("bob"));
         assert_eq!(id.hash_for("alice").len(), 64);
+    }
+}
+
+#[cfg(test)]
+mod who_may_claim_ssh {
+    use super::*;
+
+    struct Sessions;
+    impl SessionLookup for Sessions {
+        fn session_of(&self, pid: u32) -> Option<u32> {
+            (pid == 4242).then_some(7)
+        }
+    }
+
+    const POLICY: ServicePolicy = ServicePolicy {
+        session_seconds: 3600,
+        idle_seconds: 600,
+        remember_device: true,
+        remember_seconds: 86400,
+        trust_address: true,
+    };
+
+    fn claim(service: &str) -> LoginContext {
+        LoginContext {
+            user: "alice".into(),
+            service: service.into(),
+            rhost: "192.0.2.7".into(),
+            tty: "ssh".into(),
+            ssh_auth_info: "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPBt/BNd5lA1dnF//n6CHzH8KvAg/yKN0naK8HbRXq9f".into(),
+            ..Default::default()
+        }
+    }
+
+    fn caller(uid: u32) -> Caller {
+        Caller {
+            uid,
+            pid: Some(4242),
+            bus_name: ":1.9".into(),
+        }
+    }
+
+    #[test]
+    fn only_root_running_sshd_presents_an_ssh_identity() {
+        let root_sshd = identify(&claim("sshd"), &caller(0), &Sessions, &POLICY).unwrap();
+        assert!(root_sshd.rememberable && root_sshd.key.starts_with("ssh-key"));
+        assert!(
+            identify(&claim("sshd-test"), &caller(0), &Sessions, &POLICY)
+                .unwrap()
+                .key
+                .starts_with("ssh-key")
+        );
+        // A user's own process claiming to be sshd: its own login session, nothing more.
+        let user = identify(&claim("sshd"), &caller(1000), &Sessions, &POLICY).unwrap();
+        assert!(
+            !user.rememberable && user.key.starts_with("session 7"),
+            "{user:?}"
+        );
+        // Root's other services are not sshd because SSH_AUTH_INFO_0 is set.
+        let login = identify(&claim("login"), &caller(0), &Sessions, &POLICY).unwrap();
+        assert!(login.key.starts_with("session 7"), "{login:?}");
     }
 }

@@ -521,8 +521,27 @@ impl World {
         transactions: &[twofold_pamtest::Transaction],
         child: &[twofold_pamtest::Transaction],
     ) -> serde_json::Value {
+        self.pam_inprocess_as(None, transactions, child)
+    }
+
+    /// [`World::pam_inprocess`] in a process of `run_as` (as a screen locker runs).
+    pub fn pam_inprocess_as(
+        &self,
+        run_as: Option<&str>,
+        transactions: &[twofold_pamtest::Transaction],
+        child: &[twofold_pamtest::Transaction],
+    ) -> serde_json::Value {
+        use std::os::unix::process::CommandExt;
         let spec = serde_json::json!({"transactions": transactions, "child": child});
-        let out = Command::new(target_dir().join("pam_inprocess"))
+        let mut cmd = Command::new(target_dir().join("pam_inprocess"));
+        if let Some(u) = run_as {
+            let user = nix::unistd::User::from_name(u)
+                .ok()
+                .flatten()
+                .expect("test user");
+            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+        let out = cmd
             .env("LD_PRELOAD", "libpam_wrapper.so")
             .env("PAM_WRAPPER", "1")
             .env("PAM_WRAPPER_SERVICE_DIR", self.path("pam.d"))

@@ -221,6 +221,10 @@ fn while_held(w: &World, t: Transaction, meanwhile: impl FnOnce()) -> (i64, Vec<
 }
 
 #[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: only root-run sshd may present an SSH key"
+)]
 fn a_revocation_while_trust_this_device_is_open_is_obeyed() {
     type Revocation = (&'static str, fn(&World));
     let revocations: [Revocation; 3] = [

@@ -119,3 +119,58 @@ fn a_users_connection_flood_does_not_stop_roots_logins() {
         opened.trim()
     );
 }
+
+#[test]
+#[cfg_attr(not(as_root), ignore = "needs root: runs PAM as a test user")]
+fn only_root_running_sshd_can_present_an_ssh_key() {
+    ensure_test_users();
+    const T0: i64 = 1_800_000_000;
+    let key = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPBt/BNd5lA1dnF//n6CHzH8KvAg/yKN0naK8HbRXq9f";
+    let w = World::start_at("", T0);
+    w.write_service("sshd", &w.module_line(""));
+    w.write_service("login", &w.module_line(""));
+    let secret = w.enrol(USER_A);
+    let out = w.ctl(
+        &["confirm", USER_A],
+        &format!("{}\n", code_at_time(&secret, T0)),
+    );
+    assert!(out.status.success(), "{}", combined(&out));
+    let claim = |service: &str, answers: &[&str]| twofold_pamtest::Transaction {
+        service: service.into(),
+        user: USER_A.into(),
+        answers: answers.iter().map(|a| a.to_string()).collect(),
+        rhost: Some("192.0.2.7".into()),
+        tty: Some("ssh".into()),
+        env: vec![format!("SSH_AUTH_INFO_0={key}")],
+        pause: None,
+    };
+    w.set_clock(T0 + 30);
+    let code = code_at_time(&secret, T0 + 30);
+    // tf-alice's own process claims to be sshd with a key: no trust question (that needs a
+    // key identity), and afterwards root's sshd with that key is still asked.
+    let (rc, conv) =
+        first_outcome(&w.pam_inprocess_as(Some(USER_A), &[claim("sshd", &[&code, "y"])], &[]));
+    assert_eq!(rc, 0, "{conv:?}");
+    assert!(
+        !conv.iter().any(|c| c.contains("Trust this device")),
+        "{conv:?}"
+    );
+    let (rc, conv) = first_outcome(&w.pam_inprocess(&[claim("sshd", &[])], &[]));
+    assert!(
+        rc != 0 && conv == ["prompt: Verification code: "],
+        "{conv:?}"
+    );
+    // Root's login service with a copied SSH_AUTH_INFO_0 is no sshd either.
+    w.set_clock(T0 + 60);
+    let code = code_at_time(&secret, T0 + 60);
+    let (rc, conv) = first_outcome(&w.pam_inprocess(&[claim("login", &[&code, "y"])], &[]));
+    assert!(
+        rc == 0 && !conv.iter().any(|c| c.contains("Trust this device")),
+        "{conv:?}"
+    );
+    let (rc, _) = first_outcome(&w.pam_inprocess(&[claim("sshd", &[])], &[]));
+    assert_ne!(rc, 0, "a key window came from a non-sshd service");
+    println!(
+        "proved: only root's sshd can present an SSH key identity; a user's process or another service cannot"
+    );
+}

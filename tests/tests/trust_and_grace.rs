@@ -62,6 +62,10 @@ fn ssh_world() -> World {
 }
 
 #[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: only root-run sshd may present an SSH key"
+)]
 fn sshd_key_session_window_passes_within_its_hours_and_fails_one_second_after() {
     let w = ssh_world();
     let secret = enrol_at(&w, me(), T0);
@@ -93,6 +97,10 @@ fn sshd_key_session_window_passes_within_its_hours_and_fails_one_second_after() 
 }
 
 #[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: only root-run sshd may present an SSH key"
+)]
 fn sshd_window_lapses_when_idle_and_another_key_is_asked() {
     let w = ssh_world();
     let secret = enrol_at(&w, me(), T0);
@@ -118,6 +126,10 @@ fn sshd_window_lapses_when_idle_and_another_key_is_asked() {
 }
 
 #[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: only root-run sshd may present an SSH key"
+)]
 fn a_remembered_device_is_honoured_for_90_days_and_revoke_ends_it() {
     let w = ssh_world();
     let secret = enrol_at(&w, me(), T0);

@@ -944,7 +944,7 @@ fn without_a_password_fingerprint_no_device_is_remembered_or_honoured() {
     // A record written without a fingerprint (by an older twofoldd) is not honoured.
     let device = identity::identify(
         &ssh_key("bob", KEY_A, "192.0.2.7"),
-        None,
+        &root(),
         &Sessions,
         &f.engine.config.service_policy("sshd"),
     )
@@ -1333,4 +1333,27 @@ fn a_grace_notice_obeys_a_deferral_cleared_while_it_is_shown() {
     let (id, _) = f.engine.begin(&root(), ctx("bob")).unwrap();
     let step = f.engine.answer(&root(), &id, "").unwrap();
     assert_eq!(step.action(), Some(Action::Success), "{step:?}");
+}
+
+#[test]
+fn one_user_cannot_fill_the_conversation_table_and_root_is_still_served() {
+    let f = fixture();
+    f.enrol("alice");
+    let mut opened = 0;
+    // Many connections (bus names) of uid 1000, 8 conversations each at most.
+    for conn in 0..20 {
+        for _ in 0..8 {
+            let caller = as_uid(1000, &format!(":1.{}", 100 + conn));
+            if f.engine.begin(&caller, ctx("alice")).is_ok() {
+                opened += 1;
+            }
+        }
+    }
+    assert_eq!(opened, MAX_CONVERSATIONS_PER_UID, "one uid's conversations");
+    let (_, step) = f.engine.begin(&root(), ctx("alice")).unwrap();
+    assert_eq!(
+        step.action(),
+        Some(Action::PromptSecret),
+        "root refused: {step:?}"
+    );
 }
