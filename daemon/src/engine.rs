@@ -332,8 +332,8 @@ impl Engine {
     }
 
     /// Whether a session window or remembered device of this identity lets the login
-    /// pass; a pass for a root caller counts as use. A remembered device whose user changed password since
-    /// is revoked on the spot.
+    /// pass; a pass for a root caller counts as use. A window or remembered device whose
+    /// user changed password since is revoked on the spot.
     fn trusted(
         &self,
         caller_uid: u32,
@@ -351,12 +351,9 @@ impl Engine {
             .into_iter()
             .filter(|r| service_class(&r.service) == class)
         {
-            let current = match r.kind {
-                TrustKind::Device => stamp
-                    .get_or_insert_with(|| self.users.password_stamp(&ctx.user))
-                    .clone(),
-                TrustKind::Session => None,
-            };
+            let current = stamp
+                .get_or_insert_with(|| self.users.password_stamp(&ctx.user))
+                .clone();
             match trust::judge(&r, policy, now, current.as_deref()) {
                 Judgement::Valid => {
                     // Only a login run by root (sshd, sudo, login) is use: a user's own
@@ -375,7 +372,10 @@ impl Engine {
                         "revoked",
                         caller_uid,
                         ctx,
-                        "remembered device ended: password changed",
+                        match r.kind {
+                            TrustKind::Session => "session window ended: password changed",
+                            TrustKind::Device => "remembered device ended: password changed",
+                        },
                     );
                 }
                 Judgement::Lapsed => {}
@@ -585,7 +585,7 @@ impl Engine {
                 &device,
                 &policy,
                 now,
-                None,
+                self.users.password_stamp(&ctx.user),
             )
             .map_err(StoreError::Unavailable)
             .and_then(|r| lock(&self.store).put_trust_if(&r, admitted.generation));

@@ -217,43 +217,96 @@ fn new_generation(tx: &rusqlite::Transaction<'_>, name: &str) -> rusqlite::Resul
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`. Its directory is created 0700;
-    /// an existing directory or file that others can read is refused.
+    /// Opens (creating if needed) the database at `path`. Its directory is created 0700.
+    /// The directory and the database files must be owned by root or by the daemon's own
+    /// uid, be no symbolic links, and the directory must be private (0700): root would
+    /// otherwise write to, and chmod, whatever a link points at (docs/security.md,
+    /// issue 15 item 5b).
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_owned_by(path, &[0, nix::unistd::geteuid().as_raw()])
+    }
+
+    /// [`Store::open`], with the uids that may own the directory and files.
+    fn open_owned_by(path: &Path, owners: &[u32]) -> Result<Store> {
         let shown = path.display().to_string();
         let dir = path
             .parent()
             .ok_or_else(|| StoreError::Unavailable(format!("{shown} has no directory")))?;
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-                })?;
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let refused = |p: &Path, why: String| StoreError::NotPrivate(p.display().to_string(), why);
+        let meta = match std::fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| {
+                        StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                std::fs::symlink_metadata(dir)
+            }
+            other => other,
         }
-        let meta = std::fs::metadata(dir)
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+        if meta.file_type().is_symlink() {
+            return Err(refused(
+                dir,
+                "it is a symbolic link; name the real directory in `database`".into(),
+            ));
+        }
+        if !meta.is_dir() {
+            return Err(refused(dir, "not a directory".into()));
+        }
+        if !owners.contains(&meta.uid()) {
+            return Err(refused(dir, owner_problem(meta.uid(), owners)));
+        }
         if meta.mode() & 0o077 != 0 {
-            return Err(StoreError::NotPrivate(
-                dir.display().to_string(),
+            return Err(refused(
+                dir,
                 format!("mode {:o}, expected 0700", meta.mode() & 0o777),
             ));
+        }
+        // Nobody but the owners can add entries to the directory now, so what lstat sees
+        // here stays so; SQLite opens every file with O_NOFOLLOW on top.
+        for p in database_files(path) {
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) => check_file(&p, &m, owners)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Unavailable(format!("{}: {e}", p.display())));
+                }
+            }
         }
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.extended_code == rusqlite::ffi::SQLITE_CANTOPEN_SYMLINK =>
+            {
+                refused(
+                    path,
+                    "a directory on its path is a symbolic link; name the real path in `database`"
+                        .into(),
+                )
+            }
+            other => other.into(),
+        })?;
         let mut store = Store {
             conn,
             path: path.to_owned(),
         };
         store.configure()?;
         store.migrate()?;
-        store.tighten_file_modes()?;
+        store.tighten_file_modes(owners)?;
         Ok(store)
     }
 
@@ -306,16 +359,39 @@ impl Store {
         Ok(())
     }
 
-    fn tighten_file_modes(&self) -> Result<()> {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = self.path.clone().into_os_string();
-            p.push(suffix);
-            let p = PathBuf::from(p);
-            if p.exists() {
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(
-                    |e| StoreError::Unavailable(format!("cannot chmod {}: {e}", p.display())),
-                )?;
-            }
+    /// 0600 on the database and its -wal/-shm files, set through a descriptor opened
+    /// without following a link, after checking what that descriptor is.
+    fn tighten_file_modes(&self, owners: &[u32]) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        for p in database_files(&self.path) {
+            let file = match std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc_flags())
+                .open(&p)
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                    return Err(StoreError::NotPrivate(
+                        p.display().to_string(),
+                        "it is a symbolic link".into(),
+                    ));
+                }
+                Err(e) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot open {}: {e}",
+                        p.display()
+                    )));
+                }
+            };
+            let meta = file
+                .metadata()
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", p.display())))?;
+            check_file(&p, &meta, owners)?;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot chmod {}: {e}", p.display()))
+                })?;
         }
         Ok(())
     }
@@ -774,6 +850,46 @@ const SELECT_TRUST_OF_USER_OR_ALL: &str = concat!(
 );
 const SELECT_TRUST_BY_IDENTITY: &str =
     concat!(select_trust!(), " WHERE user = ?1 AND identity_hash = ?2");
+
+/// The database file and the -wal and -shm files SQLite keeps beside it.
+fn database_files(path: &Path) -> [PathBuf; 3] {
+    ["", "-wal", "-shm"].map(|suffix| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    })
+}
+
+/// No link, a regular file, owned by one of `owners`.
+fn check_file(p: &Path, meta: &std::fs::Metadata, owners: &[u32]) -> Result<()> {
+    let refused = |why: String| StoreError::NotPrivate(p.display().to_string(), why);
+    if meta.file_type().is_symlink() {
+        return Err(refused("it is a symbolic link".into()));
+    }
+    if !meta.is_file() {
+        return Err(refused("not a regular file".into()));
+    }
+    if !owners.contains(&meta.uid()) {
+        return Err(refused(owner_problem(meta.uid(), owners)));
+    }
+    Ok(())
+}
+
+fn owner_problem(uid: u32, owners: &[u32]) -> String {
+    let mut owners = owners.to_vec();
+    owners.sort_unstable();
+    owners.dedup();
+    let allowed: Vec<String> = owners.iter().map(u32::to_string).collect();
+    format!(
+        "owned by uid {uid}; only root or the daemon's own user may own it (uid {})",
+        allowed.join(" or ")
+    )
+}
+
+/// Opening for fchmod: no link followed, no blocking on a FIFO, no controlling tty.
+fn libc_flags() -> i32 {
+    nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC
+}
 
 fn row_to_trust(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrustRecord> {
     let kind: String = r.get(2)?;

@@ -13,12 +13,13 @@ use twofold_protocol::LoginContext;
 pub enum Judgement {
     Valid,
     Lapsed,
-    /// A remembered device whose user changed password since: revoke it.
+    /// A window or remembered device whose user changed password since: revoke it.
     PasswordChanged,
 }
 
 /// Valid while now is before every limit: the record's own expiry, the checking service's
-/// current window (so tightening the policy takes effect at once) and the idle limit.
+/// current window (so tightening the policy takes effect at once) and the idle limit; and
+/// while the password is the one it was recorded with.
 pub fn judge(
     r: &TrustRecord,
     policy: &ServicePolicy,
@@ -26,6 +27,7 @@ pub fn judge(
     password_stamp: Option<&str>,
 ) -> Judgement {
     let within = |limit: i64| now < limit;
+    let then = r.password_stamp.as_deref();
     let valid = match r.kind {
         TrustKind::Session => {
             let idle = match (r.idle_seconds, policy.idle_seconds) {
@@ -33,16 +35,28 @@ pub fn judge(
                 (s, 0) => s,
                 (s, p) => s.min(p),
             };
-            policy.session_seconds > 0
+            let open = policy.session_seconds > 0
                 && within(r.expires_at)
                 && within(r.created_at + policy.session_seconds)
-                && (idle == 0 || within(r.last_used + idle))
+                && (idle == 0 || within(r.last_used + idle));
+            // A window lasts hours, so one is still kept where no fingerprint can be
+            // taken at all (a daemon without the shadow file); but a fingerprint that
+            // differs, has gone, or has appeared since ends it.
+            let unchanged = match (then, password_stamp) {
+                (Some(then), Some(now)) => then == now,
+                (None, None) => true,
+                _ => false,
+            };
+            if open && !unchanged {
+                return Judgement::PasswordChanged;
+            }
+            open
         }
         TrustKind::Device => {
             // No fingerprint on either side means a password change could not be seen:
             // treated as changed, never as "both unknown, so equal".
             let unchanged = matches!(
-                (r.password_stamp.as_deref(), password_stamp),
+                (then, password_stamp),
                 (Some(then), Some(now)) if then == now
             );
             if policy.remember_device && within(r.expires_at) && !unchanged {
@@ -87,10 +101,7 @@ pub fn new_record(
         last_used: now,
         expires_at: now + lifetime,
         idle_seconds: idle,
-        password_stamp: match kind {
-            TrustKind::Device => password_stamp,
-            TrustKind::Session => None,
-        },
+        password_stamp,
     })
 }
 
@@ -131,7 +142,7 @@ mod tests {
     #[test]
     fn a_session_window_ends_at_its_instant_and_after_idling() {
         let mut r = record(TrustKind::Session);
-        assert_eq!(r.password_stamp, None);
+        r.password_stamp = None;
         r.last_used = 1000 + 12 * 3600 - 10;
         assert_eq!(
             judge(&r, &POLICY, 1000 + 12 * 3600 - 1, None),
@@ -147,19 +158,52 @@ mod tests {
     }
 
     #[test]
+    fn a_session_window_ends_when_the_password_changes_or_its_fingerprint_goes() {
+        // Issue 15 item 5c (checklist 11).
+        let r = record(TrustKind::Session);
+        assert_eq!(r.password_stamp.as_deref(), Some("stamp"));
+        use Judgement::*;
+        // (fingerprint recorded, fingerprint now, judgement). A window opened without one
+        // (no readable shadow) still serves while there is none; once there is one,
+        // nobody can tell what happened in between.
+        let cases = [
+            (Some("stamp"), Some("stamp"), Valid),
+            (Some("stamp"), Some("other"), PasswordChanged),
+            (Some("stamp"), None, PasswordChanged),
+            (None, None, Valid),
+            (None, Some("stamp"), PasswordChanged),
+        ];
+        for (then, now, expected) in cases {
+            let r = TrustRecord {
+                password_stamp: then.map(String::from),
+                ..r.clone()
+            };
+            assert_eq!(judge(&r, &POLICY, 2000, now), expected, "{then:?} {now:?}");
+        }
+        // A window that has lapsed anyway is just lapsed.
+        assert_eq!(judge(&r, &POLICY, 1000 + 12 * 3600, Some("other")), Lapsed);
+    }
+
+    #[test]
     fn a_tighter_policy_applies_to_existing_windows_at_once() {
         let r = record(TrustKind::Session);
         let short = ServicePolicy {
             session_seconds: 600,
             ..POLICY
         };
-        assert_eq!(judge(&r, &short, 1000 + 599, None), Judgement::Valid);
-        assert_eq!(judge(&r, &short, 1000 + 600, None), Judgement::Lapsed);
+        assert_eq!(
+            judge(&r, &short, 1000 + 599, Some("stamp")),
+            Judgement::Valid
+        );
+        assert_eq!(
+            judge(&r, &short, 1000 + 600, Some("stamp")),
+            Judgement::Lapsed
+        );
         let off = ServicePolicy {
             session_seconds: 0,
             ..POLICY
         };
-        assert_eq!(judge(&r, &off, 1001, None), Judgement::Lapsed);
+        assert_eq!(judge(&r, &off, 1001, Some("stamp")), Judgement::Lapsed);
     }
 
     #[test]

@@ -89,6 +89,113 @@ fn the_daemon_refuses_a_state_directory_others_can_read() {
     println!("proved: twofoldd will not use a state directory with mode 0755");
 }
 
+/// Runs twofoldd on `w`'s configuration and returns what it said when it refused to
+/// start; fails the test if it is still running after 10 s (it accepted the state).
+fn refused_start(w: &World) -> String {
+    use std::process::Stdio;
+    let config = w.path("twofold.toml");
+    std::fs::write(&config, w.config_text("")).expect("config");
+    let mut child = Command::new(binary("twofoldd"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!("twofoldd started on this state: {}", combined(&out));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert!(!out.status.success(), "{}", combined(&out));
+    combined(&out)
+}
+
+fn private_state_dir(w: &World) -> std::path::PathBuf {
+    let state = w.path("state");
+    std::fs::create_dir(&state).expect("mkdir");
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    state
+}
+
+/// Issue 15 item 5b (checklist 22): mode 0700 alone is not private when another user owns
+/// the directory, or the database file in it.
+#[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: gives the state directory and database to another uid"
+)]
+fn the_daemon_refuses_a_state_directory_or_database_owned_by_another_user() {
+    require_root("it chowns the state directory to another uid");
+    let w = World::bus_only();
+    let state = private_state_dir(&w);
+    std::os::unix::fs::chown(&state, Some(12345), None).expect("chown");
+    let text = refused_start(&w);
+    assert!(
+        text.contains("not private")
+            && text.contains("owned by uid 12345")
+            && text.contains(&state.display().to_string()),
+        "{text}"
+    );
+    assert!(!state.join("twofold.db").exists(), "a database was created");
+    std::os::unix::fs::chown(&state, Some(0), None).expect("chown back");
+    let db = state.join("twofold.db");
+    drop(twofold_daemon::store::Store::open(&db).expect("a database"));
+    std::os::unix::fs::chown(&db, Some(12345), None).expect("chown db");
+    let text = refused_start(&w);
+    assert!(
+        text.contains("twofold.db") && text.contains("owned by uid 12345"),
+        "{text}"
+    );
+    println!(
+        "proved: twofoldd refuses a 0700 state directory, or a database file, owned by another uid"
+    );
+}
+
+/// Issue 15 item 5b (checklist 22): root would write to and chmod what a link points at.
+#[test]
+fn the_daemon_refuses_a_symlinked_database_or_wal_file_and_leaves_the_target_alone() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let w = World::bus_only();
+    let state = private_state_dir(&w);
+    let victim = w.path("victim");
+    std::fs::write(&victim, "").expect("victim");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let untouched = |what: &str| {
+        let meta = std::fs::metadata(&victim).expect("victim");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644, "{what}: chmodded");
+        assert_eq!(meta.len(), 0, "{what}: written");
+    };
+    let db = state.join("twofold.db");
+    symlink(&victim, &db).expect("symlink");
+    let text = refused_start(&w);
+    untouched("database link");
+    assert!(
+        text.contains("symbolic link") && text.contains(&db.display().to_string()),
+        "{text}"
+    );
+    std::fs::remove_file(&db).expect("unlink");
+    drop(twofold_daemon::store::Store::open(&db).expect("a database"));
+    let wal = state.join("twofold.db-wal");
+    let _ = std::fs::remove_file(&wal);
+    symlink(&victim, &wal).expect("symlink");
+    let text = refused_start(&w);
+    untouched("-wal link");
+    assert!(
+        text.contains("symbolic link") && text.contains("twofold.db-wal"),
+        "{text}"
+    );
+    println!(
+        "proved: twofoldd refuses a symlinked database or -wal file and leaves the target as it was"
+    );
+}
+
 #[test]
 fn ctl_reports_a_missing_daemon_an_unknown_user_and_a_wrong_code_clearly() {
     let w = World::bus_only();

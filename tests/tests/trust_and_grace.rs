@@ -236,6 +236,37 @@ fn a_password_change_ends_a_remembered_device() {
 }
 
 #[test]
+#[cfg_attr(not(as_root), ignore = "needs root: changes a test user's password")]
+fn a_password_change_ends_a_session_window() {
+    // Issue 15 item 5c (checklist 11): only remembered devices compared the fingerprint.
+    // tf-bob: a_password_change_ends_a_remembered_device changes tf-alice's password
+    // in parallel.
+    ensure_test_users();
+    let w = ssh_world();
+    let secret = enrol_at(&w, USER_B, T0);
+    set_password(USER_B, "first-password-1");
+    w.set_clock(T0 + 30);
+    let (rc, conv) = one(
+        &w,
+        ssh(USER_B, KEY_A, &[&code_at_time(&secret, T0 + 30), "n"]),
+    );
+    assert_eq!(rc, 0, "{conv:?}");
+    w.set_clock(T0 + 90);
+    assert_eq!(one(&w, ssh(USER_B, KEY_A, &[])).0, 0, "no window");
+    set_password(USER_B, "second-password-2");
+    w.set_clock(T0 + 150);
+    assert_asked(
+        &w,
+        ssh(USER_B, KEY_A, &[]),
+        "session window served after a password change",
+    );
+    let list = w.ctl(&["--json", "trust", "list", USER_B], "");
+    let v: Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert_eq!(v, serde_json::json!([]), "the window was not revoked");
+    println!("proved: changing the password (chpasswd) ends a session window at once");
+}
+
+#[test]
 #[cfg_attr(not(as_root), ignore = "needs root: runs the daemon as a test user")]
 fn without_a_password_fingerprint_no_device_is_remembered() {
     // Issue 7 item 4: a daemon that cannot read the shadow entry (here: not root) had
@@ -261,6 +292,11 @@ fn without_a_password_fingerprint_no_device_is_remembered() {
         !conv.iter().any(|c| c.contains("Trust this device")),
         "offered to remember without a password fingerprint: {conv:?}"
     );
+    // Issue 15 item 5c: a session window is still kept without fingerprints (it lasts
+    // hours, and nothing could see a password change anyway).
+    w.set_clock(T0 + 90);
+    let (rc, conv) = one(&w, ssh("root", KEY_A, &[]));
+    assert!(rc == 0 && conv.is_empty(), "no session window: {conv:?}");
     assert!(
         w.daemon_log().contains("shadow"),
         "no word at start-up: {}",

@@ -934,6 +934,44 @@ fn a_password_change_ends_a_remembered_device_at_once() {
 }
 
 #[test]
+fn a_password_change_ends_a_session_window_at_once() {
+    // Issue 15 item 5c (checklist 11): only remembered devices compared the fingerprint.
+    let f = fixture();
+    let secret = f.enrol("alice");
+    f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "n");
+    f.clock.advance(60);
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    f.users.password_generation.fetch_add(1, Ordering::SeqCst);
+    f.clock.advance(60);
+    assert!(
+        !f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")),
+        "the session window outlived a password change"
+    );
+    assert!(
+        f.reasons()
+            .iter()
+            .any(|r| r == "session window ended: password changed"),
+        "{:?}",
+        f.reasons()
+    );
+    assert!(
+        f.engine.trust_list(&root(), "alice").unwrap().is_empty(),
+        "the window was not revoked"
+    );
+}
+
+#[test]
+fn without_a_password_fingerprint_a_session_window_still_serves() {
+    // bob has no fingerprint (a daemon that cannot read shadow): a short window is
+    // still worth having, and nothing could tell a password change anyway.
+    let f = fixture();
+    let secret = f.enrol("bob");
+    f.verify(&root(), ssh_key("bob", KEY_A, "192.0.2.7"), &secret, "n");
+    f.clock.advance(60);
+    assert!(f.passes_without_code(&root(), ssh_key("bob", KEY_A, "192.0.2.7")));
+}
+
+#[test]
 fn without_a_password_fingerprint_no_device_is_remembered_or_honoured() {
     // Issue 7 item 4: None == None counted as "password unchanged".
     let f = fixture();

@@ -430,3 +430,107 @@ fn the_phantom_table_stays_bounded() {
         .unwrap();
     assert_eq!(oldest_kept, 50);
 }
+
+fn private_dir(parent: &Path, name: &str) -> PathBuf {
+    let d = parent.join(name);
+    std::fs::DirBuilder::new().mode(0o700).create(&d).unwrap();
+    d
+}
+
+/// An empty file, mode 0644: what a link would make root write to and chmod.
+fn victim_file(parent: &Path) -> PathBuf {
+    let v = parent.join("victim");
+    std::fs::write(&v, "").unwrap();
+    std::fs::set_permissions(&v, std::fs::Permissions::from_mode(0o644)).unwrap();
+    v
+}
+
+/// Issue 15 (checklist 22): a state directory at 0700 is private only if root or the
+/// daemon's own uid owns it.
+#[test]
+fn a_state_directory_owned_by_another_uid_is_refused_even_at_0700() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = private_dir(dir.path(), "state");
+    let me = nix::unistd::geteuid().as_raw();
+    // Here the test's own uid plays "another user": the store trusts only `others`.
+    let others = [me.wrapping_add(1)];
+    let e = Store::open_owned_by(&state.join("db"), &others)
+        .err()
+        .expect("a directory owned by another uid was used")
+        .to_string();
+    assert!(
+        e.contains(&format!("owned by uid {me}")) && e.contains(&state.display().to_string()),
+        "{e}"
+    );
+    assert!(!state.join("db").exists(), "a database was created in it");
+}
+
+/// A database path that is a symbolic link: root would write to and chmod its target.
+#[test]
+fn a_symlinked_database_file_is_refused_and_its_target_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = private_dir(dir.path(), "state");
+    let victim = victim_file(dir.path());
+    std::os::unix::fs::symlink(&victim, state.join("db")).unwrap();
+    let e = Store::open(&state.join("db"))
+        .err()
+        .expect("a symlinked database was opened")
+        .to_string();
+    assert!(e.contains("symbolic link") && e.contains("db"), "{e}");
+    assert_eq!(mode(&victim), 0o644, "the target was chmodded");
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"",
+        "the target was written"
+    );
+    // A dangling link: the target must not be created.
+    let absent = dir.path().join("absent");
+    std::os::unix::fs::symlink(&absent, state.join("db2")).unwrap();
+    assert!(Store::open(&state.join("db2")).is_err());
+    assert!(
+        std::fs::symlink_metadata(&absent).is_err(),
+        "the target was created"
+    );
+}
+
+/// The -wal and -shm files beside the database: never written or chmodded through a link.
+#[test]
+fn a_symlinked_wal_or_shm_file_is_refused_and_not_followed() {
+    for suffix in ["-wal", "-shm"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state/db");
+        drop(Store::open(&db).unwrap());
+        let side = db.with_file_name(format!("db{suffix}"));
+        let _ = std::fs::remove_file(&side);
+        let victim = victim_file(dir.path());
+        std::os::unix::fs::symlink(&victim, &side).unwrap();
+        let opened = Store::open(&db).and_then(|mut s| {
+            s.put_pending("alice", "S", 0, false, true)?;
+            Ok(s)
+        });
+        assert_eq!(mode(&victim), 0o644, "{suffix}: the target was chmodded");
+        assert_eq!(
+            std::fs::read(&victim).unwrap(),
+            b"",
+            "{suffix}: the target was written"
+        );
+        let e = opened
+            .err()
+            .unwrap_or_else(|| panic!("{suffix}: a symlinked {suffix} file was accepted"))
+            .to_string();
+        assert!(e.contains("symbolic link") && e.contains(suffix), "{e}");
+    }
+}
+
+#[test]
+fn a_symlinked_state_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = private_dir(dir.path(), "real");
+    std::os::unix::fs::symlink(&real, dir.path().join("state")).unwrap();
+    let e = Store::open(&dir.path().join("state/db"))
+        .err()
+        .expect("a symlinked state directory was used")
+        .to_string();
+    assert!(e.contains("symbolic link") && e.contains("state"), "{e}");
+    assert!(!real.join("db").exists());
+}
