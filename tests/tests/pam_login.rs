@@ -277,6 +277,10 @@ fn a_second_name_of_an_enrolled_uid_is_asked_for_that_accounts_code() {
 }
 
 #[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: only a root caller's remote address is a source"
+)]
 fn wrong_codes_after_a_failed_password_cannot_lock_out_the_user_elsewhere() {
     // Issue 7 item 11: with a `required` (not `requisite`) first factor the module runs
     // after a wrong password, so anyone could lock the account with wrong codes.
