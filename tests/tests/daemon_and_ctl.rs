@@ -328,3 +328,21 @@ fn out_of_range_dates_and_overlong_codes_over_the_bus_get_a_clear_error() {
     assert_eq!(status.failures, 0, "the overlong code was counted as a try");
     println!("proved: out-of-range GraceSet dates and overlong codes are refused as invalid input");
 }
+
+#[test]
+#[cfg_attr(not(as_root), ignore = "needs root: chowns the file to another user")]
+fn a_config_file_owned_by_another_user_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = dir.path().join("twofold.toml");
+    std::fs::write(&path, "version = 1\n").expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert!(twofold_config::Config::load(&path).is_ok());
+    std::os::unix::fs::chown(&path, Some(65534), None).expect("chown");
+    let e = twofold_config::Config::load(&path)
+        .expect_err("a file owned by nobody was loaded")
+        .to_string();
+    assert!(e.contains("owned by uid 65534"), "{e}");
+    println!("proved: a configuration file owned by another user is refused");
+}
