@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # twofold's benchmark in one run: builds (release), seeds users and secrets in a temporary
 # directory, starts a private dbus-daemon and twofoldd, measures in-process PAM logins
-# (pam_permit, pam_twofold, pam_google_authenticator, pam_oath) and twofoldd's
-# throughput, and writes docs/performance.md. See bench/README.md.
+# (pam_permit, pam_twofold over its socket and over the bus, pam_google_authenticator,
+# pam_oath), the trusted path against a peer-to-peer floor, twofoldd's throughput and,
+# with BENCH_SCALE=1, logins on a store of 100,000 users; writes docs/performance.md.
+# See bench/README.md.
 #
 # Needs root and overlayfs; installs the Debian packages it lacks (scripts/packages.txt:
 # build, demo, bench). Changes no system file.
-# Environment: BENCH_USERS (200), BENCH_CLIENTS (16), BENCH_PER_CLIENT (100).
+# Environment: BENCH_USERS (200), BENCH_CLIENTS (32), BENCH_PER_CLIENT (100),
+# BENCH_SCALE (0; 1 adds the scale figures: about a minute more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -31,14 +34,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Waits up to 10 s for a command to succeed.
+# Waits up to 10 s (or $tries tenths) for a command to succeed.
 wait_for() {
-  for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done
+  for _ in $(seq "${tries:-100}"); do "$@" && return 0; sleep 0.1; done
   return 1
 }
+clients=${BENCH_CLIENTS:-32}
+scale=${BENCH_SCALE:-0}
 
 "$bin/pam-bench" setup --dir "$dir" --users "${BENCH_USERS:-200}" \
-  --clients "${BENCH_CLIENTS:-16}" --per-client "${BENCH_PER_CLIENT:-100}"
+  --clients "$clients" --per-client "${BENCH_PER_CLIENT:-100}"
+if [ "$scale" = 1 ]; then
+  "$bin/pam-bench" scale-setup --dir "$dir"
+fi
 
 # These machines run no syslog daemon, and glibc's syslog() then writes each record to
 # /dev/console, a slow serial console here: pam_google_authenticator logs every login that
@@ -60,6 +68,32 @@ if ! wait_for grep -q serving "$dir/twofoldd.log"; then
   exit 1
 fi
 
+# The floor of a socket login: a trivial peer-to-peer server.
+"$bin/pam-bench" p2p-server --socket "$dir/p2p" &
+pids+=($!)
+wait_for test -S "$dir/p2p" || { echo "bench/run.sh: the p2p server did not start" >&2; exit 1; }
+
+# The scale figures: two more twofoldd (100 users; 100,000 users and 1,000,000 trust
+# rows), on their sockets only. Each runs in a private mount namespace with an empty
+# /run/dbus, so `bus = "system"` finds no system bus and they own no name anywhere.
+if [ "$scale" = 1 ]; then
+  for store in small large; do
+    unshare --mount --propagation private sh -c '
+      if [ -d /run/dbus ]; then mount -t tmpfs -o mode=0755 tmpfs /run/dbus; fi
+      exec "$@"' _ "$bin/twofoldd" --config "$dir/scale/$store/twofold.toml" \
+      >/dev/null 2>"$dir/scale/$store/twofoldd.log" &
+    pids+=($!)
+    echo $! >"$dir/scale/$store/pid"
+  done
+  for store in small large; do
+    if ! tries=1200 wait_for grep -q serving "$dir/scale/$store/twofoldd.log"; then
+      echo "bench/run.sh: twofoldd ($store store) did not start:" >&2
+      cat "$dir/scale/$store/twofoldd.log" >&2
+      exit 1
+    fi
+  done
+fi
+
 # The measurement runs in a private mount namespace whose /dev is an overlay of the real
 # one plus a /dev/log symlink to the sink: the real /dev is left alone. Under pam_wrapper,
 # libpam reads the service files from $dir/pam.d. The report goes to $dir first, so a
@@ -72,6 +106,6 @@ unshare --mount --propagation private bash -c '
   ln -sfn "$dir/log" /dev/log
   exec env LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$dir/pam.d" "$@"
 ' _ "$dir" "$bin/pam-bench" measure --dir "$dir" --out "$dir/performance.md" \
-  --clients "${BENCH_CLIENTS:-16}"
+  --clients "$clients" $([ "$scale" = 1 ] && echo --scale)
 cp "$dir/performance.md" "$root/docs/performance.md"
 echo "bench/run.sh: wrote docs/performance.md in $(( $(date +%s) - started )) s"

@@ -1,33 +1,56 @@
-//! twofoldd over D-Bus without PAM: logins from concurrent clients (Begin, then Answer with
-//! the right code), and bare bus round trips as reference figures.
+//! twofoldd without PAM, over its socket (D-Bus peer-to-peer, as pam_twofold does by
+//! default) or over the bus (`bus=`): logins from concurrent clients (Begin, then Answer
+//! with the right code), and bare round trips as reference figures.
 
 use crate::User;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use twofold_protocol::{Action, AuthProxy, BUS_NAME, LoginContext};
 use zbus::fdo::DBusProxy;
 use zbus::proxy::CacheProperties;
 
+/// How a client reaches twofoldd.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// twofoldd's own socket, D-Bus peer-to-peer.
+    Socket(PathBuf),
+    /// A bus address; calls go to twofoldd's well-known name.
+    Bus(String),
+}
+
+impl Target {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Target::Socket(_) => "socket",
+            Target::Bus(_) => "bus",
+        }
+    }
+}
+
 /// What the concurrent clients did.
 pub struct Throughput {
+    pub target: &'static str,
     pub clients: usize,
     pub elapsed: Duration,
     /// One Begin + Answer each.
     pub latencies: Vec<Duration>,
+    /// The Begin and the Answer of each login, apart.
+    pub begins: Vec<Duration>,
+    pub answers: Vec<Duration>,
 }
 
 /// Each of `clients` connections logs in its own share of `users` one after the other;
 /// the clients run concurrently. Fails on the first login that does not succeed.
-pub async fn throughput(bus: &str, users: &[User], clients: usize) -> Result<Throughput, String> {
+pub async fn throughput(
+    target: &Target,
+    users: &[User],
+    clients: usize,
+) -> Result<Throughput, String> {
     // Connecting is not part of the figure: a client here is a long-lived caller.
     let mut proxies = Vec::new();
     for _ in 0..clients {
-        let conn = connect(bus).await?;
-        let auth = AuthProxy::builder(&conn)
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-            .map_err(|e| format!("Auth proxy: {e}"))?;
-        proxies.push(auth);
+        let conn = connect(target).await?;
+        proxies.push(auth_proxy(conn).await?);
     }
     let per_client = users.len().div_ceil(clients.max(1)).max(1);
     let start = Instant::now();
@@ -37,56 +60,121 @@ pub async fn throughput(bus: &str, users: &[User], clients: usize) -> Result<Thr
         .map(|(auth, mine)| {
             let mine = mine.to_vec();
             tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(mine.len());
+                let mut times = Vec::with_capacity(mine.len());
                 for user in &mine {
-                    let t = Instant::now();
-                    login(&auth, user).await?;
-                    latencies.push(t.elapsed());
+                    times.push(login(&auth, user).await?);
                 }
-                Ok::<_, String>(latencies)
+                Ok::<_, String>(times)
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await.map_err(|e| format!("client task: {e}"))??);
-    }
-    Ok(Throughput {
+    let mut run = Throughput {
+        target: target.label(),
         clients,
-        elapsed: start.elapsed(),
-        latencies,
-    })
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+        begins: Vec::new(),
+        answers: Vec::new(),
+    };
+    for task in tasks {
+        for (begin, answer) in task.await.map_err(|e| format!("client task: {e}"))?? {
+            run.latencies.push(begin + answer);
+            run.begins.push(begin);
+            run.answers.push(answer);
+        }
+    }
+    run.elapsed = start.elapsed();
+    Ok(run)
+}
+
+async fn auth_proxy(conn: zbus::Connection) -> Result<AuthProxy<'static>, String> {
+    AuthProxy::builder(&conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .map_err(|e| format!("Auth proxy: {e}"))
 }
 
 /// One login as pam_twofold.so drives it, minus PAM: Begin, then the code, then success.
-async fn login(auth: &AuthProxy<'_>, user: &User) -> Result<(), String> {
+/// Returns how long Begin and Answer took.
+async fn login(auth: &AuthProxy<'_>, user: &User) -> Result<(Duration, Duration), String> {
     let ctx = LoginContext {
         user: user.name.clone(),
         service: "bench".into(),
         ..Default::default()
     };
+    let t = Instant::now();
     let (id, step) = auth
         .begin(&ctx)
         .await
         .map_err(|e| format!("Begin for {}: {e}", user.name))?;
+    let begin = t.elapsed();
     if step.action() != Some(Action::PromptSecret) {
         return Err(format!("Begin for {}: got {step:?}", user.name));
     }
+    let code = user.code_now()?;
+    let t = Instant::now();
     let step = auth
-        .answer(&id, &user.code_now()?)
+        .answer(&id, &code)
         .await
         .map_err(|e| format!("Answer for {}: {e}", user.name))?;
+    let answer = t.elapsed();
     if step.action() != Some(Action::Success) {
         return Err(format!("Answer for {}: got {step:?}", user.name));
     }
-    Ok(())
+    Ok((begin, answer))
 }
 
-async fn connect(bus: &str) -> Result<zbus::Connection, String> {
-    zbus::connection::Builder::address(bus)
+/// `n` trusted `Begin` calls on one open socket connection: the daemon's share of a
+/// trusted login (session window found, success, no prompt).
+pub async fn trusted_begins(
+    target: &Target,
+    ctx: &LoginContext,
+    n: usize,
+) -> Result<Vec<Duration>, String> {
+    let auth = auth_proxy(connect(target).await?).await?;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let (_, step) = auth
+            .begin(ctx)
+            .await
+            .map_err(|e| format!("trusted Begin: {e}"))?;
+        times.push(t.elapsed());
+        if step.action() != Some(Action::Success) {
+            return Err(format!("trusted Begin: got {step:?}"));
+        }
+    }
+    Ok(times)
+}
+
+pub async fn connect(target: &Target) -> Result<zbus::Connection, String> {
+    match target {
+        Target::Bus(bus) => zbus::connection::Builder::address(bus.as_str())
+            .build()
+            .await
+            .map_err(|e| format!("cannot connect to {bus}: {e}")),
+        Target::Socket(path) => connect_p2p(path).await,
+    }
+}
+
+/// A peer-to-peer connection made the way pam_twofold makes it: connect, read the
+/// listener's credentials (the module checks its uid), then the D-Bus handshake.
+pub async fn connect_p2p(path: &Path) -> Result<zbus::Connection, String> {
+    let shown = path.display();
+    let stream = tokio::net::UnixStream::connect(path)
+        .await
+        .map_err(|e| format!("{shown}: {e}"))?;
+    let peer = stream.peer_cred().map_err(|e| format!("{shown}: {e}"))?;
+    if peer.uid() != 0 {
+        return Err(format!("{shown}: listener is uid {}, not root", peer.uid()));
+    }
+    let stream = stream.into_std().map_err(|e| e.to_string())?;
+    zbus::connection::Builder::unix_stream(stream)
+        .p2p()
         .build()
         .await
-        .map_err(|e| format!("cannot connect to {bus}: {e}"))
+        .map_err(|e| format!("{shown}: {e}"))
 }
 
 /// The bus driver's proxy; building it sends nothing (no property cache, no match rule).
@@ -109,10 +197,11 @@ async fn name_owner(dbus: &DBusProxy<'_>) -> Result<(), String> {
 /// `n` times: a fresh connection (socket, auth, Hello), one GetNameOwner, close. This is
 /// the least any login over the bus pays.
 pub async fn fresh_connections(bus: &str, n: usize) -> Result<Vec<Duration>, String> {
+    let target = Target::Bus(bus.into());
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        let conn = connect(bus).await?;
+        let conn = connect(&target).await?;
         name_owner(&bus_driver(&conn).await?).await?;
         drop(conn);
         times.push(t.elapsed());
@@ -122,7 +211,7 @@ pub async fn fresh_connections(bus: &str, n: usize) -> Result<Vec<Duration>, Str
 
 /// `n` GetNameOwner calls on one open connection.
 pub async fn calls_on_open_connection(bus: &str, n: usize) -> Result<Vec<Duration>, String> {
-    let conn = connect(bus).await?;
+    let conn = connect(&Target::Bus(bus.into())).await?;
     let dbus = bus_driver(&conn).await?;
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
