@@ -5,12 +5,11 @@ use std::process::{Command, Stdio};
 use twofold_integration::*;
 use twofold_pamtest::{Pause, Transaction};
 
-/// Runs `bus_flood` against the world's bus for `seconds`, as an unprivileged user
-/// (tf-bob as root; otherwise the test's own account).
-fn flood(w: &World, seconds: u32) -> std::process::Child {
+/// One of the test binaries, to run as an unprivileged user: tf-bob as root, otherwise
+/// the test's own account.
+fn unprivileged(binary: &str) -> Command {
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(target_dir().join("bus_flood"));
-    cmd.arg(w.path("bus")).arg(seconds.to_string());
+    let mut cmd = Command::new(target_dir().join(binary));
     if is_root() {
         ensure_test_users();
         let bob = nix::unistd::User::from_name(USER_B)
@@ -19,6 +18,14 @@ fn flood(w: &World, seconds: u32) -> std::process::Child {
             .expect("test user");
         cmd.uid(bob.uid.as_raw()).gid(bob.gid.as_raw());
     }
+    cmd
+}
+
+/// Runs `bus_flood` against the world's bus for `seconds`, as an unprivileged user
+/// (tf-bob as root; otherwise the test's own account).
+fn flood(w: &World, seconds: u32) -> std::process::Child {
+    let mut cmd = unprivileged("bus_flood");
+    cmd.arg(w.path("bus")).arg(seconds.to_string());
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -86,17 +93,8 @@ fn oversized_calls_from_a_user_leave_the_daemon_small_and_logins_working() {
     let before = rss_mib(pid);
     let mut after = Vec::new();
     for round in 0..3 {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(target_dir().join("big_calls"));
+        let mut cmd = unprivileged("big_calls");
         cmd.args([&w.bus_address, "30", "12"]);
-        if is_root() {
-            ensure_test_users();
-            let bob = nix::unistd::User::from_name(USER_B)
-                .ok()
-                .flatten()
-                .expect("test user");
-            cmd.uid(bob.uid.as_raw()).gid(bob.gid.as_raw());
-        }
         let flood = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
