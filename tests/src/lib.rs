@@ -479,6 +479,29 @@ impl World {
         input: &str,
         env: &[(&str, &str)],
     ) -> PamRun {
+        // pam_wrapper sometimes fails to make its /tmp/pam.X directory when processes
+        // start at once ("File exists"): the module never ran, so run it again.
+        for _ in 0..4 {
+            let out = run_with_input(self.pamtester(run_as, service, user, env), input);
+            let output = combined(&out);
+            if !output.contains("Failed to create pam_wrapper config dir") {
+                return PamRun {
+                    status: out.status.code().unwrap_or(-1),
+                    output,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("pam_wrapper could not set up its directory four times in a row");
+    }
+
+    fn pamtester(
+        &self,
+        run_as: Option<&str>,
+        service: &str,
+        user: &str,
+        env: &[(&str, &str)],
+    ) -> Command {
         let mut cmd = match run_as {
             Some(u) => {
                 let mut c = Command::new("runuser");
@@ -507,11 +530,7 @@ impl World {
             user,
             "authenticate",
         ]);
-        let out = run_with_input(cmd, input);
-        PamRun {
-            status: out.status.code().unwrap_or(-1),
-            output: combined(&out),
-        }
+        cmd
     }
 
     /// Runs PAM transactions in one process with the real libpam (see the
