@@ -320,37 +320,6 @@ mod tests {
         assert_ne!(id.hash_for("alice"), id.hash_for("bob"));
         assert_eq!(id.hash_for("alice").len(), 64);
     }
-}
-
-#[cfg(test)]
-mod who_may_claim_ssh {
-    use super::*;
-
-    struct Sessions;
-    impl SessionLookup for Sessions {
-        fn session_of(&self, pid: u32) -> Option<u32> {
-            (pid == 4242).then_some(7)
-        }
-    }
-
-    const POLICY: ServicePolicy = ServicePolicy {
-        session_seconds: 3600,
-        idle_seconds: 600,
-        remember_device: true,
-        remember_seconds: 86400,
-        trust_address: true,
-    };
-
-    fn claim(service: &str) -> LoginContext {
-        LoginContext {
-            user: "alice".into(),
-            service: service.into(),
-            rhost: "192.0.2.7".into(),
-            tty: "ssh".into(),
-            ssh_auth_info: "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPBt/BNd5lA1dnF//n6CHzH8KvAg/yKN0naK8HbRXq9f".into(),
-            ..Default::default()
-        }
-    }
 
     fn caller(uid: u32) -> Caller {
         Caller {
@@ -360,24 +329,32 @@ mod who_may_claim_ssh {
         }
     }
 
+    /// An sshd-style context for `service` carrying an accepted key.
+    fn claim(service: &str) -> LoginContext {
+        LoginContext {
+            service: service.into(),
+            ..ssh(&format!("publickey ssh-ed25519 {KEY}"), "192.0.2.7")
+        }
+    }
+
     #[test]
     fn only_root_running_sshd_presents_an_ssh_identity() {
-        let root_sshd = identify(&claim("sshd"), &caller(0), &Sessions, &POLICY).unwrap();
+        let root_sshd = identify(&claim("sshd"), &caller(0), &Sessions, &policy(true)).unwrap();
         assert!(root_sshd.rememberable && root_sshd.key.starts_with("ssh-key"));
         assert!(
-            identify(&claim("sshd-test"), &caller(0), &Sessions, &POLICY)
+            identify(&claim("sshd-test"), &caller(0), &Sessions, &policy(true))
                 .unwrap()
                 .key
                 .starts_with("ssh-key")
         );
         // A user's own process claiming to be sshd: its own login session, nothing more.
-        let user = identify(&claim("sshd"), &caller(1000), &Sessions, &POLICY).unwrap();
+        let user = identify(&claim("sshd"), &caller(1000), &Sessions, &policy(true)).unwrap();
         assert!(
             !user.rememberable && user.key.starts_with("session 7"),
             "{user:?}"
         );
         // Root's other services are not sshd because SSH_AUTH_INFO_0 is set.
-        let login = identify(&claim("login"), &caller(0), &Sessions, &POLICY).unwrap();
+        let login = identify(&claim("login"), &caller(0), &Sessions, &policy(true)).unwrap();
         assert!(login.key.starts_with("session 7"), "{login:?}");
     }
 }

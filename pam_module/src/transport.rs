@@ -63,8 +63,7 @@ async fn connect_socket(path: &str, opts: &Options) -> Result<zbus::Connection, 
             Ok(Err(e)) if matches!(e.kind(), NotFound | ConnectionRefused) => {
                 return Err(Failure::Unreachable(format!("{path}: {e}")));
             }
-            Ok(Err(e)) if tries < 2 => {
-                let _ = e;
+            Ok(Err(_)) if tries < 2 => {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
             Ok(Err(e)) => return Err(Failure::Disturbed(format!("{path}: {e}"))),

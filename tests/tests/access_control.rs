@@ -4,17 +4,10 @@
 
 use twofold_integration::*;
 
-/// Creates the test users; fails the test when not root.
-fn need_root() -> bool {
-    ensure_test_users()
-}
-
 #[test]
 #[cfg_attr(not(as_root), ignore = "needs root: runs clients as other users")]
 fn a_user_may_verify_themself_but_not_another_user() {
-    if !need_root() {
-        return;
-    }
+    ensure_test_users();
     let w = World::start("");
     w.write_service("twofold", &w.module_line(""));
     let secret = w.enrol(USER_A);
@@ -37,9 +30,7 @@ fn a_user_may_verify_themself_but_not_another_user() {
 #[test]
 #[cfg_attr(not(as_root), ignore = "needs root: runs clients as other users")]
 fn admin_methods_refuse_ordinary_users() {
-    if !need_root() {
-        return;
-    }
+    ensure_test_users();
     let w = World::start("");
     w.enrol(USER_B);
     for args in [
@@ -72,9 +63,7 @@ fn admin_methods_refuse_ordinary_users() {
 #[test]
 #[cfg_attr(not(as_root), ignore = "needs root: runs clients as other users")]
 fn an_admin_group_member_may_administer() {
-    if !need_root() {
-        return;
-    }
+    ensure_test_users();
     let group = "tf-admins";
     let _ = std::process::Command::new("groupadd")
         .arg("-f")
@@ -98,9 +87,7 @@ fn an_admin_group_member_may_administer() {
 #[test]
 #[cfg_attr(not(as_root), ignore = "needs root: runs clients as other users")]
 fn a_name_owner_that_is_not_root_is_not_trusted() {
-    if !need_root() {
-        return;
-    }
+    ensure_test_users();
     // A bus whose policy (wrongly) lets an ordinary user own the daemon's name.
     let mut w = World::bus_with_policy(&format!(
         r#"<policy user="{USER_A}"><allow own="org.twofold.Twofold1"/></policy>"#
@@ -120,9 +107,7 @@ fn a_name_owner_that_is_not_root_is_not_trusted() {
 #[test]
 #[cfg_attr(not(as_root), ignore = "needs root: runs clients as other users")]
 fn an_impostor_claiming_the_service_is_unknown_does_not_trigger_failmode_safe() {
-    if !need_root() {
-        return;
-    }
+    ensure_test_users();
     let w = World::bus_with_policy(&format!(
         r#"<policy user="{USER_A}"><allow own="org.twofold.Twofold1"/></policy>"#
     ));
@@ -158,9 +143,7 @@ fn an_impostor_claiming_the_service_is_unknown_does_not_trigger_failmode_safe() 
 #[test]
 #[cfg_attr(not(as_root), ignore = "needs root: runs clients as other users")]
 fn users_list_and_revoke_only_their_own_trust() {
-    if !need_root() {
-        return;
-    }
+    ensure_test_users();
     let w = World::start("");
     w.enrol(USER_A);
     let own = w.ctl_as(Some(USER_A), &["trust", "list"], "");
@@ -189,9 +172,7 @@ fn users_list_and_revoke_only_their_own_trust() {
 #[cfg_attr(not(as_root), ignore = "needs root: runs clients as other users")]
 fn self_enrolment_neither_clears_a_lockout_nor_replaces_an_admins_secret() {
     // Issue 7 item 5.
-    if !need_root() {
-        return;
-    }
+    ensure_test_users();
     let w = World::start("[lockout]\nmax_failures = 3");
     w.write_service("twofold", &w.module_line(""));
     let self_enrol =

@@ -9,7 +9,7 @@ use twofold_integration::*;
 /// 2027-01-15T08:00:00Z, the start of a TOTP step.
 const T0: i64 = 1_800_000_000;
 
-fn root_with_users() -> bool {
+fn root_with_users() {
     ensure_test_users();
     // Once per run: parallel chpasswd calls would fight over /etc/shadow's lock.
     static PREPARED: std::sync::Once = std::sync::Once::new();
@@ -17,7 +17,6 @@ fn root_with_users() -> bool {
         prepare_user(USER_A);
         prepare_user(USER_B);
     });
-    true
 }
 
 /// A world whose daemon starts at T0, with USER_A enrolled and confirmed; returns the secret.
@@ -58,9 +57,7 @@ fn key_sshd(w: &World) -> Sshd {
     ignore = "needs root: real sshd, sudo and login, test users"
 )]
 fn sshd_keyboard_interactive_password_then_code() {
-    if !root_with_users() {
-        return;
-    }
+    root_with_users();
     let (w, secret) = world_with_alice("[lockout]\nmax_failures = 10");
     let sshd = password_sshd(&w);
     w.set_clock(T0 + 30);
@@ -88,9 +85,7 @@ fn sshd_keyboard_interactive_password_then_code() {
     ignore = "needs root: real sshd, sudo and login, test users"
 )]
 fn sshd_publickey_then_code_trusts_the_key_and_asks_another() {
-    if !root_with_users() {
-        return;
-    }
+    root_with_users();
     let (w, secret) = world_with_alice("");
     let sshd = key_sshd(&w);
     let key = sshd.add_key(USER_A, "laptop");
@@ -133,9 +128,7 @@ fn sshd_publickey_then_code_trusts_the_key_and_asks_another() {
     ignore = "needs root: real sshd, sudo and login, test users"
 )]
 fn sshd_trust_this_device_yes_is_honoured_after_the_window() {
-    if !root_with_users() {
-        return;
-    }
+    root_with_users();
     let (w, secret) = world_with_alice("");
     let sshd = key_sshd(&w);
     let key = sshd.add_key(USER_A, "laptop");
@@ -163,9 +156,7 @@ fn sshd_trust_this_device_yes_is_honoured_after_the_window() {
     ignore = "needs root: real sshd, sudo and login, test users"
 )]
 fn sshd_grace_reminder_before_the_deadline_and_refusal_after() {
-    if !root_with_users() {
-        return;
-    }
+    root_with_users();
     let w = World::start_at("[enrolment]\ndeadline = \"2027-01-25\"", T0);
     let sshd = password_sshd(&w);
     let before = ssh(&sshd, USER_B, None, &Answers::password(&[]));
@@ -189,9 +180,7 @@ fn sshd_grace_reminder_before_the_deadline_and_refusal_after() {
     ignore = "needs root: real sshd, sudo and login, test users"
 )]
 fn sshd_lockout_after_n_failures_holds_against_the_right_code() {
-    if !root_with_users() {
-        return;
-    }
+    root_with_users();
     let (w, secret) = world_with_alice("[lockout]\nmax_failures = 3");
     let sshd = password_sshd(&w);
     w.set_clock(T0 + 30);
@@ -219,9 +208,7 @@ fn sshd_lockout_after_n_failures_holds_against_the_right_code() {
     ignore = "needs root: real sshd, sudo and login, test users"
 )]
 fn sudo_asks_for_the_code_and_trusts_only_the_same_login_session() {
-    if !root_with_users() {
-        return;
-    }
+    root_with_users();
     let service = unique("sudo-twofold");
     // The same policy as the built-in one for "sudo": 1 hour, 15 idle minutes, nothing remembered.
     let policy = format!(
@@ -264,9 +251,7 @@ fn sudo_asks_for_the_code_and_trusts_only_the_same_login_session() {
     ignore = "needs root: real sshd, sudo and login, test users"
 )]
 fn console_login_asks_for_password_then_code() {
-    if !root_with_users() {
-        return;
-    }
+    root_with_users();
     let (w, secret) = world_with_alice("");
     // The stack docs/integration.md recommends for login, under pam_wrapper.
     let stack = format!(
@@ -293,9 +278,7 @@ fn console_login_asks_for_password_then_code() {
     ignore = "needs root: real sshd, sudo and login, test users"
 )]
 fn screen_locker_style_pam_as_the_user() {
-    if !root_with_users() {
-        return;
-    }
+    root_with_users();
     let (w, secret) = world_with_alice("");
     w.enrol(USER_B);
     w.write_service("xscreensaver", &w.module_line(""));

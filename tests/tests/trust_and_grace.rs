@@ -271,10 +271,7 @@ fn a_password_change_ends_a_session_window() {
 fn without_a_password_fingerprint_no_device_is_remembered() {
     // Issue 7 item 4: a daemon that cannot read the shadow entry (here: not root) had
     // no fingerprint, and None == None counted as "password unchanged" for ever.
-    if !ensure_test_users() {
-        eprintln!("SKIPPED: needs root to run the daemon as {USER_A}");
-        return;
-    }
+    ensure_test_users();
     let mut w = World::bus_with_policy(&format!(
         r#"<policy user="{USER_A}"><allow own="org.twofold.Twofold1"/></policy>"#
     ));
@@ -343,10 +340,7 @@ fn sudo_style_session_window_skips_the_prompt_only_in_the_same_login_session() {
 #[cfg_attr(not(as_root), ignore = "needs root: starts kernel login sessions")]
 fn a_screen_lockers_window_does_not_serve_sudo_in_the_same_session() {
     // Issue 7 item 3: trust lookups ignored the service.
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to start kernel login sessions");
-        return;
-    }
+    require_root("it starts kernel login sessions");
     let w = World::start_at("", T0);
     for service in ["xscreensaver", "sudo", "pkexec"] {
         w.write_service(service, &w.module_line(""));
@@ -378,10 +372,7 @@ fn a_screen_lockers_window_does_not_serve_sudo_in_the_same_session() {
 fn a_users_own_lookups_do_not_keep_its_window_alive() {
     // Issue 7 item 10: a screen locker (or any process of the user) asking for itself
     // refreshed the idle limit, keeping the window open for ever.
-    if !ensure_test_users() {
-        eprintln!("SKIPPED: needs root for a login session and {USER_A}");
-        return;
-    }
+    ensure_test_users();
     let w = World::start_at("", T0);
     w.write_service("xscreensaver", &w.module_line(""));
     let secret = enrol_at(&w, USER_A, T0);
