@@ -585,7 +585,8 @@ impl Engine {
                 &device,
                 &policy,
                 now,
-                self.users.password_stamp(&ctx.user),
+                // Read once, when the code was checked.
+                admitted.password_stamp.clone(),
             )
             .map_err(StoreError::Unavailable)
             .and_then(|r| lock(&self.store).put_trust_if(&r, admitted.generation));
