@@ -31,6 +31,13 @@ fn ssh(user: &str, key: &str, answers: &[&str]) -> Transaction {
     }
 }
 
+/// Tests that change a test user's password, and tests whose windows would end if one
+/// changed (windows record the password fingerprint), run one at a time.
+fn stable_passwords() -> std::sync::MutexGuard<'static, ()> {
+    static PASSWORDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    PASSWORDS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn one(w: &World, t: Transaction) -> (i64, Vec<String>) {
     first_outcome(&w.pam_inprocess(&[t], &[]))
 }
@@ -210,6 +217,7 @@ fn trust_of_one_user_never_serves_another_and_reset_ends_it() {
 #[test]
 #[cfg_attr(not(as_root), ignore = "needs root: changes a test user's password")]
 fn a_password_change_ends_a_remembered_device() {
+    let _passwords = stable_passwords();
     ensure_test_users();
     let w = ssh_world();
     let secret = enrol_at(&w, USER_A, T0);
@@ -238,6 +246,7 @@ fn a_password_change_ends_a_remembered_device() {
 #[test]
 #[cfg_attr(not(as_root), ignore = "needs root: changes a test user's password")]
 fn a_password_change_ends_a_session_window() {
+    let _passwords = stable_passwords();
     // Issue 15 item 5c (checklist 11): only remembered devices compared the fingerprint.
     // tf-bob: a_password_change_ends_a_remembered_device changes tf-alice's password
     // in parallel.
@@ -269,6 +278,7 @@ fn a_password_change_ends_a_session_window() {
 #[test]
 #[cfg_attr(not(as_root), ignore = "needs root: runs the daemon as a test user")]
 fn without_a_password_fingerprint_no_device_is_remembered() {
+    let _passwords = stable_passwords();
     // Issue 7 item 4: a daemon that cannot read the shadow entry (here: not root) had
     // no fingerprint, and None == None counted as "password unchanged" for ever.
     ensure_test_users();
@@ -370,6 +380,7 @@ fn a_screen_lockers_window_does_not_serve_sudo_in_the_same_session() {
     ignore = "needs root: starts kernel login sessions, runs as a test user"
 )]
 fn a_users_own_lookups_do_not_keep_its_window_alive() {
+    let _passwords = stable_passwords();
     // Issue 7 item 10: a screen locker (or any process of the user) asking for itself
     // refreshed the idle limit, keeping the window open for ever.
     ensure_test_users();
