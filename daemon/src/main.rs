@@ -144,7 +144,7 @@ async fn serve(
     });
     // Logins and twofoldctl come over the socket, which needs no bus daemon; the bus
     // serves other programs, and bus activation.
-    let socket = twofold_daemon::socket::listener(&socket_path)?;
+    let sockets = twofold_daemon::socket::listeners(&socket_path)?;
     let bus = match connect_bus(&address).await {
         Ok(bus) => Some(bus),
         Err(e) if bus_optional => {
@@ -162,8 +162,12 @@ async fn serve(
         None => None,
     };
     let shared = Shared::new(engine, dbus);
-    tokio::spawn(twofold_daemon::socket::serve(socket, shared.clone()));
-    eprintln!("twofoldd: listening on {}", socket_path.display());
+    tokio::spawn(twofold_daemon::socket::serve(sockets, shared.clone()));
+    eprintln!(
+        "twofoldd: listening on {} and, for root only, {}",
+        socket_path.display(),
+        twofold_protocol::root_socket_path(&socket_path).display()
+    );
     if let Some(conn) = &bus {
         // Serve the interfaces before taking the name, so no call finds the name but no object.
         let server = conn.object_server();

@@ -28,20 +28,25 @@ const MAX_CONNECTIONS: usize = 1024;
 /// Connections only root may use once the others have taken the rest.
 const ROOT_RESERVE: usize = 64;
 
-/// The listening socket: the one systemd passed (socket activation, `LISTEN_FDS`), or a
-/// new one at `path`.
-pub fn listener(path: &Path) -> Result<UnixListener, String> {
-    if let Some(passed) = passed_by_systemd()? {
-        passed
-            .set_nonblocking(true)
-            .map_err(|e| format!("the socket systemd passed: {e}"))?;
-        return UnixListener::from_std(passed)
-            .map_err(|e| format!("the socket systemd passed: {e}"));
+/// The listening sockets: those systemd passed (socket activation, `LISTEN_FDS`), or new
+/// ones: the public socket at `path` (mode 0666) and the root-only one beside it (0600;
+/// see [`twofold_protocol::ROOT_SOCKET_NAME`]). Both serve the same interfaces; the
+/// kernel's file mode is what keeps other users off the second one.
+pub fn listeners(path: &Path) -> Result<Vec<UnixListener>, String> {
+    let passed = passed_by_systemd()?;
+    if !passed.is_empty() {
+        return passed
+            .into_iter()
+            .map(|l| {
+                l.set_nonblocking(true)
+                    .and_then(|()| UnixListener::from_std(l))
+                    .map_err(|e| format!("a socket systemd passed: {e}"))
+            })
+            .collect();
     }
-    let shown = path.display();
     let dir = path
         .parent()
-        .ok_or_else(|| format!("{shown} has no directory"))?;
+        .ok_or_else(|| format!("{} has no directory", path.display()))?;
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -61,6 +66,16 @@ pub fn listener(path: &Path) -> Result<UnixListener, String> {
             dir.display()
         ));
     }
+    // Everyone may connect to the public socket: the daemon decides by the peer's uid.
+    let public = bind(path, 0o666)?;
+    let root_only = bind(&twofold_protocol::root_socket_path(path), 0o600)?;
+    Ok(vec![public, root_only])
+}
+
+/// Binds a socket at `path` (replacing a stale socket, nothing else) with `mode`. The
+/// daemon's umask (077) keeps it private until the chmod.
+fn bind(path: &Path, mode: u32) -> Result<UnixListener, String> {
+    let shown = path.display();
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
             let _ = std::fs::remove_file(path);
@@ -70,29 +85,30 @@ pub fn listener(path: &Path) -> Result<UnixListener, String> {
     }
     let listener =
         UnixListener::bind(path).map_err(|e| format!("cannot listen on {shown}: {e}"))?;
-    // Everyone may connect: the daemon decides by the peer's uid.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| format!("cannot chmod {shown}: {e}"))?;
     Ok(listener)
 }
 
-/// fd 3, when systemd (or systemd-socket-activate) passed exactly one socket to us.
-fn passed_by_systemd() -> Result<Option<std::os::unix::net::UnixListener>, String> {
+/// Listening sockets systemd (or systemd-socket-activate) passed to us from fd 3 on: the
+/// public and the root-only socket, or one of them.
+fn passed_by_systemd() -> Result<Vec<std::os::unix::net::UnixListener>, String> {
     let for_us = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
         == Some(std::process::id());
-    match std::env::var("LISTEN_FDS").ok().as_deref() {
-        _ if !for_us => Ok(None),
-        Some("1") => {
-            // SAFETY: systemd's protocol hands us fd 3, open and ours alone.
-            Ok(Some(unsafe {
-                std::os::unix::net::UnixListener::from_raw_fd(3)
-            }))
-        }
-        Some(n) => Err(format!("LISTEN_FDS={n}: expected exactly one socket")),
-        None => Ok(None),
-    }
+    let count = match std::env::var("LISTEN_FDS").ok() {
+        _ if !for_us => return Ok(Vec::new()),
+        None => return Ok(Vec::new()),
+        Some(n) => match n.parse::<i32>() {
+            Ok(n @ 1..=2) => n,
+            _ => return Err(format!("LISTEN_FDS={n}: expected one or two sockets")),
+        },
+    };
+    Ok((3..3 + count)
+        // SAFETY: systemd's protocol hands us fds 3.. as many as LISTEN_FDS, open and ours alone.
+        .map(|fd| unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
+        .collect())
 }
 
 /// Open connections per uid.
@@ -102,10 +118,26 @@ struct Open {
     total: usize,
 }
 
-/// Accepts connections until the process ends.
-pub async fn serve(listener: UnixListener, shared: Shared) {
+/// Accepts connections on every listener until the process ends; the bounds on open
+/// connections are shared by all of them.
+pub async fn serve(listeners: Vec<UnixListener>, shared: Shared) {
     let open = Arc::new(Mutex::new(Open::default()));
-    let next = AtomicU64::new(0);
+    let next = Arc::new(AtomicU64::new(0));
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(l, shared.clone(), open.clone(), next.clone())))
+        .collect();
+    for l in loops {
+        let _ = l.await;
+    }
+}
+
+async fn accept_loop(
+    listener: UnixListener,
+    shared: Shared,
+    open: Arc<Mutex<Open>>,
+    next: Arc<AtomicU64>,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,

@@ -18,7 +18,7 @@ pub async fn begin(
 ) -> Result<(AuthProxy<'static>, String, Step), Failure> {
     match &opts.transport {
         Transport::Socket(path) => {
-            let conn = connect_socket(path, opts).await?;
+            let conn = connect_socket_as_me(path, opts).await?;
             let auth = AuthProxy::builder(&conn)
                 .cache_properties(CacheProperties::No)
                 .build()
@@ -45,6 +45,22 @@ pub async fn begin(
             Ok((auth, id, step))
         }
     }
+}
+
+/// Root (sshd, sudo, login) connects to the root-only socket beside `path`, whose queue
+/// no local user can fill; others, and root when that socket is missing (a daemon from
+/// before it), connect to `path`.
+async fn connect_socket_as_me(path: &str, opts: &Options) -> Result<zbus::Connection, Failure> {
+    if nix::unistd::geteuid().is_root() {
+        let private = twofold_protocol::root_socket_path(std::path::Path::new(path));
+        if let Some(private) = private.to_str() {
+            match connect_socket(private, opts).await {
+                Err(Failure::Unreachable(_)) => {}
+                done => return done,
+            }
+        }
+    }
+    connect_socket(path, opts).await
 }
 
 /// Connects to twofoldd's socket and checks, from the kernel (SO_PEERCRED), that root

@@ -20,6 +20,15 @@ pub const ERROR_PREFIX: &str = "org.twofold.Twofold1.Error";
 /// twofoldd's own socket (D-Bus peer-to-peer), for logins and twofoldctl. Never read from
 /// the environment by the module.
 pub const SOCKET_PATH: &str = "/run/twofold/socket";
+/// The socket beside [`SOCKET_PATH`] (same directory) that only root may connect to
+/// (mode 0600): logins run by root (sshd, sudo, login) use it, so no local user can fill
+/// its queue with a flood of connections to the public one.
+pub const ROOT_SOCKET_NAME: &str = "root-socket";
+
+/// The root-only socket that sits beside the public socket `socket`.
+pub fn root_socket_path(socket: &std::path::Path) -> std::path::PathBuf {
+    socket.with_file_name(ROOT_SOCKET_NAME)
+}
 /// Default address of the system bus. Never read from the environment by the module.
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 

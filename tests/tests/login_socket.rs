@@ -32,11 +32,14 @@ fn socket_activation_starts_the_daemon_at_the_first_connection() {
     let w = World::bus_only();
     let config = w.write_config("");
     let log = std::fs::File::create(w.path("twofoldd.log")).expect("log");
-    // systemd-socket-activate listens, and execs twofoldd (fd 3, LISTEN_FDS=1) on the first
-    // connection, as twofoldd.socket does under systemd.
+    // systemd-socket-activate listens on both sockets, and execs twofoldd (fds 3 and 4,
+    // LISTEN_FDS=2) on the first connection, as twofoldd.socket and twofoldd-root.socket
+    // do under systemd.
     let mut activator = Command::new("systemd-socket-activate")
         .arg("-l")
         .arg(w.socket_path())
+        .arg("-l")
+        .arg(twofold_protocol::root_socket_path(&w.socket_path()))
         .arg(binary("twofoldd"))
         .arg("--config")
         .arg(&config)
@@ -55,6 +58,13 @@ fn socket_activation_starts_the_daemon_at_the_first_connection() {
     );
     w.write_service("twofold", &w.module_line(""));
     // The first connection (twofoldctl) starts the daemon; then a login passes the code.
+    let out = w.ctl(&["status", me()], "");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        combined(&out),
+        w.daemon_log()
+    );
     let secret = w.enrol(me());
     let code = fresh_code(&secret);
     let r = w.pam("twofold", me(), &format!("{code}\n"));
@@ -62,7 +72,9 @@ fn socket_activation_starts_the_daemon_at_the_first_connection() {
     let _ = activator.wait();
     assert!(r.passed(), "{r:?}\n{}", w.daemon_log());
     assert!(w.daemon_log().contains("listening"), "{}", w.daemon_log());
-    println!("proved: socket activation: the first connection starts twofoldd, the login passes");
+    println!(
+        "proved: socket activation with both sockets passed: the first connection starts twofoldd, the login passes"
+    );
 }
 
 #[test]
@@ -87,15 +99,33 @@ fn a_silent_connection_is_closed_after_the_handshake_timeout() {
 #[test]
 #[cfg_attr(not(as_root), ignore = "needs root: floods as another user")]
 fn a_users_connection_flood_does_not_stop_roots_logins() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::os::unix::process::CommandExt;
     ensure_test_users();
-    let w = World::start("");
+    const T0: i64 = 1_800_000_000;
+    let w = World::start_at("", T0);
     w.write_service("twofold", &w.module_line("timeout=5"));
     let secret = w.enrol("root");
     let bob = nix::unistd::User::from_name(USER_B)
         .ok()
         .flatten()
         .expect("test user");
+    // Root's logins use a socket of their own that no other user may connect to.
+    let root_socket = twofold_protocol::root_socket_path(&w.socket_path());
+    let meta = std::fs::metadata(&root_socket).expect("the root-only socket");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.uid(), 0);
+    let probe = Command::new("runuser")
+        .args(["-u", USER_B, "--", "python3", "-c"])
+        .arg("import socket,sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])")
+        .arg(&root_socket)
+        .output()
+        .expect("runuser");
+    assert!(
+        !probe.status.success() && combined(&probe).contains("Permission denied"),
+        "{USER_B} reached the root-only socket: {}",
+        combined(&probe)
+    );
     let mut flood = Command::new(target_dir().join("bus_flood"))
         .arg(w.socket_path())
         .arg("12")
@@ -106,16 +136,23 @@ fn a_users_connection_flood_does_not_stop_roots_logins() {
         .spawn()
         .expect("bus_flood");
     std::thread::sleep(Duration::from_secs(2));
-    let code = fresh_code(&secret);
-    let r = w.pam("twofold", "root", &format!("{code}\n"));
+    // Several logins, one per time step: each would meet a full queue on the public socket.
+    let mut results = Vec::new();
+    for step in 1..=6 {
+        w.set_clock(T0 + 30 * step);
+        let code = code_at_time(&secret, T0 + 30 * step);
+        results.push(w.pam("twofold", "root", &format!("{code}\n")));
+    }
     let mut opened = String::new();
     if let Some(mut out) = flood.stdout.take() {
         let _ = out.read_to_string(&mut opened);
     }
     let _ = flood.wait();
-    assert!(r.passed(), "root's login failed during the flood: {r:?}");
+    for r in &results {
+        assert!(r.passed(), "root's login failed during the flood: {r:?}");
+    }
     println!(
-        "proved: {} connections from {USER_B} (32 at a time admitted) did not stop root's login",
+        "proved: {} connections from {USER_B} to the public socket (32 at a time admitted) did not stop 6 of root's logins; {USER_B} cannot connect to the root-only socket (0600)",
         opened.trim()
     );
 }
