@@ -134,6 +134,12 @@ pub struct DaemonConfig {
     /// directory only root (or the daemon's account) may write; the socket itself is open
     /// to every user, since screen lockers authenticate as the user.
     pub socket: AbsolutePath,
+    /// Connections one non-root user may hold open to the socket at once (root: no bound
+    /// but the total, which keeps room for root).
+    pub max_connections_per_user: Bounded<1, 960>,
+    /// Logins one non-root user's processes (screen lockers, say) may have waiting for an
+    /// answer at once, over all connections; root's logins are not bound by it.
+    pub max_conversations_per_user: Bounded<1, 3072>,
 }
 
 impl Default for DaemonConfig {
@@ -144,6 +150,8 @@ impl Default for DaemonConfig {
             admin_group: None,
             syslog_socket: AbsolutePath(PathBuf::from("/dev/log")),
             socket: AbsolutePath(PathBuf::from(twofold_protocol::SOCKET_PATH)),
+            max_connections_per_user: Bounded(32),
+            max_conversations_per_user: Bounded(64),
         }
     }
 }

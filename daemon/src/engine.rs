@@ -29,10 +29,8 @@ const NO_DIRECTORY: &str = "twofold cannot look up this account right now (user 
 /// Open conversations one bus connection may hold, and in all.
 const MAX_CONVERSATIONS_PER_CLIENT: usize = 8;
 const MAX_CONVERSATIONS: usize = 4096;
-/// Open conversations of one non-root uid over all its connections (on the bus a
-/// conversation can outlive its connection), and room in the table kept for root's
-/// logins (sshd, sudo, login) whatever the users hold.
-const MAX_CONVERSATIONS_PER_UID: usize = 64;
+/// Room in the table kept for root's logins (sshd, sudo, login) whatever the users hold;
+/// one non-root uid's share over all its connections is `max_conversations_per_user`.
 const ROOT_RESERVE: usize = 1024;
 
 /// Errors returned to D-Bus clients. Their text names no code or secret.
@@ -410,7 +408,7 @@ impl Engine {
                     .values()
                     .filter(|c| c.caller_uid == caller.uid)
                     .count()
-                    >= MAX_CONVERSATIONS_PER_UID
+                    >= self.config.daemon.max_conversations_per_user.0 as usize
         };
         if mine >= MAX_CONVERSATIONS_PER_CLIENT || full {
             return Err(ApiError::PermissionDenied(

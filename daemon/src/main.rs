@@ -104,6 +104,7 @@ async fn serve(
         other => other.to_string(),
     };
     let socket_path = config.daemon.socket.0.clone();
+    let connections_per_user = config.daemon.max_connections_per_user.0 as usize;
     let hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -162,7 +163,11 @@ async fn serve(
         None => None,
     };
     let shared = Shared::new(engine, dbus);
-    tokio::spawn(twofold_daemon::socket::serve(sockets, shared.clone()));
+    tokio::spawn(twofold_daemon::socket::serve(
+        sockets,
+        shared.clone(),
+        connections_per_user,
+    ));
     eprintln!(
         "twofoldd: listening on {} and, for root only, {}",
         socket_path.display(),

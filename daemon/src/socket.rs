@@ -21,9 +21,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection silent for this long is closed (a login waits for a person at most
 /// `conversation_timeout_seconds`, 300 by default; this is longer than any of them may be).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
-/// Open connections per non-root uid, and in all; root is never turned away by the
-/// per-uid bound, and the total keeps room for it (see [`ROOT_RESERVE`]).
-const MAX_CONNECTIONS_PER_UID: usize = 32;
+/// Open connections in all; root is never turned away by the per-uid bound
+/// (`max_connections_per_user`), and the total keeps room for it (see [`ROOT_RESERVE`]).
 const MAX_CONNECTIONS: usize = 1024;
 /// Connections only root may use once the others have taken the rest.
 const ROOT_RESERVE: usize = 64;
@@ -112,16 +111,20 @@ fn passed_by_systemd() -> Result<Vec<std::os::unix::net::UnixListener>, String> 
 }
 
 /// Open connections per uid.
-#[derive(Default)]
 struct Open {
     by_uid: HashMap<u32, usize>,
     total: usize,
+    per_user: usize,
 }
 
 /// Accepts connections on every listener until the process ends; the bounds on open
 /// connections are shared by all of them.
-pub async fn serve(listeners: Vec<UnixListener>, shared: Shared) {
-    let open = Arc::new(Mutex::new(Open::default()));
+pub async fn serve(listeners: Vec<UnixListener>, shared: Shared, per_user: usize) {
+    let open = Arc::new(Mutex::new(Open {
+        by_uid: HashMap::new(),
+        total: 0,
+        per_user,
+    }));
     let next = Arc::new(AtomicU64::new(0));
     let loops: Vec<_> = listeners
         .into_iter()
@@ -178,7 +181,7 @@ fn admit(open: &Mutex<Open>, uid: u32) -> bool {
     let room = if uid == 0 {
         o.total < MAX_CONNECTIONS
     } else {
-        mine < MAX_CONNECTIONS_PER_UID && o.total < MAX_CONNECTIONS - ROOT_RESERVE
+        mine < o.per_user && o.total < MAX_CONNECTIONS - ROOT_RESERVE
     };
     if room {
         o.by_uid.insert(uid, mine + 1);
@@ -221,4 +224,43 @@ async fn serve_one(stream: UnixStream, caller: Caller, shared: &Shared) {
     // The stream ends when the client goes away.
     let mut messages = zbus::MessageStream::from(&conn);
     while let Ok(Some(_)) = tokio::time::timeout(IDLE_TIMEOUT, messages.next()).await {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_connections_are_bounded_as_configured_and_root_still_gets_in() {
+        let open = Mutex::new(Open {
+            by_uid: HashMap::new(),
+            total: 0,
+            per_user: 4,
+        });
+        let admitted = (0..10).filter(|_| admit(&open, 1000)).count();
+        assert_eq!(admitted, 4);
+        assert!(admit(&open, 1001), "another user has a bound of their own");
+        assert!(
+            (0..100).all(|_| admit(&open, 0)),
+            "root is not bound per uid"
+        );
+        leave(&open, 1000);
+        assert!(admit(&open, 1000), "a closed connection frees a place");
+        assert!(!admit(&open, 1000));
+    }
+
+    #[test]
+    fn the_total_keeps_room_for_root() {
+        let open = Mutex::new(Open {
+            by_uid: HashMap::new(),
+            total: 0,
+            per_user: 960,
+        });
+        let users = (0..MAX_CONNECTIONS as u32)
+            .filter(|uid| admit(&open, 1000 + uid))
+            .count();
+        assert_eq!(users, MAX_CONNECTIONS - ROOT_RESERVE);
+        let root = (0..ROOT_RESERVE * 2).filter(|_| admit(&open, 0)).count();
+        assert_eq!(root, ROOT_RESERVE);
+    }
 }

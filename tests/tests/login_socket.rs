@@ -211,3 +211,104 @@ fn only_root_running_sshd_can_present_an_ssh_key() {
         "proved: only root's sshd can present an SSH key identity; a user's process or another service cannot"
     );
 }
+
+/// Starts twofoldd on listening sockets this process holds, as systemd does: fds 3 and 4,
+/// `LISTEN_FDS=2`, `LISTEN_PID` its own pid (the shell's, which `exec` keeps).
+fn start_on_held_sockets(
+    w: &World,
+    config: &std::path::Path,
+    sockets: [&std::os::unix::net::UnixListener; 2],
+) -> std::process::Child {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fds = [sockets[0].as_raw_fd(), sockets[1].as_raw_fd()];
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(w.path("twofoldd.log"))
+        .expect("log");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" --config "$1""#)
+        .arg(binary("twofoldd"))
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(log);
+    // SAFETY: only fcntl and dup2 (async-signal-safe) between fork and exec. Copies above
+    // 10 first, so neither target (3, 4) is overwritten before it is copied; dup2 leaves
+    // the new descriptors open across exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let high = [
+                libc::fcntl(fds[0], libc::F_DUPFD_CLOEXEC, 10),
+                libc::fcntl(fds[1], libc::F_DUPFD_CLOEXEC, 10),
+            ];
+            for (i, fd) in high.into_iter().enumerate() {
+                if fd < 0 || libc::dup2(fd, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("twofoldd")
+}
+
+#[test]
+fn a_login_made_while_the_daemon_restarts_waits_and_passes() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::bus_only();
+    let config = w.write_config("");
+    let public_path = w.socket_path();
+    let root_path = twofold_protocol::root_socket_path(&public_path);
+    let public = std::os::unix::net::UnixListener::bind(&public_path).expect("bind");
+    let root_only = std::os::unix::net::UnixListener::bind(&root_path).expect("bind");
+    std::fs::set_permissions(&public_path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    std::fs::set_permissions(&root_path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    w.write_service("twofold", &w.module_line("timeout=20"));
+    let wait_for_serving = |n: usize| {
+        let start = Instant::now();
+        while w.daemon_log().matches("serving").count() < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{}",
+                w.daemon_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut first = start_on_held_sockets(&w, &config, [&public, &root_only]);
+    wait_for_serving(1);
+    let secret = w.enrol(me());
+    // The daemon stops (a restart, an upgrade); the sockets stay, as systemd keeps them.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
+    let _ = first.wait();
+    let code = fresh_code(&secret);
+    let (login, waited, mut second) = std::thread::scope(|s| {
+        let login = s.spawn(|| {
+            let start = Instant::now();
+            let r = w.pam("twofold", me(), &format!("{code}\n"));
+            (r, start.elapsed())
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(
+            !login.is_finished(),
+            "the login did not wait for the daemon"
+        );
+        let second = start_on_held_sockets(&w, &config, [&public, &root_only]);
+        let (r, waited) = login.join().expect("login thread");
+        (r, waited, second)
+    });
+    let _ = second.kill();
+    let _ = second.wait();
+    assert!(login.passed(), "{login:?}\n{}", w.daemon_log());
+    assert!(waited >= Duration::from_secs(2), "{waited:?}");
+    println!(
+        "proved: a login begun while twofoldd was stopped waited {:.1} s in the socket's queue and passed once it was back",
+        waited.as_secs_f64()
+    );
+}

@@ -1375,7 +1375,19 @@ fn a_grace_notice_obeys_a_deferral_cleared_while_it_is_shown() {
 
 #[test]
 fn one_user_cannot_fill_the_conversation_table_and_root_is_still_served() {
-    let f = fixture();
+    for (config, bound) in [
+        ("version = 1\n", 64),
+        (
+            "version = 1\n[daemon]\nmax_conversations_per_user = 10\n",
+            10,
+        ),
+    ] {
+        one_uid_opens_at_most(config, bound);
+    }
+}
+
+fn one_uid_opens_at_most(config: &str, bound: usize) {
+    let f = fixture_with(config);
     f.enrol("alice");
     let mut opened = 0;
     // Many connections (bus names) of uid 1000, 8 conversations each at most.
@@ -1387,7 +1399,7 @@ fn one_user_cannot_fill_the_conversation_table_and_root_is_still_served() {
             }
         }
     }
-    assert_eq!(opened, MAX_CONVERSATIONS_PER_UID, "one uid's conversations");
+    assert_eq!(opened, bound, "one uid's conversations with {config:?}");
     let (_, step) = f.engine.begin(&root(), ctx("alice")).unwrap();
     assert_eq!(
         step.action(),
