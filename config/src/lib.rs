@@ -207,6 +207,9 @@ pub struct LoginConfig {
     pub unenrolled: Unenrolled,
     /// Seconds an unanswered conversation is kept.
     pub conversation_timeout_seconds: Bounded<10, 3600>,
+    /// PAM services that are sshd: only for these, and only when root runs them, is the
+    /// SSH key that passed (and the remote address) taken as the device.
+    pub ssh_services: Vec<ServicePattern>,
 }
 
 impl Default for LoginConfig {
@@ -215,6 +218,10 @@ impl Default for LoginConfig {
             max_tries: Bounded(3),
             unenrolled: Unenrolled::Deny,
             conversation_timeout_seconds: Bounded(300),
+            ssh_services: vec![
+                ServicePattern("sshd".into()),
+                ServicePattern("sshd-*".into()),
+            ],
         }
     }
 }
@@ -303,6 +310,40 @@ impl TryFrom<String> for Name {
     }
 }
 
+/// A PAM service name, or a prefix ending in `*` (`sshd-*`): letters, digits, `.`, `_`,
+/// `-`, at most 64.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct ServicePattern(pub String);
+
+impl TryFrom<String> for ServicePattern {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let name = s.strip_suffix('*').unwrap_or(&s);
+        let ok = !name.is_empty()
+            && s.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if ok {
+            Ok(ServicePattern(s))
+        } else {
+            Err(format!(
+                "expected a PAM service name, or a prefix ending in '*' (letters, digits, '.', '_', '-'), got {s:?}"
+            ))
+        }
+    }
+}
+
+impl ServicePattern {
+    pub fn matches(&self, service: &str) -> bool {
+        match self.0.strip_suffix('*') {
+            Some(prefix) => service.starts_with(prefix),
+            None => service == self.0,
+        }
+    }
+}
+
 impl Config {
     /// Parses a configuration text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
@@ -326,7 +367,9 @@ impl Config {
 
     /// The trust policy for PAM service `service`.
     pub fn service_policy(&self, service: &str) -> ServicePolicy {
-        policy::resolve(self.profile, &self.policy, service)
+        let mut p = policy::resolve(self.profile, &self.policy, service);
+        p.ssh = self.login.ssh_services.iter().any(|s| s.matches(service));
+        p
     }
 
     fn check_relations(&self, origin: &str) -> Result<(), ConfigError> {

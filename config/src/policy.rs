@@ -38,6 +38,8 @@ pub struct ServicePolicy {
     pub remember_device: bool,
     pub remember_seconds: i64,
     pub trust_address: bool,
+    /// The service is sshd (`[login] ssh_services`): a root caller's SSH key is the device.
+    pub ssh: bool,
 }
 
 const STRICT_MAX_SESSION_HOURS: u32 = 24;
@@ -150,6 +152,7 @@ pub fn resolve(
         remember_device: p.remember_device.unwrap_or(false),
         remember_seconds: i64::from(p.remember_days.map_or(90, Bounded::get)) * 86400,
         trust_address: p.trust_address.unwrap_or(false),
+        ssh: false,
     };
     if profile == Profile::Strict {
         // check_profile refused explicit violations; this only guards the built-ins.

@@ -242,3 +242,28 @@ fn a_group_writable_file_or_directory_is_refused_whatever_the_group() {
         .to_string();
     assert!(e.contains("directory"), "{e}");
 }
+
+#[test]
+fn ssh_services_name_which_services_are_sshd() {
+    let default = Config::default();
+    assert!(default.service_policy("sshd").ssh);
+    assert!(default.service_policy("sshd-test").ssh);
+    assert!(!default.service_policy("sshdx").ssh && !default.service_policy("login").ssh);
+    let c = Config::parse(
+        "version = 1\n[login]\nssh_services = [\"sshd\", \"bastion-*\"]\n",
+        "t",
+    )
+    .unwrap();
+    assert!(c.service_policy("bastion-eu").ssh && c.service_policy("sshd").ssh);
+    assert!(
+        !c.service_policy("sshd-test").ssh,
+        "the list replaces the default"
+    );
+    for bad in ["\"*\"", "\"ss*hd\"", "\"sshd/x\"", "\"\""] {
+        let e = error_of(&format!("version = 1\n[login]\nssh_services = [{bad}]\n"));
+        assert!(
+            e.contains("line 3") && e.contains("PAM service name"),
+            "{bad}: {e}"
+        );
+    }
+}

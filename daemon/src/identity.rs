@@ -61,7 +61,7 @@ pub fn identify(
     sessions: &dyn SessionLookup,
     policy: &ServicePolicy,
 ) -> Option<DeviceIdentity> {
-    let sshd = caller.uid == 0 && is_sshd_service(&ctx.service);
+    let sshd = caller.uid == 0 && policy.ssh;
     if !sshd {
         return session_identity(ctx, caller.pid, sessions);
     }
@@ -83,11 +83,6 @@ pub fn identify(
         description: format!("SSH from {address} (address only)"),
         rememberable: false,
     })
-}
-
-/// sshd's PAM service: `sshd`, or a copy named `sshd-…` (tests, second instances).
-pub fn is_sshd_service(service: &str) -> bool {
-    service == "sshd" || service.starts_with("sshd-")
 }
 
 /// The caller's kernel login session and tty.
@@ -159,7 +154,22 @@ mod tests {
             remember_device: true,
             remember_seconds: 86400,
             trust_address,
+            ssh: false,
         }
+    }
+
+    /// [`super::identify`] with the policy's `ssh` set as the default configuration
+    /// resolves it for the context's service (`sshd`, `sshd-*`).
+    fn identify(
+        ctx: &LoginContext,
+        caller: &Caller,
+        sessions: &dyn SessionLookup,
+        policy: &ServicePolicy,
+    ) -> Option<DeviceIdentity> {
+        let ssh = twofold_config::Config::default()
+            .service_policy(&ctx.service)
+            .ssh;
+        super::identify(ctx, caller, sessions, &ServicePolicy { ssh, ..*policy })
     }
 
     fn by_root(pid: Option<u32>) -> Caller {

@@ -38,9 +38,20 @@ unsafe extern "C" {
         conv: *const PamConv,
         pamh: *mut *mut c_void,
     ) -> c_int;
+    /// Linux-PAM 1.4 and later: the service files come from `confdir`.
+    fn pam_start_confdir(
+        service: *const c_char,
+        user: *const c_char,
+        conv: *const PamConv,
+        confdir: *const c_char,
+        pamh: *mut *mut c_void,
+    ) -> c_int;
     fn pam_authenticate(pamh: *mut c_void, flags: c_int) -> c_int;
     fn pam_end(pamh: *mut c_void, status: c_int) -> c_int;
 }
+
+/// Names the directory `run` takes the PAM service files from (`pam_start_confdir`).
+pub const CONFDIR_VARIABLE: &str = "TWOFOLD_PAM_CONFDIR";
 
 /// One PAM transaction as a test describes it.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -173,10 +184,22 @@ pub fn run(t: &Transaction) -> Outcome {
         .filter_map(|(item, value)| value.as_deref().map(|v| (item, cstr(v))))
         .collect();
     let env: Vec<CString> = t.env.iter().map(|e| cstr(e)).collect();
+    // Service files from this directory instead of /etc/pam.d, without pam_wrapper (whose
+    // shared /tmp/pam.X directories parallel tests can mix up).
+    let confdir = std::env::var(CONFDIR_VARIABLE).ok().map(|d| cstr(&d));
     let start = Instant::now();
     // SAFETY: all pointers outlive the transaction, which ends with pam_end here.
     let (rc, authenticate) = unsafe {
-        let rc = pam_start(service.as_ptr(), user.as_ptr(), &conv, &mut pamh);
+        let rc = match &confdir {
+            Some(dir) => pam_start_confdir(
+                service.as_ptr(),
+                user.as_ptr(),
+                &conv,
+                dir.as_ptr(),
+                &mut pamh,
+            ),
+            None => pam_start(service.as_ptr(), user.as_ptr(), &conv, &mut pamh),
+        };
         if rc != PAM_SUCCESS {
             return Outcome {
                 rc,

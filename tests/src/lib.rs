@@ -561,9 +561,7 @@ impl World {
             cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
         }
         let out = cmd
-            .env("LD_PRELOAD", "libpam_wrapper.so")
-            .env("PAM_WRAPPER", "1")
-            .env("PAM_WRAPPER_SERVICE_DIR", self.path("pam.d"))
+            .env(twofold_pamtest::CONFDIR_VARIABLE, self.path("pam.d"))
             .arg(spec.to_string())
             .output()
             .expect("pam_inprocess (cargo build --workspace --all-targets)");

@@ -212,6 +212,48 @@ fn only_root_running_sshd_can_present_an_ssh_key() {
     );
 }
 
+#[test]
+#[cfg_attr(not(as_root), ignore = "needs root: PAM runs as root, as sshd does")]
+fn the_services_that_are_sshd_can_be_configured() {
+    ensure_test_users();
+    const T0: i64 = 1_800_000_000;
+    let key = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPBt/BNd5lA1dnF//n6CHzH8KvAg/yKN0naK8HbRXq9f";
+    let w = World::start_at("[login]\nssh_services = [\"bastion-*\"]", T0);
+    w.write_service("bastion-eu", &w.module_line(""));
+    w.write_service("sshd", &w.module_line(""));
+    let secret = w.enrol(USER_A);
+    let claim = |service: &str, answers: &[&str]| twofold_pamtest::Transaction {
+        service: service.into(),
+        user: USER_A.into(),
+        answers: answers.iter().map(|a| a.to_string()).collect(),
+        rhost: Some("192.0.2.7".into()),
+        tty: Some("ssh".into()),
+        env: vec![format!("SSH_AUTH_INFO_0={key}")],
+        pause: None,
+    };
+    // sshd is no longer in the list: its key is not a device.
+    w.set_clock(T0 + 30);
+    let code = code_at_time(&secret, T0 + 30);
+    let (rc, conv) = first_outcome(&w.pam_inprocess(&[claim("sshd", &[&code, "y"])], &[]));
+    assert!(
+        rc == 0 && !conv.iter().any(|c| c.contains("Trust this device")),
+        "{conv:?}"
+    );
+    // bastion-eu is: the key that passed can be remembered, and then no code is asked.
+    w.set_clock(T0 + 60);
+    let code = code_at_time(&secret, T0 + 60);
+    let (rc, conv) = first_outcome(&w.pam_inprocess(&[claim("bastion-eu", &[&code, "y"])], &[]));
+    assert!(
+        rc == 0 && conv.iter().any(|c| c.contains("Trust this device")),
+        "{conv:?}"
+    );
+    let (rc, conv) = first_outcome(&w.pam_inprocess(&[claim("bastion-eu", &[])], &[]));
+    assert_eq!(rc, 0, "{conv:?}");
+    println!(
+        "proved: with ssh_services = [\"bastion-*\"], root's bastion-eu presents the SSH key as the device and sshd does not"
+    );
+}
+
 /// Starts twofoldd on listening sockets this process holds, as systemd does: fds 3 and 4,
 /// `LISTEN_FDS=2`, `LISTEN_PID` its own pid (the shell's, which `exec` keeps).
 fn start_on_held_sockets(
