@@ -684,6 +684,25 @@ fn module_line_to(target: &str, args: &str) -> String {
 
 /// The first transaction of a `pam_inprocess` report: its PAM code (-1 when missing) and
 /// its conversation lines (`prompt: …`, `info: …`, `error: …`).
+/// A transaction as sshd makes it: `service`, the key that passed (`SSH_AUTH_INFO_0`
+/// text), from 192.0.2.7 on tty "ssh", typing `answers`.
+pub fn ssh_transaction(
+    service: &str,
+    user: &str,
+    auth_info: &str,
+    answers: &[&str],
+) -> twofold_pamtest::Transaction {
+    twofold_pamtest::Transaction {
+        service: service.into(),
+        user: user.into(),
+        answers: answers.iter().map(|a| a.to_string()).collect(),
+        rhost: Some("192.0.2.7".into()),
+        tty: Some("ssh".into()),
+        env: vec![format!("SSH_AUTH_INFO_0={auth_info}")],
+        pause: None,
+    }
+}
+
 pub fn first_outcome(report: &serde_json::Value) -> (i64, Vec<String>) {
     let r = &report["results"][0];
     let conversation = r["conversation"]

@@ -172,15 +172,7 @@ fn only_root_running_sshd_can_present_an_ssh_key() {
         &format!("{}\n", code_at_time(&secret, T0)),
     );
     assert!(out.status.success(), "{}", combined(&out));
-    let claim = |service: &str, answers: &[&str]| twofold_pamtest::Transaction {
-        service: service.into(),
-        user: USER_A.into(),
-        answers: answers.iter().map(|a| a.to_string()).collect(),
-        rhost: Some("192.0.2.7".into()),
-        tty: Some("ssh".into()),
-        env: vec![format!("SSH_AUTH_INFO_0={key}")],
-        pause: None,
-    };
+    let claim = |service: &str, answers: &[&str]| ssh_transaction(service, USER_A, key, answers);
     w.set_clock(T0 + 30);
     let code = code_at_time(&secret, T0 + 30);
     // tf-alice's own process claims to be sshd with a key: no trust question (that needs a
@@ -222,15 +214,7 @@ fn the_services_that_are_sshd_can_be_configured() {
     w.write_service("bastion-eu", &w.module_line(""));
     w.write_service("sshd", &w.module_line(""));
     let secret = w.enrol(USER_A);
-    let claim = |service: &str, answers: &[&str]| twofold_pamtest::Transaction {
-        service: service.into(),
-        user: USER_A.into(),
-        answers: answers.iter().map(|a| a.to_string()).collect(),
-        rhost: Some("192.0.2.7".into()),
-        tty: Some("ssh".into()),
-        env: vec![format!("SSH_AUTH_INFO_0={key}")],
-        pause: None,
-    };
+    let claim = |service: &str, answers: &[&str]| ssh_transaction(service, USER_A, key, answers);
     // sshd is no longer in the list: its key is not a device.
     w.set_clock(T0 + 30);
     let code = code_at_time(&secret, T0 + 30);

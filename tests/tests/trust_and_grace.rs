@@ -20,15 +20,7 @@ const KEY_B: &str =
 
 /// An sshd-style transaction: the key that passed, from 192.0.2.7.
 fn ssh(user: &str, key: &str, answers: &[&str]) -> Transaction {
-    Transaction {
-        service: "sshd".into(),
-        user: user.into(),
-        answers: answers.iter().map(|a| a.to_string()).collect(),
-        rhost: Some("192.0.2.7".into()),
-        tty: Some("ssh".into()),
-        env: vec![format!("SSH_AUTH_INFO_0={key}")],
-        pause: None,
-    }
+    ssh_transaction("sshd", user, key, answers)
 }
 
 /// Tests that change a test user's password, and tests whose windows would end if one
