@@ -10,6 +10,7 @@ pub mod grace;
 pub mod identity;
 pub mod manage;
 pub mod otp;
+pub mod peer;
 pub mod random;
 pub mod service;
 pub mod socket;

@@ -4,6 +4,7 @@
 
 use crate::authz::Caller;
 use crate::engine::{ApiError, Engine};
+use crate::peer::SocketPeer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -129,7 +130,7 @@ impl Shared {
     async fn caller(
         &self,
         header: &Header<'_>,
-        peer: Option<&Caller>,
+        peer: Option<&SocketPeer>,
     ) -> Result<Caller, TwofoldError> {
         let denied = |why: &str| TwofoldError::PermissionDenied(why.to_string());
         if header.primary().body_len() > MAX_BODY_BYTES {
@@ -139,7 +140,7 @@ impl Shared {
             )));
         }
         if let Some(peer) = peer {
-            return Ok(peer.clone());
+            return Ok(peer.current());
         }
         let sender = header
             .sender()
@@ -193,7 +194,7 @@ impl Shared {
 
 /// The login interface, with the peer when served on twofoldd's own socket (identified
 /// by the socket's SO_PEERCRED), or `None` on the bus (identified by the bus daemon).
-pub struct AuthService(pub Shared, pub Option<Caller>);
+pub struct AuthService(pub Shared, pub Option<SocketPeer>);
 
 #[interface(name = "org.twofold.Twofold1.Auth")]
 impl AuthService {
@@ -231,7 +232,7 @@ impl AuthService {
 }
 
 /// Enrolment and administration; the peer as for [`AuthService`].
-pub struct ManageService(pub Shared, pub Option<Caller>);
+pub struct ManageService(pub Shared, pub Option<SocketPeer>);
 
 #[interface(name = "org.twofold.Twofold1.Manage")]
 impl ManageService {

@@ -4,6 +4,7 @@
 //! connection's conversations end with it.
 
 use crate::authz::Caller;
+use crate::peer::SocketPeer;
 use crate::service::{AuthService, ManageService, Shared};
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -164,10 +165,11 @@ async fn accept_loop(
             pid: cred.pid().and_then(|p| u32::try_from(p).ok()),
             bus_name: format!("socket:{}", next.fetch_add(1, Ordering::Relaxed)),
         };
+        let peer = SocketPeer::of(&stream, caller);
         let (shared, open) = (shared.clone(), open.clone());
         tokio::spawn(async move {
-            serve_one(stream, caller.clone(), &shared).await;
-            shared.disconnected(&caller);
+            serve_one(stream, peer.clone(), &shared).await;
+            shared.disconnected(peer.caller());
             leave(&open, uid);
         });
     }
@@ -203,18 +205,15 @@ fn leave(open: &Mutex<Open>, uid: u32) {
 }
 
 /// Serves one connection until the client closes it.
-async fn serve_one(stream: UnixStream, caller: Caller, shared: &Shared) {
+async fn serve_one(stream: UnixStream, peer: SocketPeer, shared: &Shared) {
     let Ok(stream) = stream.into_std() else {
         return;
     };
     let build = zbus::connection::Builder::unix_stream(stream)
         .server(zbus::Guid::generate())
         .p2p()
-        .serve_at(
-            OBJECT_PATH,
-            AuthService(shared.clone(), Some(caller.clone())),
-        )
-        .serve_at(OBJECT_PATH, ManageService(shared.clone(), Some(caller)))
+        .serve_at(OBJECT_PATH, AuthService(shared.clone(), Some(peer.clone())))
+        .serve_at(OBJECT_PATH, ManageService(shared.clone(), Some(peer)))
         .build();
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, build).await {
         Ok(Ok(conn)) => conn,
