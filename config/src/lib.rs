@@ -367,9 +367,8 @@ impl Config {
 
     /// The trust policy for PAM service `service`.
     pub fn service_policy(&self, service: &str) -> ServicePolicy {
-        let mut p = policy::resolve(self.profile, &self.policy, service);
-        p.ssh = self.login.ssh_services.iter().any(|s| s.matches(service));
-        p
+        let ssh = self.login.ssh_services.iter().any(|s| s.matches(service));
+        policy::resolve(self.profile, &self.policy, service, ssh)
     }
 
     fn check_relations(&self, origin: &str) -> Result<(), ConfigError> {

@@ -133,6 +133,7 @@ pub fn resolve(
     profile: Profile,
     configured: &BTreeMap<String, ServicePolicyConfig>,
     service: &str,
+    ssh: bool,
 ) -> ServicePolicy {
     let mut p = builtin_other(profile);
     if let Some(other) = configured.get("other") {
@@ -152,7 +153,7 @@ pub fn resolve(
         remember_device: p.remember_device.unwrap_or(false),
         remember_seconds: i64::from(p.remember_days.map_or(90, Bounded::get)) * 86400,
         trust_address: p.trust_address.unwrap_or(false),
-        ssh: false,
+        ssh,
     };
     if profile == Profile::Strict {
         // check_profile refused explicit violations; this only guards the built-ins.

@@ -591,6 +591,18 @@ impl World {
         run_with_input(cmd, input)
     }
 
+    /// Enrols `user` and confirms the factor with its code at test time `now` (the
+    /// daemon's clock must show `now`); returns the secret.
+    pub fn enrol_confirmed(&self, user: &str, now: i64) -> String {
+        let secret = self.enrol(user);
+        let out = self.ctl(
+            &["confirm", user],
+            &format!("{}\n", code_at_time(&secret, now)),
+        );
+        assert!(out.status.success(), "{}", combined(&out));
+        secret
+    }
+
     /// Enrols `user` without verification through twofoldctl; returns the secret.
     pub fn enrol(&self, user: &str) -> String {
         let out = self.ctl(&["--json", "enrol", user, "--no-verify"], "");

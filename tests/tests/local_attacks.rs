@@ -254,12 +254,7 @@ fn a_revocation_while_trust_this_device_is_open_is_obeyed() {
     for (what, revoke) in revocations {
         let w = World::start_at("[lockout]\nmax_failures = 3", T0);
         w.write_service("sshd", &w.module_line(""));
-        let secret = w.enrol(me());
-        let out = w.ctl(
-            &["confirm", me()],
-            &format!("{}\n", code_at_time(&secret, T0)),
-        );
-        assert!(out.status.success(), "{}", combined(&out));
+        let secret = w.enrol_confirmed(me(), T0);
         w.set_clock(T0 + 30);
         let code = code_at_time(&secret, T0 + 30);
         let (rc, conv) = while_held(&w, held_ssh(&[&code, "y"], 1, &w.path("held")), || {
@@ -331,12 +326,7 @@ fn lockout_does_not_tell_enrolled_unenrolled_and_unknown_names_apart() {
     for lockout in ["", "[lockout]\nmax_failures = 5\nsource_failures = 100"] {
         let w = World::start_at(lockout, T0);
         w.write_service("sshd", &w.module_line(""));
-        let secret = w.enrol(USER_A);
-        let out = w.ctl(
-            &["confirm", USER_A],
-            &format!("{}\n", code_at_time(&secret, T0)),
-        );
-        assert!(out.status.success(), "{}", combined(&out));
+        w.enrol_confirmed(USER_A, T0);
         w.set_clock(T0 + 30);
         let enrolled = what_an_attacker_sees(&w, USER_A);
         let unenrolled = what_an_attacker_sees(&w, USER_B);

@@ -6,6 +6,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use twofold_integration::*;
 
+/// A step boundary, for the tests on the test clock.
+const T0: i64 = 1_800_000_000;
+/// An ed25519 public key as sshd reports it in SSH_AUTH_INFO_0.
+const KEY: &str =
+    "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPBt/BNd5lA1dnF//n6CHzH8KvAg/yKN0naK8HbRXq9f";
+
 #[test]
 fn logins_and_unlock_work_while_dbus_daemon_is_dead() {
     let mut w = World::start("[lockout]\nmax_failures = 3\nsource_failures = 100");
@@ -102,7 +108,6 @@ fn a_users_connection_flood_does_not_stop_roots_logins() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::os::unix::process::CommandExt;
     ensure_test_users();
-    const T0: i64 = 1_800_000_000;
     let w = World::start_at("", T0);
     w.write_service("twofold", &w.module_line("timeout=5"));
     let secret = w.enrol("root");
@@ -161,18 +166,11 @@ fn a_users_connection_flood_does_not_stop_roots_logins() {
 #[cfg_attr(not(as_root), ignore = "needs root: runs PAM as a test user")]
 fn only_root_running_sshd_can_present_an_ssh_key() {
     ensure_test_users();
-    const T0: i64 = 1_800_000_000;
-    let key = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPBt/BNd5lA1dnF//n6CHzH8KvAg/yKN0naK8HbRXq9f";
     let w = World::start_at("", T0);
     w.write_service("sshd", &w.module_line(""));
     w.write_service("login", &w.module_line(""));
-    let secret = w.enrol(USER_A);
-    let out = w.ctl(
-        &["confirm", USER_A],
-        &format!("{}\n", code_at_time(&secret, T0)),
-    );
-    assert!(out.status.success(), "{}", combined(&out));
-    let claim = |service: &str, answers: &[&str]| ssh_transaction(service, USER_A, key, answers);
+    let secret = w.enrol_confirmed(USER_A, T0);
+    let claim = |service: &str, answers: &[&str]| ssh_transaction(service, USER_A, KEY, answers);
     w.set_clock(T0 + 30);
     let code = code_at_time(&secret, T0 + 30);
     // tf-alice's own process claims to be sshd with a key: no trust question (that needs a
@@ -208,13 +206,11 @@ fn only_root_running_sshd_can_present_an_ssh_key() {
 #[cfg_attr(not(as_root), ignore = "needs root: PAM runs as root, as sshd does")]
 fn the_services_that_are_sshd_can_be_configured() {
     ensure_test_users();
-    const T0: i64 = 1_800_000_000;
-    let key = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPBt/BNd5lA1dnF//n6CHzH8KvAg/yKN0naK8HbRXq9f";
     let w = World::start_at("[login]\nssh_services = [\"bastion-*\"]", T0);
     w.write_service("bastion-eu", &w.module_line(""));
     w.write_service("sshd", &w.module_line(""));
     let secret = w.enrol(USER_A);
-    let claim = |service: &str, answers: &[&str]| ssh_transaction(service, USER_A, key, answers);
+    let claim = |service: &str, answers: &[&str]| ssh_transaction(service, USER_A, KEY, answers);
     // sshd is no longer in the list: its key is not a device.
     w.set_clock(T0 + 30);
     let code = code_at_time(&secret, T0 + 30);

@@ -22,12 +22,7 @@ fn root_with_users() {
 /// A world whose daemon starts at T0, with USER_A enrolled and confirmed; returns the secret.
 fn world_with_alice(extra: &str) -> (World, String) {
     let w = World::start_at(extra, T0);
-    let secret = w.enrol(USER_A);
-    let out = w.ctl(
-        &["confirm", USER_A],
-        &format!("{}\n", code_at_time(&secret, T0)),
-    );
-    assert!(out.status.success(), "{}", combined(&out));
+    let secret = w.enrol_confirmed(USER_A, T0);
     (w, secret)
 }
 

@@ -45,13 +45,7 @@ fn assert_asked(w: &World, t: Transaction, why: &str) {
 
 /// Enrols `user` at the current test time and confirms the factor with its code.
 fn enrol_at(w: &World, user: &str, now: i64) -> String {
-    let secret = w.enrol(user);
-    let out = w.ctl(
-        &["confirm", user],
-        &format!("{}\n", code_at_time(&secret, now)),
-    );
-    assert!(out.status.success(), "{}", combined(&out));
-    secret
+    w.enrol_confirmed(user, now)
 }
 
 fn ssh_world() -> World {
