@@ -389,9 +389,10 @@ fn setup(
     }
 
     write(&dir.join("bus.conf"), &bus_config(dir), 0o644)?;
-    // Lockout far away: a benchmark must never lock a user out halfway.
+    // Lockout far away: a benchmark must never lock a user out halfway. The twofold
+    // services stand in for sshd (the trusted path presents an SSH key).
     let config = format!(
-        "version = 1\n[daemon]\nbus = \"{}\"\nsocket = \"{d}/run/socket\"\ndatabase = \"{d}/state/twofold.db\"\nsyslog_socket = \"{d}/log\"\n[lockout]\nmax_failures = 100\n",
+        "version = 1\n[daemon]\nbus = \"{}\"\nsocket = \"{d}/run/socket\"\ndatabase = \"{d}/state/twofold.db\"\nsyslog_socket = \"{d}/log\"\n[lockout]\nmax_failures = 100\n[login]\nssh_services = [\"twofold\", \"twofold_bus\"]\n",
         bus_address(dir)
     );
     write(&dir.join("twofold.toml"), &config, 0o600)?;
