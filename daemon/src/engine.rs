@@ -10,7 +10,9 @@ use crate::grace;
 use crate::identity::{self, DeviceIdentity, SessionLookup};
 use crate::otp::{self, OtpParams};
 use crate::random::{Random, random_hex};
-use crate::store::{Attempt, LockoutPolicy, Store, StoreError, TrustKind, UserRecord};
+use crate::store::{
+    Attempt, LockoutPolicy, StoreError, StoreGuard, StorePool, TrustKind, UserRecord,
+};
 use crate::trust::{self, Judgement};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +28,8 @@ const CHANGED: &str =
     "Your second factor or its trust changed while this login waited; log in again.";
 const UNAVAILABLE: &str = "twofold cannot check codes right now. Contact your administrator.";
 const NO_DIRECTORY: &str = "twofold cannot look up this account right now (user directory unavailable). Contact your administrator.";
+/// How stale a trust record's `last_used` may get before a login writes it again.
+const LAST_USED_PRECISION_SECONDS: i64 = 60;
 /// Open conversations one bus connection may hold, and in all.
 const MAX_CONVERSATIONS_PER_CLIENT: usize = 8;
 const MAX_CONVERSATIONS: usize = 4096;
@@ -92,7 +96,7 @@ pub struct Engine {
     pub(crate) config: Config,
     pub(crate) params: OtpParams,
     pub(crate) lockout: LockoutPolicy,
-    pub(crate) store: Mutex<Store>,
+    stores: StorePool,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) random: Arc<dyn Random>,
     pub(crate) users: Arc<dyn UserDb>,
@@ -105,7 +109,7 @@ pub struct Engine {
 
 pub struct Parts {
     pub config: Config,
-    pub store: Store,
+    pub store: StorePool,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     pub users: Arc<dyn UserDb>,
@@ -133,7 +137,7 @@ impl Engine {
                 source_base_seconds: i64::from(l.source_backoff_seconds.get()),
             },
             config: p.config,
-            store: Mutex::new(p.store),
+            stores: p.store,
             clock: p.clock,
             random: p.random,
             users: p.users,
@@ -142,6 +146,11 @@ impl Engine {
             sessions: p.sessions,
             conversations: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A database connection for one call (see store/pool.rs).
+    pub(crate) fn store(&self) -> Result<StoreGuard<'_>, StoreError> {
+        self.stores.get()
     }
 
     pub(crate) fn policy(&self) -> Policy<'_> {
@@ -223,7 +232,7 @@ impl Engine {
             }
             Err(e) => return Ok((String::new(), self.lookup_failed(caller.uid, &ctx, &e))),
         }
-        let record = match lock(&self.store).user(&ctx.user) {
+        let record = match self.store().and_then(|s| s.user(&ctx.user)) {
             Ok(r) => r,
             Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
         };
@@ -260,7 +269,7 @@ impl Engine {
         groups: &grace::Groups<'_>,
         now: i64,
     ) -> Result<(String, Step), ApiError> {
-        let deferrals = match lock(&self.store).deferrals() {
+        let deferrals = match self.store().and_then(|s| s.deferrals()) {
             Ok(d) => d,
             Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
         };
@@ -316,7 +325,10 @@ impl Engine {
         ctx: LoginContext,
         now: i64,
     ) -> Result<(String, Step), ApiError> {
-        match lock(&self.store).phantom_locked_until(&ctx.user) {
+        match self
+            .store()
+            .and_then(|mut s| s.phantom_locked_until(&ctx.user))
+        {
             Ok(until) if until > now => {
                 self.audit_login("locked", caller.uid, &ctx, "no factor; locked");
                 Ok((String::new(), locked_step(until - now)))
@@ -340,7 +352,7 @@ impl Engine {
         policy: &ServicePolicy,
         now: i64,
     ) -> Result<Option<&'static str>, StoreError> {
-        let mut store = lock(&self.store);
+        let mut store = self.store()?;
         let records = store.trust_for(&ctx.user, &device.hash_for(&ctx.user))?;
         let class = service_class(&ctx.service);
         let mut stamp: Option<Option<String>> = None;
@@ -355,8 +367,11 @@ impl Engine {
             match trust::judge(&r, policy, now, current.as_deref()) {
                 Judgement::Valid => {
                     // Only a login run by root (sshd, sudo, login) is use: a user's own
-                    // process could otherwise ask every minute and never idle out.
-                    if caller_uid == 0 {
+                    // process could otherwise ask every minute and never idle out. Use is
+                    // written at most once a minute, so a login in a window is read-only
+                    // (it passes while another writer holds the database) and idle
+                    // expiry comes at most a minute early, never late.
+                    if caller_uid == 0 && now - r.last_used >= LAST_USED_PRECISION_SECONDS {
                         store.touch_trust(&r.id, now)?;
                     }
                     return Ok(Some(match r.kind {
@@ -495,10 +510,11 @@ impl Engine {
         // locked alike (the store keeps them as phantoms), so nothing tells them apart.
         let params = self.params;
         let source = source_of(&conv.context, conv.caller_uid);
-        let attempt =
-            lock(&self.store).attempt(&conv.context.user, &source, now, &self.lockout, |user| {
+        let attempt = self.store().and_then(|mut s| {
+            s.attempt(&conv.context.user, &source, now, &self.lockout, |user| {
                 otp::matching_step(&params, &user.secret, response, now)
-            });
+            })
+        });
         let (caller_uid, ctx) = (conv.caller_uid, &conv.context);
         let failed = match attempt {
             Ok(Attempt::Accepted {
@@ -587,7 +603,7 @@ impl Engine {
                 admitted.password_stamp.clone(),
             )
             .map_err(StoreError::Unavailable)
-            .and_then(|r| lock(&self.store).put_trust_if(&r, admitted.generation));
+            .and_then(|r| self.store()?.put_trust_if(&r, admitted.generation));
             match stored {
                 Ok(true) => {}
                 Ok(false) => return self.changed_meanwhile(&conv),
@@ -629,7 +645,10 @@ impl Engine {
         }
         let yes = matches!(response.trim().to_ascii_lowercase().as_str(), "y" | "yes");
         if !yes {
-            return match lock(&self.store).still(&ctx.user, admitted.generation, now) {
+            return match self
+                .store()
+                .and_then(|mut s| s.still(&ctx.user, admitted.generation, now))
+            {
                 Ok(true) => Step::new(Action::Success),
                 Ok(false) => self.changed_meanwhile(&conv),
                 Err(e) => self.store_failed(conv.caller_uid, ctx, &e),
@@ -652,7 +671,7 @@ impl Engine {
                 )
                 .map_err(StoreError::Unavailable)
             })
-            .and_then(|r| lock(&self.store).put_trust_if(&r, admitted.generation));
+            .and_then(|r| self.store()?.put_trust_if(&r, admitted.generation));
         let stored = match stored {
             Ok(false) => return self.changed_meanwhile(&conv),
             Ok(true) => Ok(()),
@@ -697,7 +716,10 @@ impl Engine {
     fn grace_acknowledged(&self, conv: &Conversation, now: i64) -> Step {
         let ctx = &conv.context;
         let (record, deferrals) = {
-            let store = lock(&self.store);
+            let store = match self.store() {
+                Ok(s) => s,
+                Err(e) => return self.store_failed(conv.caller_uid, ctx, &e),
+            };
             match (store.user(&ctx.user), store.deferrals()) {
                 (Ok(r), Ok(d)) => (r, d),
                 (Err(e), _) | (_, Err(e)) => return self.store_failed(conv.caller_uid, ctx, &e),
@@ -717,7 +739,7 @@ impl Engine {
     pub fn housekeeping(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
         lock(&self.conversations).retain(|_, c| c.expires_at > now);
-        lock(&self.store).purge_expired_trust(now)
+        self.store()?.purge_expired_trust(now)
     }
 
     /// Re-keys records stored under a name that is not its account's canonical name
@@ -725,8 +747,8 @@ impl Engine {
     /// lost — a lost factor would read as "not enrolled". Run once at start-up; returns
     /// what it did, for the log.
     pub fn canonicalise_stored_names(&self) -> Result<Vec<String>, StoreError> {
-        let mut store = lock(&self.store);
-        let mut names: Vec<String> = store.users()?.into_iter().map(|u| u.name).collect();
+        let mut store = self.store()?;
+        let mut names = store.user_names()?;
         names.extend(
             store
                 .deferrals()?

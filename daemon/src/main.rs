@@ -14,7 +14,7 @@ use twofold_daemon::engine::{Engine, Parts};
 use twofold_daemon::identity::ProcSessions;
 use twofold_daemon::random::OsRandom;
 use twofold_daemon::service::{AuthService, ManageService, Shared};
-use twofold_daemon::store::Store;
+use twofold_daemon::store::{Store, StorePool};
 use twofold_protocol::{BUS_NAME, OBJECT_PATH, SYSTEM_BUS_ADDRESS};
 
 #[derive(Parser)]
@@ -55,11 +55,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // One thread: each call's work is short (no fsync per commit, see store.rs), and
-    // without hops between threads a login takes fewer wake-ups; measured in
-    // docs/performance.md (twice the throughput of a multi-thread runtime here).
+    // One thread serves the connections; the engine's calls run on a few more (see
+    // service.rs), each with its own database connection.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(ENGINE_THREADS)
         .build()
     {
         Ok(r) => r,
@@ -76,6 +76,11 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Threads that run engine calls (tokio's blocking pool; housekeeping uses it too). A
+/// call that waits for the database holds one; beyond this many such calls, the next ones
+/// queue (and the module's `timeout=` ends the login, closed).
+const ENGINE_THREADS: usize = 4;
 
 fn clock(args: &Args) -> Arc<dyn Clock> {
     #[cfg(feature = "test-clock")]
@@ -95,7 +100,10 @@ async fn serve(
     clock: Arc<dyn Clock>,
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<(), String> {
-    let store = Store::open(&config.daemon.database.0).map_err(|e| e.to_string())?;
+    // One connection per engine thread, so a call never waits for another's connection.
+    let store = Store::open(&config.daemon.database.0)
+        .and_then(|first| StorePool::new(first, ENGINE_THREADS - 1))
+        .map_err(|e| e.to_string())?;
     // The system bus may be missing (a minimal host, dbus-daemon restarting): then only the
     // socket is served. A bus named in the configuration must be there.
     let bus_optional = config.daemon.bus.0 == "system";
@@ -132,6 +140,7 @@ async fn serve(
     {
         eprintln!("twofoldd: {line}");
     }
+    give_back_start_up_memory();
     let housekeeping = engine.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -213,6 +222,19 @@ fn return_large_buffers_to_the_system() {
     // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
     unsafe {
         nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 128 * 1024);
+        // The engine's threads (main.rs ENGINE_THREADS) would each get an arena of
+        // their own, and each keeps what it once held; two are enough for short calls.
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// The start-up check of stored names freed what it read, but glibc keeps freed heap
+/// pages; hand them back, so the daemon's resident size does not grow with the store.
+fn give_back_start_up_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        nix::libc::malloc_trim(0);
     }
 }
 

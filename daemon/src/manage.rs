@@ -3,7 +3,7 @@
 //! the caller first and audits what it changed.
 
 use crate::authz::{Caller, LookupError};
-use crate::engine::{ApiError, Engine, check_user_name, lock, store_error};
+use crate::engine::{ApiError, Engine, check_user_name, store_error};
 use crate::grace;
 use crate::otp;
 use crate::store::{Attempt, Deferral, FactorState, Issued, TrustRecord, UserRecord};
@@ -52,7 +52,9 @@ impl Engine {
             .map_or(self.hostname.as_str(), |n| n.0.as_str());
         let uri = otp::provisioning_uri(&self.params, &secret, issuer, &account)
             .map_err(ApiError::InvalidInput)?;
-        let issued = lock(&self.store)
+        let issued = self
+            .store()
+            .map_err(store_error)?
             .put_pending(user, &secret, self.clock.now(), replace, is_admin)
             .map_err(store_error)?;
         match issued {
@@ -111,7 +113,7 @@ impl Engine {
             )));
         }
         let now = self.clock.now();
-        let mut store = lock(&self.store);
+        let mut store = self.store().map_err(store_error)?;
         match store.user(user).map_err(store_error)? {
             None => {
                 return Err(ApiError::NotEnrolled(format!(
@@ -171,12 +173,16 @@ impl Engine {
             .require_admin_or_self(caller, user)
             .map_err(|d| self.refuse("status", caller, user, d.0))?;
         let user = &self.canonical(user, false)?;
-        let record = lock(&self.store).user(user).map_err(store_error)?;
+        let record = self
+            .store()
+            .map_err(store_error)?
+            .user(user)
+            .map_err(store_error)?;
         if record.is_none() && self.users.uid_of(user).is_none() {
             return Err(ApiError::UnknownUser(format!("unknown user {user:?}")));
         }
         let (deferrals, trust) = {
-            let store = lock(&self.store);
+            let store = self.store().map_err(store_error)?;
             (
                 store.deferrals().map_err(store_error)?,
                 store.trust_list(Some(user)).map_err(store_error)?,
@@ -191,7 +197,7 @@ impl Engine {
             .map_err(|d| self.refuse("list", caller, "", d.0))?;
         // Three queries for the whole list, not three per user.
         let (records, deferrals, trust) = {
-            let store = lock(&self.store);
+            let store = self.store().map_err(store_error)?;
             (
                 store.users().map_err(store_error)?,
                 store.deferrals().map_err(store_error)?,
@@ -259,7 +265,11 @@ impl Engine {
             .require_admin(caller)
             .map_err(|d| self.refuse("reset", caller, user, d.0))?;
         let user = &self.canonical(user, false)?;
-        let removed = lock(&self.store).reset(user).map_err(store_error)?;
+        let removed = self
+            .store()
+            .map_err(store_error)?
+            .reset(user)
+            .map_err(store_error)?;
         self.audit_manage(
             "reset",
             "success",
@@ -280,7 +290,12 @@ impl Engine {
             .require_admin(caller)
             .map_err(|d| self.refuse("unlock", caller, user, d.0))?;
         let user = &self.canonical(user, false)?;
-        if !lock(&self.store).unlock(user).map_err(store_error)? {
+        if !self
+            .store()
+            .map_err(store_error)?
+            .unlock(user)
+            .map_err(store_error)?
+        {
             return Err(ApiError::NotEnrolled(format!("{user} has no factor")));
         }
         self.audit_manage(
@@ -309,7 +324,9 @@ impl Engine {
             Some(self.canonical(user, false)?)
         };
         let now = self.clock.now();
-        let records = lock(&self.store)
+        let records = self
+            .store()
+            .map_err(store_error)?
             .trust_list(who.as_deref())
             .map_err(store_error)?;
         Ok(records
@@ -342,7 +359,9 @@ impl Engine {
                 "a trust id is at least 8 hex digits, as `trust list` shows".into(),
             ));
         }
-        let removed = lock(&self.store)
+        let removed = self
+            .store()
+            .map_err(store_error)?
             .revoke_trust(user, target)
             .map_err(store_error)?;
         if target.is_some() && removed == 0 {
@@ -397,7 +416,8 @@ impl Engine {
             created_at: now,
             created_by: caller.uid,
         };
-        lock(&self.store)
+        self.store()
+            .map_err(store_error)?
             .set_deferral(&deferral)
             .map_err(store_error)?;
         self.audit_manage(
@@ -414,7 +434,11 @@ impl Engine {
         self.policy()
             .require_admin(caller)
             .map_err(|d| self.refuse("grace-list", caller, "", d.0))?;
-        let list = lock(&self.store).deferrals().map_err(store_error)?;
+        let list = self
+            .store()
+            .map_err(store_error)?
+            .deferrals()
+            .map_err(store_error)?;
         Ok(list
             .into_iter()
             .map(|d| protocol::Deferral {
@@ -431,7 +455,9 @@ impl Engine {
             .require_admin(caller)
             .map_err(|d| self.refuse("grace-clear", caller, subject, d.0))?;
         let subject = &self.check_subject(subject, false)?;
-        let removed = lock(&self.store)
+        let removed = self
+            .store()
+            .map_err(store_error)?
             .clear_deferral(subject)
             .map_err(store_error)?;
         self.audit_manage(

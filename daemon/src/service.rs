@@ -1,6 +1,5 @@
 //! The D-Bus face of the engine: identifies each caller through the bus daemon (once per
-//! connection), then runs the engine in place — its work is short and the daemon has one
-//! thread (see main.rs).
+//! connection), then runs the engine on the blocking pool (see [`Shared::run`]).
 
 use crate::authz::Caller;
 use crate::engine::{ApiError, Engine};
@@ -186,9 +185,19 @@ impl Shared {
         self.engine.end_conversations_of(&peer.bus_name);
     }
 
-    /// Runs `f` in place: the engine's work is short, and the daemon runs on one thread.
-    fn run<T>(&self, f: impl FnOnce(&Engine) -> Result<T, ApiError>) -> Result<T, TwofoldError> {
-        f(&self.engine).map_err(TwofoldError::from)
+    /// Runs `f` on a thread of the blocking pool, off the thread that serves the
+    /// connections: a call that waits for the store (another writer's lock, a slow disk)
+    /// holds one pool thread and one database connection, and every other call goes on.
+    /// A panic in the engine ends only this call, as a refusal.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, TwofoldError> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || f(&engine))
+            .await
+            .map_err(|_| TwofoldError::Store("twofold could not finish the call".into()))?
+            .map_err(TwofoldError::from)
     }
 }
 
@@ -204,7 +213,7 @@ impl AuthService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, Step), TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.begin(&caller, context))
+        self.0.run(move |e| e.begin(&caller, context)).await
     }
 
     async fn answer(
@@ -216,6 +225,7 @@ impl AuthService {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0
             .run(move |e| e.answer(&caller, &conversation, &response))
+            .await
     }
 
     async fn cancel(
@@ -224,10 +234,12 @@ impl AuthService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| {
-            e.cancel(&caller, &conversation);
-            Ok(())
-        })
+        self.0
+            .run(move |e| {
+                e.cancel(&caller, &conversation);
+                Ok(())
+            })
+            .await
     }
 }
 
@@ -243,7 +255,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<EnrolmentOffer, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.enrol(&caller, &user, replace))
+        self.0.run(move |e| e.enrol(&caller, &user, replace)).await
     }
 
     async fn confirm_enrolment(
@@ -255,6 +267,7 @@ impl ManageService {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0
             .run(move |e| e.confirm_enrolment(&caller, &user, &code))
+            .await
     }
 
     async fn status(
@@ -263,7 +276,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<UserStatus, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.status(&caller, &user))
+        self.0.run(move |e| e.status(&caller, &user)).await
     }
 
     async fn list(
@@ -271,7 +284,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<UserStatus>, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.list(&caller))
+        self.0.run(move |e| e.list(&caller)).await
     }
 
     async fn reset(
@@ -280,7 +293,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<bool, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.reset(&caller, &user))
+        self.0.run(move |e| e.reset(&caller, &user)).await
     }
 
     async fn unlock(
@@ -289,7 +302,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.unlock(&caller, &user))
+        self.0.run(move |e| e.unlock(&caller, &user)).await
     }
 
     async fn trust_list(
@@ -298,7 +311,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<TrustInfo>, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.trust_list(&caller, &user))
+        self.0.run(move |e| e.trust_list(&caller, &user)).await
     }
 
     async fn trust_revoke(
@@ -308,7 +321,9 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<u32, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.trust_revoke(&caller, &user, &id))
+        self.0
+            .run(move |e| e.trust_revoke(&caller, &user, &id))
+            .await
     }
 
     async fn grace_set(
@@ -321,6 +336,7 @@ impl ManageService {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0
             .run(move |e| e.grace_set(&caller, &subject, until, &reason))
+            .await
     }
 
     async fn grace_list(
@@ -328,7 +344,7 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<Deferral>, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.grace_list(&caller))
+        self.0.run(move |e| e.grace_list(&caller)).await
     }
 
     async fn grace_clear(
@@ -337,6 +353,6 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<bool, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.grace_clear(&caller, &subject))
+        self.0.run(move |e| e.grace_clear(&caller, &subject)).await
     }
 }

@@ -28,6 +28,9 @@ impl From<rusqlite::Error> for StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+mod pool;
+pub use pool::{StoreGuard, StorePool};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FactorState {
     /// Issued but no code verified yet: logins must verify it, and the first right code
@@ -310,6 +313,23 @@ impl Store {
         Ok(store)
     }
 
+    /// One more connection to the file this store has open (checked, migrated and
+    /// tightened already), for [`StorePool`].
+    fn another_connection(&self) -> Result<Store> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )?;
+        let mut store = Store {
+            conn,
+            path: self.path.clone(),
+        };
+        store.configure()?;
+        Ok(store)
+    }
+
     /// An in-memory store for unit tests.
     pub fn open_in_memory() -> Result<Store> {
         let mut store = Store {
@@ -330,6 +350,9 @@ impl Store {
         // that way could be replayed only until its code expires (90 s), which is less than
         // a reboot takes; in exchange a login costs no fsync (docs/security.md).
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Each pooled connection has its own page cache; the kernel's keeps the file
+        // anyway. 512 KiB each (SQLite's default is 2 MiB) holds the B-tree's upper pages.
+        self.conn.pragma_update(None, "cache_size", -512)?;
         Ok(())
     }
 
@@ -416,6 +439,16 @@ impl Store {
         let rows = stmt
             .query_map([], row_to_user)?
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The names of every stored factor, and nothing else (a start-up check reads them
+    /// all; the whole records of 100,000 users would cost tens of MiB).
+    pub fn user_names(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("SELECT name FROM users")?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<std::result::Result<Vec<String>, _>>()?;
         Ok(rows)
     }
 

@@ -234,6 +234,84 @@ fn the_services_that_are_sshd_can_be_configured() {
     );
 }
 
+#[test]
+#[cfg_attr(not(as_root), ignore = "needs root: PAM runs as root, as sshd does")]
+fn a_login_waiting_for_the_database_does_not_hold_up_the_others() {
+    ensure_test_users();
+    let w = World::start_at("", T0);
+    w.write_service("sshd", &w.module_line(""));
+    w.write_service("login", &w.module_line(""));
+    let secret_a = w.enrol_confirmed(USER_A, T0);
+    let secret_b = w.enrol_confirmed(USER_B, T0);
+    // tf-alice's key earns a session window: her next sshd logins ask nothing.
+    w.set_clock(T0 + 30);
+    let code = code_at_time(&secret_a, T0 + 30);
+    let (rc, conv) = first_outcome(
+        &w.pam_inprocess(&[ssh_transaction("sshd", USER_A, KEY, &[&code, "n"])], &[]),
+    );
+    assert_eq!(rc, 0, "{conv:?}");
+    // Another writer holds the database for longer than the daemon's busy timeout (3 s).
+    let blocker = rusqlite::Connection::open(w.path("state/twofold.db")).expect("open");
+    blocker.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let code_b = code_at_time(&secret_b, T0 + 30);
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| {
+            let started = Instant::now();
+            let login = console_transaction(USER_B, &[&code_b]);
+            (
+                first_outcome(&w.pam_inprocess(&[login], &[])),
+                started.elapsed(),
+            )
+        });
+        // tf-bob's code now waits for the lock in the daemon.
+        std::thread::sleep(Duration::from_millis(800));
+        let started = Instant::now();
+        let (rc, conv) =
+            first_outcome(&w.pam_inprocess(&[ssh_transaction("sshd", USER_A, KEY, &[])], &[]));
+        let took = started.elapsed();
+        assert_eq!(rc, 0, "tf-alice's window login: {conv:?}");
+        assert!(
+            took < Duration::from_millis(1500),
+            "tf-alice's login took {took:?} while tf-bob's waited for the database"
+        );
+        assert!(
+            !waiting.is_finished(),
+            "tf-bob's login did not wait for the lock"
+        );
+        let ((rc_b, conv_b), waited) = waiting.join().expect("thread");
+        assert_ne!(
+            rc_b, 0,
+            "a code was accepted without its replay record: {conv_b:?}"
+        );
+        assert!(
+            conv_b.iter().any(|c| c.contains("cannot check codes")),
+            "{conv_b:?}"
+        );
+        println!(
+            "proved: while tf-bob's code waited {waited:?} for a locked database (and then failed closed), tf-alice's window login passed in {took:?}"
+        );
+    });
+    blocker.execute_batch("ROLLBACK").expect("unlock");
+    w.set_clock(T0 + 60);
+    let code_b = code_at_time(&secret_b, T0 + 60);
+    let login = console_transaction(USER_B, &[&code_b]);
+    let (rc, conv) = first_outcome(&w.pam_inprocess(&[login], &[]));
+    assert_eq!(rc, 0, "after the lock: {conv:?}\n{}", w.daemon_log());
+}
+
+/// A console login by `user` on tty3, typing `answers`.
+fn console_transaction(user: &str, answers: &[&str]) -> twofold_pamtest::Transaction {
+    twofold_pamtest::Transaction {
+        service: "login".into(),
+        user: user.into(),
+        answers: answers.iter().map(|a| a.to_string()).collect(),
+        rhost: None,
+        tty: Some("tty3".into()),
+        env: Vec::new(),
+        pause: None,
+    }
+}
+
 /// Starts twofoldd on listening sockets this process holds, as systemd does: fds 3 and 4,
 /// `LISTEN_FDS=2`, `LISTEN_PID` its own pid (the shell's, which `exec` keeps).
 fn start_on_held_sockets(

@@ -2,6 +2,7 @@ use super::*;
 use crate::audit::MemoryAudit;
 use crate::clock::ManualClock;
 use crate::random::OsRandom;
+use crate::store::Store;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// alice, bob, carol (admin group); alice is in `staff`; passwords can change.
@@ -82,7 +83,7 @@ fn fixture_with(config_text: &str) -> Fixture {
     });
     let engine = Engine::new(Parts {
         config,
-        store: Store::open_in_memory().unwrap(),
+        store: Store::open_in_memory().unwrap().into(),
         clock: clock.clone(),
         random: Arc::new(OsRandom),
         users: users.clone(),
@@ -384,7 +385,9 @@ fn names_of_one_account_share_one_factor_and_one_trust_list() {
 fn records_stored_under_another_name_move_to_the_canonical_account() {
     let f = fixture_with("version = 1\n[login]\nunenrolled = \"ignore\"\n");
     // Written by an older twofoldd under the name PAM passed.
-    lock(&f.engine.store)
+    f.engine
+        .store()
+        .unwrap()
         .put_pending("Alice", "JBSWY3DPEHPK3PXP", T0, false, true)
         .unwrap();
     let done = f.engine.canonicalise_stored_names().unwrap();
@@ -405,7 +408,9 @@ fn in_a_grace_period_another_name_of_an_enrolled_account_is_still_asked() {
     let steps = f.login_as(&root(), sudo("Alice", ""), &[]);
     assert_eq!(steps[0].action(), Some(Action::PromptSecret), "{steps:?}");
     // A deferral written under a variant spelling follows the account too.
-    lock(&f.engine.store)
+    f.engine
+        .store()
+        .unwrap()
         .set_deferral(&crate::store::Deferral {
             subject: "Alice".into(),
             until: T0 + 20 * DAY,
@@ -738,7 +743,9 @@ fn a_store_failure_fails_the_login() {
     f.clock.advance(30);
     let (id, _) = f.engine.begin(&root(), ctx("alice")).unwrap();
     // Make every write fail: the answer must be an error step, never success.
-    lock(&f.engine.store)
+    f.engine
+        .store()
+        .unwrap()
         .conn_for_tests()
         .execute_batch("PRAGMA query_only = ON")
         .unwrap();
@@ -852,6 +859,32 @@ fn a_session_window_lapses_after_idling() {
     f.clock.advance(30 * 60 - 1);
     assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
     f.clock.advance(30 * 60);
+    assert!(!f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+}
+
+#[test]
+fn use_of_a_window_is_written_once_a_minute_and_idling_ends_it_at_most_a_minute_early() {
+    let f = fixture();
+    let secret = f.enrol("alice");
+    f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "n");
+    let last_used = || f.engine.store().unwrap().trust_list(Some("alice")).unwrap()[0].last_used;
+    let start = f.clock.now();
+    f.clock.advance(59);
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    assert_eq!(
+        last_used(),
+        start,
+        "a login within a minute of the last write wrote"
+    );
+    f.clock.advance(1);
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    assert_eq!(last_used(), start + 60);
+    // Used at +60 (written) and +119 (not): the 30 min idle limit counts from +60.
+    f.clock.advance(59);
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    f.clock.set(start + 60 + 30 * 60 - 1);
+    assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    f.clock.set(start + 60 + 30 * 60 - 1 + 30 * 60);
     assert!(!f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
 }
 
@@ -998,7 +1031,7 @@ fn without_a_password_fingerprint_no_device_is_remembered_or_honoured() {
         None,
     )
     .unwrap();
-    lock(&f.engine.store).put_trust(&old).unwrap();
+    f.engine.store().unwrap().put_trust(&old).unwrap();
     f.clock.advance(DAY);
     assert!(!f.passes_without_code(&root(), ssh_key("bob", KEY_A, "192.0.2.7")));
 }
