@@ -982,8 +982,11 @@ fn report(r: &Results) -> String {
         "**Target** (trusted path's own cost over the socket within 1.3x the floor, 1.3 x {} \
          = {}): {} — {} ({:.2}x the floor){}. Of it: the floor {}, of which one trivial call \
          {}; twofoldd's trusted `Begin` on an open connection {} (so {} more than a trivial \
-         call: the store's look-ups of the user and its trust rows and the `last_used` \
-         update); the rest, {}, is the module in the application's process (loading the \
+         call: the hand-off to an engine thread and back, the user's NSS look-up (these \
+         users are in no passwd file, so every NSS source is asked; nss-systemd opens a \
+         dozen files and more per miss), the store's reads of the user and its trust rows \
+         (`last_used` is written at most once a minute, so not in these logins) and the \
+         audit record); the rest, {}, is the module in the application's process (loading the \
          .so in `pam_start`, options, PAM items, teardown). Over the bus: {}.\n",
         ms(Summary::of(&r.p2p_fresh).median),
         ms_signed(limit),
@@ -1038,9 +1041,12 @@ fn report(r: &Results) -> String {
     let _ = writeln!(
         s,
         "\n**Target** ({} clients over the socket at least 2x the bus's logins/s, 2 x {:.0} = \
-         {:.0}): {} — {:.0} logins/s, {:.2}x the bus{}. With every client busy, a login's \
-         latency is mostly waiting for the one daemon thread: its work per login is \
-         `Begin` + `Answer` of one client alone ({} + {} over the socket).\n",
+         {:.0}): {} — {:.0} logins/s, {:.2}x the bus{}. The bus rows go through the same \
+         twofoldd (its connection thread, and engine calls on 4 threads with a database \
+         connection each), so the ratio is what dbus-daemon's routing costs; with every \
+         client busy, the 32 clients, dbus-daemon and twofoldd share the 2 CPUs, and a \
+         login's latency is mostly waiting for a CPU. One client alone: `Begin` + \
+         `Answer` take {} + {} over the socket.\n",
         r.daemon[1].clients,
         bus_n,
         2.0 * bus_n,
@@ -1161,9 +1167,9 @@ fn scale_report(s: &mut String, sc: &Scale) {
          **Target** (twofoldd's RSS at {} users at most 15 MiB): {} — {} after the logins \
          (VmRSS){}; its peak since start (VmHWM) {}. Where the memory goes was not measured \
          apart; the small store's daemon ends at {}, so the rest grows with the store: \
-         SQLite's page cache (2 MiB by default) and heap kept after start-up, when twofoldd \
-         reads every stored user at once to check its name against NSS \
-         (`canonicalise_stored_names`) and housekeeping scans the trust table.\n",
+         SQLite's page caches (at most 512 KiB for each of the 4 connections) and heap \
+         left from start-up, when twofoldd reads every stored name at once to check it \
+         against NSS (`canonicalise_stored_names`; freed and trimmed after).\n",
         sc.users,
         sc.trust_rows,
         sc.small.successes + sc.warmup,
