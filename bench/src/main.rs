@@ -982,10 +982,10 @@ fn report(r: &Results) -> String {
         "**Target** (trusted path's own cost over the socket within 1.3x the floor, 1.3 x {} \
          = {}): {} — {} ({:.2}x the floor){}. Of it: the floor {}, of which one trivial call \
          {}; twofoldd's trusted `Begin` on an open connection {} (so {} more than a trivial \
-         call: the hand-off to an engine thread and back, the user's NSS look-up (these \
-         users are in no passwd file, so every NSS source is asked; nss-systemd opens a \
-         dozen files and more per miss), the store's reads of the user and its trust rows \
-         (`last_used` is written at most once a minute, so not in these logins) and the \
+         call: twofoldd's D-Bus serving of a larger call, handing its runtime to a spare \
+         thread for the engine call, the engine itself (root's NSS entries, the store's \
+         reads of the user and its trust rows; `last_used` is written at most once a \
+         minute, so not in these logins; about 25 µs alone, see bench/README.md) and the \
          audit record); the rest, {}, is the module in the application's process (loading the \
          .so in `pam_start`, options, PAM items, teardown). Over the bus: {}.\n",
         ms(Summary::of(&r.p2p_fresh).median),
@@ -1042,8 +1042,8 @@ fn report(r: &Results) -> String {
         s,
         "\n**Target** ({} clients over the socket at least 2x the bus's logins/s, 2 x {:.0} = \
          {:.0}): {} — {:.0} logins/s, {:.2}x the bus{}. The bus rows go through the same \
-         twofoldd (its connection thread, and engine calls on 4 threads with a database \
-         connection each), so the ratio is what dbus-daemon's routing costs; with every \
+         twofoldd (one worker thread, and up to 4 engine calls at once, each with a \
+         database connection), so the ratio is what dbus-daemon's routing costs; with every \
          client busy, the 32 clients, dbus-daemon and twofoldd share the 2 CPUs, and a \
          login's latency is mostly waiting for a CPU. One client alone: `Begin` + \
          `Answer` take {} + {} over the socket.\n",

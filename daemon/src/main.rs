@@ -55,11 +55,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // One thread serves the connections; the engine's calls run on a few more (see
-    // service.rs), each with its own database connection.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    // One worker thread serves the connections; an engine call hands it to another
+    // thread while it runs (see service.rs), so up to ENGINE_CALLS calls, one thread
+    // each, plus the worker and housekeeping.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
-        .max_blocking_threads(ENGINE_THREADS)
+        .max_blocking_threads(ENGINE_CALLS + 4)
         .build()
     {
         Ok(r) => r,
@@ -77,10 +79,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Threads that run engine calls (tokio's blocking pool; housekeeping uses it too). A
-/// call that waits for the database holds one; beyond this many such calls, the next ones
-/// queue (and the module's `timeout=` ends the login, closed).
-const ENGINE_THREADS: usize = 4;
+/// Engine calls that may run at once, each on its own thread with its own database
+/// connection. A call that waits for the database holds one; beyond this many such
+/// calls, the next ones wait for a turn (at most 5 s, then they fail closed).
+const ENGINE_CALLS: usize = 4;
 
 fn clock(args: &Args) -> Arc<dyn Clock> {
     #[cfg(feature = "test-clock")]
@@ -100,9 +102,9 @@ async fn serve(
     clock: Arc<dyn Clock>,
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<(), String> {
-    // One connection per engine thread, so a call never waits for another's connection.
+    // One connection per engine call, so a call never waits for another's connection.
     let store = Store::open(&config.daemon.database.0)
-        .and_then(|first| StorePool::new(first, ENGINE_THREADS - 1))
+        .and_then(|first| StorePool::new(first, ENGINE_CALLS - 1))
         .map_err(|e| e.to_string())?;
     // The system bus may be missing (a minimal host, dbus-daemon restarting): then only the
     // socket is served. A bus named in the configuration must be there.
@@ -171,7 +173,7 @@ async fn serve(
         ),
         None => None,
     };
-    let shared = Shared::new(engine, dbus);
+    let shared = Shared::new(engine, dbus, ENGINE_CALLS);
     tokio::spawn(twofold_daemon::socket::serve(
         sockets,
         shared.clone(),
@@ -222,7 +224,7 @@ fn return_large_buffers_to_the_system() {
     // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
     unsafe {
         nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 128 * 1024);
-        // The engine's threads (main.rs ENGINE_THREADS) would each get an arena of
+        // The engine calls' threads (ENGINE_CALLS) would each get an arena of
         // their own, and each keeps what it once held; two are enough for short calls.
         nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
     }

@@ -1,5 +1,5 @@
 //! The D-Bus face of the engine: identifies each caller through the bus daemon (once per
-//! connection), then runs the engine on the blocking pool (see [`Shared::run`]).
+//! connection), then runs the engine off the runtime's thread (see [`Shared::run`]).
 
 use crate::authz::Caller;
 use crate::engine::{ApiError, Engine};
@@ -51,7 +51,12 @@ pub struct Shared {
     /// bus never reuses a unique name, so each caller costs one lookup, not one per call.
     callers: Arc<Mutex<HashMap<String, Credentials>>>,
     lookups: Arc<Mutex<Lookups>>,
+    engine_calls: Arc<tokio::sync::Semaphore>,
 }
+
+/// How long a call waits for a turn at the engine (all turns taken by calls that wait for
+/// the database) before it fails closed.
+const WAIT_FOR_ENGINE: Duration = Duration::from_secs(5);
 
 /// A caller's uid and pid, as the bus reported them.
 type Credentials = (u32, Option<u32>);
@@ -115,9 +120,15 @@ impl Drop for LookupSlot {
 }
 
 impl Shared {
-    pub fn new(engine: Arc<Engine>, dbus: Option<fdo::DBusProxy<'static>>) -> Shared {
+    /// `engine_calls`: how many engine calls may run at once (see [`Shared::run`]).
+    pub fn new(
+        engine: Arc<Engine>,
+        dbus: Option<fdo::DBusProxy<'static>>,
+        engine_calls: usize,
+    ) -> Shared {
         Shared {
             engine,
+            engine_calls: Arc::new(tokio::sync::Semaphore::new(engine_calls)),
             dbus,
             callers: Arc::default(),
             lookups: Arc::default(),
@@ -185,19 +196,27 @@ impl Shared {
         self.engine.end_conversations_of(&peer.bus_name);
     }
 
-    /// Runs `f` on a thread of the blocking pool, off the thread that serves the
-    /// connections: a call that waits for the store (another writer's lock, a slow disk)
-    /// holds one pool thread and one database connection, and every other call goes on.
-    /// A panic in the engine ends only this call, as a refusal.
-    async fn run<T: Send + 'static>(
+    /// Runs `f` on this thread, after handing the runtime's other work to another thread
+    /// (`block_in_place`): the call pays no thread wake-up, and a call that waits for the
+    /// store (another writer's lock, a slow disk) holds only its own thread and database
+    /// connection while every other call goes on. At most `engine_calls` run at once
+    /// (the pool has as many connections); a call waits at most 5 s for its turn, and a
+    /// panic in the engine ends only this call, as a refusal.
+    async fn run<T>(
         &self,
-        f: impl FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
+        f: impl FnOnce(&Engine) -> Result<T, ApiError>,
     ) -> Result<T, TwofoldError> {
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || f(&engine))
+        let busy = || TwofoldError::Store("twofold is busy; try again".into());
+        let _turn = tokio::time::timeout(WAIT_FOR_ENGINE, self.engine_calls.acquire())
             .await
-            .map_err(|_| TwofoldError::Store("twofold could not finish the call".into()))?
-            .map_err(TwofoldError::from)
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        let engine = &self.engine;
+        tokio::task::block_in_place(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(engine)))
+        })
+        .map_err(|_| TwofoldError::Store("twofold could not finish the call".into()))?
+        .map_err(TwofoldError::from)
     }
 }
 
