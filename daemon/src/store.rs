@@ -121,7 +121,7 @@ pub struct Store {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 /// Names without a factor whose wrong codes are counted (see `phantoms`) at most; beyond
 /// it the least recently tried go first.
@@ -204,6 +204,10 @@ const MIGRATIONS: &[&str] = &[
         updated_at    INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX phantoms_by_age ON phantoms (updated_at);
+",
+    // The expiry sweep searches instead of reading every trust row (issue 18).
+    "
+    CREATE INDEX trust_by_expiry ON trust (expires_at);
 ",
 ];
 
@@ -744,10 +748,20 @@ impl Store {
 
     /// Trust records of one user, or of everyone.
     pub fn trust_list(&self, user: Option<&str>) -> Result<Vec<TrustRecord>> {
-        let mut stmt = self.conn.prepare_cached(SELECT_TRUST_OF_USER_OR_ALL)?;
-        let rows = stmt
-            .query_map([user], row_to_trust)?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        // Two statements: one shape for both (`?1 IS NULL OR user = ?1`) makes SQLite
+        // read the whole table for one user.
+        let rows = match user {
+            Some(user) => self
+                .conn
+                .prepare_cached(SELECT_TRUST_OF_USER)?
+                .query_map([user], row_to_trust)?
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+            None => self
+                .conn
+                .prepare_cached(SELECT_ALL_TRUST)?
+                .query_map([], row_to_trust)?
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+        };
         Ok(rows)
     }
 
@@ -877,10 +891,8 @@ macro_rules! select_trust {
 }
 const SELECT_ALL_USERS: &str = concat!(select_user!(), " ORDER BY name");
 const SELECT_USER_BY_NAME: &str = concat!(select_user!(), " WHERE name = ?1");
-const SELECT_TRUST_OF_USER_OR_ALL: &str = concat!(
-    select_trust!(),
-    " WHERE ?1 IS NULL OR user = ?1 ORDER BY user, created_at"
-);
+const SELECT_TRUST_OF_USER: &str = concat!(select_trust!(), " WHERE user = ?1 ORDER BY created_at");
+const SELECT_ALL_TRUST: &str = concat!(select_trust!(), " ORDER BY user, created_at");
 const SELECT_TRUST_BY_IDENTITY: &str =
     concat!(select_trust!(), " WHERE user = ?1 AND identity_hash = ?2");
 

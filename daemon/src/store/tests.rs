@@ -31,7 +31,7 @@ fn files_are_private_and_schema_is_versioned() {
     assert_eq!(mode(db.parent().unwrap()), 0o700);
     drop(s);
     let s = Store::open(&db).unwrap(); // reopening runs no migration twice
-    assert_eq!(s.schema_version().unwrap(), 6);
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
     for f in ["twofold.db", "twofold.db-wal", "twofold.db-shm"] {
         let p = db.parent().unwrap().join(f);
         if p.exists() {
@@ -533,4 +533,70 @@ fn a_symlinked_state_directory_is_refused() {
         .to_string();
     assert!(e.contains("symbolic link") && e.contains("state"), "{e}");
     assert!(!real.join("db").exists());
+}
+
+/// The plan SQLite picks for `sql`, one line per step ("SEARCH trust USING INDEX ...").
+fn plan(s: &Store, sql: &str, params: &[&dyn rusqlite::ToSql]) -> String {
+    let mut stmt = s
+        .conn_for_tests()
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap();
+    stmt.query_map(params, |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(|l| l.unwrap())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[test]
+fn per_user_and_login_statements_search_an_index_in_a_large_store() {
+    // 200,000 trust rows of 20,000 users: a scan would show in the plan, as it did for
+    // one user's list (`?1 IS NULL OR user = ?1`) and the expiry sweep (issue 18).
+    let mut s = Store::open_in_memory().unwrap();
+    s.conn_for_tests()
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199999)
+             INSERT INTO trust (id, user, kind, identity_hash, description, service,
+                                created_at, last_used, expires_at, idle_seconds, password_stamp)
+             SELECT printf('%032x', i), printf('user%05d', i % 20000), 'device',
+                    printf('%064x', i), 'bench', 'sshd', i, i, i + 1000, 0, NULL FROM n;
+             ANALYZE;",
+        )
+        .unwrap();
+    let user: &dyn rusqlite::ToSql = &"user00042";
+    let hash: &dyn rusqlite::ToSql = &"00";
+    let now: &dyn rusqlite::ToSql = &5_i64;
+    for (what, sql, params) in [
+        (
+            "a login's trust look-up",
+            SELECT_TRUST_BY_IDENTITY,
+            vec![user, hash],
+        ),
+        ("one user's trust list", SELECT_TRUST_OF_USER, vec![user]),
+        ("a login's user look-up", SELECT_USER_BY_NAME, vec![user]),
+        (
+            "revoking by id prefix",
+            "SELECT id FROM trust WHERE user = ?1",
+            vec![user],
+        ),
+        (
+            "revoking all of a user's",
+            "DELETE FROM trust WHERE user = ?1",
+            vec![user],
+        ),
+        (
+            "the expiry sweep",
+            "DELETE FROM trust WHERE expires_at <= ?1",
+            vec![now],
+        ),
+    ] {
+        let plan = plan(&s, sql, &params);
+        assert!(
+            !plan.contains("SCAN") && plan.contains("SEARCH"),
+            "{what}: {plan}"
+        );
+    }
+    // And the statements behave: one user's ten rows, the sweep's few.
+    assert_eq!(s.trust_list(Some("user00042")).unwrap().len(), 10);
+    assert_eq!(s.purge_expired_trust(1005).unwrap(), 6);
 }
