@@ -70,7 +70,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, clock(&args), shutdown)) {
+    let served = runtime.block_on(serve(config, clock(&args), shutdown));
+    // A call may still wait for the database (3 s busy timeout) or housekeeping run:
+    // stop within half a second anyway. Every store change is one transaction, so what is cut
+    // short is rolled back, and that login fails closed.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("twofoldd: {e}");

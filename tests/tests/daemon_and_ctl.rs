@@ -68,6 +68,57 @@ fn a_locked_database_fails_the_login_and_the_daemon_stays_up() {
 }
 
 #[test]
+fn sigterm_stops_the_daemon_within_a_second_while_a_call_waits_for_the_database() {
+    let w = World::start("");
+    w.write_service("twofold", &w.module_line(""));
+    let secret = w.enrol(me());
+    let code = fresh_code(&secret);
+    let pid = w.daemon_pid().expect("daemon pid");
+    let blocker = rusqlite::Connection::open(w.path("state/twofold.db")).expect("open");
+    blocker.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    std::thread::scope(|scope| {
+        let login = scope.spawn(|| w.pam("twofold", me(), &format!("{code}\n")));
+        // The code check now waits for the lock (up to 3 s) inside twofoldd.
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM");
+        let sent = std::time::Instant::now();
+        // Gone, or a zombie waiting for the harness to reap it.
+        let stopped = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(true)
+        };
+        while !stopped() && sent.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let took = sent.elapsed();
+        let r = login.join().expect("login thread");
+        assert!(
+            !r.passed(),
+            "a login passed while the database was locked: {r:?}"
+        );
+        assert!(
+            took < std::time::Duration::from_secs(1),
+            "twofoldd took {took:?} to stop after SIGTERM"
+        );
+        println!(
+            "proved: SIGTERM stopped twofoldd in {took:?} while a code check waited for a locked database; that login failed"
+        );
+    });
+    blocker.execute_batch("ROLLBACK").expect("unlock");
+}
+
+#[test]
 fn the_daemon_refuses_a_state_directory_others_can_read() {
     let mut w = World::bus_only();
     std::fs::create_dir(w.path("state")).expect("mkdir");
