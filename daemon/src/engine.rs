@@ -11,7 +11,7 @@ use crate::identity::{self, DeviceIdentity, SessionLookup};
 use crate::otp::{self, OtpParams};
 use crate::random::{Random, random_hex};
 use crate::store::{
-    Attempt, LockoutPolicy, StoreError, StoreGuard, StorePool, TrustKind, UserRecord,
+    Attempt, LockoutPolicy, Store, StoreError, StoreGuard, StorePool, TrustKind, UserRecord,
 };
 use crate::trust::{self, Judgement};
 use std::collections::HashMap;
@@ -153,6 +153,19 @@ impl Engine {
         self.stores.get()
     }
 
+    /// Runs one store operation on a connection of the pool.
+    pub(crate) fn with_store<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&mut *self.stores.get()?)
+    }
+
+    /// How many calls can hold a database connection at once.
+    pub fn store_connections(&self) -> usize {
+        self.stores.size()
+    }
+
     pub(crate) fn policy(&self) -> Policy<'_> {
         Policy {
             users: self.users.as_ref(),
@@ -232,7 +245,7 @@ impl Engine {
             }
             Err(e) => return Ok((String::new(), self.lookup_failed(caller.uid, &ctx, &e))),
         }
-        let record = match self.store().and_then(|s| s.user(&ctx.user)) {
+        let record = match self.with_store(|s| s.user(&ctx.user)) {
             Ok(r) => r,
             Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
         };
@@ -269,7 +282,7 @@ impl Engine {
         groups: &grace::Groups<'_>,
         now: i64,
     ) -> Result<(String, Step), ApiError> {
-        let deferrals = match self.store().and_then(|s| s.deferrals()) {
+        let deferrals = match self.with_store(|s| s.deferrals()) {
             Ok(d) => d,
             Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
         };
@@ -325,10 +338,7 @@ impl Engine {
         ctx: LoginContext,
         now: i64,
     ) -> Result<(String, Step), ApiError> {
-        match self
-            .store()
-            .and_then(|mut s| s.phantom_locked_until(&ctx.user))
-        {
+        match self.with_store(|s| s.phantom_locked_until(&ctx.user)) {
             Ok(until) if until > now => {
                 self.audit_login("locked", caller.uid, &ctx, "no factor; locked");
                 Ok((String::new(), locked_step(until - now)))
@@ -510,7 +520,7 @@ impl Engine {
         // locked alike (the store keeps them as phantoms), so nothing tells them apart.
         let params = self.params;
         let source = source_of(&conv.context, conv.caller_uid);
-        let attempt = self.store().and_then(|mut s| {
+        let attempt = self.with_store(|s| {
             s.attempt(&conv.context.user, &source, now, &self.lockout, |user| {
                 otp::matching_step(&params, &user.secret, response, now)
             })
@@ -603,7 +613,7 @@ impl Engine {
                 admitted.password_stamp.clone(),
             )
             .map_err(StoreError::Unavailable)
-            .and_then(|r| self.store()?.put_trust_if(&r, admitted.generation));
+            .and_then(|r| self.with_store(|s| s.put_trust_if(&r, admitted.generation)));
             match stored {
                 Ok(true) => {}
                 Ok(false) => return self.changed_meanwhile(&conv),
@@ -645,10 +655,7 @@ impl Engine {
         }
         let yes = matches!(response.trim().to_ascii_lowercase().as_str(), "y" | "yes");
         if !yes {
-            return match self
-                .store()
-                .and_then(|mut s| s.still(&ctx.user, admitted.generation, now))
-            {
+            return match self.with_store(|s| s.still(&ctx.user, admitted.generation, now)) {
                 Ok(true) => Step::new(Action::Success),
                 Ok(false) => self.changed_meanwhile(&conv),
                 Err(e) => self.store_failed(conv.caller_uid, ctx, &e),
@@ -671,7 +678,7 @@ impl Engine {
                 )
                 .map_err(StoreError::Unavailable)
             })
-            .and_then(|r| self.store()?.put_trust_if(&r, admitted.generation));
+            .and_then(|r| self.with_store(|s| s.put_trust_if(&r, admitted.generation)));
         let stored = match stored {
             Ok(false) => return self.changed_meanwhile(&conv),
             Ok(true) => Ok(()),
@@ -739,7 +746,7 @@ impl Engine {
     pub fn housekeeping(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
         lock(&self.conversations).retain(|_, c| c.expires_at > now);
-        self.store()?.purge_expired_trust(now)
+        self.with_store(|s| s.purge_expired_trust(now))
     }
 
     /// Re-keys records stored under a name that is not its account's canonical name

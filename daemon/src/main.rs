@@ -56,8 +56,8 @@ fn main() -> ExitCode {
         }
     };
     // One worker thread serves the connections; an engine call hands it to another
-    // thread while it runs (see service.rs), so up to ENGINE_CALLS calls, one thread
-    // each, plus the worker and housekeeping.
+    // thread while it runs (see service.rs): up to ENGINE_CALLS calls, one thread each,
+    // the worker, housekeeping, and room for the hand-offs.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -107,7 +107,7 @@ async fn serve(
     clock: Arc<dyn Clock>,
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<(), String> {
-    // One connection per engine call, so a call never waits for another's connection.
+    // One connection per engine call: the service runs as many calls at once as there are.
     let store = Store::open(&config.daemon.database.0)
         .and_then(|first| StorePool::new(first, ENGINE_CALLS - 1))
         .map_err(|e| e.to_string())?;
@@ -178,7 +178,7 @@ async fn serve(
         ),
         None => None,
     };
-    let shared = Shared::new(engine, dbus, ENGINE_CALLS);
+    let shared = Shared::new(engine, dbus);
     tokio::spawn(twofold_daemon::socket::serve(
         sockets,
         shared.clone(),

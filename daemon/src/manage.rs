@@ -53,9 +53,7 @@ impl Engine {
         let uri = otp::provisioning_uri(&self.params, &secret, issuer, &account)
             .map_err(ApiError::InvalidInput)?;
         let issued = self
-            .store()
-            .map_err(store_error)?
-            .put_pending(user, &secret, self.clock.now(), replace, is_admin)
+            .with_store(|s| s.put_pending(user, &secret, self.clock.now(), replace, is_admin))
             .map_err(store_error)?;
         match issued {
             Issued::Stored => {}
@@ -173,11 +171,7 @@ impl Engine {
             .require_admin_or_self(caller, user)
             .map_err(|d| self.refuse("status", caller, user, d.0))?;
         let user = &self.canonical(user, false)?;
-        let record = self
-            .store()
-            .map_err(store_error)?
-            .user(user)
-            .map_err(store_error)?;
+        let record = self.with_store(|s| s.user(user)).map_err(store_error)?;
         if record.is_none() && self.users.uid_of(user).is_none() {
             return Err(ApiError::UnknownUser(format!("unknown user {user:?}")));
         }
@@ -265,11 +259,7 @@ impl Engine {
             .require_admin(caller)
             .map_err(|d| self.refuse("reset", caller, user, d.0))?;
         let user = &self.canonical(user, false)?;
-        let removed = self
-            .store()
-            .map_err(store_error)?
-            .reset(user)
-            .map_err(store_error)?;
+        let removed = self.with_store(|s| s.reset(user)).map_err(store_error)?;
         self.audit_manage(
             "reset",
             "success",
@@ -290,12 +280,7 @@ impl Engine {
             .require_admin(caller)
             .map_err(|d| self.refuse("unlock", caller, user, d.0))?;
         let user = &self.canonical(user, false)?;
-        if !self
-            .store()
-            .map_err(store_error)?
-            .unlock(user)
-            .map_err(store_error)?
-        {
+        if !self.with_store(|s| s.unlock(user)).map_err(store_error)? {
             return Err(ApiError::NotEnrolled(format!("{user} has no factor")));
         }
         self.audit_manage(
@@ -325,9 +310,7 @@ impl Engine {
         };
         let now = self.clock.now();
         let records = self
-            .store()
-            .map_err(store_error)?
-            .trust_list(who.as_deref())
+            .with_store(|s| s.trust_list(who.as_deref()))
             .map_err(store_error)?;
         Ok(records
             .into_iter()
@@ -360,9 +343,7 @@ impl Engine {
             ));
         }
         let removed = self
-            .store()
-            .map_err(store_error)?
-            .revoke_trust(user, target)
+            .with_store(|s| s.revoke_trust(user, target))
             .map_err(store_error)?;
         if target.is_some() && removed == 0 {
             return Err(ApiError::InvalidInput(format!(
@@ -416,9 +397,7 @@ impl Engine {
             created_at: now,
             created_by: caller.uid,
         };
-        self.store()
-            .map_err(store_error)?
-            .set_deferral(&deferral)
+        self.with_store(|s| s.set_deferral(&deferral))
             .map_err(store_error)?;
         self.audit_manage(
             "grace-set",
@@ -434,11 +413,7 @@ impl Engine {
         self.policy()
             .require_admin(caller)
             .map_err(|d| self.refuse("grace-list", caller, "", d.0))?;
-        let list = self
-            .store()
-            .map_err(store_error)?
-            .deferrals()
-            .map_err(store_error)?;
+        let list = self.with_store(|s| s.deferrals()).map_err(store_error)?;
         Ok(list
             .into_iter()
             .map(|d| protocol::Deferral {
@@ -456,9 +431,7 @@ impl Engine {
             .map_err(|d| self.refuse("grace-clear", caller, subject, d.0))?;
         let subject = &self.check_subject(subject, false)?;
         let removed = self
-            .store()
-            .map_err(store_error)?
-            .clear_deferral(subject)
+            .with_store(|s| s.clear_deferral(subject))
             .map_err(store_error)?;
         self.audit_manage(
             "grace-clear",

@@ -120,15 +120,11 @@ impl Drop for LookupSlot {
 }
 
 impl Shared {
-    /// `engine_calls`: how many engine calls may run at once (see [`Shared::run`]).
-    pub fn new(
-        engine: Arc<Engine>,
-        dbus: Option<fdo::DBusProxy<'static>>,
-        engine_calls: usize,
-    ) -> Shared {
+    pub fn new(engine: Arc<Engine>, dbus: Option<fdo::DBusProxy<'static>>) -> Shared {
         Shared {
+            // One engine call per database connection (see [`Shared::run`]).
+            engine_calls: Arc::new(tokio::sync::Semaphore::new(engine.store_connections())),
             engine,
-            engine_calls: Arc::new(tokio::sync::Semaphore::new(engine_calls)),
             dbus,
             callers: Arc::default(),
             lookups: Arc::default(),
@@ -199,8 +195,8 @@ impl Shared {
     /// Runs `f` on this thread, after handing the runtime's other work to another thread
     /// (`block_in_place`): the call pays no thread wake-up, and a call that waits for the
     /// store (another writer's lock, a slow disk) holds only its own thread and database
-    /// connection while every other call goes on. At most `engine_calls` run at once
-    /// (the pool has as many connections); a call waits at most 5 s for its turn, and a
+    /// connection while every other call goes on. At most as many run at once as the
+    /// store has connections; a call waits at most 5 s for its turn, and a
     /// panic in the engine ends only this call, as a refusal.
     async fn run<T>(
         &self,

@@ -211,6 +211,17 @@ const MIGRATIONS: &[&str] = &[
 ",
 ];
 
+/// Opens the database file, never through a symbolic link.
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+}
+
 /// Gives `name` a generation no conversation has seen: whatever was open for the user
 /// ends at its next step.
 fn new_generation(tx: &rusqlite::Transaction<'_>, name: &str) -> rusqlite::Result<()> {
@@ -288,14 +299,7 @@ impl Store {
                 }
             }
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )
-        .map_err(|e| match e {
+        let conn = connect(path).map_err(|e| match e {
             rusqlite::Error::SqliteFailure(f, _)
                 if f.extended_code == rusqlite::ffi::SQLITE_CANTOPEN_SYMLINK =>
             {
@@ -320,14 +324,8 @@ impl Store {
     /// One more connection to the file this store has open (checked, migrated and
     /// tightened already), for [`StorePool`].
     fn another_connection(&self) -> Result<Store> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )?;
         let mut store = Store {
-            conn,
+            conn: connect(&self.path)?,
             path: self.path.clone(),
         };
         store.configure()?;
@@ -750,18 +748,15 @@ impl Store {
     pub fn trust_list(&self, user: Option<&str>) -> Result<Vec<TrustRecord>> {
         // Two statements: one shape for both (`?1 IS NULL OR user = ?1`) makes SQLite
         // read the whole table for one user.
-        let rows = match user {
-            Some(user) => self
-                .conn
-                .prepare_cached(SELECT_TRUST_OF_USER)?
-                .query_map([user], row_to_trust)?
-                .collect::<std::result::Result<Vec<_>, _>>()?,
-            None => self
-                .conn
-                .prepare_cached(SELECT_ALL_TRUST)?
-                .query_map([], row_to_trust)?
-                .collect::<std::result::Result<Vec<_>, _>>()?,
+        let sql = match user {
+            Some(_) => SELECT_TRUST_OF_USER,
+            None => SELECT_ALL_TRUST,
         };
+        let rows = self
+            .conn
+            .prepare_cached(sql)?
+            .query_map(rusqlite::params_from_iter(user), row_to_trust)?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 

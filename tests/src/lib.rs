@@ -430,6 +430,14 @@ impl World {
     }
 
     /// The running twofoldd's process id.
+    /// Another writer takes the database's write lock (`BEGIN IMMEDIATE`), as a backup
+    /// tool or an administrator's sqlite3 would; it is released when the guard drops.
+    pub fn lock_database(&self) -> DatabaseLock {
+        let conn = rusqlite::Connection::open(self.path("state/twofold.db")).expect("open");
+        conn.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        DatabaseLock(conn)
+    }
+
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.as_ref().map(Child::id)
     }
@@ -617,6 +625,15 @@ impl Drop for World {
         self.stop_daemon();
         let _ = nix_kill(&self.bus);
         let _ = self.bus.wait();
+    }
+}
+
+/// The write lock of [`World::lock_database`].
+pub struct DatabaseLock(rusqlite::Connection);
+
+impl Drop for DatabaseLock {
+    fn drop(&mut self) {
+        let _ = self.0.execute_batch("ROLLBACK");
     }
 }
 

@@ -47,15 +47,14 @@ fn a_locked_database_fails_the_login_and_the_daemon_stays_up() {
     let secret = w.enrol(me());
     let code = fresh_code(&secret);
     // Another writer holds the database longer than the daemon's busy timeout (3 s).
-    let blocker = rusqlite::Connection::open(w.path("state/twofold.db")).expect("open");
-    blocker.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let blocker = w.lock_database();
     let r = w.pam("twofold", me(), &format!("{code}\n"));
     assert!(!r.passed(), "{r:?}");
     assert!(
         r.has("System error") || r.has("cannot check codes"),
         "{r:?}"
     );
-    blocker.execute_batch("ROLLBACK").expect("unlock");
+    drop(blocker);
     let r = w.pam("twofold", me(), &format!("{code}\n"));
     assert!(
         r.passed(),
@@ -74,8 +73,7 @@ fn sigterm_stops_the_daemon_within_a_second_while_a_call_waits_for_the_database(
     let secret = w.enrol(me());
     let code = fresh_code(&secret);
     let pid = w.daemon_pid().expect("daemon pid");
-    let blocker = rusqlite::Connection::open(w.path("state/twofold.db")).expect("open");
-    blocker.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let blocker = w.lock_database();
     std::thread::scope(|scope| {
         let login = scope.spawn(|| w.pam("twofold", me(), &format!("{code}\n")));
         // The code check now waits for the lock (up to 3 s) inside twofoldd.
@@ -115,7 +113,7 @@ fn sigterm_stops_the_daemon_within_a_second_while_a_call_waits_for_the_database(
             "proved: SIGTERM stopped twofoldd in {took:?} while a code check waited for a locked database; that login failed"
         );
     });
-    blocker.execute_batch("ROLLBACK").expect("unlock");
+    drop(blocker);
 }
 
 #[test]

@@ -251,8 +251,7 @@ fn a_login_waiting_for_the_database_does_not_hold_up_the_others() {
     );
     assert_eq!(rc, 0, "{conv:?}");
     // Another writer holds the database for longer than the daemon's busy timeout (3 s).
-    let blocker = rusqlite::Connection::open(w.path("state/twofold.db")).expect("open");
-    blocker.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let blocker = w.lock_database();
     let code_b = code_at_time(&secret_b, T0 + 30);
     std::thread::scope(|scope| {
         let waiting = scope.spawn(|| {
@@ -291,7 +290,7 @@ fn a_login_waiting_for_the_database_does_not_hold_up_the_others() {
             "proved: while tf-bob's code waited {waited:?} for a locked database (and then failed closed), tf-alice's window login passed in {took:?}"
         );
     });
-    blocker.execute_batch("ROLLBACK").expect("unlock");
+    drop(blocker);
     w.set_clock(T0 + 60);
     let code_b = code_at_time(&secret_b, T0 + 60);
     let login = console_transaction(USER_B, &[&code_b]);
