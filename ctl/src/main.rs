@@ -317,6 +317,36 @@ async fn connect(cli: &Cli) -> Result<(zbus::Connection, String), Failure> {
     Ok((conn, place))
 }
 
+/// Entries asked for per page of a listing (the daemon serves at most
+/// `twofold_protocol::MAX_PAGE`).
+const PAGE: u32 = 500;
+
+/// Fetches a listing page by page (`fetch` takes the cursor, "" first) and prints each
+/// page as it arrives.
+async fn print_pages<T: output::Entry, F, Fut>(json: bool, mut fetch: F) -> Result<(), Failure>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), Failure>>,
+{
+    let mut out = output::Listing::new(json);
+    let mut after = String::new();
+    loop {
+        let (page, next) = fetch(after).await?;
+        out.page(&page).map_err(written)?;
+        if next.is_empty() {
+            return out.finish().map_err(written);
+        }
+        after = next;
+    }
+}
+
+fn written(e: std::io::Error) -> Failure {
+    Failure {
+        code: 1,
+        message: format!("cannot write the output: {e}"),
+    }
+}
+
 async fn run(cli: &Cli) -> Result<(), Failure> {
     let (conn, place) = connect(cli).await?;
     let bus = place.as_str();
@@ -366,9 +396,18 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 Some(u) => u.clone(),
                 None => current_user()?,
             };
-            output::statuses(&[manage.status(&user).await.map_err(z)?], cli.json);
+            let mut out = output::Listing::new(cli.json);
+            out.page(&[manage.status(&user).await.map_err(z)?])
+                .map_err(written)?;
+            out.finish().map_err(written)?;
         }
-        Command::List => output::statuses(&manage.list().await.map_err(z)?, cli.json),
+        Command::List => {
+            let m = &manage;
+            print_pages(cli.json, move |after| async move {
+                m.list(&after, PAGE).await.map_err(z)
+            })
+            .await?;
+        }
         Command::Reset { user } => {
             let removed = manage.reset(user).await.map_err(z)?;
             output::done(
@@ -392,7 +431,11 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 (Some(u), false) => u.clone(),
                 (None, false) => current_user()?,
             };
-            output::trust(&manage.trust_list(&user).await.map_err(z)?, cli.json);
+            let (m, user) = (&manage, &user);
+            print_pages(cli.json, move |after| async move {
+                m.trust_list(user, &after, PAGE).await.map_err(z)
+            })
+            .await?;
         }
         Command::Trust(TrustCommand::Revoke { user, id, .. }) => {
             let n = manage
@@ -427,7 +470,11 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             );
         }
         Command::Grace(GraceCommand::List) => {
-            output::deferrals(&manage.grace_list().await.map_err(z)?, cli.json)
+            let m = &manage;
+            print_pages(cli.json, move |after| async move {
+                m.grace_list(&after, PAGE).await.map_err(z)
+            })
+            .await?;
         }
         Command::Grace(GraceCommand::Clear { subject }) => {
             let removed = manage.grace_clear(subject).await.map_err(z)?;

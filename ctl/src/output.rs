@@ -1,10 +1,10 @@
-//! What twofoldctl prints: text for people, JSON (one object per line) for scripts.
+//! What twofoldctl prints: text for people, JSON for scripts.
 
 use crate::QrStyle;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 use serde_json::json;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, UNIX_EPOCH};
 use twofold_protocol::{Deferral, EnrolmentOffer, TrustInfo, UserStatus};
 
@@ -117,23 +117,80 @@ pub fn confirmed(user: &str, as_json: bool) {
     }
 }
 
-pub fn statuses(list: &[UserStatus], as_json: bool) {
-    if as_json {
-        let v: Vec<_> = list
-            .iter()
-            .map(|s| {
-                json!({"user": s.user, "state": s.state, "enrolled_at": s.enrolled_at,
-                       "last_success": s.last_success, "failures": s.failures, "locked_until": s.locked_until,
-                       "in_scope": s.in_scope, "grace_until": s.grace_until, "trusted": s.trusted})
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(v));
-        return;
+/// An entry of a listing.
+pub trait Entry {
+    fn json(&self) -> serde_json::Value;
+    /// The entry as text, one or more lines without the last newline.
+    fn text(&self) -> String;
+    /// The column heading above the entries, if the text has columns.
+    fn heading() -> Option<String> {
+        None
     }
-    if list.is_empty() {
-        println!("No user has a second factor.");
+    /// What the text says when there is no entry.
+    const NONE: &'static str;
+}
+
+/// Prints a listing page by page as the pages arrive, holding no more than one: JSON as
+/// one array, text as lines. A listing cut short by an error leaves the JSON array
+/// unclosed, so a script cannot mistake it for a whole one.
+pub struct Listing<T: Entry> {
+    json: bool,
+    shown: usize,
+    out: std::io::BufWriter<std::io::Stdout>,
+    entries: std::marker::PhantomData<T>,
+}
+
+impl<T: Entry> Listing<T> {
+    pub fn new(json: bool) -> Self {
+        Listing {
+            json,
+            shown: 0,
+            out: std::io::BufWriter::new(std::io::stdout()),
+            entries: std::marker::PhantomData,
+        }
     }
-    for s in list {
+
+    pub fn page(&mut self, entries: &[T]) -> std::io::Result<()> {
+        for e in entries {
+            if self.json {
+                let lead = if self.shown == 0 { "[" } else { "," };
+                write!(self.out, "{lead}{}", e.json())?;
+            } else {
+                if self.shown == 0
+                    && let Some(heading) = T::heading()
+                {
+                    writeln!(self.out, "{heading}")?;
+                }
+                writeln!(self.out, "{}", e.text())?;
+            }
+            self.shown += 1;
+        }
+        self.out.flush()
+    }
+
+    pub fn finish(mut self) -> std::io::Result<()> {
+        match (self.json, self.shown) {
+            (true, 0) => writeln!(self.out, "[]")?,
+            (true, _) => writeln!(self.out, "]")?,
+            (false, 0) => writeln!(self.out, "{}", T::NONE)?,
+            (false, _) => {}
+        }
+        self.out.flush()
+    }
+}
+
+impl Entry for UserStatus {
+    const NONE: &'static str = "No user has a second factor.";
+
+    fn json(&self) -> serde_json::Value {
+        json!({"user": self.user, "state": self.state, "enrolled_at": self.enrolled_at,
+               "last_success": self.last_success, "failures": self.failures,
+               "locked_until": self.locked_until, "in_scope": self.in_scope,
+               "grace_until": self.grace_until, "trusted": self.trusted})
+    }
+
+    fn text(&self) -> String {
+        let s = self;
         let lock = if s.locked_until > 0 {
             format!("locked until {}", when(s.locked_until))
         } else {
@@ -145,49 +202,46 @@ pub fn statuses(list: &[UserStatus], as_json: bool) {
             String::new()
         };
         if !s.in_scope {
-            println!(
+            format!(
                 "{}: outside twofold's scope (no second factor required)",
                 s.user
-            );
+            )
         } else if s.state == "none" {
-            println!("{}: not enrolled{grace}", s.user);
+            format!("{}: not enrolled{grace}", s.user)
         } else {
-            println!(
-                "{}: {} (enrolled {}), last success {}, {} recent failure(s), {}",
+            format!(
+                "{}: {} (enrolled {}), last success {}, {} recent failure(s), {}\n  {} trusted session(s)/device(s){grace}",
                 s.user,
                 s.state,
                 when(s.enrolled_at),
                 when(s.last_success),
                 s.failures,
-                lock
-            );
-            println!("  {} trusted session(s)/device(s){grace}", s.trusted);
+                lock,
+                s.trusted
+            )
         }
     }
 }
 
-pub fn trust(list: &[TrustInfo], as_json: bool) {
-    if as_json {
-        let v: Vec<_> = list
-            .iter()
-            .map(|t| {
-                json!({"id": t.id, "user": t.user, "kind": t.kind, "device": t.device, "service": t.service,
-                       "created_at": t.created_at, "last_used": t.last_used, "expires_at": t.expires_at})
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(v));
-        return;
+impl Entry for TrustInfo {
+    const NONE: &'static str = "No trusted sessions or devices.";
+
+    fn heading() -> Option<String> {
+        Some(format!(
+            "{:<12}  {:<10}  {:<8}  {:<20}  {:<20}  {:<20}  device",
+            "ID", "USER", "KIND", "CREATED", "LAST USED", "EXPIRES"
+        ))
     }
-    if list.is_empty() {
-        println!("No trusted sessions or devices.");
-        return;
+
+    fn json(&self) -> serde_json::Value {
+        let t = self;
+        json!({"id": t.id, "user": t.user, "kind": t.kind, "device": t.device, "service": t.service,
+               "created_at": t.created_at, "last_used": t.last_used, "expires_at": t.expires_at})
     }
-    println!(
-        "{:<12}  {:<10}  {:<8}  {:<20}  {:<20}  {:<20}  device",
-        "ID", "USER", "KIND", "CREATED", "LAST USED", "EXPIRES"
-    );
-    for t in list {
-        println!(
+
+    fn text(&self) -> String {
+        let t = self;
+        format!(
             "{:<12}  {:<10}  {:<8}  {:<20}  {:<20}  {:<20}  {} ({})",
             t.id,
             t.user,
@@ -197,29 +251,25 @@ pub fn trust(list: &[TrustInfo], as_json: bool) {
             when(t.expires_at),
             t.device,
             t.service
-        );
+        )
     }
 }
 
-pub fn deferrals(list: &[Deferral], as_json: bool) {
-    if as_json {
-        let v: Vec<_> = list
-            .iter()
-            .map(|d| json!({"subject": d.subject, "until": d.until, "reason": d.reason, "created_at": d.created_at}))
-            .collect();
-        println!("{}", serde_json::Value::Array(v));
-        return;
+impl Entry for Deferral {
+    const NONE: &'static str = "No deferrals.";
+
+    fn json(&self) -> serde_json::Value {
+        let d = self;
+        json!({"subject": d.subject, "until": d.until, "reason": d.reason, "created_at": d.created_at})
     }
-    if list.is_empty() {
-        println!("No deferrals.");
-    }
-    for d in list {
-        let reason = if d.reason.is_empty() {
+
+    fn text(&self) -> String {
+        let reason = if self.reason.is_empty() {
             String::new()
         } else {
-            format!(" — {}", d.reason)
+            format!(" — {}", self.reason)
         };
-        println!("{}: until {}{reason}", d.subject, when(d.until));
+        format!("{}: until {}{reason}", self.subject, when(self.until))
     }
 }
 

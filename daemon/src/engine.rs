@@ -107,6 +107,13 @@ pub struct Engine {
     conversations: Mutex<HashMap<String, Conversation>>,
 }
 
+/// How long one page of a listing may take to read before it is stopped. A page of
+/// `MAX_PAGE` entries takes milliseconds; this bounds a disk that stalls.
+pub const LISTING_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Trust records the expiry sweep deletes per transaction (a few milliseconds each).
+const SWEEP_BATCH: u32 = 1000;
+
 pub struct Parts {
     pub config: Config,
     pub store: StorePool,
@@ -159,6 +166,15 @@ impl Engine {
         f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         f(&mut *self.stores.get()?)
+    }
+
+    /// Runs one administrative read on the listings' read-only connection, stopped after
+    /// [`LISTING_TIME_LIMIT`]: it takes no connection a login could use.
+    pub(crate) fn read_for_listing<T>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.stores.reader()?.with_time_limit(LISTING_TIME_LIMIT, f)
     }
 
     /// How many calls can hold a database connection at once.
@@ -282,7 +298,7 @@ impl Engine {
         groups: &grace::Groups<'_>,
         now: i64,
     ) -> Result<(String, Step), ApiError> {
-        let deferrals = match self.with_store(|s| s.deferrals()) {
+        let deferrals = match self.with_store(|s| s.deferrals_of(&ctx.user)) {
             Ok(d) => d,
             Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
         };
@@ -727,7 +743,7 @@ impl Engine {
                 Ok(s) => s,
                 Err(e) => return self.store_failed(conv.caller_uid, ctx, &e),
             };
-            match (store.user(&ctx.user), store.deferrals()) {
+            match (store.user(&ctx.user), store.deferrals_of(&ctx.user)) {
                 (Ok(r), Ok(d)) => (r, d),
                 (Err(e), _) | (_, Err(e)) => return self.store_failed(conv.caller_uid, ctx, &e),
             }
@@ -746,7 +762,16 @@ impl Engine {
     pub fn housekeeping(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
         lock(&self.conversations).retain(|_, c| c.expires_at > now);
-        self.with_store(|s| s.purge_expired_trust(now))
+        let mut purged = 0;
+        loop {
+            let batch = self.with_store(|s| s.purge_expired_trust(now, SWEEP_BATCH))?;
+            purged += batch;
+            if batch < SWEEP_BATCH as usize {
+                break;
+            }
+        }
+        self.with_store(|s| s.purge_stale_counts(now))?;
+        Ok(purged)
     }
 
     /// Re-keys records stored under a name that is not its account's canonical name

@@ -56,12 +56,12 @@ fn main() -> ExitCode {
         }
     };
     // One worker thread serves the connections; an engine call hands it to another
-    // thread while it runs (see service.rs): up to ENGINE_CALLS calls, one thread each,
-    // the worker, housekeeping, and room for the hand-offs.
+    // thread while it runs (see service.rs): up to ENGINE_CALLS calls and one listing,
+    // one thread each, the worker, housekeeping, and room for the hand-offs.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
-        .max_blocking_threads(ENGINE_CALLS + 4)
+        .max_blocking_threads(ENGINE_CALLS + 5)
         .build()
     {
         Ok(r) => r,

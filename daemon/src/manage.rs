@@ -6,11 +6,53 @@ use crate::authz::{Caller, LookupError};
 use crate::engine::{ApiError, Engine, check_user_name, store_error};
 use crate::grace;
 use crate::otp;
-use crate::store::{Attempt, Deferral, FactorState, Issued, TrustRecord, UserRecord};
+use crate::store::{Attempt, Deferral, FactorState, Issued, UserRecord};
 use twofold_protocol::{self as protocol, EnrolmentOffer, TrustInfo, UserStatus};
 
 fn lookup_error(e: LookupError) -> ApiError {
     ApiError::Store(e.to_string())
+}
+
+/// A listing's page size: at least one entry, at most [`protocol::MAX_PAGE`].
+fn page_size(limit: u32) -> Result<u32, ApiError> {
+    match limit {
+        0 => Err(ApiError::InvalidInput(
+            "a page holds at least one entry".into(),
+        )),
+        n => Ok(n.min(protocol::MAX_PAGE)),
+    }
+}
+
+fn not_a_cursor() -> ApiError {
+    ApiError::InvalidInput("not a cursor this listing returned; start again with \"\"".into())
+}
+
+/// The cursor of the name-ordered listings: the last name of the previous page.
+fn name_cursor(after: &str) -> Result<&str, ApiError> {
+    if after.len() > protocol::MAX_FIELD_LEN || after.chars().any(char::is_control) {
+        return Err(not_a_cursor());
+    }
+    Ok(after)
+}
+
+/// The cursor of the trust listing: the last row number of the previous page.
+fn row_cursor(after: &str) -> Result<i64, ApiError> {
+    match after {
+        "" => Ok(0),
+        n => n
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0 && !after.starts_with('+'))
+            .ok_or_else(not_a_cursor),
+    }
+}
+
+/// The cursor of the page after a full one; "" after a short page, the last.
+fn next_cursor<T>(page: &[T], limit: u32, cursor: impl Fn(&T) -> String) -> String {
+    match page.last() {
+        Some(last) if page.len() >= limit as usize => cursor(last),
+        _ => String::new(),
+    }
 }
 
 /// Longer than any code (8 digits at most) with room for stray spaces.
@@ -175,42 +217,65 @@ impl Engine {
         if record.is_none() && self.users.uid_of(user).is_none() {
             return Err(ApiError::UnknownUser(format!("unknown user {user:?}")));
         }
-        let (deferrals, trust) = {
+        let now = self.clock.now();
+        let (deferrals, trusted) = {
             let store = self.store().map_err(store_error)?;
             (
-                store.deferrals().map_err(store_error)?,
-                store.trust_list(Some(user)).map_err(store_error)?,
+                store.deferrals_of(user).map_err(store_error)?,
+                store
+                    .valid_trust_counts(user, user, now)
+                    .map_err(store_error)?
+                    .get(user.as_str())
+                    .copied()
+                    .unwrap_or(0),
             )
         };
-        self.status_of(user, record.as_ref(), &deferrals, &trust)
+        self.status_of(user, record.as_ref(), &deferrals, trusted)
     }
 
-    pub fn list(&self, caller: &Caller) -> Result<Vec<UserStatus>, ApiError> {
+    /// One page of the users with a factor (see `Manage.List`). Its cost grows with the
+    /// page, not the store: one search for the users, one grouped count of their trust
+    /// records, one read of the deferrals that can apply to them.
+    pub fn list(
+        &self,
+        caller: &Caller,
+        after: &str,
+        limit: u32,
+    ) -> Result<(Vec<UserStatus>, String), ApiError> {
         self.policy()
             .require_admin(caller)
             .map_err(|d| self.refuse("list", caller, "", d.0))?;
-        // Three queries for the whole list, not three per user.
-        let (records, deferrals, trust) = {
-            let store = self.store().map_err(store_error)?;
-            (
-                store.users().map_err(store_error)?,
-                store.deferrals().map_err(store_error)?,
-                store.trust_list(None).map_err(store_error)?,
-            )
-        };
-        records
+        let (after, limit) = (name_cursor(after)?, page_size(limit)?);
+        let now = self.clock.now();
+        let (records, deferrals, counts) = self
+            .read_for_listing(|s| {
+                let records = s.users_after(after, limit)?;
+                let (Some(first), Some(last)) = (records.first(), records.last()) else {
+                    return Ok((records, Vec::new(), Default::default()));
+                };
+                let deferrals = s.deferrals_for_users(&first.name, &last.name)?;
+                let counts = s.valid_trust_counts(&first.name, &last.name, now)?;
+                Ok((records, deferrals, counts))
+            })
+            .map_err(store_error)?;
+        let next = next_cursor(&records, limit, |r| r.name.clone());
+        let page = records
             .iter()
-            .map(|r| self.status_of(&r.name, Some(r), &deferrals, &trust))
-            .collect()
+            .map(|r| {
+                let trusted = counts.get(&r.name).copied().unwrap_or(0);
+                self.status_of(&r.name, Some(r), &deferrals, trusted)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((page, next))
     }
 
-    /// `trust` may hold other users' records too; only `user`'s count.
+    /// `deferrals` may hold other users' too; only `user`'s and their groups' count.
     fn status_of(
         &self,
         user: &str,
         r: Option<&UserRecord>,
         deferrals: &[Deferral],
-        trust: &[TrustRecord],
+        trusted: u32,
     ) -> Result<UserStatus, ApiError> {
         let now = self.clock.now();
         let groups = grace::Groups::of(self.users.as_ref(), user);
@@ -225,10 +290,6 @@ impl Engine {
             .map_err(lookup_error)?
             .unwrap_or(0),
         };
-        let trusted = trust
-            .iter()
-            .filter(|t| t.user == user && t.expires_at > now)
-            .count();
         Ok(UserStatus {
             user: user.into(),
             state: match r.map(|r| r.state) {
@@ -248,7 +309,7 @@ impl Engine {
             }),
             in_scope: grace::in_scope(&self.config.scope, user, &groups).map_err(lookup_error)?,
             grace_until,
-            trusted: trusted as u32,
+            trusted,
         })
     }
 
@@ -293,9 +354,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Trusted sessions and remembered devices still valid: one user's (admins, or the
-    /// user), or everyone's with an empty `user` (admins).
-    pub fn trust_list(&self, caller: &Caller, user: &str) -> Result<Vec<TrustInfo>, ApiError> {
+    /// One page of the trusted sessions and remembered devices still valid, oldest first:
+    /// one user's (admins, or the user), or everyone's with an empty `user` (admins).
+    pub fn trust_list(
+        &self,
+        caller: &Caller,
+        user: &str,
+        after: &str,
+        limit: u32,
+    ) -> Result<(Vec<TrustInfo>, String), ApiError> {
         let who = if user.is_empty() {
             self.policy()
                 .require_admin(caller)
@@ -308,14 +375,15 @@ impl Engine {
                 .map_err(|d| self.refuse("trust-list", caller, user, d.0))?;
             Some(self.canonical(user, false)?)
         };
+        let (after, limit) = (row_cursor(after)?, page_size(limit)?);
         let now = self.clock.now();
         let records = self
-            .with_store(|s| s.trust_list(who.as_deref()))
+            .read_for_listing(|s| s.trust_after(who.as_deref(), after, limit, now))
             .map_err(store_error)?;
-        Ok(records
+        let next = next_cursor(&records, limit, |(rowid, _)| rowid.to_string());
+        let page = records
             .into_iter()
-            .filter(|r| r.expires_at > now)
-            .map(|r| TrustInfo {
+            .map(|(_, r)| TrustInfo {
                 id: r.id[..12].to_string(),
                 user: r.user,
                 kind: r.kind.as_str().into(),
@@ -325,7 +393,8 @@ impl Engine {
                 last_used: r.last_used,
                 expires_at: r.expires_at,
             })
-            .collect())
+            .collect();
+        Ok((page, next))
     }
 
     /// Revokes one record (by the id `trust list` shows) or, with an empty id, all of
@@ -409,12 +478,22 @@ impl Engine {
         Ok(())
     }
 
-    pub fn grace_list(&self, caller: &Caller) -> Result<Vec<protocol::Deferral>, ApiError> {
+    /// One page of the deferrals, in subject order.
+    pub fn grace_list(
+        &self,
+        caller: &Caller,
+        after: &str,
+        limit: u32,
+    ) -> Result<(Vec<protocol::Deferral>, String), ApiError> {
         self.policy()
             .require_admin(caller)
             .map_err(|d| self.refuse("grace-list", caller, "", d.0))?;
-        let list = self.with_store(|s| s.deferrals()).map_err(store_error)?;
-        Ok(list
+        let (after, limit) = (name_cursor(after)?, page_size(limit)?);
+        let list = self
+            .read_for_listing(|s| s.deferrals_after(after, limit))
+            .map_err(store_error)?;
+        let next = next_cursor(&list, limit, |d| d.subject.clone());
+        let page = list
             .into_iter()
             .map(|d| protocol::Deferral {
                 subject: d.subject,
@@ -422,7 +501,8 @@ impl Engine {
                 reason: d.reason,
                 created_at: d.created_at,
             })
-            .collect())
+            .collect();
+        Ok((page, next))
     }
 
     pub fn grace_clear(&self, caller: &Caller, subject: &str) -> Result<bool, ApiError> {

@@ -52,7 +52,13 @@ pub struct Shared {
     callers: Arc<Mutex<HashMap<String, Credentials>>>,
     lookups: Arc<Mutex<Lookups>>,
     engine_calls: Arc<tokio::sync::Semaphore>,
+    /// Turns for the listings, apart: they read on a connection of their own, so a
+    /// flood of them waits for these turns and never for a login's.
+    listing_calls: Arc<tokio::sync::Semaphore>,
 }
+
+/// Listings that run at once: one per read-only connection (`StorePool::reader`).
+const LISTINGS_AT_ONCE: usize = 1;
 
 /// How long a call waits for a turn at the engine (all turns taken by calls that wait for
 /// the database) before it fails closed.
@@ -124,6 +130,7 @@ impl Shared {
         Shared {
             // One engine call per database connection (see [`Shared::run`]).
             engine_calls: Arc::new(tokio::sync::Semaphore::new(engine.store_connections())),
+            listing_calls: Arc::new(tokio::sync::Semaphore::new(LISTINGS_AT_ONCE)),
             engine,
             dbus,
             callers: Arc::default(),
@@ -202,8 +209,24 @@ impl Shared {
         &self,
         f: impl FnOnce(&Engine) -> Result<T, ApiError>,
     ) -> Result<T, TwofoldError> {
+        self.run_with(&self.engine_calls, f).await
+    }
+
+    /// [`Shared::run`] for a page of a listing, with the listings' own turns.
+    async fn run_listing<T>(
+        &self,
+        f: impl FnOnce(&Engine) -> Result<T, ApiError>,
+    ) -> Result<T, TwofoldError> {
+        self.run_with(&self.listing_calls, f).await
+    }
+
+    async fn run_with<T>(
+        &self,
+        turns: &tokio::sync::Semaphore,
+        f: impl FnOnce(&Engine) -> Result<T, ApiError>,
+    ) -> Result<T, TwofoldError> {
         let busy = || TwofoldError::Store("twofold is busy; try again".into());
-        let _turn = tokio::time::timeout(WAIT_FOR_ENGINE, self.engine_calls.acquire())
+        let _turn = tokio::time::timeout(WAIT_FOR_ENGINE, turns.acquire())
             .await
             .map_err(|_| busy())?
             .map_err(|_| busy())?;
@@ -296,10 +319,14 @@ impl ManageService {
 
     async fn list(
         &self,
+        after: String,
+        limit: u32,
         #[zbus(header)] header: Header<'_>,
-    ) -> Result<Vec<UserStatus>, TwofoldError> {
+    ) -> Result<(Vec<UserStatus>, String), TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.list(&caller)).await
+        self.0
+            .run_listing(move |e| e.list(&caller, &after, limit))
+            .await
     }
 
     async fn reset(
@@ -323,10 +350,14 @@ impl ManageService {
     async fn trust_list(
         &self,
         user: String,
+        after: String,
+        limit: u32,
         #[zbus(header)] header: Header<'_>,
-    ) -> Result<Vec<TrustInfo>, TwofoldError> {
+    ) -> Result<(Vec<TrustInfo>, String), TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.trust_list(&caller, &user)).await
+        self.0
+            .run_listing(move |e| e.trust_list(&caller, &user, &after, limit))
+            .await
     }
 
     async fn trust_revoke(
@@ -356,10 +387,14 @@ impl ManageService {
 
     async fn grace_list(
         &self,
+        after: String,
+        limit: u32,
         #[zbus(header)] header: Header<'_>,
-    ) -> Result<Vec<Deferral>, TwofoldError> {
+    ) -> Result<(Vec<Deferral>, String), TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.grace_list(&caller)).await
+        self.0
+            .run_listing(move |e| e.grace_list(&caller, &after, limit))
+            .await
     }
 
     async fn grace_clear(

@@ -28,6 +28,31 @@ impl From<rusqlite::Error> for StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// The columns that `row_to_user` and `row_to_trust` read, in their order.
+macro_rules! select_user {
+    () => {
+        "SELECT name, secret, state, enrolled_at, last_step, last_success, failures, lock_count, locked_until, \
+         generation FROM users"
+    };
+}
+macro_rules! trust_columns {
+    () => {
+        "id, user, kind, identity_hash, description, service, created_at, last_used, expires_at, \
+         idle_seconds, password_stamp"
+    };
+}
+macro_rules! select_trust {
+    () => {
+        concat!("SELECT ", trust_columns!(), " FROM trust")
+    };
+}
+macro_rules! select_deferral {
+    () => {
+        "SELECT subject, until, reason, created_at, created_by FROM deferrals"
+    };
+}
+// After the macros: the listings' statements are made from them.
+mod listing;
 mod pool;
 pub use pool::{StoreGuard, StorePool};
 
@@ -332,6 +357,24 @@ impl Store {
         Ok(store)
     }
 
+    /// A connection to the same file that cannot write (the listings'): SQLite opens it
+    /// read-only, and `query_only` refuses every change on top.
+    fn read_only_connection(&self) -> Result<Store> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )?;
+        conn.busy_timeout(Duration::from_secs(3))?;
+        conn.pragma_update(None, "query_only", true)?;
+        conn.pragma_update(None, "cache_size", -512)?;
+        Ok(Store {
+            conn,
+            path: self.path.clone(),
+        })
+    }
+
     /// An in-memory store for unit tests.
     pub fn open_in_memory() -> Result<Store> {
         let mut store = Store {
@@ -434,14 +477,6 @@ impl Store {
             .prepare_cached(SELECT_USER_BY_NAME)?
             .query_row([name], row_to_user)
             .optional()?)
-    }
-
-    pub fn users(&self) -> Result<Vec<UserRecord>> {
-        let mut stmt = self.conn.prepare_cached(SELECT_ALL_USERS)?;
-        let rows = stmt
-            .query_map([], row_to_user)?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(rows)
     }
 
     /// The names of every stored factor, and nothing else (a start-up check reads them
@@ -744,18 +779,12 @@ impl Store {
         Ok(rows)
     }
 
-    /// Trust records of one user, or of everyone.
-    pub fn trust_list(&self, user: Option<&str>) -> Result<Vec<TrustRecord>> {
-        // Two statements: one shape for both (`?1 IS NULL OR user = ?1`) makes SQLite
-        // read the whole table for one user.
-        let sql = match user {
-            Some(_) => SELECT_TRUST_OF_USER,
-            None => SELECT_ALL_TRUST,
-        };
+    /// Every trust record of one user, valid or not.
+    pub fn trust_of(&self, user: &str) -> Result<Vec<TrustRecord>> {
         let rows = self
             .conn
-            .prepare_cached(sql)?
-            .query_map(rusqlite::params_from_iter(user), row_to_trust)?
+            .prepare_cached(SELECT_TRUST_OF_USER)?
+            .query_map([user], row_to_trust)?
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -819,12 +848,19 @@ impl Store {
         Ok(removed)
     }
 
-    /// Drops records that can no longer be honoured, and sources' waits that ended a day
-    /// ago with no wrong code since (a day without them forgets a source's count).
-    pub fn purge_expired_trust(&mut self, now: i64) -> Result<usize> {
-        let trust = self
+    /// Drops up to `limit` trust records that can no longer be honoured; returns how
+    /// many went. The sweep deletes in such batches, each its own short transaction, so
+    /// logins wait for none for long.
+    pub fn purge_expired_trust(&mut self, now: i64, limit: u32) -> Result<usize> {
+        Ok(self
             .conn
-            .execute("DELETE FROM trust WHERE expires_at <= ?1", [now])?;
+            .prepare_cached(PURGE_EXPIRED_TRUST)?
+            .execute(params![now, limit])?)
+    }
+
+    /// Forgets sources' waits and names' locks that ended a day ago with no wrong code
+    /// since (a day without them forgets a count).
+    pub fn purge_stale_counts(&mut self, now: i64) -> Result<()> {
         self.conn.execute(
             "DELETE FROM backoff WHERE until <= ?1 AND updated_at <= ?1 - 86400",
             [now],
@@ -833,7 +869,7 @@ impl Store {
             "DELETE FROM phantoms WHERE locked_until <= ?1 AND updated_at <= ?1 - 86400",
             [now],
         )?;
-        Ok(trust)
+        Ok(())
     }
 
     pub fn set_deferral(&mut self, d: &Deferral) -> Result<()> {
@@ -852,42 +888,26 @@ impl Store {
             > 0)
     }
 
+    /// Every deferral, in subject order (start-up checks; listings go page by page).
     pub fn deferrals(&self) -> Result<Vec<Deferral>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT subject, until, reason, created_at, created_by FROM deferrals ORDER BY subject",
-        )?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(Deferral {
-                    subject: r.get(0)?,
-                    until: r.get(1)?,
-                    reason: r.get(2)?,
-                    created_at: r.get(3)?,
-                    created_by: r.get(4)?,
-                })
-            })?
+        let rows = self
+            .conn
+            .prepare(concat!(select_deferral!(), " ORDER BY subject"))?
+            .query_map([], row_to_deferral)?
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+
+    /// The deferrals that can apply to `user`: the user's own and every group's.
+    pub fn deferrals_of(&self, user: &str) -> Result<Vec<Deferral>> {
+        self.deferrals_for_users(user, user)
+    }
 }
 
-/// The columns that `row_to_user` and `row_to_trust` read, in their order.
-macro_rules! select_user {
-    () => {
-        "SELECT name, secret, state, enrolled_at, last_step, last_success, failures, lock_count, locked_until, \
-         generation FROM users"
-    };
-}
-macro_rules! select_trust {
-    () => {
-        "SELECT id, user, kind, identity_hash, description, service, created_at, last_used, expires_at, \
-         idle_seconds, password_stamp FROM trust"
-    };
-}
-const SELECT_ALL_USERS: &str = concat!(select_user!(), " ORDER BY name");
 const SELECT_USER_BY_NAME: &str = concat!(select_user!(), " WHERE name = ?1");
 const SELECT_TRUST_OF_USER: &str = concat!(select_trust!(), " WHERE user = ?1 ORDER BY created_at");
-const SELECT_ALL_TRUST: &str = concat!(select_trust!(), " ORDER BY user, created_at");
+const PURGE_EXPIRED_TRUST: &str =
+    "DELETE FROM trust WHERE rowid IN (SELECT rowid FROM trust WHERE expires_at <= ?1 LIMIT ?2)";
 const SELECT_TRUST_BY_IDENTITY: &str =
     concat!(select_trust!(), " WHERE user = ?1 AND identity_hash = ?2");
 
@@ -949,6 +969,16 @@ fn row_to_trust(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrustRecord> {
         expires_at: r.get(8)?,
         idle_seconds: r.get(9)?,
         password_stamp: r.get(10)?,
+    })
+}
+
+fn row_to_deferral(r: &rusqlite::Row<'_>) -> rusqlite::Result<Deferral> {
+    Ok(Deferral {
+        subject: r.get(0)?,
+        until: r.get(1)?,
+        reason: r.get(2)?,
+        created_at: r.get(3)?,
+        created_by: r.get(4)?,
     })
 }
 

@@ -234,6 +234,11 @@ pub struct Deferral {
     pub created_at: i64,
 }
 
+/// Most entries one page of a listing holds (`List`, `TrustList`, `GraceList`); a
+/// larger `limit` is served as this. A page of the largest entries stays near 3 MiB, far
+/// below what a D-Bus message may carry.
+pub const MAX_PAGE: u32 = 1000;
+
 /// Names of the errors under [`ERROR_PREFIX`].
 pub mod errors {
     pub const PERMISSION_DENIED: &str = "org.twofold.Twofold1.Error.PermissionDenied";
@@ -271,15 +276,24 @@ pub trait Manage {
     fn enrol(&self, user: &str, replace: bool) -> zbus::Result<EnrolmentOffer>;
     fn confirm_enrolment(&self, user: &str, code: &str) -> zbus::Result<()>;
     fn status(&self, user: &str) -> zbus::Result<UserStatus>;
-    fn list(&self) -> zbus::Result<Vec<UserStatus>>;
+    /// The users with a factor, in name order, one page at a time: up to `limit` entries
+    /// after the cursor `after` ("" for the first page). Returns the page and the cursor
+    /// of the next page, "" when this was the last. The same holds for `TrustList` and
+    /// `GraceList`.
+    fn list(&self, after: &str, limit: u32) -> zbus::Result<(Vec<UserStatus>, String)>;
     fn reset(&self, user: &str) -> zbus::Result<bool>;
     fn unlock(&self, user: &str) -> zbus::Result<()>;
-    /// `user` empty: every user's (administrators only).
-    fn trust_list(&self, user: &str) -> zbus::Result<Vec<TrustInfo>>;
+    /// Valid trust records, oldest first; `user` empty: every user's (administrators only).
+    fn trust_list(
+        &self,
+        user: &str,
+        after: &str,
+        limit: u32,
+    ) -> zbus::Result<(Vec<TrustInfo>, String)>;
     /// Revokes one record by id, or all of the user's with `id` empty. Returns how many.
     fn trust_revoke(&self, user: &str, id: &str) -> zbus::Result<u32>;
     fn grace_set(&self, subject: &str, until: i64, reason: &str) -> zbus::Result<()>;
-    fn grace_list(&self) -> zbus::Result<Vec<Deferral>>;
+    fn grace_list(&self, after: &str, limit: u32) -> zbus::Result<(Vec<Deferral>, String)>;
     fn grace_clear(&self, subject: &str) -> zbus::Result<bool>;
 }
 

@@ -359,7 +359,10 @@ fn another_name_of_an_enrolled_account_is_that_account() {
     f.login("Alice", &["000000", "000001"]);
     f.login("alice@example.org", &["000002"]);
     assert_eq!(f.login("alice", &[])[0].action(), Some(Action::Denied));
-    assert_eq!(f.engine.list(&root()).unwrap().len(), 1);
+    assert_eq!(
+        f.engine.list(&root(), "", 100).map(|p| p.0).unwrap().len(),
+        1
+    );
 }
 
 #[test]
@@ -374,7 +377,8 @@ fn names_of_one_account_share_one_factor_and_one_trust_list() {
     assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
     assert_eq!(
         f.engine
-            .trust_list(&root(), "alice@example.org")
+            .trust_list(&root(), "alice@example.org", "", 100)
+            .map(|p| p.0)
             .unwrap()
             .len(),
         2
@@ -396,7 +400,10 @@ fn records_stored_under_another_name_move_to_the_canonical_account() {
         f.login("alice", &[])[0].action(),
         Some(Action::PromptSecret)
     );
-    assert_eq!(f.engine.list(&root()).unwrap()[0].user, "alice");
+    assert_eq!(
+        f.engine.list(&root(), "", 100).map(|p| p.0).unwrap()[0].user,
+        "alice"
+    );
     assert!(f.engine.canonicalise_stored_names().unwrap().is_empty());
 }
 
@@ -676,7 +683,7 @@ fn admin_methods_refuse_ordinary_users() {
     f.enrol("alice");
     let bob = as_uid(1001, ":1.3");
     assert!(matches!(
-        f.engine.list(&bob),
+        f.engine.list(&bob, "", 100).map(|p| p.0),
         Err(ApiError::PermissionDenied(_))
     ));
     assert!(matches!(
@@ -692,7 +699,10 @@ fn admin_methods_refuse_ordinary_users() {
         Err(ApiError::PermissionDenied(_))
     ));
     assert_eq!(f.engine.status(&bob, "bob").unwrap().state, "none");
-    assert_eq!(f.engine.list(&root()).unwrap().len(), 1);
+    assert_eq!(
+        f.engine.list(&root(), "", 100).map(|p| p.0).unwrap().len(),
+        1
+    );
 }
 
 #[test]
@@ -701,10 +711,20 @@ fn reset_removes_the_users_trust_records_too() {
     let f = fixture();
     let secret = f.enrol("alice");
     f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
-    assert_eq!(f.engine.trust_list(&root(), "alice").unwrap().len(), 2);
+    assert_eq!(
+        f.engine
+            .trust_list(&root(), "alice", "", 100)
+            .map(|p| p.0)
+            .unwrap()
+            .len(),
+        2
+    );
     assert!(f.engine.reset(&root(), "alice").unwrap());
     assert_eq!(
-        f.engine.trust_list(&root(), "alice").unwrap(),
+        f.engine
+            .trust_list(&root(), "alice", "", 100)
+            .map(|p| p.0)
+            .unwrap(),
         vec![],
         "reset left trust records behind"
     );
@@ -867,7 +887,7 @@ fn use_of_a_window_is_written_once_a_minute_and_idling_ends_it_at_most_a_minute_
     let f = fixture();
     let secret = f.enrol("alice");
     f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "n");
-    let last_used = || f.engine.store().unwrap().trust_list(Some("alice")).unwrap()[0].last_used;
+    let last_used = || f.engine.store().unwrap().trust_of("alice").unwrap()[0].last_used;
     let start = f.clock.now();
     f.clock.advance(59);
     assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
@@ -959,7 +979,8 @@ fn a_password_change_ends_a_remembered_device_at_once() {
     assert!(f.reasons().iter().any(|r| r.contains("password changed")));
     assert!(
         f.engine
-            .trust_list(&root(), "alice")
+            .trust_list(&root(), "alice", "", 100)
+            .map(|p| p.0)
             .unwrap()
             .iter()
             .all(|t| t.kind != "device")
@@ -988,7 +1009,11 @@ fn a_password_change_ends_a_session_window_at_once() {
         f.reasons()
     );
     assert!(
-        f.engine.trust_list(&root(), "alice").unwrap().is_empty(),
+        f.engine
+            .trust_list(&root(), "alice", "", 100)
+            .map(|p| p.0)
+            .unwrap()
+            .is_empty(),
         "the window was not revoked"
     );
 }
@@ -1044,7 +1069,11 @@ fn revoke_reset_re_enrolment_and_lockout_end_trust_at_once() {
     f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
     assert!(trusted());
     // Revoke one device by the id `trust list` shows: the session window remains.
-    let list = f.engine.trust_list(&as_uid(1000, ":1.9"), "alice").unwrap();
+    let list = f
+        .engine
+        .trust_list(&as_uid(1000, ":1.9"), "alice", "", 100)
+        .map(|p| p.0)
+        .unwrap();
     assert_eq!(list.len(), 2, "{list:?}");
     let device = list.iter().find(|t| t.kind == "device").unwrap();
     assert_eq!(
@@ -1257,7 +1286,14 @@ fn deferrals_extend_grace_for_a_user_or_a_group_within_limits() {
             .grace_set(&as_uid(1000, ":1.4"), "alice", now + DAY, ""),
         Err(ApiError::PermissionDenied(_))
     ));
-    assert_eq!(f.engine.grace_list(&root()).unwrap().len(), 2);
+    assert_eq!(
+        f.engine
+            .grace_list(&root(), "", 100)
+            .map(|p| p.0)
+            .unwrap()
+            .len(),
+        2
+    );
     // A deferral ends at exactly its instant.
     f.clock.set(now + 5 * DAY - 1);
     assert_eq!(
@@ -1338,7 +1374,8 @@ fn at_the_trust_question(f: &Fixture, secret: &str) -> String {
 
 fn devices_of(f: &Fixture, user: &str) -> usize {
     f.engine
-        .trust_list(&root(), user)
+        .trust_list(&root(), user, "", 100)
+        .map(|p| p.0)
         .unwrap()
         .iter()
         .filter(|t| t.kind == "device")
@@ -1439,4 +1476,62 @@ fn one_uid_opens_at_most(config: &str, bound: usize) {
         Some(Action::PromptSecret),
         "root refused: {step:?}"
     );
+}
+
+#[test]
+fn listings_come_in_pages_that_join_up_and_refuse_a_bad_cursor() {
+    let f = fixture();
+    f.engine
+        .store()
+        .unwrap()
+        .conn_for_tests()
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 24)
+             INSERT INTO users (name, secret, state, enrolled_at)
+             SELECT printf('user%02d', i), 'AAAA', 'active', 0 FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 49)
+             INSERT INTO trust (id, user, kind, identity_hash, description, service,
+                                created_at, last_used, expires_at, idle_seconds, password_stamp)
+             SELECT printf('%032x', i), printf('user%02d', i % 25), 'device',
+                    printf('%064x', i), 'test', 'sshd', 0, 0, 9999999999, 0, NULL FROM n;",
+        )
+        .unwrap();
+    let (mut users, mut after) = (Vec::new(), String::new());
+    let mut pages = 0;
+    loop {
+        let (page, next) = f.engine.list(&root(), &after, 10).unwrap();
+        pages += 1;
+        assert!(page.len() <= 10);
+        users.extend(page);
+        if next.is_empty() {
+            break;
+        }
+        after = next;
+    }
+    assert_eq!((pages, users.len()), (3, 25));
+    assert!(users.iter().all(|u| u.trusted == 2), "two rows each");
+    assert!(users.windows(2).all(|w| w[0].user < w[1].user));
+
+    let (first, next) = f.engine.trust_list(&root(), "", "", 30).unwrap();
+    let (rest, end) = f.engine.trust_list(&root(), "", &next, 30).unwrap();
+    assert_eq!((first.len(), rest.len(), end.as_str()), (30, 20, ""));
+    let (one_user, _) = f.engine.trust_list(&root(), "user07", "", 1000).unwrap();
+    assert_eq!(one_user.len(), 2);
+
+    for (cursor, limit) in [("-1", 10), ("abc", 10), ("+5", 10), ("", 0)] {
+        assert!(
+            matches!(
+                f.engine.trust_list(&root(), "", cursor, limit),
+                Err(ApiError::InvalidInput(_))
+            ),
+            "{cursor:?} {limit}"
+        );
+    }
+    assert!(matches!(
+        f.engine.list(&root(), "a\nb", 10),
+        Err(ApiError::InvalidInput(_))
+    ));
+    // A larger page than the daemon serves is served as the largest.
+    let (all, next) = f.engine.list(&root(), "", u32::MAX).unwrap();
+    assert_eq!((all.len(), next.as_str()), (25, ""));
 }

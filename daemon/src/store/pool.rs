@@ -11,42 +11,29 @@ use std::time::{Duration, Instant};
 /// How long a call waits for a free connection before it fails closed.
 const WAIT_FOR_CONNECTION: Duration = Duration::from_secs(5);
 
-pub struct StorePool {
+/// Connections of one kind, lent one at a time.
+struct Lender {
     free: Mutex<Vec<Store>>,
     returned: Condvar,
     size: usize,
 }
 
-impl StorePool {
-    /// `first` plus `more` connections to the same file. An in-memory store cannot be
-    /// shared between connections, so it stays a pool of one.
-    pub fn new(first: Store, more: usize) -> Result<StorePool, StoreError> {
-        let mut free = Vec::with_capacity(1 + more);
-        if !first.path.as_os_str().is_empty() {
-            for _ in 0..more {
-                free.push(first.another_connection()?);
-            }
-        }
-        free.push(first);
-        Ok(StorePool {
-            size: free.len(),
-            free: Mutex::new(free),
+impl Lender {
+    fn of(stores: Vec<Store>) -> Lender {
+        Lender {
+            size: stores.len(),
+            free: Mutex::new(stores),
             returned: Condvar::new(),
-        })
+        }
     }
 
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
-    /// A connection for one call; given back when the guard drops.
-    pub fn get(&self) -> Result<StoreGuard<'_>, StoreError> {
+    fn get(&self) -> Result<StoreGuard<'_>, StoreError> {
         let deadline = Instant::now() + WAIT_FOR_CONNECTION;
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(store) = free.pop() {
                 return Ok(StoreGuard {
-                    pool: self,
+                    lender: self,
                     store: Some(store),
                 });
             }
@@ -65,19 +52,62 @@ impl StorePool {
     }
 }
 
+/// The read-write connections that serve logins and changes, and one read-only
+/// connection for the administrative listings, so that a listing never takes a
+/// connection a login could use.
+pub struct StorePool {
+    writers: Lender,
+    /// None for an in-memory store: listings then share the writers.
+    readers: Option<Lender>,
+}
+
+impl StorePool {
+    /// `first` plus `more` connections to the same file, and a read-only one. An
+    /// in-memory store cannot be shared between connections, so it stays a pool of one.
+    pub fn new(first: Store, more: usize) -> Result<StorePool, StoreError> {
+        if first.path.as_os_str().is_empty() {
+            return Ok(first.into());
+        }
+        let mut writers = Vec::with_capacity(1 + more);
+        for _ in 0..more {
+            writers.push(first.another_connection()?);
+        }
+        let reader = first.read_only_connection()?;
+        writers.push(first);
+        Ok(StorePool {
+            writers: Lender::of(writers),
+            readers: Some(Lender::of(vec![reader])),
+        })
+    }
+
+    /// How many read-write connections there are.
+    pub fn size(&self) -> usize {
+        self.writers.size
+    }
+
+    /// A connection for one call; given back when the guard drops.
+    pub fn get(&self) -> Result<StoreGuard<'_>, StoreError> {
+        self.writers.get()
+    }
+
+    /// The read-only connection for a listing (a read-write one for in-memory stores).
+    pub fn reader(&self) -> Result<StoreGuard<'_>, StoreError> {
+        self.readers.as_ref().unwrap_or(&self.writers).get()
+    }
+}
+
 impl From<Store> for StorePool {
     /// A pool of one connection (unit tests, in-memory stores).
     fn from(store: Store) -> StorePool {
         StorePool {
-            free: Mutex::new(vec![store]),
-            returned: Condvar::new(),
-            size: 1,
+            writers: Lender::of(vec![store]),
+            readers: None,
         }
     }
 }
 
 pub struct StoreGuard<'a> {
-    pool: &'a StorePool,
+    lender: &'a Lender,
     store: Option<Store>,
 }
 
@@ -102,12 +132,12 @@ impl Drop for StoreGuard<'_> {
             if !store.conn.is_autocommit() {
                 let _ = store.conn.execute_batch("ROLLBACK");
             }
-            self.pool
+            self.lender
                 .free
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(store);
-            self.pool.returned.notify_one();
+            self.lender.returned.notify_one();
         }
     }
 }
@@ -134,7 +164,22 @@ mod tests {
         let again = pool.get().unwrap();
         assert_eq!(again.schema_version().unwrap(), a.schema_version().unwrap());
         drop((a, c, again));
-        assert_eq!(pool.free.lock().unwrap().len(), 3);
+        assert_eq!(pool.writers.free.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn listings_read_on_their_own_connection_that_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = StorePool::new(file_store(dir.path()), 1).unwrap();
+        let (_a, _b) = (pool.get().unwrap(), pool.get().unwrap());
+        let reader = pool.reader().unwrap();
+        assert_eq!(reader.schema_version().unwrap(), 7);
+        let write = reader
+            .conn
+            .execute("DELETE FROM users", [])
+            .unwrap_err()
+            .to_string();
+        assert!(write.contains("readonly"), "{write}");
     }
 
     #[test]

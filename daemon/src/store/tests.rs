@@ -560,12 +560,22 @@ fn per_user_and_login_statements_search_an_index_in_a_large_store() {
                                 created_at, last_used, expires_at, idle_seconds, password_stamp)
              SELECT printf('%032x', i), printf('user%05d', i % 20000), 'device',
                     printf('%064x', i), 'bench', 'sshd', i, i, i + 1000, 0, NULL FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 19999)
+             INSERT INTO users (name, secret, state, enrolled_at)
+             SELECT printf('user%05d', i), 'AAAA', 'active', 0 FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 1999)
+             INSERT INTO deferrals (subject, until, reason, created_at, created_by)
+             SELECT printf('user%05d', i * 10), 10, '', 0, 0 FROM n;
+             INSERT INTO deferrals VALUES ('@staff', 10, '', 0, 0);
              ANALYZE;",
         )
         .unwrap();
     let user: &dyn rusqlite::ToSql = &"user00042";
     let hash: &dyn rusqlite::ToSql = &"00";
     let now: &dyn rusqlite::ToSql = &5_i64;
+    let last: &dyn rusqlite::ToSql = &"user00542";
+    let limit: &dyn rusqlite::ToSql = &500_u32;
+    let row: &dyn rusqlite::ToSql = &1000_i64;
     for (what, sql, params) in [
         (
             "a login's trust look-up",
@@ -584,10 +594,41 @@ fn per_user_and_login_statements_search_an_index_in_a_large_store() {
             "DELETE FROM trust WHERE user = ?1",
             vec![user],
         ),
+        ("the expiry sweep", PURGE_EXPIRED_TRUST, vec![now, limit]),
         (
-            "the expiry sweep",
-            "DELETE FROM trust WHERE expires_at <= ?1",
-            vec![now],
+            "the deferrals of a login",
+            listing::SELECT_DEFERRALS_FOR_USERS,
+            vec![user, user],
+        ),
+        (
+            "a page of users",
+            listing::SELECT_USERS_AFTER,
+            vec![user, limit],
+        ),
+        (
+            "a page's trust counts",
+            listing::COUNT_TRUST_OF_USERS,
+            vec![user, last, now],
+        ),
+        (
+            "a page's deferrals",
+            listing::SELECT_DEFERRALS_FOR_USERS,
+            vec![user, last],
+        ),
+        (
+            "a page of all trust",
+            listing::SELECT_TRUST_AFTER,
+            vec![row, now, limit],
+        ),
+        (
+            "a page of one user's trust",
+            listing::SELECT_TRUST_OF_USER_AFTER,
+            vec![user, row, now, limit],
+        ),
+        (
+            "a page of deferrals",
+            listing::SELECT_DEFERRALS_AFTER,
+            vec![user, limit],
         ),
     ] {
         let plan = plan(&s, sql, &params);
@@ -597,6 +638,55 @@ fn per_user_and_login_statements_search_an_index_in_a_large_store() {
         );
     }
     // And the statements behave: one user's ten rows, the sweep's few.
-    assert_eq!(s.trust_list(Some("user00042")).unwrap().len(), 10);
-    assert_eq!(s.purge_expired_trust(1005).unwrap(), 6);
+    assert_eq!(s.trust_of("user00042").unwrap().len(), 10);
+    assert_eq!(s.purge_expired_trust(1005, 4).unwrap(), 4);
+    assert_eq!(s.purge_expired_trust(1005, 4).unwrap(), 2);
+    assert_eq!(s.purge_expired_trust(1005, 4).unwrap(), 0);
+}
+
+#[test]
+fn listings_page_through_every_row_once_and_a_slow_read_is_stopped() {
+    let mut s = Store::open_in_memory().unwrap();
+    s.conn_for_tests()
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2499)
+             INSERT INTO trust (id, user, kind, identity_hash, description, service,
+                                created_at, last_used, expires_at, idle_seconds, password_stamp)
+             SELECT printf('%032x', i), printf('user%03d', i % 250), 'device',
+                    printf('%064x', i), 'bench', 'sshd', i, i, 100 + i % 2, 0, NULL FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 249)
+             INSERT INTO users (name, secret, state, enrolled_at)
+             SELECT printf('user%03d', i), 'AAAA', 'active', 0 FROM n;",
+        )
+        .unwrap();
+    // At 100, half the rows (expires_at 100) have lapsed.
+    let (mut seen, mut after) = (Vec::new(), 0);
+    loop {
+        let page = s.trust_after(None, after, 300, 100).unwrap();
+        assert!(page.len() <= 300);
+        seen.extend(page.iter().map(|(_, r)| r.id.clone()));
+        match page.last() {
+            Some((rowid, _)) => after = *rowid,
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (1250, 1250));
+    let users = s.users_after("user099", 3).unwrap();
+    let names: Vec<_> = users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["user100", "user101", "user102"]);
+    let counts = s.valid_trust_counts("user100", "user102", 100).unwrap();
+    // Each user's rows all have one parity: user101's are valid, the others' lapsed.
+    assert_eq!(counts, [("user101".to_string(), 10)].into());
+    let stopped = s
+        .with_time_limit(std::time::Duration::ZERO, |s| {
+            s.trust_after(None, 0, 1000, 0)
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(stopped.contains("was stopped"), "{stopped}");
+    // The limit ends with the read.
+    assert_eq!(s.users_after("", 1000).unwrap().len(), 250);
 }

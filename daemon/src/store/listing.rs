@@ -1,0 +1,142 @@
+//! Pages of the administrative listings, and their time limit. Each page is a few index
+//! searches whose cost grows with the page, never with the store: users by name, trust
+//! rows by rowid, and per page one grouped count of the page's trust rows and one read of
+//! the deferrals that can apply to its users.
+
+use super::{
+    Deferral, Result, Store, StoreError, TrustRecord, UserRecord, row_to_deferral, row_to_trust,
+    row_to_user,
+};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// SQLite checks the time limit every this many virtual-machine steps (about 10-50 µs).
+const STEPS_PER_CHECK: i32 = 1000;
+
+impl Store {
+    /// Runs `f` and interrupts any statement still running after `limit`: an
+    /// administrative read gives up instead of holding its connection and a thread.
+    pub fn with_time_limit<T>(
+        &mut self,
+        limit: Duration,
+        f: impl FnOnce(&Store) -> Result<T>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + limit;
+        self.conn
+            .progress_handler(STEPS_PER_CHECK, Some(move || Instant::now() > deadline))?;
+        let result = f(self);
+        self.conn.progress_handler(0, None::<fn() -> bool>)?;
+        result.map_err(|e| {
+            if Instant::now() > deadline {
+                StoreError::Unavailable(format!(
+                    "the read took longer than {} s and was stopped",
+                    limit.as_secs()
+                ))
+            } else {
+                e
+            }
+        })
+    }
+
+    /// Up to `limit` users whose name sorts after `after`, in name order.
+    pub fn users_after(&self, after: &str, limit: u32) -> Result<Vec<UserRecord>> {
+        let rows = self
+            .conn
+            .prepare_cached(SELECT_USERS_AFTER)?
+            .query_map(rusqlite::params![after, limit], row_to_user)?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// How many trust records valid at `now` each user from `first` to `last` (in name
+    /// order) holds; users with none are absent.
+    pub fn valid_trust_counts(
+        &self,
+        first: &str,
+        last: &str,
+        now: i64,
+    ) -> Result<HashMap<String, u32>> {
+        let rows = self
+            .conn
+            .prepare_cached(COUNT_TRUST_OF_USERS)?
+            .query_map(rusqlite::params![first, last, now], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Up to `limit` trust records valid at `now` that come after rowid `after`, in rowid
+    /// (creation) order, each with its rowid: one user's, or everyone's with `None`.
+    pub fn trust_after(
+        &self,
+        user: Option<&str>,
+        after: i64,
+        limit: u32,
+        now: i64,
+    ) -> Result<Vec<(i64, TrustRecord)>> {
+        let map = |r: &rusqlite::Row<'_>| Ok((r.get(11)?, row_to_trust(r)?));
+        let rows = match user {
+            Some(user) => self
+                .conn
+                .prepare_cached(SELECT_TRUST_OF_USER_AFTER)?
+                .query_map(rusqlite::params![user, after, now, limit], map)?
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+            None => self
+                .conn
+                .prepare_cached(SELECT_TRUST_AFTER)?
+                .query_map(rusqlite::params![after, now, limit], map)?
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+        };
+        Ok(rows)
+    }
+
+    /// Up to `limit` deferrals whose subject sorts after `after`, in subject order.
+    pub fn deferrals_after(&self, after: &str, limit: u32) -> Result<Vec<Deferral>> {
+        let rows = self
+            .conn
+            .prepare_cached(SELECT_DEFERRALS_AFTER)?
+            .query_map(rusqlite::params![after, limit], row_to_deferral)?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The deferrals that can apply to users from `first` to `last`: theirs and every
+    /// group's.
+    pub fn deferrals_for_users(&self, first: &str, last: &str) -> Result<Vec<Deferral>> {
+        let rows = self
+            .conn
+            .prepare_cached(SELECT_DEFERRALS_FOR_USERS)?
+            .query_map([first, last], row_to_deferral)?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+pub(super) const SELECT_USERS_AFTER: &str =
+    concat!(select_user!(), " WHERE name > ?1 ORDER BY name LIMIT ?2");
+// INDEXED BY: `expires_at > ?3` holds for almost every row, so the user range is the
+// search to make; the expiry index would read the whole table.
+pub(super) const COUNT_TRUST_OF_USERS: &str = "SELECT user, count(*) FROM trust INDEXED BY trust_by_identity \
+     WHERE user >= ?1 AND user <= ?2 AND expires_at > ?3 GROUP BY user";
+pub(super) const SELECT_TRUST_AFTER: &str = concat!(
+    "SELECT ",
+    trust_columns!(),
+    ", rowid FROM trust WHERE rowid > ?1 AND expires_at > ?2 ORDER BY rowid LIMIT ?3"
+);
+pub(super) const SELECT_TRUST_OF_USER_AFTER: &str = concat!(
+    "SELECT ",
+    trust_columns!(),
+    ", rowid FROM trust INDEXED BY trust_by_identity \
+     WHERE user = ?1 AND rowid > ?2 AND expires_at > ?3 ORDER BY rowid LIMIT ?4"
+);
+pub(super) const SELECT_DEFERRALS_AFTER: &str = concat!(
+    select_deferral!(),
+    " WHERE subject > ?1 ORDER BY subject LIMIT ?2"
+);
+// Group subjects are those from `@` up to (not including) `A`, the next character; user
+// names never start with `@` (`check_user_name`).
+pub(super) const SELECT_DEFERRALS_FOR_USERS: &str = concat!(
+    select_deferral!(),
+    " WHERE (subject >= ?1 AND subject <= ?2) OR (subject >= '@' AND subject < 'A')"
+);
