@@ -438,6 +438,29 @@ impl World {
         DatabaseLock(conn)
     }
 
+    /// Adds `users` active factors (`seed000000`, ...) and `trust` trust rows spread
+    /// evenly over them, valid until `expires_at`, in one transaction beside the running
+    /// daemon (WAL lets it go on serving).
+    pub fn seed_database(&self, users: u32, trust: u32, expires_at: i64) {
+        let conn = rusqlite::Connection::open(self.path("state/twofold.db")).expect("open");
+        conn.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {users} - 1)
+             INSERT INTO users (name, secret, state, enrolled_at)
+             SELECT printf('seed%06d', i), 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 'active', 0 FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {trust} - 1)
+             INSERT INTO trust (id, user, kind, identity_hash, description, service,
+                                created_at, last_used, expires_at, idle_seconds, password_stamp)
+             SELECT printf('%08x%024x', i, abs(random())), printf('seed%06d', i % {users}),
+                    'device', printf('%064x', i), 'ssh key from 192.0.2.1', 'sshd',
+                    0, 0, {expires_at}, 0, NULL FROM n;
+             COMMIT;"
+        ))
+        .expect("seed the database");
+    }
+
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.as_ref().map(Child::id)
     }
