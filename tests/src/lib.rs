@@ -667,6 +667,19 @@ fn nix_kill(child: &Child) -> nix::Result<()> {
     )
 }
 
+/// Whether process `pid` has ended: gone, or a zombie waiting for its parent to reap it.
+pub fn process_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
 pub fn combined(out: &Output) -> String {
     format!(
         "{}{}",

@@ -84,19 +84,7 @@ fn sigterm_stops_the_daemon_within_a_second_while_a_call_waits_for_the_database(
         )
         .expect("SIGTERM");
         let sent = std::time::Instant::now();
-        // Gone, or a zombie waiting for the harness to reap it.
-        let stopped = || {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| {
-                    s.rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .trim_start()
-                        .starts_with('Z')
-                })
-                .unwrap_or(true)
-        };
-        while !stopped() && sent.elapsed() < std::time::Duration::from_secs(10) {
+        while !process_stopped(pid) && sent.elapsed() < std::time::Duration::from_secs(10) {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         let took = sent.elapsed();

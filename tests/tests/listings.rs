@@ -115,19 +115,7 @@ fn sigterm_stops_the_daemon_within_a_second_in_the_middle_of_a_listing() {
     )
     .expect("SIGTERM");
     let sent = Instant::now();
-    // Gone, or a zombie waiting for the harness to reap it.
-    let stopped = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(true)
-    };
-    while !stopped() && sent.elapsed() < Duration::from_secs(10) {
+    while !process_stopped(pid) && sent.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let took = sent.elapsed();
