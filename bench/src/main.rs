@@ -4,10 +4,10 @@
 //! 1. `pam-bench setup --dir DIR`: one random secret per user, handed to all three
 //!    modules (twofold's SQLite store, google-authenticator's files, pam_oath's users
 //!    file), the PAM service files, the bus and daemon configurations.
-//!    `pam-bench scale-setup --dir DIR` adds two stores for the scale figures (100 users;
-//!    100,000 users and 1,000,000 trust rows).
+//!    `pam-bench scale-setup --dir DIR` adds the stores of the scale figures (by default
+//!    100, 10,000 and 100,000 users, and 100,000 users with 1,000,000 trust rows).
 //! 2. run.sh starts dbus-daemon, twofoldd (socket and bus), the trivial peer-to-peer
-//!    server (`p2p-server`, the floor) and, with the scale figures, two more twofoldd.
+//!    server (`p2p-server`, the floor) and, with the scale figures, one twofoldd per store.
 //! 3. `pam-bench measure --dir DIR --out FILE` (under pam_wrapper): logins in this process
 //!    through libpam, module by module, then twofoldd without PAM over its socket and the
 //!    bus; writes the report.
@@ -63,13 +63,13 @@ enum Command {
     ScaleSetup {
         #[arg(long)]
         dir: PathBuf,
-        /// Users who log in (both stores; the small store has only them).
+        /// Users who log in (on every store).
         #[arg(long, default_value_t = 100)]
         measured: usize,
-        /// Users in the large store.
-        #[arg(long, default_value_t = 100_000)]
-        users: usize,
-        /// Trust rows in the large store.
+        /// The stores' numbers of users, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100,10000,100000")]
+        sizes: Vec<usize>,
+        /// Trust rows in one more store of the largest size (0: no such store).
         #[arg(long, default_value_t = 1_000_000)]
         trust: usize,
     },
@@ -183,9 +183,9 @@ fn main() {
         Command::ScaleSetup {
             dir,
             measured,
-            users,
+            sizes,
             trust,
-        } => module_path().and_then(|m| scale::setup(&dir, measured, users, trust, &m)),
+        } => module_path().and_then(|m| scale::setup(&dir, measured, &sizes, trust, &m)),
         Command::P2pServer { socket } => p2p::serve(&socket),
         Command::Sink { socket } => sink(&socket),
         Command::Measure {
@@ -452,7 +452,7 @@ struct Results {
     p2p_open: Vec<Duration>,
     bus_fresh: Vec<Duration>,
     bus_open: Vec<Duration>,
-    scale: Option<Scale>,
+    scale: Option<scale::Figures>,
 }
 
 /// The trusted-path logins, taking turns: pam_permit, over the socket, over the bus.
@@ -460,18 +460,6 @@ struct Trusted {
     permit: ModuleRun,
     socket: ModuleRun,
     bus: ModuleRun,
-}
-
-struct Scale {
-    /// Logins on the small and the large store (the same users).
-    small: ModuleRun,
-    large: ModuleRun,
-    warmup: usize,
-    users: usize,
-    trust_rows: usize,
-    /// (VmRSS, VmHWM) in KiB after the logins.
-    small_memory: (u64, u64),
-    large_memory: (u64, u64),
 }
 
 fn measure(dir: &Path, out: &Path, clients: usize, with_scale: bool) -> Result<(), String> {
@@ -558,7 +546,7 @@ fn measure(dir: &Path, out: &Path, clients: usize, with_scale: bool) -> Result<(
     });
     let mut results = results?;
     if with_scale {
-        results.scale = Some(measure_scale(dir)?);
+        results.scale = Some(scale::measure(dir)?);
     }
 
     let report = report(&results);
@@ -574,7 +562,11 @@ impl ModuleRun {
             self.totals.push(l.total);
             self.authenticates.push(l.authenticate);
         } else if self.failures.len() < 3 {
-            self.failures.push(format!("{user}: PAM code {}", l.rc));
+            self.failures.push(format!(
+                "{user}: PAM code {} after {:?}",
+                l.rc,
+                l.conversation.last()
+            ));
         }
     }
 
@@ -588,63 +580,6 @@ impl ModuleRun {
             self.failures.join(", ")
         ))
     }
-}
-
-/// The same users log in on the small and on the large store, taking turns (each turn
-/// starting with the other store); then the daemons' memory.
-fn measure_scale(dir: &Path) -> Result<Scale, String> {
-    let users = read_users(&dir.join("scale/users.tsv"))?;
-    let warmup = 5.min(users.len() / 2);
-    let mut runs = [ModuleRun::default(), ModuleRun::default()];
-    for (i, u) in users.iter().enumerate() {
-        for k in 0..2 {
-            let index = (i + k) % 2;
-            let service = scale::STORES[index].1;
-            let l = login(service, &u.name, &[u.code_now()?], &[], None);
-            if i < warmup {
-                if l.rc != PAM_SUCCESS {
-                    return Err(format!("scale warm-up: {service} for {}: {}", u.name, l.rc));
-                }
-            } else {
-                runs[index].record(&l, &u.name);
-            }
-        }
-    }
-    for (run, (_, service)) in runs.iter().zip(scale::STORES) {
-        run.all_passed(service, users.len() - warmup)?;
-    }
-    let memory = |store: &str| -> Result<(u64, u64), String> {
-        let path = dir.join("scale").join(store).join("pid");
-        let pid = std::fs::read_to_string(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .trim()
-            .parse()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        scale::memory(pid)
-    };
-    let counts = |what: &str| -> Result<usize, String> {
-        let path = dir.join("scale/large/state/twofold.db");
-        let conn = rusqlite::Connection::open_with_flags(
-            &path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-        conn.query_row(&format!("SELECT count(*) FROM {what}"), [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map(|n| n as usize)
-        .map_err(|e| format!("{}: {e}", path.display()))
-    };
-    let [small, large] = runs;
-    Ok(Scale {
-        small,
-        large,
-        warmup,
-        users: counts("users")?,
-        trust_rows: counts("trust")?,
-        small_memory: memory("small")?,
-        large_memory: memory("large")?,
-    })
 }
 
 fn machine() -> String {
@@ -1063,13 +998,19 @@ fn report(r: &Results) -> String {
     );
 
     match &r.scale {
-        Some(sc) => scale_report(&mut s, sc),
+        Some(sc) => {
+            let oath = MODULES
+                .iter()
+                .position(|m| m.service == "oath")
+                .unwrap_or(0);
+            scale::report(&mut s, sc, summary[oath].0.median, r.logins + r.warmup)
+        }
         None => {
             let _ = writeln!(
                 s,
                 "## Scale\n\nNot measured in this run: `BENCH_SCALE=1 bash bench/run.sh` \
-                 seeds a store of 100,000 users and 1,000,000 trust rows and compares its \
-                 logins with a store of 100 users.\n"
+                 seeds stores of 100, 10,000 and 100,000 users and one of 100,000 users and \
+                 1,000,000 trust rows, and measures logins and listings on each.\n"
             );
         }
     }
@@ -1115,90 +1056,6 @@ fn report(r: &Results) -> String {
          (fsync and wake-ups): compare the rows of one run, not figures across runs."
     );
     s
-}
-
-fn scale_report(s: &mut String, sc: &Scale) {
-    let (small, large) = (Summary::of(&sc.small.totals), Summary::of(&sc.large.totals));
-    let (small_auth, large_auth) = (
-        Summary::of(&sc.small.authenticates),
-        Summary::of(&sc.large.authenticates),
-    );
-    let _ = writeln!(s, "## Scale\n");
-    let _ = writeln!(
-        s,
-        "Two more twofoldd, serving their socket only: one on a store of {} users, one on a \
-         store of {} users and {} trust rows (sessions and remembered devices, ten per \
-         user, none expired, none matching these logins), seeded directly with SQLite. \
-         The same {} users log in on both through pam_twofold over the socket (code path), \
-         taking turns, after {} unmeasured logins each.\n",
-        sc.small.successes + sc.warmup,
-        sc.users,
-        sc.trust_rows,
-        sc.small.successes,
-        sc.warmup
-    );
-    let _ = writeln!(
-        s,
-        "| store | logins passed | median | p95 | `pam_authenticate` median | twofoldd RSS after | twofoldd peak RSS |"
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
-    for (label, run, sum, auth, mem) in [
-        ("small", &sc.small, small, small_auth, sc.small_memory),
-        ("large", &sc.large, large, large_auth, sc.large_memory),
-    ] {
-        let _ = writeln!(
-            s,
-            "| {label} | {} | {} | {} | {} | {} | {} |",
-            run.successes,
-            ms(sum.median),
-            ms(sum.p95),
-            ms(auth.median),
-            mib(mem.0),
-            mib(mem.1)
-        );
-    }
-    let r = ratio(large.median.as_secs_f64(), small.median.as_secs_f64());
-    let rss_ok = sc.large_memory.0 <= 15 * 1024;
-    let _ = writeln!(
-        s,
-        "\n**Target** (login latency at {} users and {} trust rows within 1.1x of the \
-         latency at {} users): {} — {:.2}x ({} against {}{}).\n\n\
-         **Target** (twofoldd's RSS at {} users at most 15 MiB): {} — {} after the logins \
-         (VmRSS){}; its peak since start (VmHWM) {}. Where the memory goes was not measured \
-         apart; the small store's daemon ends at {}, so the rest grows with the store: \
-         SQLite's page caches (at most 512 KiB for each of the 4 connections) and heap \
-         left from start-up, when twofoldd reads every stored name at once to check it \
-         against NSS (`canonicalise_stored_names`; freed and trimmed after).\n",
-        sc.users,
-        sc.trust_rows,
-        sc.small.successes + sc.warmup,
-        verdict(r <= 1.1),
-        r,
-        ms(large.median),
-        ms(small.median),
-        if r <= 1.1 {
-            String::new()
-        } else {
-            format!(
-                ", {} over the limit",
-                ms_signed(large.median.as_secs_f64() - 1.1 * small.median.as_secs_f64())
-            )
-        },
-        sc.users,
-        verdict(rss_ok),
-        mib(sc.large_memory.0),
-        if rss_ok {
-            String::new()
-        } else {
-            format!(
-                ", {} over",
-                mib(sc.large_memory.0.saturating_sub(15 * 1024))
-            )
-        },
-        mib(sc.large_memory.1),
-        mib(sc.small_memory.0),
-    );
 }
 
 /// The machine's load when the report was written: other builds make every figure slower.
