@@ -1535,3 +1535,25 @@ fn listings_come_in_pages_that_join_up_and_refuse_a_bad_cursor() {
     let (all, next) = f.engine.list(&root(), "", u32::MAX).unwrap();
     assert_eq!((all.len(), next.as_str()), (25, ""));
 }
+
+#[test]
+fn housekeeping_sweeps_every_lapsed_record_in_batches_and_keeps_the_valid_ones() {
+    let f = fixture();
+    // 2,500 lapsed rows (more than two batches) and 10 valid ones.
+    f.engine
+        .store()
+        .unwrap()
+        .conn_for_tests()
+        .execute_batch(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2509)
+             INSERT INTO trust (id, user, kind, identity_hash, description, service,
+                                created_at, last_used, expires_at, idle_seconds, password_stamp)
+             SELECT printf('%032x', i), 'alice', 'device', printf('%064x', i), 'test', 'sshd',
+                    0, 0, CASE WHEN i < 2500 THEN {T0} - 1 ELSE {T0} + 3600 END, 0, NULL FROM n;"
+        ))
+        .unwrap();
+    assert_eq!(f.engine.housekeeping().unwrap(), 2500);
+    let left = f.engine.store().unwrap().trust_of("alice").unwrap();
+    assert_eq!(left.len(), 10);
+    assert!(left.iter().all(|r| r.expires_at > T0));
+}
