@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,19 +69,34 @@ pub trait AuditSink: Send + Sync {
     fn record(&self, event: &AuditEvent);
 }
 
+/// How long one record may wait for the syslog socket (a stalled syslog daemon, a full
+/// queue) before it goes to stderr instead.
+const WRITE_TIMEOUT: Duration = Duration::from_millis(100);
+/// After a record could not be written, records go to stderr for this long before the
+/// socket is tried again: a stalled syslog costs one timeout per pause, not one per login.
+const RETRY_PAUSE: Duration = Duration::from_secs(10);
+
 /// Writes to a syslog socket (normally /dev/log) as `twofoldd[pid]`, facility authpriv.
-/// When no syslog listens, records go to stderr (the journal, under systemd) and the
-/// socket is tried again on the next record.
+/// When no syslog listens, or it does not take a record within [`WRITE_TIMEOUT`],
+/// records go to stderr (the journal, under systemd) and the socket is tried again after
+/// [`RETRY_PAUSE`].
 pub struct SyslogAudit {
     socket: PathBuf,
-    logger: Mutex<Option<Logger<LoggerBackend, Formatter3164>>>,
+    state: Mutex<Connection>,
+}
+
+#[derive(Default)]
+struct Connection {
+    logger: Option<Logger<LoggerBackend, Formatter3164>>,
+    /// No socket until then.
+    paused_until: Option<Instant>,
 }
 
 impl SyslogAudit {
     pub fn new(socket: PathBuf) -> SyslogAudit {
         SyslogAudit {
             socket,
-            logger: Mutex::new(None),
+            state: Mutex::default(),
         }
     }
 
@@ -91,21 +107,31 @@ impl SyslogAudit {
             process: "twofoldd".into(),
             pid: std::process::id(),
         };
-        syslog::unix_custom(formatter, &self.socket).ok()
+        let logger = syslog::unix_custom(formatter, &self.socket).ok()?;
+        let bounded = match &logger.backend {
+            LoggerBackend::Unix(socket) => socket.set_write_timeout(Some(WRITE_TIMEOUT)),
+            LoggerBackend::UnixStream(socket) => {
+                socket.get_ref().set_write_timeout(Some(WRITE_TIMEOUT))
+            }
+            _ => Ok(()),
+        };
+        // A socket whose writes cannot be bounded is not used.
+        bounded.ok().map(|()| logger)
     }
 }
 
 impl AuditSink for SyslogAudit {
     fn record(&self, event: &AuditEvent) {
         let line = event.to_line();
-        let Ok(mut guard) = self.logger.lock() else {
+        let Ok(mut state) = self.state.lock() else {
             eprintln!("twofoldd audit: {line}");
             return;
         };
-        if guard.is_none() {
-            *guard = self.connect();
+        let paused = state.paused_until.is_some_and(|t| Instant::now() < t);
+        if state.logger.is_none() && !paused {
+            state.logger = self.connect();
         }
-        let sent = match guard.as_mut() {
+        let sent = match state.logger.as_mut() {
             Some(logger) if event.outcome == "success" || event.outcome == "ignored" => {
                 logger.info(&line).is_ok()
             }
@@ -113,7 +139,10 @@ impl AuditSink for SyslogAudit {
             None => false,
         };
         if !sent {
-            *guard = None;
+            if !paused {
+                state.paused_until = Some(Instant::now() + RETRY_PAUSE);
+            }
+            state.logger = None;
             eprintln!("twofoldd audit: {line}");
         }
     }
@@ -194,6 +223,39 @@ mod tests {
         assert!(
             text.contains("twofoldd[") && text.contains(r#"user="alice""#),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_syslog_that_stops_reading_holds_up_no_record_for_long() {
+        // A stalled syslog daemon: its socket exists and is never read, so its queue
+        // fills and a blocking write waits for ever, holding the login that writes.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let _stalled = UnixDatagram::bind(&path).unwrap();
+        let audit = std::sync::Arc::new(SyslogAudit::new(path));
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = audit.clone();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let event = AuditEvent {
+                action: "login",
+                outcome: "failure",
+                user: "alice".into(),
+                reason: "x".repeat(200),
+                ..Default::default()
+            };
+            for _ in 0..3000 {
+                writer.record(&event);
+            }
+            let _ = done.send(started.elapsed());
+        });
+        let took = finished
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("3,000 records to a stalled syslog did not finish in 20 s");
+        assert!(
+            took < std::time::Duration::from_secs(3),
+            "3,000 records took {took:?}"
         );
     }
 }
