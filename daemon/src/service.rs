@@ -52,6 +52,9 @@ pub struct Shared {
     callers: Arc<Mutex<HashMap<String, Credentials>>>,
     lookups: Arc<Mutex<Lookups>>,
     engine_calls: Arc<tokio::sync::Semaphore>,
+    /// A turn kept for root's calls (sshd, sudo, login, twofoldctl as root): no local
+    /// user's flood of calls can take every turn.
+    root_calls: Arc<tokio::sync::Semaphore>,
     /// Turns for the listings, apart: they read on a connection of their own, so a
     /// flood of them waits for these turns and never for a login's.
     listing_calls: Arc<tokio::sync::Semaphore>,
@@ -127,9 +130,13 @@ impl Drop for LookupSlot {
 
 impl Shared {
     pub fn new(engine: Arc<Engine>, dbus: Option<fdo::DBusProxy<'static>>) -> Shared {
+        // One engine call per database connection (see [`Shared::run`]), one of them
+        // root's alone when there is more than one.
+        let connections = engine.store_connections().max(1);
+        let root_turns = usize::from(connections > 1);
         Shared {
-            // One engine call per database connection (see [`Shared::run`]).
-            engine_calls: Arc::new(tokio::sync::Semaphore::new(engine.store_connections())),
+            engine_calls: Arc::new(tokio::sync::Semaphore::new(connections - root_turns)),
+            root_calls: Arc::new(tokio::sync::Semaphore::new(root_turns)),
             listing_calls: Arc::new(tokio::sync::Semaphore::new(LISTINGS_AT_ONCE)),
             engine,
             dbus,
@@ -207,9 +214,21 @@ impl Shared {
     /// panic in the engine ends only this call, as a refusal.
     async fn run<T>(
         &self,
+        caller_uid: u32,
         f: impl FnOnce(&Engine) -> Result<T, ApiError>,
     ) -> Result<T, TwofoldError> {
-        self.run_with(&self.engine_calls, f).await
+        let shared = self.engine_calls.acquire();
+        let turn = async {
+            if caller_uid != 0 {
+                return shared.await;
+            }
+            // Root takes whichever turn comes first: its own or a shared one.
+            tokio::select! {
+                t = self.root_calls.acquire() => t,
+                t = shared => t,
+            }
+        };
+        self.run_with_turn(turn, f).await
     }
 
     /// [`Shared::run`] for a page of a listing, with the listings' own turns.
@@ -217,16 +236,18 @@ impl Shared {
         &self,
         f: impl FnOnce(&Engine) -> Result<T, ApiError>,
     ) -> Result<T, TwofoldError> {
-        self.run_with(&self.listing_calls, f).await
+        self.run_with_turn(self.listing_calls.acquire(), f).await
     }
 
-    async fn run_with<T>(
+    async fn run_with_turn<'a, T>(
         &self,
-        turns: &tokio::sync::Semaphore,
+        turn: impl std::future::Future<
+            Output = Result<tokio::sync::SemaphorePermit<'a>, tokio::sync::AcquireError>,
+        >,
         f: impl FnOnce(&Engine) -> Result<T, ApiError>,
     ) -> Result<T, TwofoldError> {
         let busy = || TwofoldError::Store("twofold is busy; try again".into());
-        let _turn = tokio::time::timeout(WAIT_FOR_ENGINE, turns.acquire())
+        let _turn = tokio::time::timeout(WAIT_FOR_ENGINE, turn)
             .await
             .map_err(|_| busy())?
             .map_err(|_| busy())?;
@@ -251,7 +272,9 @@ impl AuthService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, Step), TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.begin(&caller, context)).await
+        self.0
+            .run(caller.uid, move |e| e.begin(&caller, context))
+            .await
     }
 
     async fn answer(
@@ -262,7 +285,9 @@ impl AuthService {
     ) -> Result<Step, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0
-            .run(move |e| e.answer(&caller, &conversation, &response))
+            .run(caller.uid, move |e| {
+                e.answer(&caller, &conversation, &response)
+            })
             .await
     }
 
@@ -273,7 +298,7 @@ impl AuthService {
     ) -> Result<(), TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0
-            .run(move |e| {
+            .run(caller.uid, move |e| {
                 e.cancel(&caller, &conversation);
                 Ok(())
             })
@@ -293,7 +318,9 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<EnrolmentOffer, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.enrol(&caller, &user, replace)).await
+        self.0
+            .run(caller.uid, move |e| e.enrol(&caller, &user, replace))
+            .await
     }
 
     async fn confirm_enrolment(
@@ -304,7 +331,9 @@ impl ManageService {
     ) -> Result<(), TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0
-            .run(move |e| e.confirm_enrolment(&caller, &user, &code))
+            .run(caller.uid, move |e| {
+                e.confirm_enrolment(&caller, &user, &code)
+            })
             .await
     }
 
@@ -314,7 +343,9 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<UserStatus, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.status(&caller, &user)).await
+        self.0
+            .run(caller.uid, move |e| e.status(&caller, &user))
+            .await
     }
 
     async fn list(
@@ -335,7 +366,9 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<bool, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.reset(&caller, &user)).await
+        self.0
+            .run(caller.uid, move |e| e.reset(&caller, &user))
+            .await
     }
 
     async fn unlock(
@@ -344,7 +377,9 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.unlock(&caller, &user)).await
+        self.0
+            .run(caller.uid, move |e| e.unlock(&caller, &user))
+            .await
     }
 
     async fn trust_list(
@@ -368,7 +403,7 @@ impl ManageService {
     ) -> Result<u32, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0
-            .run(move |e| e.trust_revoke(&caller, &user, &id))
+            .run(caller.uid, move |e| e.trust_revoke(&caller, &user, &id))
             .await
     }
 
@@ -381,7 +416,9 @@ impl ManageService {
     ) -> Result<(), TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0
-            .run(move |e| e.grace_set(&caller, &subject, until, &reason))
+            .run(caller.uid, move |e| {
+                e.grace_set(&caller, &subject, until, &reason)
+            })
             .await
     }
 
@@ -403,6 +440,8 @@ impl ManageService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<bool, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0.run(move |e| e.grace_clear(&caller, &subject)).await
+        self.0
+            .run(caller.uid, move |e| e.grace_clear(&caller, &subject))
+            .await
     }
 }

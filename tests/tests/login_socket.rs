@@ -411,3 +411,131 @@ fn a_login_made_while_the_daemon_restarts_waits_and_passes() {
         waited.as_secs_f64()
     );
 }
+
+/// A world at T0 + 30 whose root holds a session window for KEY on sshd's service.
+fn world_with_a_root_window() -> World {
+    ensure_test_users();
+    let w = World::start_at("", T0);
+    w.write_service("sshd", &w.module_line(""));
+    let secret = w.enrol_confirmed("root", T0);
+    w.set_clock(T0 + 30);
+    let code = code_at_time(&secret, T0 + 30);
+    let (rc, conv) = first_outcome(
+        &w.pam_inprocess(&[ssh_transaction("sshd", "root", KEY, &[&code, "n"])], &[]),
+    );
+    assert_eq!(rc, 0, "{conv:?}");
+    w
+}
+
+/// Authentication times of `count` window logins by root over sshd's service, in one
+/// process; each must pass.
+fn window_logins(w: &World, count: usize) -> Vec<Duration> {
+    let logins: Vec<_> = (0..count)
+        .map(|_| ssh_transaction("sshd", "root", KEY, &[]))
+        .collect();
+    let report = w.pam_inprocess(&logins, &[]);
+    let mut times: Vec<Duration> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            assert_eq!(r["rc"], 0, "root's window login failed: {r}");
+            serde_json::from_value::<twofold_pamtest::Outcome>(r.clone())
+                .expect("outcome")
+                .authenticate
+        })
+        .collect();
+    times.sort();
+    times
+}
+
+#[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: floods as a test user, logs in as root"
+)]
+fn a_users_flood_of_calls_on_32_connections_does_not_hold_up_roots_logins() {
+    let w = world_with_a_root_window();
+    let quiet = window_logins(&w, 40);
+    use std::os::unix::process::CommandExt;
+    let bob = nix::unistd::User::from_name(USER_B)
+        .ok()
+        .flatten()
+        .expect("test user");
+    let mut flood = Command::new(target_dir().join("call_flood"))
+        .arg(w.socket_path())
+        .args(["8", "32", USER_B])
+        .uid(bob.uid.as_raw())
+        .gid(bob.gid.as_raw())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("call_flood");
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    let busy = window_logins(&w, 100);
+    let measured_for = started.elapsed();
+    let mut answered = String::new();
+    if let Some(mut out) = flood.stdout.take() {
+        let _ = out.read_to_string(&mut answered);
+    }
+    let _ = flood.wait();
+    let answered: u64 = answered.trim().parse().expect("call_flood's count");
+    assert!(
+        measured_for < Duration::from_secs(6),
+        "root's logins ended after the flood: nothing was measured under it"
+    );
+    let p95 = |t: &[Duration]| t[t.len() * 95 / 100];
+    assert!(answered > 1000, "the flood made only {answered} calls");
+    assert!(
+        p95(&busy) < Duration::from_millis(100),
+        "root's window logins under {USER_B}'s flood: p95 {:?} (quiet: {:?})",
+        p95(&busy),
+        p95(&quiet)
+    );
+    println!(
+        "proved: while {USER_B} had {answered} calls answered on 32 connections in 8 s, root's window logins kept a p95 of {:?} (max {:?}; {:?} without the flood)",
+        p95(&busy),
+        busy[busy.len() - 1],
+        p95(&quiet)
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: logs in as root and as a test user"
+)]
+fn root_keeps_a_turn_at_the_engine_while_a_users_calls_wait_for_the_database() {
+    let w = world_with_a_root_window();
+    w.write_service("login", &w.module_line(""));
+    let secret_b = w.enrol_confirmed(USER_B, T0 + 30);
+    // Another writer holds the database: each of tf-bob's code checks (his own logins, as
+    // a screen locker makes them) waits 3 s for it, holding a turn at the engine.
+    let blocker = w.lock_database();
+    let code_b = code_at_time(&secret_b, T0 + 60); // the next step: T0 + 30 confirmed the factor
+    std::thread::scope(|scope| {
+        let waiting: Vec<_> = (0..6)
+            .map(|_| {
+                scope.spawn(|| {
+                    let login = console_transaction(USER_B, &[&code_b]);
+                    first_outcome(&w.pam_inprocess_as(Some(USER_B), &[login], &[]))
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(800));
+        let took = window_logins(&w, 1)[0];
+        assert!(
+            took < Duration::from_millis(1000),
+            "root's window login waited {took:?} for a turn that {USER_B}'s calls held"
+        );
+        for t in waiting {
+            let (rc, conv) = t.join().expect("thread");
+            assert_ne!(rc, 0, "a code passed without its replay record: {conv:?}");
+        }
+        println!(
+            "proved: while 6 of {USER_B}'s code checks waited for a locked database, root's window login passed in {took:?}"
+        );
+    });
+    drop(blocker);
+}
