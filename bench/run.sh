@@ -11,7 +11,7 @@
 # Environment: BENCH_USERS (200: the main store's users, each logging in once per module),
 # BENCH_CLIENTS (32), BENCH_PER_CLIENT (100), BENCH_SCALE (0; 1 adds the scale figures:
 # a few minutes more), and for those BENCH_SCALE_SIZES (users per store, "100,10000,100000"),
-# BENCH_TRUST (trust rows in one more store of the largest size, 1000000) and
+# BENCH_TRUST (trust rows in a second store of each size, 1000000) and
 # BENCH_SCALE_LOGINS (the users who log in on every store, 100).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -5,7 +5,7 @@
 //!    modules (twofold's SQLite store, google-authenticator's files, pam_oath's users
 //!    file), the PAM service files, the bus and daemon configurations.
 //!    `pam-bench scale-setup --dir DIR` adds the stores of the scale figures (by default
-//!    100, 10,000 and 100,000 users, and 100,000 users with 1,000,000 trust rows).
+//!    100, 10,000 and 100,000 users, each without and with 1,000,000 trust rows).
 //! 2. run.sh starts dbus-daemon, twofoldd (socket and bus), the trivial peer-to-peer
 //!    server (`p2p-server`, the floor) and, with the scale figures, one twofoldd per store.
 //! 3. `pam-bench measure --dir DIR --out FILE` (under pam_wrapper): logins in this process
@@ -69,7 +69,7 @@ enum Command {
         /// The stores' numbers of users, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "100,10000,100000")]
         sizes: Vec<usize>,
-        /// Trust rows in one more store of the largest size (0: no such store).
+        /// Trust rows in a second store of each size (0: no such stores).
         #[arg(long, default_value_t = 1_000_000)]
         trust: usize,
     },
@@ -1009,7 +1009,7 @@ fn report(r: &Results) -> String {
             let _ = writeln!(
                 s,
                 "## Scale\n\nNot measured in this run: `BENCH_SCALE=1 bash bench/run.sh` \
-                 seeds stores of 100, 10,000 and 100,000 users and one of 100,000 users and \
+                 seeds stores of 100, 10,000 and 100,000 users, each without and with \
                  1,000,000 trust rows, and measures logins and listings on each.\n"
             );
         }

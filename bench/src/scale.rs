@@ -1,9 +1,9 @@
 //! The scale figures (issue 18): one more twofoldd per store, serving its socket only,
 //! each store seeded directly with SQLite after `Store::open` made the schema (the
-//! daemon's migrations): every size of `--sizes` without trust rows, and the largest with
+//! daemon's migrations): every size of `--sizes` without trust rows and again with
 //! `--trust` rows. The same measured users log in on every store, taking turns (code path,
-//! then trusted path); then twofoldctl lists each store while those users keep logging
-//! in; last, pam_oath alone on a users file as large as the largest store, so that its
+//! then trusted path); then twofoldctl lists each store while root keeps logging in on
+//! its window; last, pam_oath alone on a users file as large as the largest store, so that its
 //! rewrite of that file on every login slows no other row.
 
 use crate::stats::{Summary, ms, ms_signed};
@@ -36,27 +36,24 @@ impl StoreSpec {
     }
 }
 
-/// The stores for `sizes` (users; the smallest is at least the measured users) and one
-/// more of the largest size with `trust` rows (none when `trust` is 0).
+/// The stores for `sizes` (users; each at least the measured users): each without trust
+/// rows, and each again with `trust` rows (unless `trust` is 0).
 pub fn stores(sizes: &[usize], trust: usize, measured: usize) -> Vec<StoreSpec> {
-    let mut list: Vec<StoreSpec> = sizes
+    let rows = if trust > 0 { vec![0, trust] } else { vec![0] };
+    sizes
         .iter()
-        .map(|&n| StoreSpec {
-            name: format!("u{}", n.max(measured)),
-            users: n.max(measured),
-            trust: 0,
+        .flat_map(|&n| {
+            let users = n.max(measured);
+            rows.iter().map(move |&trust| StoreSpec {
+                name: match trust {
+                    0 => format!("u{users}"),
+                    t => format!("u{users}_t{t}"),
+                },
+                users,
+                trust,
+            })
         })
-        .collect();
-    if let Some(largest) = list.iter().map(|s| s.users).max()
-        && trust > 0
-    {
-        list.push(StoreSpec {
-            name: format!("u{largest}_t{trust}"),
-            users: largest,
-            trust,
-        });
-    }
-    list
+        .collect()
 }
 
 /// Creates DIR/scale/NAME (store, configuration, socket directory) for every store, their
