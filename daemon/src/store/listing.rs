@@ -25,7 +25,7 @@ impl Store {
         self.conn
             .progress_handler(STEPS_PER_CHECK, Some(move || Instant::now() > deadline))?;
         let result = f(self);
-        self.conn.progress_handler(0, None::<fn() -> bool>)?;
+        self.clear_time_limit();
         result.map_err(|e| {
             if Instant::now() > deadline {
                 StoreError::Unavailable(format!(
@@ -36,6 +36,12 @@ impl Store {
                 e
             }
         })
+    }
+
+    /// Removes the limit `with_time_limit` set, if any.
+    pub(super) fn clear_time_limit(&mut self) {
+        // Removing a handler cannot fail; the Result is rusqlite's signature.
+        let _ = self.conn.progress_handler(0, None::<fn() -> bool>);
     }
 
     /// Up to `limit` users whose name sorts after `after`, in name order.
@@ -75,19 +81,16 @@ impl Store {
         limit: u32,
         now: i64,
     ) -> Result<Vec<(i64, TrustRecord)>> {
-        let map = |r: &rusqlite::Row<'_>| Ok((r.get(11)?, row_to_trust(r)?));
-        let rows = match user {
-            Some(user) => self
-                .conn
-                .prepare_cached(SELECT_TRUST_OF_USER_AFTER)?
-                .query_map(rusqlite::params![user, after, now, limit], map)?
-                .collect::<std::result::Result<Vec<_>, _>>()?,
-            None => self
-                .conn
-                .prepare_cached(SELECT_TRUST_AFTER)?
-                .query_map(rusqlite::params![after, now, limit], map)?
-                .collect::<std::result::Result<Vec<_>, _>>()?,
+        // Two statements: one shape for both would read the whole table for one user.
+        let (sql, params): (&str, Vec<&dyn rusqlite::ToSql>) = match &user {
+            Some(user) => (SELECT_TRUST_OF_USER_AFTER, vec![user, &after, &now, &limit]),
+            None => (SELECT_TRUST_AFTER, vec![&after, &now, &limit]),
         };
+        let rows = self
+            .conn
+            .prepare_cached(sql)?
+            .query_map(params.as_slice(), |r| Ok((r.get(11)?, row_to_trust(r)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 

@@ -127,11 +127,13 @@ impl DerefMut for StoreGuard<'_> {
 
 impl Drop for StoreGuard<'_> {
     fn drop(&mut self) {
-        if let Some(store) = self.store.take() {
+        if let Some(mut store) = self.store.take() {
             // A transaction left open by a panic must not reach the next call.
             if !store.conn.is_autocommit() {
                 let _ = store.conn.execute_batch("ROLLBACK");
             }
+            // Nor a time limit (`Store::with_time_limit`) a panic kept from being removed.
+            store.clear_time_limit();
             self.lender
                 .free
                 .lock()
@@ -186,5 +188,28 @@ mod tests {
     fn an_in_memory_store_stays_one_connection() {
         let pool = StorePool::new(Store::open_in_memory().unwrap(), 4).unwrap();
         assert_eq!(pool.size(), 1);
+    }
+
+    #[test]
+    fn a_time_limit_cut_short_by_a_panic_does_not_stay_on_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = StorePool::new(file_store(dir.path()), 1).unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.reader()
+                .unwrap()
+                .with_time_limit(Duration::from_millis(1), |_| -> super::super::Result<()> {
+                    panic!("a bug in a listing")
+                })
+        }));
+        assert!(panicked.is_err());
+        std::thread::sleep(Duration::from_millis(5));
+        // Long enough to reach the progress handler: a stale one would interrupt it.
+        let counted: rusqlite::Result<i64> = pool.reader().unwrap().conn.query_row(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+             SELECT count(*) FROM n",
+            [],
+            |r| r.get(0),
+        );
+        assert_eq!(counted.unwrap(), 100000);
     }
 }
