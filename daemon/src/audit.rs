@@ -82,11 +82,11 @@ const RETRY_PAUSE: Duration = Duration::from_secs(10);
 /// [`RETRY_PAUSE`].
 pub struct SyslogAudit {
     socket: PathBuf,
-    state: Mutex<Connection>,
+    state: Mutex<SyslogState>,
 }
 
 #[derive(Default)]
-struct Connection {
+struct SyslogState {
     logger: Option<Logger<LoggerBackend, Formatter3164>>,
     /// No socket until then.
     paused_until: Option<Instant>,

@@ -634,6 +634,20 @@ impl World {
         secret
     }
 
+    /// Enrols `user` (confirmed at test time `t0`, the daemon's clock), then moves the
+    /// clock to `t0 + 30` and makes the login through the ssh service `service` with
+    /// `ssh_key` that opens a session window (the code, then "n" to "Trust this
+    /// device?"). Returns the secret.
+    pub fn open_session_window(&self, service: &str, user: &str, ssh_key: &str, t0: i64) -> String {
+        let secret = self.enrol_confirmed(user, t0);
+        self.set_clock(t0 + 30);
+        let code = code_at_time(&secret, t0 + 30);
+        let login = ssh_transaction(service, user, ssh_key, &[&code, "n"]);
+        let (rc, conv) = first_outcome(&self.pam_inprocess(&[login], &[]));
+        assert_eq!(rc, 0, "{user}'s key login: {conv:?}");
+        secret
+    }
+
     /// Enrols `user` without verification through twofoldctl; returns the secret.
     pub fn enrol(&self, user: &str) -> String {
         let out = self.ctl(&["--json", "enrol", user, "--no-verify"], "");

@@ -19,13 +19,7 @@ fn large_world() -> World {
     ensure_test_users();
     let w = World::start_at("", T0);
     w.write_service("sshd", &w.module_line(""));
-    let secret = w.enrol_confirmed(USER_A, T0);
-    w.set_clock(T0 + 30);
-    let code = code_at_time(&secret, T0 + 30);
-    let (rc, conv) = first_outcome(
-        &w.pam_inprocess(&[ssh_transaction("sshd", USER_A, KEY, &[&code, "n"])], &[]),
-    );
-    assert_eq!(rc, 0, "{conv:?}");
+    w.open_session_window("sshd", USER_A, KEY, T0);
     let started = Instant::now();
     w.seed_database(USERS, TRUST, T0 + 86_400);
     println!(

@@ -417,13 +417,7 @@ fn world_with_a_root_window() -> World {
     ensure_test_users();
     let w = World::start_at("", T0);
     w.write_service("sshd", &w.module_line(""));
-    let secret = w.enrol_confirmed("root", T0);
-    w.set_clock(T0 + 30);
-    let code = code_at_time(&secret, T0 + 30);
-    let (rc, conv) = first_outcome(
-        &w.pam_inprocess(&[ssh_transaction("sshd", "root", KEY, &[&code, "n"])], &[]),
-    );
-    assert_eq!(rc, 0, "{conv:?}");
+    w.open_session_window("sshd", "root", KEY, T0);
     w
 }
 

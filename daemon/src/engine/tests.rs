@@ -4,6 +4,7 @@ use crate::clock::ManualClock;
 use crate::random::OsRandom;
 use crate::store::Store;
 use std::sync::atomic::{AtomicU32, Ordering};
+use twofold_protocol::{TrustInfo, UserStatus};
 
 /// alice, bob, carol (admin group); alice is in `staff`; passwords can change.
 struct Users {
@@ -359,10 +360,7 @@ fn another_name_of_an_enrolled_account_is_that_account() {
     f.login("Alice", &["000000", "000001"]);
     f.login("alice@example.org", &["000002"]);
     assert_eq!(f.login("alice", &[])[0].action(), Some(Action::Denied));
-    assert_eq!(
-        f.engine.list(&root(), "", 100).map(|p| p.0).unwrap().len(),
-        1
-    );
+    assert_eq!(listed(&f, &root()).unwrap().len(), 1);
 }
 
 #[test]
@@ -376,9 +374,7 @@ fn names_of_one_account_share_one_factor_and_one_trust_list() {
     f.verify(&root(), ssh_key("Alice", KEY_A, "192.0.2.7"), &secret, "y");
     assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
     assert_eq!(
-        f.engine
-            .trust_list(&root(), "alice@example.org", "", 100)
-            .map(|p| p.0)
+        trust_listed(&f, &root(), "alice@example.org")
             .unwrap()
             .len(),
         2
@@ -400,10 +396,7 @@ fn records_stored_under_another_name_move_to_the_canonical_account() {
         f.login("alice", &[])[0].action(),
         Some(Action::PromptSecret)
     );
-    assert_eq!(
-        f.engine.list(&root(), "", 100).map(|p| p.0).unwrap()[0].user,
-        "alice"
-    );
+    assert_eq!(listed(&f, &root()).unwrap()[0].user, "alice");
     assert!(f.engine.canonicalise_stored_names().unwrap().is_empty());
 }
 
@@ -683,7 +676,7 @@ fn admin_methods_refuse_ordinary_users() {
     f.enrol("alice");
     let bob = as_uid(1001, ":1.3");
     assert!(matches!(
-        f.engine.list(&bob, "", 100).map(|p| p.0),
+        listed(&f, &bob),
         Err(ApiError::PermissionDenied(_))
     ));
     assert!(matches!(
@@ -699,10 +692,7 @@ fn admin_methods_refuse_ordinary_users() {
         Err(ApiError::PermissionDenied(_))
     ));
     assert_eq!(f.engine.status(&bob, "bob").unwrap().state, "none");
-    assert_eq!(
-        f.engine.list(&root(), "", 100).map(|p| p.0).unwrap().len(),
-        1
-    );
+    assert_eq!(listed(&f, &root()).unwrap().len(), 1);
 }
 
 #[test]
@@ -711,20 +701,10 @@ fn reset_removes_the_users_trust_records_too() {
     let f = fixture();
     let secret = f.enrol("alice");
     f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
-    assert_eq!(
-        f.engine
-            .trust_list(&root(), "alice", "", 100)
-            .map(|p| p.0)
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(trust_listed(&f, &root(), "alice").unwrap().len(), 2);
     assert!(f.engine.reset(&root(), "alice").unwrap());
     assert_eq!(
-        f.engine
-            .trust_list(&root(), "alice", "", 100)
-            .map(|p| p.0)
-            .unwrap(),
+        trust_listed(&f, &root(), "alice").unwrap(),
         vec![],
         "reset left trust records behind"
     );
@@ -978,9 +958,7 @@ fn a_password_change_ends_a_remembered_device_at_once() {
     assert!(!f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
     assert!(f.reasons().iter().any(|r| r.contains("password changed")));
     assert!(
-        f.engine
-            .trust_list(&root(), "alice", "", 100)
-            .map(|p| p.0)
+        trust_listed(&f, &root(), "alice")
             .unwrap()
             .iter()
             .all(|t| t.kind != "device")
@@ -1009,11 +987,7 @@ fn a_password_change_ends_a_session_window_at_once() {
         f.reasons()
     );
     assert!(
-        f.engine
-            .trust_list(&root(), "alice", "", 100)
-            .map(|p| p.0)
-            .unwrap()
-            .is_empty(),
+        trust_listed(&f, &root(), "alice").unwrap().is_empty(),
         "the window was not revoked"
     );
 }
@@ -1069,11 +1043,7 @@ fn revoke_reset_re_enrolment_and_lockout_end_trust_at_once() {
     f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
     assert!(trusted());
     // Revoke one device by the id `trust list` shows: the session window remains.
-    let list = f
-        .engine
-        .trust_list(&as_uid(1000, ":1.9"), "alice", "", 100)
-        .map(|p| p.0)
-        .unwrap();
+    let list = trust_listed(&f, &as_uid(1000, ":1.9"), "alice").unwrap();
     assert_eq!(list.len(), 2, "{list:?}");
     let device = list.iter().find(|t| t.kind == "device").unwrap();
     assert_eq!(
@@ -1372,10 +1342,20 @@ fn at_the_trust_question(f: &Fixture, secret: &str) -> String {
     id
 }
 
-fn devices_of(f: &Fixture, user: &str) -> usize {
+/// The first page (100 entries) of `Manage.List`.
+fn listed(f: &Fixture, caller: &Caller) -> Result<Vec<UserStatus>, ApiError> {
+    f.engine.list(caller, "", 100).map(|(page, _)| page)
+}
+
+/// The first page (100 entries) of `user`'s trust list.
+fn trust_listed(f: &Fixture, caller: &Caller, user: &str) -> Result<Vec<TrustInfo>, ApiError> {
     f.engine
-        .trust_list(&root(), user, "", 100)
-        .map(|p| p.0)
+        .trust_list(caller, user, "", 100)
+        .map(|(page, _)| page)
+}
+
+fn devices_of(f: &Fixture, user: &str) -> usize {
+    trust_listed(f, &root(), user)
         .unwrap()
         .iter()
         .filter(|t| t.kind == "device")
