@@ -557,7 +557,9 @@ impl Engine {
                         "code verified"
                     },
                 );
-                conv.admitted = Some(Admitted {
+                // Only a login with a device identity can leave trust behind, and only
+                // trust needs the password fingerprint: the others skip the shadow look-up.
+                conv.admitted = conv.identity.is_some().then(|| Admitted {
                     generation,
                     password_stamp: self.users.password_stamp(&conv.context.user),
                 });

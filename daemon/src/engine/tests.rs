@@ -9,6 +9,8 @@ use twofold_protocol::{TrustInfo, UserStatus};
 /// alice, bob, carol (admin group); alice is in `staff`; passwords can change.
 struct Users {
     password_generation: AtomicU32,
+    /// How often a password fingerprint was read.
+    stamp_reads: AtomicU32,
 }
 impl UserDb for Users {
     /// alice is also `Alice` and `alice@example.org` (case-insensitive NSS, domains).
@@ -44,6 +46,7 @@ impl UserDb for Users {
     }
     /// bob has no readable shadow entry (SSSD user, or a daemon without the right).
     fn password_stamp(&self, user: &str) -> Option<String> {
+        self.stamp_reads.fetch_add(1, Ordering::SeqCst);
         if user == "bob" {
             return None;
         }
@@ -81,6 +84,7 @@ fn fixture_with(config_text: &str) -> Fixture {
     let audit = Arc::new(MemoryAudit::default());
     let users = Arc::new(Users {
         password_generation: AtomicU32::new(0),
+        stamp_reads: AtomicU32::new(0),
     });
     let engine = Engine::new(Parts {
         config,
@@ -825,6 +829,24 @@ fn sudo_caller(pid: u32) -> Caller {
         pid: Some(pid),
         bus_name: format!(":1.{pid}"),
     }
+}
+
+#[test]
+fn only_a_login_that_can_leave_trust_reads_the_password_fingerprint() {
+    let f = fixture();
+    let secret = f.enrol("alice");
+    // sudo from a process in no login session: no device identity, nothing to trust.
+    let code = {
+        f.clock.advance(30);
+        f.code(&secret, 0)
+    };
+    let steps = f.login_as(&sudo_caller(999), sudo("alice", "pts/1"), &[&code]);
+    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert_eq!(f.users.stamp_reads.load(Ordering::SeqCst), 0);
+    // An SSH key login opens a session window, which keeps the fingerprint.
+    let steps = f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "n");
+    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert!(f.users.stamp_reads.load(Ordering::SeqCst) >= 1);
 }
 
 #[test]
