@@ -64,7 +64,12 @@ dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile >/dev/null 2>&1 &
 pids+=($!)
 wait_for test -S "$dir/bus" || { echo "bench/run.sh: dbus-daemon did not start" >&2; exit 1; }
 
-"$bin/twofoldd" --config "$dir/twofold.toml" >/dev/null 2>"$dir/twofoldd.log" &
+# twofoldd sees the bench's PAM users as accounts (DIR/nss, mounted over the system's
+# files in its own mount namespace only).
+unshare --mount --propagation private sh -c '
+  for f in passwd shadow group; do mount --bind "$1/nss/$f" "/etc/$f"; done
+  shift; exec "$@"' _ "$dir" "$bin/twofoldd" --config "$dir/twofold.toml" \
+  >/dev/null 2>"$dir/twofoldd.log" &
 pids+=($!)
 if ! wait_for grep -q serving "$dir/twofoldd.log"; then
   echo "bench/run.sh: twofoldd did not start:" >&2
@@ -100,7 +105,8 @@ if [ "$scale" = 1 ]; then
 fi
 
 # The measurement runs in a private mount namespace whose /dev is an overlay of the real
-# one plus a /dev/log symlink to the sink: the real /dev is left alone. Under pam_wrapper,
+# one plus a /dev/log symlink to the sink, and which sees the bench's accounts as
+# twofoldd does: the real /dev and /etc are left alone. Under pam_wrapper,
 # libpam reads the service files from $dir/pam.d. The report goes to $dir first, so a
 # failed run leaves docs/performance.md as it was.
 mkdir "$dir/dev-upper" "$dir/dev-work"
@@ -109,6 +115,7 @@ unshare --mount --propagation private bash -c '
   dir=$1; shift
   mount -t overlay overlay -o "lowerdir=/dev,upperdir=$dir/dev-upper,workdir=$dir/dev-work" /dev
   ln -sfn "$dir/log" /dev/log
+  for f in passwd shadow group; do mount --bind "$dir/nss/$f" "/etc/$f"; done
   exec env LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$dir/pam.d" "$@"
 ' _ "$dir" "$bin/pam-bench" measure --dir "$dir" --out "$dir/performance.md" \
   --clients "$clients" $([ "$scale" = 1 ] && echo --scale)

@@ -13,6 +13,7 @@
 //!    bus; writes the report.
 
 mod dbus;
+mod exchange;
 mod p2p;
 mod scale;
 mod stats;
@@ -270,6 +271,14 @@ fn setup(
             secret: generate_secret(&random)?,
         });
     }
+    // The module's exchange without libpam logs in users of its own, as many as PAM.
+    for i in 0..users {
+        all.push(User {
+            kind: "exchange".into(),
+            name: format!("exbench{i:03}"),
+            secret: generate_secret(&random)?,
+        });
+    }
     // Users for the D-Bus figures, twofoldd only, apart for the socket and the bus.
     // "trusted": one user per transport for the trusted path (a session window, then no
     // prompt).
@@ -322,6 +331,25 @@ fn setup(
             )?;
         }
     }
+
+    // The PAM users are accounts, as a login's user is on a real host: copies of the
+    // system's passwd, shadow and group files with them added, which bench/run.sh mounts
+    // over /etc in twofoldd's private mount namespace (the system's files stay as they are).
+    // The socket's PAM users and the exchange's take turns in the files, so that their
+    // look-ups scan as far (files are read line by line).
+    let of_kind = |kinds: &[&str]| -> Vec<&User> {
+        all.iter()
+            .filter(|u| kinds.contains(&u.kind.as_str()))
+            .collect()
+    };
+    let (socket_users, exchange_users) = (of_kind(&["warmup", "pam"]), of_kind(&["exchange"]));
+    let mut accounts = Vec::new();
+    for i in 0..socket_users.len().max(exchange_users.len()) {
+        accounts.extend(socket_users.get(i));
+        accounts.extend(exchange_users.get(i));
+    }
+    accounts.extend(of_kind(&["warmup-bus", "pam-bus"]));
+    write_accounts(&dir.join("nss"), &accounts)?;
 
     // pam_oath: one line per user, the secret in hex; `-` means no PIN.
     let mut oath = String::new();
@@ -403,6 +431,50 @@ fn setup(
     Ok(())
 }
 
+/// For each user, the look-ups twofoldd makes at `Begin` (`getpwnam`, then `getpwuid`
+/// for the canonical name), timed in this process, which sees the same files.
+fn nss_lookups(users: &[User]) -> Result<Vec<Duration>, String> {
+    use nix::unistd::User as Account;
+    users
+        .iter()
+        .map(|u| {
+            let t = std::time::Instant::now();
+            let account = Account::from_name(&u.name)
+                .map_err(|e| format!("getpwnam {}: {e}", u.name))?
+                .ok_or_else(|| {
+                    format!("{} is not an account here (DIR/nss not mounted?)", u.name)
+                })?;
+            Account::from_uid(account.uid).map_err(|e| format!("getpwuid {}: {e}", u.name))?;
+            Ok(t.elapsed())
+        })
+        .collect()
+}
+
+/// DIR/{passwd,shadow,group}: the system's entries, then one account per user (no
+/// password, no shell; uids from 200000, group nogroup).
+fn write_accounts(dir: &Path, users: &[&User]) -> Result<(), String> {
+    mkdir(dir)?;
+    let system = |name: &str| {
+        std::fs::read_to_string(Path::new("/etc").join(name))
+            .map_err(|e| format!("/etc/{name}: {e}"))
+    };
+    let mut passwd = system("passwd")?;
+    let mut shadow = system("shadow")?;
+    for (i, u) in users.iter().enumerate() {
+        let uid = 200_000 + i;
+        writeln!(
+            passwd,
+            "{}:x:{uid}:65534::/nonexistent:/usr/sbin/nologin",
+            u.name
+        )
+        .map_err(|e| e.to_string())?;
+        writeln!(shadow, "{}:!:20000:0:99999:7:::", u.name).map_err(|e| e.to_string())?;
+    }
+    write(&dir.join("passwd"), &passwd, 0o644)?;
+    write(&dir.join("shadow"), &shadow, 0o640)?;
+    write(&dir.join("group"), &system("group")?, 0o644)
+}
+
 /// The private bus's configuration, shared with demo.sh and the tests.
 fn bus_config(dir: &Path) -> String {
     let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbus/org.twofold.Twofold1.conf");
@@ -448,6 +520,10 @@ struct Results {
     trusted_begins: Vec<Duration>,
     /// The socket floor: fresh runtime + p2p connection + one call to a trivial server.
     p2p_fresh: Vec<Duration>,
+    /// pam_twofold's exchange with twofoldd in this process, without libpam.
+    exchange: exchange::Figures,
+    /// What twofoldd's `Begin` asks NSS about a PAM user (by name, then by uid).
+    nss: Vec<Duration>,
     /// One call to the trivial server on an open connection.
     p2p_open: Vec<Duration>,
     bus_fresh: Vec<Duration>,
@@ -460,6 +536,8 @@ struct Trusted {
     permit: ModuleRun,
     socket: ModuleRun,
     bus: ModuleRun,
+    /// pam_twofold's exchange without libpam, in the socket user's window.
+    exchange: Vec<Duration>,
 }
 
 fn measure(dir: &Path, out: &Path, clients: usize, with_scale: bool) -> Result<(), String> {
@@ -499,10 +577,19 @@ fn measure(dir: &Path, out: &Path, clients: usize, with_scale: bool) -> Result<(
     }
     // Modules take turns login by login, each turn starting with a different module, so
     // a slow moment of the machine (another build, the VM's neighbours) hits them alike.
+    // pam_twofold's exchange without libpam takes its turn with them (the modules that
+    // write and fsync files slow whatever writes next, so all share those moments).
     let mut runs: Vec<ModuleRun> = MODULES.iter().map(|_| ModuleRun::default()).collect();
+    let exchange_users = of("exchange");
+    let mut exchange_code = Vec::with_capacity(measured.len());
     for i in 0..measured.len() {
-        for k in 0..MODULES.len() {
-            let index = (i + k) % MODULES.len();
+        for k in 0..=MODULES.len() {
+            let index = (i + k) % (MODULES.len() + 1);
+            if index == MODULES.len() {
+                let user = exchange_users.get(i).ok_or("too few exchange users")?;
+                exchange_code.push(exchange::code_login(&socket_path(dir), user)?);
+                continue;
+            }
             let (l, name) = module_login(MODULES[index].service, i, &measured, &measured_bus)?;
             runs[index].record(&l, &name);
         }
@@ -512,8 +599,18 @@ fn measure(dir: &Path, out: &Path, clients: usize, with_scale: bool) -> Result<(
         run.all_passed(m.service, measured.len())?;
     }
 
-    let trusted = trusted_path(&of("trusted-socket"), &of("trusted-bus"), measured.len())?;
+    let mut trusted = trusted_path(
+        &socket_path(dir),
+        &of("trusted-socket"),
+        &of("trusted-bus"),
+        measured.len(),
+    )?;
     let p2p_fresh = p2p::fresh(&p2p_socket(dir), 200)?;
+    let nss = nss_lookups(&measured)?;
+    let exchange = exchange::Figures {
+        code: exchange_code,
+        trusted: std::mem::take(&mut trusted.exchange),
+    };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -538,6 +635,8 @@ fn measure(dir: &Path, out: &Path, clients: usize, with_scale: bool) -> Result<(
             daemon,
             trusted_begins: dbus::trusted_begins(&socket, &trusted_ctx, 200).await?,
             p2p_fresh,
+            exchange,
+            nss,
             p2p_open: p2p::open(&p2p_socket(dir), 1000).await?,
             bus_fresh: dbus::fresh_connections(&bus, 200).await?,
             bus_open: dbus::calls_on_open_connection(&bus, 1000).await?,
@@ -642,7 +741,12 @@ fn trusted_context(users: &[User]) -> Result<LoginContext, String> {
 /// them) that verified a code once, then `logins` logins that pass on the session window
 /// without a prompt — over the socket and over the bus, each with its own user — taking
 /// turns with pam_permit logins as their baseline.
-fn trusted_path(socket: &[User], bus: &[User], logins: usize) -> Result<Trusted, String> {
+fn trusted_path(
+    socket_file: &Path,
+    socket: &[User],
+    bus: &[User],
+    logins: usize,
+) -> Result<Trusted, String> {
     let env = trusted_env();
     let rhost = Some(TRUSTED_RHOST);
     let mut pairs = Vec::new();
@@ -668,10 +772,17 @@ fn trusted_path(socket: &[User], bus: &[User], logins: usize) -> Result<Trusted,
         permit: ModuleRun::default(),
         socket: ModuleRun::default(),
         bus: ModuleRun::default(),
+        exchange: Vec::with_capacity(logins),
     };
+    let exchange_ctx = trusted_context(socket)?;
     for i in 0..logins {
-        for k in 0..3 {
-            let (run, l) = match (i + k) % 3 {
+        for k in 0..4 {
+            if (i + k) % 4 == 3 {
+                t.exchange
+                    .push(exchange::once(socket_file, &exchange_ctx, Vec::new())?);
+                continue;
+            }
+            let (run, l) = match (i + k) % 4 {
                 0 => (&mut t.permit, login("permit", &pairs[0].1, &[], &[], None)),
                 // No answers: any prompt fails the login, so a pass means no prompt.
                 1 => (
@@ -748,7 +859,8 @@ fn report(r: &Results) -> String {
          current code. Each login is `pam_start` + `pam_authenticate` + `pam_end` through \
          the real libpam under pam_wrapper, in one process; every service is one `auth \
          required` line, and all share one `other` file (`pam_deny.so`), which libpam \
-         loads on every `pam_start`. Modules take turns login by login. syslog(3) records \
+         loads on every `pam_start`. Modules take turns login by login, and with them \
+         pam_twofold's exchange without libpam (see the breakdown below). syslog(3) records \
          go to a sink standing in for syslogd. *Own cost* is the module's median minus \
          pam_permit's. pam_twofold runs twice: over twofoldd's socket (`socket=`, the \
          default) and over the bus (`bus=`), the same daemon and store.\n"
@@ -817,8 +929,7 @@ fn report(r: &Results) -> String {
     let alone = &r.daemon[0];
     let (floor, call) = (median_s(&r.p2p_fresh), median_s(&r.p2p_open));
     let connection = floor - call;
-    let (begin, answer) = (median_s(&alone.begins), median_s(&alone.answers));
-    let rest = socket - connection - begin - answer;
+    let exchange = median_s(&r.exchange.code);
     let _ = writeln!(
         s,
         "Where a code login over the socket goes (medians measured apart in this run; they \
@@ -828,20 +939,24 @@ fn report(r: &Results) -> String {
     let _ = writeln!(s, "|---|---|---|");
     for (part, t) in [
         (
-            "a fresh runtime + connection + D-Bus handshake, no call (the floor below minus one call on an open connection)",
+            "pam_twofold's exchange with twofoldd alone: `client::run` called in this process without libpam, with a scripted conversation (a fresh runtime, connect, the peer check, the handshake, `Begin`, `Answer`, teardown), for users of its own who are accounts like the PAM users",
+            exchange,
+        ),
+        (
+            "— of it, a fresh runtime + connection + D-Bus handshake, no call (the floor below minus one trivial call on an open connection)",
             connection,
         ),
         (
-            "`Begin` on an open socket connection (round trip + twofoldd: user and store look-ups, new conversation)",
-            begin,
+            "— of it, the rest: two calls and twofoldd's work for them (NSS look-ups of the user, the store's read and the IMMEDIATE SQLite transaction writing the step, TOTP, the audit record) and for a new connection beyond what the trivial server does",
+            exchange - connection,
         ),
         (
-            "`Answer` on an open socket connection (round trip + twofoldd: one IMMEDIATE SQLite transaction writing the step, TOTP, audit record)",
-            answer,
+            "— of that, twofoldd's NSS look-ups of the user at `Begin` (`getpwnam`, then `getpwuid` for the canonical name; the files module reads the passwd file line by line, here the system's lines plus the bench's accounts), timed in the measuring process, which sees the same files",
+            median_s(&r.nss),
         ),
         (
-            "the rest (own cost minus the three above): loading pam_twofold.so in `pam_start`, options, PAM items, the conversation, teardown; near zero or below means it is lost in the noise of the medians",
-            rest,
+            "being a PAM module: the own cost minus the exchange (`pam_start`'s and `pam_end`'s share, options, PAM items, the conversation); near zero or below means it is lost in the noise of the medians",
+            socket - exchange,
         ),
     ] {
         let _ = writeln!(
@@ -851,6 +966,15 @@ fn report(r: &Results) -> String {
             100.0 * ratio(t, socket)
         );
     }
+    let _ = writeln!(
+        s,
+        "\nFor comparison, on an open connection (the throughput table's single client, \
+         whose users are not accounts: NSS is asked and says no): `Begin` {}, `Answer` {}; \
+         one trivial call {}.",
+        ms(Summary::of(&alone.begins).median),
+        ms(Summary::of(&alone.answers).median),
+        ms(Summary::of(&r.p2p_open).median),
+    );
     let _ = writeln!(
         s,
         "\nOver the bus a login pays a bus connection with `Hello` ({} fresh, see the \
@@ -875,7 +999,7 @@ fn report(r: &Results) -> String {
          the PAM transaction, as sshd sets them), verifies a code once, then logs in {} \
          more times within the session window: twofoldd answers `Begin` with success and \
          nothing is asked. One user over the socket, another over the bus; the logins take \
-         turns with pam_permit logins, the baseline.\n",
+         turns with pam_permit logins, the baseline, and with pam_twofold's exchange without libpam.\n",
         t.socket.successes
     );
     let _ = writeln!(s, "| path | logins passed | median | p95 | own cost |");
@@ -921,8 +1045,8 @@ fn report(r: &Results) -> String {
          thread for the engine call, the engine itself (root's NSS entries, the store's \
          reads of the user and its trust rows; `last_used` is written at most once a \
          minute, so not in these logins; about 25 µs alone, see bench/README.md) and the \
-         audit record); the rest, {}, is the module in the application's process (loading the \
-         .so in `pam_start`, options, PAM items, teardown). Over the bus: {}.\n",
+         audit record). The exchange alone, without libpam (as in the code path's table): {}, \
+         so being a PAM module costs {} of it. Over the bus: {}.\n",
         ms(Summary::of(&r.p2p_fresh).median),
         ms_signed(limit),
         verdict(own_socket <= limit),
@@ -937,7 +1061,8 @@ fn report(r: &Results) -> String {
         ms(Summary::of(&r.p2p_open).median),
         ms(Summary::of(&r.trusted_begins).median),
         ms_signed(trusted_begin - call),
-        ms_signed(own_socket - floor - (trusted_begin - call)),
+        ms(Summary::of(&r.exchange.trusted).median),
+        ms_signed(own_socket - median_s(&r.exchange.trusted)),
         ms_signed(own_bus),
     );
 
