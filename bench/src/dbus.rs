@@ -109,7 +109,7 @@ async fn login(auth: &AuthProxy<'_>, user: &User) -> Result<(Duration, Duration)
         .await
         .map_err(|e| format!("Begin for {}: {e}", user.name))?;
     let begin = t.elapsed();
-    if step.action() != Some(Action::PromptSecret) {
+    if step.action != Action::PromptSecret {
         return Err(format!("Begin for {}: got {step:?}", user.name));
     }
     let code = user.code_now()?;
@@ -119,7 +119,7 @@ async fn login(auth: &AuthProxy<'_>, user: &User) -> Result<(Duration, Duration)
         .await
         .map_err(|e| format!("Answer for {}: {e}", user.name))?;
     let answer = t.elapsed();
-    if step.action() != Some(Action::Success) {
+    if step.action != Action::Success {
         return Err(format!("Answer for {}: got {step:?}", user.name));
     }
     Ok((begin, answer))
@@ -141,7 +141,7 @@ pub async fn trusted_begins(
             .await
             .map_err(|e| format!("trusted Begin: {e}"))?;
         times.push(t.elapsed());
-        if step.action() != Some(Action::Success) {
+        if step.action != Action::Success {
             return Err(format!("trusted Begin: got {step:?}"));
         }
     }

@@ -8,13 +8,13 @@ use pam_twofold::client::{Ui, run};
 use pam_twofold::options;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use twofold_protocol::{Action, LoginContext};
+use twofold_protocol::{Action, LoginContext, Style};
 
 /// Answers every prompt with the next of its answers; none left is no answer.
 struct Scripted(Vec<String>);
 
 impl Ui for Scripted {
-    fn show(&mut self, _style: u32, _text: &str) {}
+    fn show(&mut self, _style: Style, _text: &str) {}
     fn prompt(&mut self, _secret: bool, _text: &str) -> Option<String> {
         if self.0.is_empty() {
             None

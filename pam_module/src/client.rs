@@ -15,7 +15,7 @@ use pam::constants::{
 use pam::conv::Conv;
 use pam::module::PamHandle;
 use std::ffi::CStr;
-use twofold_protocol::{Action, LoginContext, MSG_ERROR, Step};
+use twofold_protocol::{Action, LoginContext, Step, Style};
 
 /// A daemon that keeps asking forever is treated as broken.
 const MAX_STEPS: usize = 32;
@@ -27,7 +27,7 @@ pub const UNAVAILABLE: &str =
 
 /// Where the daemon's messages and prompts go: the PAM conversation, or a test script.
 pub trait Ui {
-    fn show(&mut self, style: u32, text: &str);
+    fn show(&mut self, style: Style, text: &str);
     /// `None` when the application gave no answer.
     fn prompt(&mut self, secret: bool, text: &str) -> Option<String>;
 }
@@ -38,14 +38,13 @@ struct PamUi<'a> {
 }
 
 impl Ui for PamUi<'_> {
-    fn show(&mut self, style: u32, text: &str) {
+    fn show(&mut self, style: Style, text: &str) {
         if self.silent {
             return;
         }
-        let style = if style == MSG_ERROR {
-            PAM_ERROR_MSG
-        } else {
-            PAM_TEXT_INFO
+        let style = match style {
+            Style::Error => PAM_ERROR_MSG,
+            Style::Info => PAM_TEXT_INFO,
         };
         // Some applications return no reply to messages; that is not a failure.
         let _ = self.conv.send(style, text);
@@ -101,7 +100,7 @@ pub fn authenticate(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> Pam
             // asks for silence (PAM_SILENT, its default): a prompt still reaches the person.
             let _ = ui.prompt(false, &format!("{UNAVAILABLE}\nPress Enter to continue: "));
         } else {
-            ui.show(MSG_ERROR, UNAVAILABLE);
+            ui.show(Style::Error, UNAVAILABLE);
         }
     }
     match &result {
@@ -154,11 +153,11 @@ async fn exchange(opts: &Options, ctx: &LoginContext, ui: &mut dyn Ui) -> Result
     let (auth, id, mut step) = transport::begin(opts, ctx).await?;
     for _ in 0..MAX_STEPS {
         show_messages(ui, &step);
-        let secret = match step.action() {
-            Some(Action::PromptSecret) => true,
-            Some(Action::PromptVisible) => false,
-            Some(done) => return Ok(done),
-            None => return Err(Failure::Protocol(format!("unknown action {}", step.action))),
+        // An unknown action or style never gets here: the step fails to decode.
+        let secret = match step.action {
+            Action::PromptSecret => true,
+            Action::PromptVisible => false,
+            done => return Ok(done),
         };
         let Some(answer) = ui.prompt(secret, &step.prompt) else {
             let _ = auth.cancel(&id).await;

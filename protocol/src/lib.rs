@@ -63,84 +63,130 @@ impl LoginContext {
 /// A message shown to the user before the step's action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct Message {
-    /// [`MSG_INFO`] or [`MSG_ERROR`].
-    pub style: u32,
+    pub style: Style,
     pub text: String,
 }
 
-pub const MSG_INFO: u32 = 1;
-pub const MSG_ERROR: u32 = 2;
+/// How a message is shown. On the wire a `u`: 1 info, 2 error; a message with any
+/// other code fails to decode, and so does the step that carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Info,
+    Error,
+}
 
 /// One turn of the conversation: messages to show, then what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct Step {
     pub messages: Vec<Message>,
-    /// One of the `ACTION_*` codes; anything else must be treated as an error.
-    pub action: u32,
+    pub action: Action,
     /// The prompt text for the two prompt actions; empty otherwise.
     pub prompt: String,
 }
 
-/// Ask for an answer without echo (codes), then call `Answer`.
-pub const ACTION_PROMPT_SECRET: u32 = 1;
-/// Ask for an answer with echo (yes/no questions), then call `Answer`.
-pub const ACTION_PROMPT_VISIBLE: u32 = 2;
-/// The second factor passed.
-pub const ACTION_SUCCESS: u32 = 10;
-/// Refused (wrong code, locked, not enrolled).
-pub const ACTION_DENIED: u32 = 11;
-/// Refused: this transaction used up its tries.
-pub const ACTION_MAX_TRIES: u32 = 12;
-/// The user is outside twofold's scope by policy: the module returns PAM_IGNORE.
-pub const ACTION_OUT_OF_SCOPE: u32 = 13;
-/// The daemon could not decide (store error): the login fails.
-pub const ACTION_ERROR: u32 = 14;
-
-/// What a prompt step or a final step means, parsed strictly.
+/// What the client does after a step's messages. On the wire a `u` (the codes in
+/// [`Action::code`]); an unknown code fails to decode, so a client fails closed on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// Ask for an answer without echo (codes), then call `Answer`.
     PromptSecret,
+    /// Ask for an answer with echo (yes/no questions), then call `Answer`.
     PromptVisible,
+    /// The second factor passed.
     Success,
+    /// Refused (wrong code, locked, not enrolled).
     Denied,
+    /// Refused: this transaction used up its tries.
     MaxTries,
+    /// The user is outside twofold's scope by policy: the module returns PAM_IGNORE.
     OutOfScope,
+    /// The daemon could not decide (store error): the login fails.
     Error,
 }
 
-impl Action {
-    pub fn code(self) -> u32 {
-        match self {
-            Action::PromptSecret => ACTION_PROMPT_SECRET,
-            Action::PromptVisible => ACTION_PROMPT_VISIBLE,
-            Action::Success => ACTION_SUCCESS,
-            Action::Denied => ACTION_DENIED,
-            Action::MaxTries => ACTION_MAX_TRIES,
-            Action::OutOfScope => ACTION_OUT_OF_SCOPE,
-            Action::Error => ACTION_ERROR,
-        }
-    }
-
-    /// Unknown codes give `None`: a client must fail closed on them.
-    pub fn from_code(code: u32) -> Option<Action> {
-        Some(match code {
-            ACTION_PROMPT_SECRET => Action::PromptSecret,
-            ACTION_PROMPT_VISIBLE => Action::PromptVisible,
-            ACTION_SUCCESS => Action::Success,
-            ACTION_DENIED => Action::Denied,
-            ACTION_MAX_TRIES => Action::MaxTries,
-            ACTION_OUT_OF_SCOPE => Action::OutOfScope,
-            ACTION_ERROR => Action::Error,
-            _ => return None,
-        })
+/// A unit enum that travels as a D-Bus `u` with fixed codes.
+trait WireCode: Sized + Copy + 'static {
+    const ALL: &'static [Self];
+    const WHAT: &'static str;
+    fn code(self) -> u32;
+    fn from_code(code: u32) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.code() == code)
     }
 }
+
+impl WireCode for Action {
+    const ALL: &'static [Action] = &[
+        Action::PromptSecret,
+        Action::PromptVisible,
+        Action::Success,
+        Action::Denied,
+        Action::MaxTries,
+        Action::OutOfScope,
+        Action::Error,
+    ];
+    const WHAT: &'static str = "action";
+    fn code(self) -> u32 {
+        match self {
+            Action::PromptSecret => 1,
+            Action::PromptVisible => 2,
+            Action::Success => 10,
+            Action::Denied => 11,
+            Action::MaxTries => 12,
+            Action::OutOfScope => 13,
+            Action::Error => 14,
+        }
+    }
+}
+
+impl WireCode for Style {
+    const ALL: &'static [Style] = &[Style::Info, Style::Error];
+    const WHAT: &'static str = "message style";
+    fn code(self) -> u32 {
+        match self {
+            Style::Info => 1,
+            Style::Error => 2,
+        }
+    }
+}
+
+macro_rules! wire_code {
+    ($t:ty) => {
+        impl $t {
+            /// The code on the wire.
+            pub fn code(self) -> u32 {
+                WireCode::code(self)
+            }
+            /// `None` for a code this version does not know.
+            pub fn from_code(code: u32) -> Option<$t> {
+                <$t as WireCode>::from_code(code)
+            }
+        }
+        impl Type for $t {
+            const SIGNATURE: &'static zbus::Signature = &zbus::Signature::U32;
+        }
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_u32(self.code())
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                let code = u32::deserialize(d)?;
+                <$t>::from_code(code).ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown {} {code}", <$t as WireCode>::WHAT))
+                })
+            }
+        }
+    };
+}
+wire_code!(Action);
+wire_code!(Style);
 
 impl Step {
     pub fn new(action: Action) -> Step {
         Step {
             messages: Vec::new(),
-            action: action.code(),
+            action,
             prompt: String::new(),
         }
     }
@@ -148,14 +194,14 @@ impl Step {
     pub fn prompt(action: Action, prompt: &str) -> Step {
         Step {
             messages: Vec::new(),
-            action: action.code(),
+            action,
             prompt: prompt.to_owned(),
         }
     }
 
     pub fn info(mut self, text: impl Into<String>) -> Step {
         self.messages.push(Message {
-            style: MSG_INFO,
+            style: Style::Info,
             text: text.into(),
         });
         self
@@ -163,14 +209,10 @@ impl Step {
 
     pub fn error(mut self, text: impl Into<String>) -> Step {
         self.messages.push(Message {
-            style: MSG_ERROR,
+            style: Style::Error,
             text: text.into(),
         });
         self
-    }
-
-    pub fn action(&self) -> Option<Action> {
-        Action::from_code(self.action)
     }
 }
 
@@ -302,20 +344,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn action_codes_round_trip_and_unknown_codes_are_rejected() {
-        for a in [
-            Action::PromptSecret,
-            Action::PromptVisible,
-            Action::Success,
-            Action::Denied,
-            Action::MaxTries,
-            Action::OutOfScope,
-            Action::Error,
-        ] {
-            assert_eq!(Action::from_code(a.code()), Some(a));
+    fn codes_round_trip_and_unknown_codes_are_rejected() {
+        for a in Action::ALL {
+            assert_eq!(Action::from_code(a.code()), Some(*a));
+        }
+        for st in Style::ALL {
+            assert_eq!(Style::from_code(st.code()), Some(*st));
         }
         assert_eq!(Action::from_code(0), None);
         assert_eq!(Action::from_code(99), None);
+        assert_eq!(Style::from_code(3), None);
+    }
+
+    #[test]
+    fn a_step_travels_as_before_and_an_unknown_code_does_not_decode() {
+        use zbus::wire::serialized::Context;
+        let ctxt = Context::new(zbus::wire::LE, 0);
+        let step = Step::prompt(Action::PromptSecret, "Code: ").info("hi");
+        assert_eq!(Step::SIGNATURE.to_string(), "(a(us)us)");
+        let bytes = zbus::wire::to_bytes(ctxt, &step).unwrap();
+        let (back, _): (Step, _) = bytes.deserialize().unwrap();
+        assert_eq!(back, step);
+        // The same layout with action 99: refused, not guessed.
+        let raw = (Vec::<(u32, String)>::new(), 99u32, String::new());
+        let bytes = zbus::wire::to_bytes(ctxt, &raw).unwrap();
+        let err = bytes.deserialize::<Step>().unwrap_err();
+        assert!(err.to_string().contains("unknown action 99"), "{err}");
+        let raw = (vec![(7u32, "x".to_string())], 10u32, String::new());
+        let bytes = zbus::wire::to_bytes(ctxt, &raw).unwrap();
+        assert!(bytes.deserialize::<Step>().is_err());
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl Fixture {
         let (id, first) = self.engine.begin(&root(), ctx(user)).unwrap();
         let mut steps = vec![first];
         for a in answers {
-            if steps.last().unwrap().action() != Some(Action::PromptSecret) {
+            if steps.last().unwrap().action != Action::PromptSecret {
                 break;
             }
             steps.push(self.engine.answer(&root(), &id, a).unwrap());
@@ -176,8 +176,8 @@ impl Fixture {
     }
 }
 
-fn last_action(steps: &[Step]) -> Option<Action> {
-    steps.last().and_then(Step::action)
+fn last_action(steps: &[Step]) -> Action {
+    steps.last().expect("a login has a first step").action
 }
 
 #[test]
@@ -188,9 +188,9 @@ fn right_code_passes_and_its_replay_fails() {
     let code = f.code(&secret, 0);
     let steps = f.login("alice", &[&code]);
     assert_eq!(steps[0].prompt, CODE_PROMPT);
-    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert_eq!(last_action(&steps), Action::Success);
     let steps = f.login("alice", &[&code, &code, &code]);
-    assert_eq!(last_action(&steps), Some(Action::MaxTries));
+    assert_eq!(last_action(&steps), Action::MaxTries);
     let audit = f.audit.0.lock().unwrap();
     assert!(audit.iter().any(|e| e.reason == "code already used"));
 }
@@ -203,7 +203,7 @@ fn wrong_code_is_retried_then_refused_with_max_tries() {
     let steps = f.login("alice", &["000000", "111111", "222222"]);
     assert_eq!(steps.len(), 4);
     assert_eq!(steps[1].messages[0].text, "Wrong code, try again.");
-    assert_eq!(last_action(&steps), Some(Action::MaxTries));
+    assert_eq!(last_action(&steps), Action::MaxTries);
     // A right code on the second try passes (from another address: this one has used
     // its three tries and waits).
     let good = f.code(&secret, 0);
@@ -213,7 +213,7 @@ fn wrong_code_is_retried_then_refused_with_max_tries() {
     };
     assert_eq!(
         last_action(&f.login_as(&root(), elsewhere, &["999999", &good])),
-        Some(Action::Success)
+        Action::Success
     );
 }
 
@@ -224,20 +224,20 @@ fn codes_from_neighbouring_steps_pass_and_two_steps_away_fail() {
     f.clock.advance(300);
     assert_eq!(
         last_action(&f.login("alice", &[&f.code(&secret, -2)])),
-        Some(Action::PromptSecret)
+        Action::PromptSecret
     );
     assert_eq!(
         last_action(&f.login("alice", &[&f.code(&secret, -1)])),
-        Some(Action::Success)
+        Action::Success
     );
     f.clock.advance(30);
     assert_eq!(
         last_action(&f.login("alice", &[&f.code(&secret, 1)])),
-        Some(Action::Success)
+        Action::Success
     );
     assert_eq!(
         last_action(&f.login("alice", &[&f.code(&secret, 2)])),
-        Some(Action::PromptSecret)
+        Action::PromptSecret
     );
 }
 
@@ -260,7 +260,7 @@ fn lockout_counts_across_services_and_holds_against_the_right_code() {
         .unwrap();
     f.engine.answer(&root(), &id, "000004").unwrap();
     let locked = f.engine.answer(&root(), &id, "000005").unwrap();
-    assert_eq!(locked.action(), Some(Action::Denied));
+    assert_eq!(locked.action, Action::Denied);
     assert!(
         locked.messages[0].text.contains("locked for 5 more minute"),
         "{:?}",
@@ -268,12 +268,12 @@ fn lockout_counts_across_services_and_holds_against_the_right_code() {
     );
     // The right code does not open a locked account; begin refuses at once.
     let (id, first) = f.engine.begin(&root(), ctx("alice")).unwrap();
-    assert_eq!((id.as_str(), first.action()), ("", Some(Action::Denied)));
+    assert_eq!((id.as_str(), first.action), ("", Action::Denied));
     f.engine.unlock(&root(), "alice").unwrap();
     f.clock.advance(30);
     assert_eq!(
         last_action(&f.login("alice", &[&f.code(&secret, 0)])),
-        Some(Action::Success)
+        Action::Success
     );
     assert!(f.outcomes().contains(&"locked"));
 }
@@ -294,17 +294,13 @@ fn wrong_codes_from_one_address_cannot_lock_out_the_user_elsewhere() {
         from("203.0.113.9"),
         &["000000", "000001", "000002"],
     );
-    assert_eq!(last_action(&attacker), Some(Action::MaxTries));
+    assert_eq!(last_action(&attacker), Action::MaxTries);
     let throttled = f.login_as(
         &root(),
         from("203.0.113.9"),
         &["000003", "000004", "000005"],
     );
-    assert_eq!(
-        last_action(&throttled),
-        Some(Action::Denied),
-        "{throttled:?}"
-    );
+    assert_eq!(last_action(&throttled), Action::Denied, "{throttled:?}");
     assert!(
         throttled.last().unwrap().messages[0]
             .text
@@ -317,12 +313,12 @@ fn wrong_codes_from_one_address_cannot_lock_out_the_user_elsewhere() {
         "throttled tries were counted on the account"
     );
     let steps = f.login_as(&root(), from("198.51.100.5"), &[&f.code(&secret, 0)]);
-    assert_eq!(last_action(&steps), Some(Action::Success), "{steps:?}");
+    assert_eq!(last_action(&steps), Action::Success, "{steps:?}");
     // The address waits 5 minutes, then gets one more try before waiting longer.
     f.clock.advance(5 * 60);
     f.login_as(&root(), from("203.0.113.9"), &["000006"]);
     let again = f.login_as(&root(), from("203.0.113.9"), &["000007"]);
-    assert_eq!(last_action(&again), Some(Action::Denied));
+    assert_eq!(last_action(&again), Action::Denied);
     assert!(f.outcomes().contains(&"throttled"));
 }
 
@@ -335,7 +331,7 @@ fn unenrolled_users_are_asked_like_everyone_and_refused_alike() {
     let wrong = f.login("alice", &["123456", "123456", "123456"]);
     assert_eq!(unenrolled, wrong);
     assert_eq!(unknown, wrong);
-    assert_eq!(last_action(&wrong), Some(Action::MaxTries));
+    assert_eq!(last_action(&wrong), Action::MaxTries);
 }
 
 #[test]
@@ -348,22 +344,19 @@ fn another_name_of_an_enrolled_account_is_that_account() {
     for alias in ["Alice", "alice@example.org"] {
         let (id, step) = f.engine.begin(&root(), ctx(alias)).unwrap();
         assert_eq!(
-            step.action(),
-            Some(Action::PromptSecret),
+            step.action,
+            Action::PromptSecret,
             "{alias} skipped alice's factor"
         );
         f.engine.cancel(&root(), &id);
     }
     f.clock.advance(30);
     let code = f.code(&secret, 0);
-    assert_eq!(
-        last_action(&f.login("Alice", &[&code])),
-        Some(Action::Success)
-    );
+    assert_eq!(last_action(&f.login("Alice", &[&code])), Action::Success);
     // One lockout: failures under either name count on the one account.
     f.login("Alice", &["000000", "000001"]);
     f.login("alice@example.org", &["000002"]);
-    assert_eq!(f.login("alice", &[])[0].action(), Some(Action::Denied));
+    assert_eq!(f.login("alice", &[])[0].action, Action::Denied);
     assert_eq!(listed(&f, &root()).unwrap().len(), 1);
 }
 
@@ -396,10 +389,7 @@ fn records_stored_under_another_name_move_to_the_canonical_account() {
         .unwrap();
     let done = f.engine.canonicalise_stored_names().unwrap();
     assert_eq!(done.len(), 1, "{done:?}");
-    assert_eq!(
-        f.login("alice", &[])[0].action(),
-        Some(Action::PromptSecret)
-    );
+    assert_eq!(f.login("alice", &[])[0].action, Action::PromptSecret);
     assert_eq!(listed(&f, &root()).unwrap()[0].user, "alice");
     assert!(f.engine.canonicalise_stored_names().unwrap().is_empty());
 }
@@ -410,7 +400,7 @@ fn in_a_grace_period_another_name_of_an_enrolled_account_is_still_asked() {
     let f = grace_fixture();
     f.enrol("alice");
     let steps = f.login_as(&root(), sudo("Alice", ""), &[]);
-    assert_eq!(steps[0].action(), Some(Action::PromptSecret), "{steps:?}");
+    assert_eq!(steps[0].action, Action::PromptSecret, "{steps:?}");
     // A deferral written under a variant spelling follows the account too.
     f.engine
         .store()
@@ -427,22 +417,22 @@ fn in_a_grace_period_another_name_of_an_enrolled_account_is_still_asked() {
     f.engine.canonicalise_stored_names().unwrap();
     f.clock.advance(15 * DAY); // past the global deadline, within the deferral
     let steps = f.login_as(&root(), sudo("alice@example.org", ""), &[]);
-    assert_eq!(last_action(&steps), Some(Action::Success), "{steps:?}");
+    assert_eq!(last_action(&steps), Action::Success, "{steps:?}");
 }
 
 #[test]
 fn a_name_nss_does_not_know_is_refused_like_a_wrong_code_even_under_ignore() {
     let f = fixture_with("version = 1\n[login]\nunenrolled = \"ignore\"\n");
     let steps = f.login("nobody-here", &["123456", "123456", "123456"]);
-    assert_eq!(steps[0].action(), Some(Action::PromptSecret), "{steps:?}");
-    assert_eq!(last_action(&steps), Some(Action::MaxTries));
+    assert_eq!(steps[0].action, Action::PromptSecret, "{steps:?}");
+    assert_eq!(last_action(&steps), Action::MaxTries);
 }
 
 #[test]
 fn unenrolled_users_are_out_of_scope_when_configured() {
     let f = fixture_with("version = 1\n[login]\nunenrolled = \"ignore\"\n");
     let (id, step) = f.engine.begin(&root(), ctx("bob")).unwrap();
-    assert_eq!((id.as_str(), step.action()), ("", Some(Action::OutOfScope)));
+    assert_eq!((id.as_str(), step.action), ("", Action::OutOfScope));
     assert_eq!(f.outcomes(), ["ignored"]);
 }
 
@@ -474,8 +464,8 @@ fn a_conversation_belongs_to_the_connection_that_began_it() {
         f.engine
             .answer(&as_uid(1000, ":1.5"), &id, &code)
             .unwrap()
-            .action(),
-        Some(Action::Success)
+            .action,
+        Action::Success
     );
     // Finished conversations are gone.
     assert_eq!(
@@ -554,7 +544,7 @@ fn overlong_and_junk_answers_count_as_wrong_codes() {
     let f = fixture();
     f.enrol("alice");
     let steps = f.login("alice", &[&"9".repeat(100_000), "12 34 5x", ""]);
-    assert_eq!(last_action(&steps), Some(Action::MaxTries));
+    assert_eq!(last_action(&steps), Action::MaxTries);
     assert_eq!(f.engine.status(&root(), "alice").unwrap().failures, 3);
 }
 
@@ -570,7 +560,7 @@ fn enrolment_is_pending_until_a_code_is_verified_and_first_login_may_verify_it()
     assert_eq!(f.engine.status(&root(), "alice").unwrap().state, "pending");
     // A pending factor still demands a code at login; the first right code activates it.
     let steps = f.login("alice", &[&f.code(&offer.secret, 0)]);
-    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert_eq!(last_action(&steps), Action::Success);
     assert_eq!(
         steps.last().unwrap().messages[0].text,
         "Your authenticator app is now confirmed."
@@ -653,7 +643,7 @@ fn self_enrolment_keeps_a_lockout_and_never_replaces_an_admins_pending_secret() 
     let steps = f.login("alice", &[&f.code(&offer.secret, 0)]);
     assert_eq!(
         last_action(&steps),
-        Some(Action::Denied),
+        Action::Denied,
         "a self-issued secret cleared the lockout: {steps:?}"
     );
     // An administrator's pending secret stays until an administrator replaces it.
@@ -754,7 +744,7 @@ fn a_store_failure_fails_the_login() {
         .execute_batch("PRAGMA query_only = ON")
         .unwrap();
     let step = f.engine.answer(&root(), &id, &f.code(&secret, 0)).unwrap();
-    assert_eq!(step.action(), Some(Action::Error));
+    assert_eq!(step.action, Action::Error);
     assert_eq!(f.outcomes().last(), Some(&"error"));
 }
 
@@ -787,8 +777,8 @@ impl Fixture {
         let mut steps = vec![first];
         for a in answers {
             if !matches!(
-                steps.last().unwrap().action(),
-                Some(Action::PromptSecret | Action::PromptVisible)
+                steps.last().unwrap().action,
+                Action::PromptSecret | Action::PromptVisible
             ) {
                 break;
             }
@@ -806,10 +796,10 @@ impl Fixture {
 
     fn passes_without_code(&self, caller: &Caller, c: LoginContext) -> bool {
         let (id, step) = self.engine.begin(caller, c).unwrap();
-        if step.action() == Some(Action::PromptSecret) {
+        if step.action == Action::PromptSecret {
             self.engine.cancel(caller, &id);
         }
-        step.action() == Some(Action::Success)
+        step.action == Action::Success
     }
 
     fn reasons(&self) -> Vec<String> {
@@ -841,11 +831,11 @@ fn only_a_login_that_can_leave_trust_reads_the_password_fingerprint() {
         f.code(&secret, 0)
     };
     let steps = f.login_as(&sudo_caller(999), sudo("alice", "pts/1"), &[&code]);
-    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert_eq!(last_action(&steps), Action::Success);
     assert_eq!(f.users.stamp_reads.load(Ordering::SeqCst), 0);
     // An SSH key login opens a session window, which keeps the fingerprint.
     let steps = f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "n");
-    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert_eq!(last_action(&steps), Action::Success);
     assert!(f.users.stamp_reads.load(Ordering::SeqCst) >= 1);
 }
 
@@ -855,7 +845,7 @@ fn an_ssh_key_session_window_lasts_its_hours_and_fails_one_second_after() {
     let secret = f.enrol("alice");
     let steps = f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "n");
     assert_eq!(steps[1].prompt, "Trust this device for 90 days? [y/N] ");
-    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert_eq!(last_action(&steps), Action::Success);
     let start = f.clock.now();
     // Keep it busy (idle limit 30 min) up to one second before the 12 hours end.
     while f.clock.now() + 1799 < start + 12 * 3600 - 1 {
@@ -1032,7 +1022,7 @@ fn without_a_password_fingerprint_no_device_is_remembered_or_honoured() {
     let secret = f.enrol("bob");
     let steps = f.verify(&root(), ssh_key("bob", KEY_A, "192.0.2.7"), &secret, "y");
     assert_eq!(steps.len(), 2, "offered to remember: {steps:?}");
-    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert_eq!(last_action(&steps), Action::Success);
     // A record written without a fingerprint (by an older twofoldd) is not honoured.
     let device = identity::identify(
         &ssh_key("bob", KEY_A, "192.0.2.7"),
@@ -1104,7 +1094,7 @@ fn sudo_trusts_the_same_login_session_briefly_and_never_remembers() {
     let secret = f.enrol("alice");
     let steps = f.verify(&sudo_caller(700), sudo("alice", "/dev/pts/1"), &secret, "");
     assert_eq!(steps.len(), 2, "sudo asked to remember: {steps:?}");
-    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert_eq!(last_action(&steps), Action::Success);
     assert!(f.passes_without_code(&sudo_caller(700), sudo("alice", "/dev/pts/1")));
     assert!(
         !f.passes_without_code(&sudo_caller(800), sudo("alice", "/dev/pts/1")),
@@ -1133,7 +1123,7 @@ fn a_window_serves_only_its_own_service_class() {
         ..sudo("alice", "/dev/pts/1")
     };
     let steps = f.verify(&sudo_caller(700), locker("xscreensaver"), &secret, "");
-    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert_eq!(last_action(&steps), Action::Success);
     assert!(f.passes_without_code(&sudo_caller(700), locker("xscreensaver")));
     assert!(f.passes_without_code(&sudo_caller(700), locker("swaylock")));
     for other in ["sudo", "pkexec", "polkit-1", "login", "my-app"] {
@@ -1178,7 +1168,7 @@ fn the_strict_profile_never_offers_to_remember() {
     let secret = f.enrol("alice");
     let steps = f.verify(&root(), ssh_key("alice", KEY_A, "192.0.2.7"), &secret, "y");
     assert_eq!(steps.len(), 2, "{steps:?}");
-    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert_eq!(last_action(&steps), Action::Success);
     assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
     f.clock.advance(3600);
     assert!(!f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
@@ -1197,7 +1187,7 @@ fn grace_fixture() -> Fixture {
 fn before_the_deadline_unenrolled_users_pass_with_a_reminder_and_after_it_are_refused() {
     let f = grace_fixture();
     let steps = f.login_as(&sudo_caller(700), sudo("bob", "/dev/pts/1"), &[]);
-    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert_eq!(last_action(&steps), Action::Success);
     let text = &steps[0].messages[0].text;
     assert!(
         text.contains("mandatory on 2027-01-25") && text.contains("10 day(s) left"),
@@ -1205,12 +1195,12 @@ fn before_the_deadline_unenrolled_users_pass_with_a_reminder_and_after_it_are_re
     );
     // sshd drops messages without a prompt: there the reminder waits for Enter.
     let steps = f.login_as(&root(), ctx("bob"), &[""]);
-    assert_eq!(steps[0].action(), Some(Action::PromptVisible));
+    assert_eq!(steps[0].action, Action::PromptVisible);
     assert!(
         steps[0].prompt.contains("10 day(s) left")
             && steps[0].prompt.ends_with("Press Enter to continue: ")
     );
-    assert_eq!(last_action(&steps), Some(Action::Success));
+    assert_eq!(last_action(&steps), Action::Success);
     f.clock.advance(10 * DAY - 1);
     assert!(
         f.login_as(&root(), sudo("bob", ""), &[])[0].messages[0]
@@ -1219,7 +1209,7 @@ fn before_the_deadline_unenrolled_users_pass_with_a_reminder_and_after_it_are_re
     );
     f.clock.advance(1);
     let steps = f.login_as(&root(), sudo("bob", ""), &[]);
-    assert_eq!(last_action(&steps), Some(Action::Denied));
+    assert_eq!(last_action(&steps), Action::Denied);
     assert!(
         steps[0].messages[0]
             .text
@@ -1235,7 +1225,7 @@ fn deferrals_extend_grace_for_a_user_or_a_group_within_limits() {
     f.clock.advance(11 * DAY); // the global deadline has passed
     assert_eq!(
         last_action(&f.login_as(&root(), sudo("bob", ""), &[])),
-        Some(Action::Denied)
+        Action::Denied
     );
     let now = f.clock.now();
     f.engine
@@ -1243,14 +1233,14 @@ fn deferrals_extend_grace_for_a_user_or_a_group_within_limits() {
         .unwrap();
     assert_eq!(
         last_action(&f.login_as(&root(), sudo("bob", ""), &[])),
-        Some(Action::Success)
+        Action::Success
     );
     f.engine
         .grace_set(&root(), "@staff", now + 3 * DAY, "")
         .unwrap();
     assert_eq!(
         last_action(&f.login_as(&root(), sudo("alice", ""), &[])),
-        Some(Action::Success)
+        Action::Success
     );
     assert_eq!(
         f.engine.status(&root(), "alice").unwrap().grace_until,
@@ -1290,12 +1280,12 @@ fn deferrals_extend_grace_for_a_user_or_a_group_within_limits() {
     f.clock.set(now + 5 * DAY - 1);
     assert_eq!(
         last_action(&f.login_as(&root(), sudo("bob", ""), &[])),
-        Some(Action::Success)
+        Action::Success
     );
     f.clock.set(now + 5 * DAY);
     assert_eq!(
         last_action(&f.login_as(&root(), sudo("bob", ""), &[])),
-        Some(Action::Denied)
+        Action::Denied
     );
     assert!(f.engine.grace_clear(&root(), "@staff").unwrap());
 }
@@ -1319,11 +1309,7 @@ fn a_failed_group_lookup_fails_the_login_instead_of_deciding_scope() {
     let f = fixture_with("version = 1\n[scope]\ngroups = [\"staff\"]\n");
     f.enrol("erin");
     let (id, step) = f.engine.begin(&root(), ctx("erin")).unwrap();
-    assert_eq!(
-        (id.as_str(), step.action()),
-        ("", Some(Action::Error)),
-        "{step:?}"
-    );
+    assert_eq!((id.as_str(), step.action), ("", Action::Error), "{step:?}");
     assert!(step.messages[0].text.contains("cannot"), "{step:?}");
     let audit = f.audit.0.lock().unwrap();
     let last = audit.last().unwrap();
@@ -1337,14 +1323,11 @@ fn users_outside_the_scope_are_ignored() {
         fixture_with("version = 1\n[scope]\ngroups = [\"staff\"]\nexempt_users = [\"carol\"]\n");
     f.enrol("alice");
     f.enrol("carol");
+    assert_eq!(f.login("alice", &[])[0].action, Action::PromptSecret);
+    assert_eq!(f.login("bob", &[])[0].action, Action::OutOfScope);
     assert_eq!(
-        f.login("alice", &[])[0].action(),
-        Some(Action::PromptSecret)
-    );
-    assert_eq!(f.login("bob", &[])[0].action(), Some(Action::OutOfScope));
-    assert_eq!(
-        f.login("carol", &[])[0].action(),
-        Some(Action::OutOfScope),
+        f.login("carol", &[])[0].action,
+        Action::OutOfScope,
         "an exempt user was asked"
     );
     assert!(!f.engine.status(&root(), "bob").unwrap().in_scope);
@@ -1357,7 +1340,7 @@ fn at_the_trust_question(f: &Fixture, secret: &str) -> String {
         .engine
         .begin(&root(), ssh_key("alice", KEY_A, "192.0.2.7"))
         .unwrap();
-    assert_eq!(first.action(), Some(Action::PromptSecret));
+    assert_eq!(first.action, Action::PromptSecret);
     let code = f.code(secret, 0);
     let step = f.engine.answer(&root(), &id, &code).unwrap();
     assert_eq!(step.prompt, "Trust this device for 90 days? [y/N] ");
@@ -1412,8 +1395,8 @@ fn an_open_trust_question_obeys_every_revocation_made_while_it_waits() {
             revoke(&f);
             let step = f.engine.answer(&root(), &id, answer).unwrap();
             assert_eq!(
-                step.action(),
-                Some(Action::Denied),
+                step.action,
+                Action::Denied,
                 "{what}, answered {answer}: {step:?}"
             );
             assert_eq!(
@@ -1432,17 +1415,17 @@ fn a_grace_notice_obeys_a_deferral_cleared_while_it_is_shown() {
         .grace_set(&root(), "bob", T0 + 86400, "new phone")
         .unwrap();
     let (id, step) = f.engine.begin(&root(), ctx("bob")).unwrap();
-    assert_eq!(step.action(), Some(Action::PromptVisible), "{step:?}");
+    assert_eq!(step.action, Action::PromptVisible, "{step:?}");
     f.engine.grace_clear(&root(), "bob").unwrap();
     let step = f.engine.answer(&root(), &id, "").unwrap();
-    assert_eq!(step.action(), Some(Action::Denied), "{step:?}");
+    assert_eq!(step.action, Action::Denied, "{step:?}");
     // Unchanged, the notice still passes.
     f.engine
         .grace_set(&root(), "bob", T0 + 86400, "new phone")
         .unwrap();
     let (id, _) = f.engine.begin(&root(), ctx("bob")).unwrap();
     let step = f.engine.answer(&root(), &id, "").unwrap();
-    assert_eq!(step.action(), Some(Action::Success), "{step:?}");
+    assert_eq!(step.action, Action::Success, "{step:?}");
 }
 
 #[test]
@@ -1473,11 +1456,7 @@ fn one_uid_opens_at_most(config: &str, bound: usize) {
     }
     assert_eq!(opened, bound, "one uid's conversations with {config:?}");
     let (_, step) = f.engine.begin(&root(), ctx("alice")).unwrap();
-    assert_eq!(
-        step.action(),
-        Some(Action::PromptSecret),
-        "root refused: {step:?}"
-    );
+    assert_eq!(step.action, Action::PromptSecret, "root refused: {step:?}");
 }
 
 #[test]
