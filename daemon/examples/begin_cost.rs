@@ -4,6 +4,8 @@
 //! SQLite store in DIR. Prints the median and p95, to set against the bench's `Begin` on
 //! an open connection (docs/performance.md). Usage, as root:
 //! `cargo run --release -p twofold-daemon --example begin_cost -- DIR`
+// A tool outside the daemon: it reads the system's clocks itself.
+#![allow(clippy::disallowed_methods)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

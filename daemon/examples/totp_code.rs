@@ -1,6 +1,8 @@
 //! Prints the current TOTP code for a base32 secret with twofold's defaults (SHA1, 6
 //! digits, 30 s): what an authenticator app would show. Used by `demo.sh --auto` and the
 //! benchmark. Usage: `cargo run -q -p twofold-daemon --example totp_code -- SECRET [UNIX_TIME]`
+// A tool outside the daemon: it reads the system's clocks itself.
+#![allow(clippy::disallowed_methods)]
 
 use twofold_daemon::otp::{Algorithm, OtpParams, code_at};
 

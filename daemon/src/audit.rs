@@ -127,7 +127,9 @@ impl AuditSink for SyslogAudit {
             eprintln!("twofoldd audit: {line}");
             return;
         };
-        let paused = state.paused_until.is_some_and(|t| Instant::now() < t);
+        let paused = state
+            .paused_until
+            .is_some_and(|t| crate::clock::monotonic() < t);
         if state.logger.is_none() && !paused {
             state.logger = self.connect();
         }
@@ -140,7 +142,7 @@ impl AuditSink for SyslogAudit {
         };
         if !sent {
             if !paused {
-                state.paused_until = Some(Instant::now() + RETRY_PAUSE);
+                state.paused_until = Some(crate::clock::monotonic() + RETRY_PAUSE);
             }
             state.logger = None;
             eprintln!("twofoldd audit: {line}");
@@ -237,7 +239,7 @@ mod tests {
         let (done, finished) = std::sync::mpsc::channel();
         let writer = audit.clone();
         std::thread::spawn(move || {
-            let started = std::time::Instant::now();
+            let started = crate::clock::monotonic();
             let event = AuditEvent {
                 action: "login",
                 outcome: "failure",

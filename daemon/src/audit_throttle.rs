@@ -30,7 +30,7 @@ pub struct ThrottledAudit<S> {
 
 impl<S: AuditSink> ThrottledAudit<S> {
     pub fn new(inner: S) -> ThrottledAudit<S> {
-        ThrottledAudit::with_clock(inner, Instant::now)
+        ThrottledAudit::with_clock(inner, crate::clock::monotonic)
     }
 
     fn with_clock(inner: S, now: fn() -> Instant) -> ThrottledAudit<S> {
@@ -123,7 +123,8 @@ mod tests {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
     fn test_now() -> Instant {
-        *START.get_or_init(Instant::now) + Duration::from_secs(OFFSET.load(Ordering::SeqCst))
+        *START.get_or_init(crate::clock::monotonic)
+            + Duration::from_secs(OFFSET.load(Ordering::SeqCst))
     }
 
     impl AuditSink for Arc<MemoryAudit> {

@@ -11,12 +11,20 @@ pub trait Clock: Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // the one wall-clock read
     fn now(&self) -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0)
     }
+}
+
+/// The monotonic time that timeouts and pauses are measured on (never a decision's "now",
+/// which is the [`Clock`]'s).
+#[allow(clippy::disallowed_methods)] // the one monotonic read
+pub fn monotonic() -> std::time::Instant {
+    std::time::Instant::now()
 }
 
 /// A clock that only moves when told to.

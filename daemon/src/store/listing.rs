@@ -8,7 +8,7 @@ use super::{
     row_to_user,
 };
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// SQLite checks the time limit every this many virtual-machine steps (about 10-50 µs).
 const STEPS_PER_CHECK: i32 = 1000;
@@ -21,13 +21,15 @@ impl Store {
         limit: Duration,
         f: impl FnOnce(&Store) -> Result<T>,
     ) -> Result<T> {
-        let deadline = Instant::now() + limit;
-        self.conn
-            .progress_handler(STEPS_PER_CHECK, Some(move || Instant::now() > deadline))?;
+        let deadline = crate::clock::monotonic() + limit;
+        self.conn.progress_handler(
+            STEPS_PER_CHECK,
+            Some(move || crate::clock::monotonic() > deadline),
+        )?;
         let result = f(self);
         self.clear_time_limit();
         result.map_err(|e| {
-            if Instant::now() > deadline {
+            if crate::clock::monotonic() > deadline {
                 StoreError::Unavailable(format!(
                     "the read took longer than {} s and was stopped",
                     limit.as_secs()

@@ -6,7 +6,7 @@
 use super::{Store, StoreError};
 use std::ops::{Deref, DerefMut};
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a call waits for a free connection before it fails closed.
 const WAIT_FOR_CONNECTION: Duration = Duration::from_secs(5);
@@ -28,7 +28,7 @@ impl Lender {
     }
 
     fn get(&self) -> Result<StoreGuard<'_>, StoreError> {
-        let deadline = Instant::now() + WAIT_FOR_CONNECTION;
+        let deadline = crate::clock::monotonic() + WAIT_FOR_CONNECTION;
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(store) = free.pop() {
@@ -37,7 +37,7 @@ impl Lender {
                     store: Some(store),
                 });
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(crate::clock::monotonic());
             if left.is_zero() {
                 return Err(StoreError::Unavailable(
                     "every database connection is busy".into(),
