@@ -8,11 +8,10 @@ use crate::authz::{Account, Caller, LookupError, Policy, UserDb, valid_user_name
 use crate::clock::Clock;
 use crate::grace;
 use crate::identity::{self, DeviceIdentity, SessionLookup};
+use crate::model::{Attempt, TrustKind, UserRecord};
 use crate::otp::{self, OtpParams};
 use crate::random::{Random, random_hex};
-use crate::store::{
-    Attempt, LockoutPolicy, Store, StoreError, StoreGuard, StorePool, TrustKind, UserRecord,
-};
+use crate::store::{LockoutPolicy, Store, StoreError, StoreGuard, StorePool};
 use crate::trust::{self, Judgement};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

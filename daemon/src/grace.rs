@@ -2,7 +2,7 @@
 //! in (the enrolment deadline and deferrals).
 
 use crate::authz::{LookupError, UserDb};
-use crate::store::Deferral;
+use crate::model::Deferral;
 use std::cell::OnceCell;
 use twofold_config::ScopeConfig;
 

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod grace;
 pub mod identity;
 pub mod manage;
+pub mod model;
 pub mod otp;
 pub mod peer;
 pub mod random;

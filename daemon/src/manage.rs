@@ -5,8 +5,8 @@
 use crate::authz::{Caller, LookupError};
 use crate::engine::{ApiError, Engine, check_user_name, store_error};
 use crate::grace;
+use crate::model::{Attempt, Deferral, FactorState, Issued, UserRecord};
 use crate::otp;
-use crate::store::{Attempt, Deferral, FactorState, Issued, UserRecord};
 use twofold_protocol::{self as protocol, EnrolmentOffer, TrustInfo, UserStatus};
 
 fn lookup_error(e: LookupError) -> ApiError {

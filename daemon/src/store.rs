@@ -28,6 +28,8 @@ impl From<rusqlite::Error> for StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+use crate::model::{Attempt, Deferral, FactorState, Issued, TrustKind, TrustRecord, UserRecord};
+
 /// The columns that `row_to_user` and `row_to_trust` read, in their order.
 macro_rules! select_user {
     () => {
@@ -55,31 +57,6 @@ macro_rules! select_deferral {
 mod listing;
 mod pool;
 pub use pool::{StoreGuard, StorePool};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FactorState {
-    /// Issued but no code verified yet: logins must verify it, and the first right code
-    /// activates it.
-    Pending,
-    Active,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRecord {
-    pub name: String,
-    pub secret: String,
-    pub state: FactorState,
-    pub enrolled_at: i64,
-    pub last_step: i64,
-    pub last_success: i64,
-    pub failures: u32,
-    pub lock_count: u32,
-    pub locked_until: i64,
-    /// Changes whenever something that must end an open conversation happens to the
-    /// user's factor (a new secret, a lock, a trust revocation); never repeats, also
-    /// across a reset and a new enrolment.
-    pub generation: i64,
-}
 
 /// How failures turn into waits for one source and into locks of the account.
 #[derive(Debug, Clone, Copy)]
@@ -109,36 +86,6 @@ impl LockoutPolicy {
 
 fn doubled(base: i64, times: u32, max: i64) -> i64 {
     base.saturating_mul(1i64 << times.min(20)).min(max)
-}
-
-/// What `put_pending` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Issued {
-    Stored,
-    /// An active factor exists and `replace` was not set.
-    ActiveExists,
-    /// An administrator's pending secret exists and the caller is not one.
-    AdminPending,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
-    /// Refused without looking at the code.
-    Locked { until: i64 },
-    /// This source sent too many wrong codes and must wait: refused without looking at
-    /// the code, and not counted on the account.
-    Throttled { until: i64 },
-    Accepted {
-        activated: bool,
-        /// The factor's generation the code was checked against (see `UserRecord`).
-        generation: i64,
-    },
-    /// Wrong or replayed code; `locked_until` is set when this failure locked the account.
-    Rejected {
-        replay: bool,
-        failures: u32,
-        locked_until: Option<i64>,
-    },
 }
 
 pub struct Store {
@@ -722,51 +669,6 @@ impl Store {
         tx.commit()?;
         Ok(known)
     }
-}
-
-/// A trusted session window or a remembered device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrustRecord {
-    /// Hex SHA-256 of a random 128-bit token; the token itself is never stored.
-    pub id: String,
-    pub user: String,
-    pub kind: TrustKind,
-    pub identity_hash: String,
-    pub description: String,
-    pub service: String,
-    pub created_at: i64,
-    pub last_used: i64,
-    /// Valid while now < expires_at.
-    pub expires_at: i64,
-    /// 0 = no idle limit.
-    pub idle_seconds: i64,
-    /// Fingerprint of the password hash when the device was remembered.
-    pub password_stamp: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrustKind {
-    Session,
-    Device,
-}
-
-impl TrustKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrustKind::Session => "session",
-            TrustKind::Device => "device",
-        }
-    }
-}
-
-/// An enrolment deferral for a user (`alice`) or a group (`@staff`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deferral {
-    pub subject: String,
-    pub until: i64,
-    pub reason: String,
-    pub created_at: i64,
-    pub created_by: u32,
 }
 
 impl Store {

@@ -3,8 +3,8 @@
 //! password fingerprint now.
 
 use crate::identity::{DeviceIdentity, hex};
+use crate::model::{TrustKind, TrustRecord};
 use crate::random::Random;
-use crate::store::{TrustKind, TrustRecord};
 use sha2::{Digest, Sha256};
 use twofold_config::ServicePolicy;
 use twofold_protocol::LoginContext;

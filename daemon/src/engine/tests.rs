@@ -405,7 +405,7 @@ fn in_a_grace_period_another_name_of_an_enrolled_account_is_still_asked() {
     f.engine
         .store()
         .unwrap()
-        .set_deferral(&crate::store::Deferral {
+        .set_deferral(&crate::model::Deferral {
             subject: "Alice".into(),
             until: T0 + 20 * DAY,
             reason: String::new(),

@@ -1,0 +1,102 @@
+//! The records the decisions work on, as the engine and the rules see them: no SQL here
+//! (the store maps them to its tables), so a rule or a new store needs nothing else.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorState {
+    /// Issued but no code verified yet: logins must verify it, and the first right code
+    /// activates it.
+    Pending,
+    Active,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub name: String,
+    pub secret: String,
+    pub state: FactorState,
+    pub enrolled_at: i64,
+    pub last_step: i64,
+    pub last_success: i64,
+    pub failures: u32,
+    pub lock_count: u32,
+    pub locked_until: i64,
+    /// Changes whenever something that must end an open conversation happens to the
+    /// user's factor (a new secret, a lock, a trust revocation); never repeats, also
+    /// across a reset and a new enrolment.
+    pub generation: i64,
+}
+
+/// What `put_pending` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issued {
+    Stored,
+    /// An active factor exists and `replace` was not set.
+    ActiveExists,
+    /// An administrator's pending secret exists and the caller is not one.
+    AdminPending,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Refused without looking at the code.
+    Locked { until: i64 },
+    /// This source sent too many wrong codes and must wait: refused without looking at
+    /// the code, and not counted on the account.
+    Throttled { until: i64 },
+    Accepted {
+        activated: bool,
+        /// The factor's generation the code was checked against (see `UserRecord`).
+        generation: i64,
+    },
+    /// Wrong or replayed code; `locked_until` is set when this failure locked the account.
+    Rejected {
+        replay: bool,
+        failures: u32,
+        locked_until: Option<i64>,
+    },
+}
+
+/// A trusted session window or a remembered device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustRecord {
+    /// Hex SHA-256 of a random 128-bit token; the token itself is never stored.
+    pub id: String,
+    pub user: String,
+    pub kind: TrustKind,
+    pub identity_hash: String,
+    pub description: String,
+    pub service: String,
+    pub created_at: i64,
+    pub last_used: i64,
+    /// Valid while now < expires_at.
+    pub expires_at: i64,
+    /// 0 = no idle limit.
+    pub idle_seconds: i64,
+    /// Fingerprint of the password hash when the device was remembered.
+    pub password_stamp: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustKind {
+    Session,
+    Device,
+}
+
+impl TrustKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustKind::Session => "session",
+            TrustKind::Device => "device",
+        }
+    }
+}
+
+/// An enrolment deferral for a user (`alice`) or a group (`@staff`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferral {
+    pub subject: String,
+    pub until: i64,
+    pub reason: String,
+    pub created_at: i64,
+    pub created_by: u32,
+}
