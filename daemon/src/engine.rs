@@ -8,10 +8,11 @@ use crate::authz::{Account, Caller, LookupError, Policy, UserDb, valid_user_name
 use crate::clock::Clock;
 use crate::grace;
 use crate::identity::{self, DeviceIdentity, SessionLookup};
+use crate::lockout::LockoutPolicy;
 use crate::model::{Attempt, TrustKind, UserRecord};
 use crate::otp::{self, OtpParams};
 use crate::random::{Random, random_hex};
-use crate::store::{LockoutPolicy, Store, StoreError, StoreGuard, StorePool};
+use crate::store::{Store, StoreError, StoreGuard, StorePool};
 use crate::trust::{self, Judgement};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

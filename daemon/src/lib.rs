@@ -8,6 +8,7 @@ pub mod clock;
 pub mod engine;
 pub mod grace;
 pub mod identity;
+pub mod lockout;
 pub mod manage;
 pub mod model;
 pub mod otp;

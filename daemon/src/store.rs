@@ -28,6 +28,7 @@ impl From<rusqlite::Error> for StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+use crate::lockout::{self, Backoff, Counters, LockoutPolicy};
 use crate::model::{Attempt, Deferral, FactorState, Issued, TrustKind, TrustRecord, UserRecord};
 
 /// The columns that `row_to_user` and `row_to_trust` read, in their order.
@@ -57,36 +58,6 @@ macro_rules! select_deferral {
 mod listing;
 mod pool;
 pub use pool::{StoreGuard, StorePool};
-
-/// How failures turn into waits for one source and into locks of the account.
-#[derive(Debug, Clone, Copy)]
-pub struct LockoutPolicy {
-    pub max_failures: u32,
-    pub base_seconds: i64,
-    pub max_seconds: i64,
-    /// Wrong codes from one source before it must wait.
-    pub source_failures: u32,
-    pub source_base_seconds: i64,
-}
-
-impl LockoutPolicy {
-    /// The n-th lock (0-based) lasts base * 2^n, at most max.
-    fn lock_length(&self, lock_count: u32) -> i64 {
-        doubled(self.base_seconds, lock_count, self.max_seconds)
-    }
-
-    /// After its n-th wrong code a source waits 0 below the limit, then base * 2^k.
-    fn source_wait(&self, failures: u32) -> i64 {
-        match failures.checked_sub(self.source_failures) {
-            Some(k) => doubled(self.source_base_seconds, k, self.max_seconds),
-            None => 0,
-        }
-    }
-}
-
-fn doubled(base: i64, times: u32, max: i64) -> i64 {
-    base.saturating_mul(1i64 << times.min(20)).min(max)
-}
 
 pub struct Store {
     conn: Connection,
@@ -451,19 +422,15 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let existing: Option<(String, bool)> = tx
+        let existing: Option<(FactorState, bool)> = tx
             .query_row(
                 "SELECT state, issued_by_admin FROM users WHERE name = ?1",
                 [name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((state_of(&r.get::<_, String>(0)?), r.get(1)?)),
             )
             .optional()?;
-        match existing {
-            Some((state, _)) if state == "active" && !replace => return Ok(Issued::ActiveExists),
-            Some((state, true)) if state == "pending" && !by_admin => {
-                return Ok(Issued::AdminPending);
-            }
-            _ => {}
+        if let Err(refused) = lockout::may_issue(existing, replace, by_admin) {
+            return Ok(refused);
         }
         // Wrong codes counted before the name had a factor stay with it.
         let carried = phantom_record(&tx, name)?;
@@ -491,10 +458,10 @@ impl Store {
         Ok(Issued::Stored)
     }
 
-    /// Records one attempt atomically: refuses while locked or while `source` must wait,
-    /// asks `check` for the step the code matches, refuses a step at or below the last
-    /// accepted one (replay, also after the clock went back), and counts failures on the
-    /// account (locking at the limit) and on the source (making it wait).
+    /// Records one attempt atomically: loads the account (or the name's phantom) and the
+    /// source's backoff, lets [`lockout`] decide (asking `check` for the step the code
+    /// matches only when nothing refuses it first) and saves what it decided, all in one
+    /// IMMEDIATE transaction.
     pub fn attempt(
         &mut self,
         name: &str,
@@ -517,93 +484,68 @@ impl Store {
             Some(user) => user,
             None => phantom_record(&tx, name)?,
         };
-        if user.locked_until > now {
-            return Ok(Attempt::Locked {
-                until: user.locked_until,
-            });
-        }
-        let (source_failures, source_until): (u32, i64) = tx
+        let backoff = tx
             .prepare_cached("SELECT failures, until FROM backoff WHERE user = ?1 AND source = ?2")?
-            .query_row([name, source], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([name, source], |r| {
+                Ok(Backoff {
+                    failures: r.get(0)?,
+                    until: r.get(1)?,
+                })
+            })
             .optional()?
-            .unwrap_or((0, 0));
-        if source_until > now {
-            return Ok(Attempt::Throttled {
-                until: source_until,
-            });
+            .unwrap_or_default();
+        let account = lockout::Account {
+            counters: Counters {
+                failures: user.failures,
+                lock_count: user.lock_count,
+                locked_until: user.locked_until,
+            },
+            last_step: user.last_step,
+            state: user.state,
+            generation: user.generation,
+            phantom,
+        };
+        if let Some(refused) = lockout::refused_before_checking(&account, &backoff, now) {
+            return Ok(refused);
         }
-        let step = check(&user)
+        let matched = check(&user)
             .map_err(StoreError::Unavailable)?
-            .map(|s| s as i64)
-            .filter(|_| !phantom);
-        let outcome = match step {
-            Some(step) if step > user.last_step => {
-                tx.prepare_cached(
-                    "UPDATE users SET last_step = ?2, last_success = ?3, failures = 0, lock_count = 0,
-                         locked_until = 0, state = 'active' WHERE name = ?1",
-                )?
-                .execute(params![name, step, now])?;
+            .map(|s| s as i64);
+        let d = lockout::decide(&account, &backoff, matched, policy, now);
+        let c = d.counters;
+        if let Some(step) = d.accepted_step {
+            tx.prepare_cached(
+                "UPDATE users SET last_step = ?2, last_success = ?3, failures = ?4, lock_count = ?5,
+                     locked_until = ?6, state = 'active' WHERE name = ?1",
+            )?
+            .execute(params![name, step, now, c.failures, c.lock_count, c.locked_until])?;
+        } else if phantom {
+            put_phantom(&tx, name, c.failures, c.lock_count, c.locked_until, now)?;
+        } else {
+            tx.prepare_cached(
+                "UPDATE users SET failures = ?2, lock_count = ?3, locked_until = ?4 WHERE name = ?1",
+            )?
+            .execute(params![name, c.failures, c.lock_count, c.locked_until])?;
+        }
+        match d.backoff {
+            None => {
                 tx.prepare_cached("DELETE FROM backoff WHERE user = ?1 AND source = ?2")?
                     .execute([name, source])?;
-                Attempt::Accepted {
-                    activated: user.state == FactorState::Pending,
-                    generation: user.generation,
-                }
             }
-            other => {
-                let failures = user.failures + 1;
-                let (failures, lock_count, locked_until) = if failures >= policy.max_failures {
-                    (
-                        0,
-                        user.lock_count + 1,
-                        Some(now + policy.lock_length(user.lock_count)),
-                    )
-                } else {
-                    (failures, user.lock_count, None)
-                };
-                if phantom {
-                    put_phantom(
-                        &tx,
-                        name,
-                        failures,
-                        lock_count,
-                        locked_until.unwrap_or(0),
-                        now,
-                    )?;
-                } else {
-                    tx.prepare_cached("UPDATE users SET failures = ?2, lock_count = ?3, locked_until = ?4 WHERE name = ?1")?
-                        .execute(params![name, failures, lock_count, locked_until.unwrap_or(0)])?;
-                }
-                let source_failures = source_failures + 1;
-                let source_until = match policy.source_wait(source_failures) {
-                    0 => 0,
-                    wait => now + wait,
-                };
+            Some(b) => {
                 tx.prepare_cached(
                     "INSERT INTO backoff (user, source, failures, until, updated_at)
                          VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT(user, source) DO UPDATE SET failures = ?3, until = ?4, updated_at = ?5",
                 )?
-                .execute(params![
-                    name,
-                    source,
-                    source_failures,
-                    source_until,
-                    now
-                ])?;
-                if locked_until.is_some() {
-                    // A lock ends every trusted session and remembered device at once,
-                    // and every conversation still open for the user.
-                    tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
-                    new_generation(&tx, name)?;
-                }
-                Attempt::Rejected {
-                    replay: other.is_some(),
-                    failures: user.failures + 1,
-                    locked_until,
-                }
+                .execute(params![name, source, b.failures, b.until, now])?;
             }
-        };
+        }
+        if d.ends_trust {
+            tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
+            new_generation(&tx, name)?;
+        }
+        let outcome = d.attempt;
         tx.commit()?;
         Ok(outcome)
     }
@@ -884,16 +826,20 @@ fn row_to_deferral(r: &rusqlite::Row<'_>) -> rusqlite::Result<Deferral> {
     })
 }
 
+/// The `state` column (the schema allows 'pending' and 'active' only).
+fn state_of(column: &str) -> FactorState {
+    if column == "active" {
+        FactorState::Active
+    } else {
+        FactorState::Pending
+    }
+}
+
 fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
-    let state: String = r.get(2)?;
     Ok(UserRecord {
         name: r.get(0)?,
         secret: r.get(1)?,
-        state: if state == "active" {
-            FactorState::Active
-        } else {
-            FactorState::Pending
-        },
+        state: state_of(&r.get::<_, String>(2)?),
         enrolled_at: r.get(3)?,
         last_step: r.get(4)?,
         last_success: r.get(5)?,
