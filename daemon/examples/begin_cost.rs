@@ -39,6 +39,7 @@ fn main() -> Result<(), String> {
         random: Arc::new(OsRandom),
         users: Arc::new(SystemUsers::new()),
         audit: Arc::new(MemoryAudit::default()),
+        notifier: Arc::new(twofold_daemon::notify::NoNotifier),
         hostname: "bench".into(),
         sessions: Arc::new(ProcSessions),
     });

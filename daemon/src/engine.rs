@@ -10,6 +10,7 @@ use crate::grace;
 use crate::identity::{self, DeviceIdentity, SessionLookup};
 use crate::lockout::LockoutPolicy;
 use crate::model::{Attempt, TrustKind, UserRecord};
+use crate::notify::{Change, Notice, Notifier};
 use crate::otp::{self, OtpParams};
 use crate::random::{Random, random_hex};
 use crate::store::{Store, StoreError, StoreGuard, StorePool};
@@ -101,6 +102,7 @@ pub struct Engine {
     pub(crate) random: Arc<dyn Random>,
     pub(crate) users: Arc<dyn UserDb>,
     pub(crate) audit: Arc<dyn AuditSink>,
+    notifier: Arc<dyn Notifier>,
     sessions: Arc<dyn SessionLookup>,
     /// Shown in authenticator apps as `user@hostname`.
     pub(crate) hostname: String,
@@ -121,6 +123,8 @@ pub struct Parts {
     pub random: Arc<dyn Random>,
     pub users: Arc<dyn UserDb>,
     pub audit: Arc<dyn AuditSink>,
+    /// Tells users about changes to their factors ([`NoNotifier`] sends nothing).
+    pub notifier: Arc<dyn Notifier>,
     pub hostname: String,
     pub sessions: Arc<dyn SessionLookup>,
 }
@@ -149,6 +153,7 @@ impl Engine {
             random: p.random,
             users: p.users,
             audit: p.audit,
+            notifier: p.notifier,
             hostname: p.hostname,
             sessions: p.sessions,
             conversations: Mutex::new(HashMap::new()),
@@ -210,6 +215,17 @@ impl Engine {
             tty: ctx.tty.clone(),
             caller_uid: Some(caller_uid),
             reason: reason.into(),
+        });
+    }
+
+    /// Tells `user` what changed (queued by the notifier; never waits for delivery).
+    pub(crate) fn notify(&self, user: &str, change: Change, detail: String) {
+        self.notifier.notify(Notice {
+            user: user.to_owned(),
+            change,
+            at: self.clock.now(),
+            host: self.hostname.clone(),
+            detail,
         });
     }
 
@@ -563,6 +579,9 @@ impl Engine {
                     generation,
                     password_stamp: self.users.password_stamp(&conv.context.user),
                 });
+                if activated {
+                    self.notify(&ctx.user, Change::FactorActivated, login_detail(ctx));
+                }
                 return Ok(self.after_success(id, conv, activated, now));
             }
             Ok(Attempt::Locked { until }) => {
@@ -588,6 +607,9 @@ impl Engine {
                     ctx,
                     "wrong code; failure limit reached, account locked, trust revoked",
                 );
+                if conv.enrolled {
+                    self.notify(&ctx.user, Change::Locked, login_detail(ctx));
+                }
                 return Ok(locked_step(until - now));
             }
             Ok(Attempt::Rejected { .. }) if !conv.enrolled => "no factor",
@@ -710,6 +732,11 @@ impl Engine {
                     device.description
                 );
                 self.audit_login("trusted", conv.caller_uid, ctx, &reason);
+                self.notify(
+                    &ctx.user,
+                    Change::DeviceRemembered,
+                    format!("{}: {}", login_detail(ctx), device.description),
+                );
                 Step::new(Action::Success).info("This device is now trusted.")
             }
             Err(e) => {
@@ -852,6 +879,17 @@ pub(crate) fn throttled_step(seconds_left: i64) -> Step {
 /// Where wrong codes come from, for the per-source wait: a user's own process by its
 /// uid (it could name any address), a root caller (sshd, sudo) by the remote address it
 /// reports, else by the requesting user PAM names (su, sudo).
+/// A login in words for a notice: the service and where it came from.
+fn login_detail(ctx: &LoginContext) -> String {
+    let mut d = format!("{} login", ctx.service);
+    if !ctx.rhost.is_empty() {
+        d.push_str(&format!(" from {}", ctx.rhost));
+    } else if !ctx.tty.is_empty() {
+        d.push_str(&format!(" on {}", ctx.tty));
+    }
+    d
+}
+
 pub(crate) fn source_of(ctx: &LoginContext, caller_uid: u32) -> String {
     if caller_uid != 0 {
         format!("uid {caller_uid}")

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod lockout;
 pub mod manage;
 pub mod model;
+pub mod notify;
 pub mod otp;
 pub mod peer;
 pub mod random;

@@ -12,6 +12,7 @@ use twofold_daemon::authz::SystemUsers;
 use twofold_daemon::clock::{Clock, SystemClock};
 use twofold_daemon::engine::{Engine, Parts};
 use twofold_daemon::identity::ProcSessions;
+use twofold_daemon::notify::NoNotifier;
 use twofold_daemon::random::OsRandom;
 use twofold_daemon::service::{AuthService, ManageService, Shared};
 use twofold_daemon::store::{Store, StorePool};
@@ -137,6 +138,8 @@ async fn serve(
         audit: Arc::new(ThrottledAudit::new(SyslogAudit::new(
             config.daemon.syslog_socket.0.clone(),
         ))),
+        // No channel to users yet (e-mail comes with the factors issue).
+        notifier: Arc::new(NoNotifier),
         hostname,
         sessions: Arc::new(ProcSessions),
         config,

@@ -2,10 +2,11 @@
 //! list and revoke trusted devices, and manage enrolment deferrals. Every method checks
 //! the caller first and audits what it changed.
 
-use crate::authz::{Caller, LookupError};
+use crate::authz::{Caller, LookupError, UserDb};
 use crate::engine::{ApiError, Engine, check_user_name, store_error};
 use crate::grace;
 use crate::model::{Attempt, Deferral, FactorState, Issued, UserRecord};
+use crate::notify::Change;
 use crate::otp;
 use twofold_protocol::{self as protocol, EnrolmentOffer, TrustInfo, UserStatus};
 
@@ -124,6 +125,11 @@ impl Engine {
                 "new secret issued"
             },
         );
+        self.notify(
+            user,
+            Change::SecretIssued,
+            by_whom(self.users.as_ref(), caller, user),
+        );
         Ok(EnrolmentOffer {
             user: user.into(),
             secret,
@@ -181,6 +187,11 @@ impl Engine {
         match result {
             Attempt::Accepted { .. } => {
                 self.audit_manage("confirm", "success", caller, user, "factor activated");
+                self.notify(
+                    user,
+                    Change::FactorActivated,
+                    by_whom(self.users.as_ref(), caller, user),
+                );
                 Ok(())
             }
             Attempt::Locked { .. }
@@ -321,6 +332,13 @@ impl Engine {
             .map_err(|d| self.refuse("reset", caller, user, d.0))?;
         let user = &self.canonical(user, false)?;
         let removed = self.with_store(|s| s.reset(user)).map_err(store_error)?;
+        if removed {
+            self.notify(
+                user,
+                Change::FactorRemoved,
+                by_whom(self.users.as_ref(), caller, user),
+            );
+        }
         self.audit_manage(
             "reset",
             "success",
@@ -350,6 +368,11 @@ impl Engine {
             caller,
             user,
             "lock and failure count cleared",
+        );
+        self.notify(
+            user,
+            Change::Unlocked,
+            by_whom(self.users.as_ref(), caller, user),
         );
         Ok(())
     }
@@ -425,6 +448,13 @@ impl Engine {
             format!("{removed} trust record(s) revoked")
         };
         self.audit_manage("trust-revoke", "success", caller, user, &what);
+        if removed > 0 {
+            self.notify(
+                user,
+                Change::TrustRevoked,
+                format!("{what} {}", by_whom(self.users.as_ref(), caller, user)),
+            );
+        }
         Ok(removed as u32)
     }
 
@@ -557,5 +587,14 @@ impl Engine {
     fn refuse(&self, action: &'static str, caller: &Caller, user: &str, why: String) -> ApiError {
         self.audit_manage(action, "denied", caller, user, &why);
         ApiError::PermissionDenied(why)
+    }
+}
+
+/// Who made a change, in words for the user's notice.
+fn by_whom(users: &dyn UserDb, caller: &Caller, user: &str) -> String {
+    if users.uid_of(user) == Some(caller.uid) {
+        "by you".into()
+    } else {
+        format!("by an administrator (uid {})", caller.uid)
     }
 }

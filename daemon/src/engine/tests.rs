@@ -1,6 +1,7 @@
 use super::*;
 use crate::audit::MemoryAudit;
 use crate::clock::ManualClock;
+use crate::notify::{Change, MemoryNotifier};
 use crate::random::OsRandom;
 use crate::store::Store;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -73,6 +74,7 @@ struct Fixture {
     engine: Engine,
     clock: Arc<ManualClock>,
     audit: Arc<MemoryAudit>,
+    notices: Arc<MemoryNotifier>,
     users: Arc<Users>,
 }
 
@@ -82,6 +84,7 @@ fn fixture_with(config_text: &str) -> Fixture {
     let config = Config::parse(config_text, "test").unwrap();
     let clock = Arc::new(ManualClock::new(T0));
     let audit = Arc::new(MemoryAudit::default());
+    let notices = Arc::new(MemoryNotifier::default());
     let users = Arc::new(Users {
         password_generation: AtomicU32::new(0),
         stamp_reads: AtomicU32::new(0),
@@ -93,6 +96,7 @@ fn fixture_with(config_text: &str) -> Fixture {
         random: Arc::new(OsRandom),
         users: users.clone(),
         audit: audit.clone(),
+        notifier: notices.clone(),
         hostname: "host".into(),
         sessions: Arc::new(Sessions),
     });
@@ -100,6 +104,7 @@ fn fixture_with(config_text: &str) -> Fixture {
         engine,
         clock,
         audit,
+        notices,
         users,
     }
 }
@@ -957,6 +962,64 @@ fn a_remembered_device_is_asked_accepted_honoured_and_expires() {
     assert!(f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
     f.clock.set(start + 90 * 86400);
     assert!(!f.passes_without_code(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+}
+
+#[test]
+fn factor_and_trust_changes_are_told_to_the_user_without_codes_or_secrets() {
+    let f = fixture_with(
+        "version = 1\n[daemon]\nadmin_group = \"twofold-admin\"\n[lockout]\nmax_failures = 3\nsource_failures = 100\n",
+    );
+    let secret = f.enrol("alice");
+    f.verify(
+        &root(),
+        ssh_key("alice", KEY_A, "192.0.2.7"),
+        &secret,
+        "yes",
+    );
+    f.engine.trust_revoke(&root(), "alice", "").unwrap();
+    f.clock.advance(30);
+    let right = f.code(&secret, 0);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let steps = f.login("alice", &[wrong, wrong, wrong]);
+    assert_eq!(last_action(&steps), Action::Denied, "{steps:?}");
+    f.engine.unlock(&root(), "alice").unwrap();
+    f.engine.reset(&root(), "alice").unwrap();
+    // A name with no factor locks alike, but there is nobody to tell.
+    f.login("nobody-here", &[wrong, wrong, wrong]);
+
+    let notices = f.notices.0.lock().unwrap();
+    let changes: Vec<Change> = notices.iter().map(|n| n.change).collect();
+    assert_eq!(
+        changes,
+        [
+            Change::SecretIssued,
+            Change::FactorActivated,
+            Change::DeviceRemembered,
+            Change::TrustRevoked,
+            Change::Locked,
+            Change::Unlocked,
+            Change::FactorRemoved,
+        ]
+    );
+    for n in notices.iter() {
+        assert_eq!((n.user.as_str(), n.host.as_str()), ("alice", "host"));
+        assert!(
+            !n.detail.contains(&secret) && !n.detail.contains(&right),
+            "{n:?}"
+        );
+        assert!(!n.detail.contains(wrong), "{n:?}");
+    }
+    assert_eq!(notices[0].detail, "by an administrator (uid 0)");
+    assert_eq!(notices[4].detail, "sshd login from 192.0.2.7");
+    assert!(
+        notices[2]
+            .detail
+            .starts_with("sshd login from 192.0.2.7: SSH key SHA256:")
+    );
 }
 
 #[test]
