@@ -369,7 +369,8 @@ fn setup(
 
     // twofoldd's store, seeded directly: pending factors, which the first right code at
     // login verifies and activates (the path of `twofoldctl enrol --no-verify`).
-    let mut store = twofold_daemon::store::Store::open(&dir.join("state/twofold.db"))
+    use twofold_daemon::store::Store as _;
+    let mut store = twofold_daemon::store::SqliteStore::open(&dir.join("state/twofold.db"))
         .map_err(|e| e.to_string())?;
     let now = unix_now() as i64;
     for u in &all {

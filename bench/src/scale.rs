@@ -1,5 +1,5 @@
 //! The scale figures (issue 18): one more twofoldd per store, serving its socket only,
-//! each store seeded directly with SQLite after `Store::open` made the schema (the
+//! each store seeded directly with SQLite after `SqliteStore::open` made the schema (the
 //! daemon's migrations): every size of `--sizes` without trust rows and again with
 //! `--trust` rows. The same measured users log in on every store, taking turns (code path,
 //! then trusted path); then twofoldctl lists each store while root keeps logging in on
@@ -174,7 +174,7 @@ fn seed(
     random: &OsRandom,
 ) -> Result<(), String> {
     let sql = |e: rusqlite::Error| format!("{}: {e}", path.display());
-    drop(twofold_daemon::store::Store::open(path).map_err(|e| e.to_string())?);
+    drop(twofold_daemon::store::SqliteStore::open(path).map_err(|e| e.to_string())?);
     let mut conn = rusqlite::Connection::open(path).map_err(sql)?;
     // Seeding only: no journal, no fsync, a big page cache. The daemon's own open sets
     // WAL and synchronous=NORMAL again.

@@ -17,7 +17,7 @@ use twofold_daemon::engine::{Engine, Parts};
 use twofold_daemon::identity::ProcSessions;
 use twofold_daemon::otp::{OtpParams, code_at};
 use twofold_daemon::random::OsRandom;
-use twofold_daemon::store::{Store, StorePool};
+use twofold_daemon::store::{SqliteStore, StorePool};
 use twofold_protocol::LoginContext;
 
 const KEY: &str =
@@ -28,13 +28,13 @@ fn main() -> Result<(), String> {
         .nth(1)
         .ok_or("usage: begin_cost DIR (a new directory for the store)")?;
     let db = std::path::Path::new(&dir).join("state/twofold.db");
-    let store = StorePool::new(Store::open(&db).map_err(|e| e.to_string())?, 3)
+    let store = StorePool::new(SqliteStore::open(&db).map_err(|e| e.to_string())?, 3)
         .map_err(|e| e.to_string())?;
     let config = Config::parse("version = 1\n", "built-in").map_err(|e| e.to_string())?;
     let params = OtpParams::from_config(&config.totp);
     let engine = Engine::new(Parts {
         config,
-        store,
+        store: Box::new(store),
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
         users: Arc::new(SystemUsers::new()),

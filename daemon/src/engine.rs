@@ -13,7 +13,7 @@ use crate::model::{Attempt, TrustKind, UserRecord};
 use crate::notify::{Change, Notice, Notifier};
 use crate::otp::{self, OtpParams};
 use crate::random::{Random, random_hex};
-use crate::store::{Store, StoreError, StoreGuard, StorePool};
+use crate::store::{self, Lease, Store, StoreError, Stores};
 use crate::trust::{self, Judgement};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -97,7 +97,7 @@ pub struct Engine {
     pub(crate) config: Config,
     pub(crate) params: OtpParams,
     pub(crate) lockout: LockoutPolicy,
-    stores: StorePool,
+    stores: Box<dyn Stores>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) random: Arc<dyn Random>,
     pub(crate) users: Arc<dyn UserDb>,
@@ -118,7 +118,7 @@ const SWEEP_BATCH: u32 = 1000;
 
 pub struct Parts {
     pub config: Config,
-    pub store: StorePool,
+    pub store: Box<dyn Stores>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     pub users: Arc<dyn UserDb>,
@@ -160,15 +160,15 @@ impl Engine {
         }
     }
 
-    /// A database connection for one call (see store/pool.rs).
-    pub(crate) fn store(&self) -> Result<StoreGuard<'_>, StoreError> {
+    /// A store connection for one call.
+    pub(crate) fn store(&self) -> Result<Lease<'_>, StoreError> {
         self.stores.get()
     }
 
     /// Runs one store operation on a connection of the pool.
     pub(crate) fn with_store<T>(
         &self,
-        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut (dyn Store + 'static)) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         f(&mut *self.stores.get()?)
     }
@@ -177,9 +177,9 @@ impl Engine {
     /// [`LISTING_TIME_LIMIT`]: it takes no connection a login could use.
     pub(crate) fn read_for_listing<T>(
         &self,
-        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.stores.reader()?.with_time_limit(LISTING_TIME_LIMIT, f)
+        store::with_time_limit(&mut *self.stores.reader()?, LISTING_TIME_LIMIT, f)
     }
 
     /// How many calls can hold a database connection at once.
@@ -553,9 +553,13 @@ impl Engine {
         let params = self.params;
         let source = source_of(&conv.context, conv.caller_uid);
         let attempt = self.with_store(|s| {
-            s.attempt(&conv.context.user, &source, now, &self.lockout, |user| {
-                otp::matching_step(&params, &user.secret, response, now)
-            })
+            s.attempt(
+                &conv.context.user,
+                &source,
+                now,
+                &self.lockout,
+                &|user: &UserRecord| otp::matching_step(&params, &user.secret, response, now),
+            )
         });
         let (caller_uid, ctx) = (conv.caller_uid, &conv.context);
         let failed = match attempt {

@@ -15,7 +15,7 @@ use twofold_daemon::identity::ProcSessions;
 use twofold_daemon::notify::NoNotifier;
 use twofold_daemon::random::OsRandom;
 use twofold_daemon::service::{AuthService, ManageService, Shared};
-use twofold_daemon::store::{Store, StorePool};
+use twofold_daemon::store::{SqliteStore, StorePool};
 use twofold_protocol::{BUS_NAME, OBJECT_PATH, SYSTEM_BUS_ADDRESS};
 
 #[derive(Parser)]
@@ -109,7 +109,7 @@ async fn serve(
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<(), String> {
     // One connection per engine call: the service runs as many calls at once as there are.
-    let store = Store::open(&config.daemon.database.0)
+    let store = SqliteStore::open(&config.daemon.database.0)
         .and_then(|first| StorePool::new(first, ENGINE_CALLS - 1))
         .map_err(|e| e.to_string())?;
     // The system bus may be missing (a minimal host, dbus-daemon restarting): then only the
@@ -130,7 +130,7 @@ async fn serve(
         eprintln!("twofoldd: {problem}");
     }
     let engine = Arc::new(Engine::new(Parts {
-        store,
+        store: Box::new(store),
         clock,
         random: Arc::new(OsRandom),
         users: Arc::new(users),

@@ -180,7 +180,7 @@ impl Engine {
                 &format!("uid {}", caller.uid),
                 now,
                 &self.lockout,
-                |u| otp::matching_step(&params, &u.secret, code, now),
+                &|u: &UserRecord| otp::matching_step(&params, &u.secret, code, now),
             )
             .map_err(store_error)?;
         drop(store);

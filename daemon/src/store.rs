@@ -1,11 +1,16 @@
-//! The SQLite store: secrets, replay state and failure counters. One file, WAL, 0600 in a
-//! 0700 directory. Every change that decides a login happens inside one IMMEDIATE
-//! transaction, so concurrent logins (even from several daemons) see a consistent count.
+//! The store port: everything the engine keeps (factors, replay state, failure counts,
+//! trust, deferrals) behind one trait, so that a store is a new file, not edits all over
+//! the engine. Each method that decides is one transaction in the store: load, ask the
+//! pure rules (`lockout`), save. SQLite (`sqlite.rs`) is the first implementation.
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use crate::lockout::LockoutPolicy;
+use crate::model::{Attempt, Deferral, Issued, TrustRecord, UserRecord};
+use std::collections::HashMap;
+use std::ops::DerefMut;
 use std::time::Duration;
+
+pub mod sqlite;
+pub use sqlite::{MAX_PHANTOMS, SqliteStore, StoreGuard, StorePool};
 
 /// Failures never carry SQL text or row data: they are shown to clients and logs.
 #[derive(Debug, thiserror::Error)]
@@ -16,945 +21,178 @@ pub enum StoreError {
     NotPrivate(String, String),
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        // SQLite's own messages ("database is locked", "disk I/O error") hold no data.
-        StoreError::Unavailable(match e {
-            rusqlite::Error::SqliteFailure(f, _) => format!("{:?}", f.code),
-            other => other.to_string(),
-        })
-    }
-}
-
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-use crate::lockout::{self, Backoff, Counters, LockoutPolicy};
-use crate::model::{Attempt, Deferral, FactorState, Issued, TrustKind, TrustRecord, UserRecord};
+/// One connection to the store, used by one call at a time.
+pub trait Store: Listings + Send {
+    /// Runs raw statements, for tests that break the store on purpose or fill it fast.
+    #[cfg(test)]
+    fn sql_for_tests(&self, sql: &str) -> Result<()>;
 
-/// The columns that `row_to_user` and `row_to_trust` read, in their order.
-macro_rules! select_user {
-    () => {
-        "SELECT name, secret, state, enrolled_at, last_step, last_success, failures, lock_count, locked_until, \
-         generation FROM users"
-    };
-}
-macro_rules! trust_columns {
-    () => {
-        "id, user, kind, identity_hash, description, service, created_at, last_used, expires_at, \
-         idle_seconds, password_stamp"
-    };
-}
-macro_rules! select_trust {
-    () => {
-        concat!("SELECT ", trust_columns!(), " FROM trust")
-    };
-}
-macro_rules! select_deferral {
-    () => {
-        "SELECT subject, until, reason, created_at, created_by FROM deferrals"
-    };
-}
-// After the macros: the listings' statements are made from them.
-mod listing;
-mod pool;
-pub use pool::{StoreGuard, StorePool};
+    /// The version of the stored schema (migrations run when the store opens).
+    fn schema_version(&self) -> Result<i64>;
 
-pub struct Store {
-    conn: Connection,
-    path: PathBuf,
-}
-
-const SCHEMA_VERSION: i64 = 7;
-
-/// Names without a factor whose wrong codes are counted (see `phantoms`) at most; beyond
-/// it the least recently tried go first.
-pub const MAX_PHANTOMS: i64 = 10_000;
-
-/// The secret a name without a factor is "checked" against: the same work as a real
-/// check, so the answer takes as long; its result is never used.
-const PHANTOM_SECRET: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-
-/// Each entry moves the schema from version i to i+1.
-const MIGRATIONS: &[&str] = &[
-    "
-    CREATE TABLE users (
-        name          TEXT PRIMARY KEY NOT NULL,
-        secret        TEXT NOT NULL,
-        state         TEXT NOT NULL CHECK (state IN ('pending', 'active')),
-        enrolled_at   INTEGER NOT NULL,
-        last_step     INTEGER NOT NULL DEFAULT -1,
-        last_success  INTEGER NOT NULL DEFAULT 0,
-        failures      INTEGER NOT NULL DEFAULT 0,
-        lock_count    INTEGER NOT NULL DEFAULT 0,
-        locked_until  INTEGER NOT NULL DEFAULT 0
-    ) STRICT;
-",
-    // Trusted sessions and remembered devices; enrolment deferrals.
-    "
-    CREATE TABLE trust (
-        id             TEXT PRIMARY KEY NOT NULL,
-        user           TEXT NOT NULL,
-        kind           TEXT NOT NULL CHECK (kind IN ('session', 'device')),
-        identity_hash  TEXT NOT NULL,
-        description    TEXT NOT NULL,
-        service        TEXT NOT NULL,
-        created_at     INTEGER NOT NULL,
-        last_used      INTEGER NOT NULL,
-        expires_at     INTEGER NOT NULL,
-        idle_seconds   INTEGER NOT NULL,
-        password_stamp TEXT
-    ) STRICT;
-    CREATE INDEX trust_by_identity ON trust (user, identity_hash);
-    CREATE TABLE deferrals (
-        subject     TEXT PRIMARY KEY NOT NULL,
-        until       INTEGER NOT NULL,
-        reason      TEXT NOT NULL,
-        created_at  INTEGER NOT NULL,
-        created_by  INTEGER NOT NULL
-    ) STRICT;
-",
-    // Who issued a pending secret: only an administrator may replace an administrator's.
-    // Rows from before are counted as an administrator's, the cautious reading.
-    "
-    ALTER TABLE users ADD COLUMN issued_by_admin INTEGER NOT NULL DEFAULT 1;
-",
-    // Wrong codes per user and source, and until when that source must wait.
-    "
-    CREATE TABLE backoff (
-        user        TEXT NOT NULL,
-        source      TEXT NOT NULL,
-        failures    INTEGER NOT NULL,
-        until       INTEGER NOT NULL,
-        updated_at  INTEGER NOT NULL,
-        PRIMARY KEY (user, source)
-    ) STRICT;
-",
-    // Generations bind an open conversation to the state that admitted it; the counter is
-    // global so a number is never handed out twice.
-    "
-    ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
-    CREATE TABLE generation_counter (n INTEGER NOT NULL) STRICT;
-    INSERT INTO generation_counter (n) VALUES (0);
-",
-    // Wrong codes for names with no factor (unenrolled or unknown), counted and locked like
-    // an enrolled account's, so the lockout does not tell who is enrolled.
-    "
-    CREATE TABLE phantoms (
-        name          TEXT PRIMARY KEY NOT NULL,
-        failures      INTEGER NOT NULL,
-        lock_count    INTEGER NOT NULL,
-        locked_until  INTEGER NOT NULL,
-        updated_at    INTEGER NOT NULL
-    ) STRICT;
-    CREATE INDEX phantoms_by_age ON phantoms (updated_at);
-",
-    // The expiry sweep searches instead of reading every trust row (issue 18).
-    "
-    CREATE INDEX trust_by_expiry ON trust (expires_at);
-",
-];
-
-/// Opens the database file, never through a symbolic link.
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )
-}
-
-/// Gives `name` a generation no conversation has seen: whatever was open for the user
-/// ends at its next step.
-fn new_generation(tx: &rusqlite::Transaction<'_>, name: &str) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE generation_counter SET n = n + 1")?
-        .execute([])?;
-    tx.prepare_cached(
-        "UPDATE users SET generation = (SELECT n FROM generation_counter) WHERE name = ?1",
-    )?
-    .execute([name])?;
-    Ok(())
-}
-
-impl Store {
-    /// Opens (creating if needed) the database at `path`. Its directory is created 0700.
-    /// The directory and the database files must be owned by root or by the daemon's own
-    /// uid, be no symbolic links, and the directory must be private (0700): root would
-    /// otherwise write to, and chmod, whatever a link points at (docs/security.md,
-    /// issue 15 item 5b).
-    pub fn open(path: &Path) -> Result<Store> {
-        Store::open_owned_by(path, &[0, nix::unistd::geteuid().as_raw()])
-    }
-
-    /// [`Store::open`], with the uids that may own the directory and files.
-    fn open_owned_by(path: &Path, owners: &[u32]) -> Result<Store> {
-        let shown = path.display().to_string();
-        let dir = path
-            .parent()
-            .ok_or_else(|| StoreError::Unavailable(format!("{shown} has no directory")))?;
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        let refused = |p: &Path, why: String| StoreError::NotPrivate(p.display().to_string(), why);
-        let meta = match std::fs::symlink_metadata(dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
-                    .map_err(|e| {
-                        StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-                    })?;
-                std::fs::symlink_metadata(dir)
-            }
-            other => other,
-        }
-        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
-        if meta.file_type().is_symlink() {
-            return Err(refused(
-                dir,
-                "it is a symbolic link; name the real directory in `database`".into(),
-            ));
-        }
-        if !meta.is_dir() {
-            return Err(refused(dir, "not a directory".into()));
-        }
-        if !owners.contains(&meta.uid()) {
-            return Err(refused(dir, owner_problem(meta.uid(), owners)));
-        }
-        if meta.mode() & 0o077 != 0 {
-            return Err(refused(
-                dir,
-                format!("mode {:o}, expected 0700", meta.mode() & 0o777),
-            ));
-        }
-        // Nobody but the owners can add entries to the directory now, so what lstat sees
-        // here stays so; SQLite opens every file with O_NOFOLLOW on top.
-        for p in database_files(path) {
-            match std::fs::symlink_metadata(&p) {
-                Ok(m) => check_file(&p, &m, owners)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(StoreError::Unavailable(format!("{}: {e}", p.display())));
-                }
-            }
-        }
-        let conn = connect(path).map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.extended_code == rusqlite::ffi::SQLITE_CANTOPEN_SYMLINK =>
-            {
-                refused(
-                    path,
-                    "a directory on its path is a symbolic link; name the real path in `database`"
-                        .into(),
-                )
-            }
-            other => other.into(),
-        })?;
-        let mut store = Store {
-            conn,
-            path: path.to_owned(),
-        };
-        store.configure()?;
-        store.migrate()?;
-        store.tighten_file_modes(owners)?;
-        Ok(store)
-    }
-
-    /// One more connection to the file this store has open (checked, migrated and
-    /// tightened already), for [`StorePool`].
-    fn another_connection(&self) -> Result<Store> {
-        let mut store = Store {
-            conn: connect(&self.path)?,
-            path: self.path.clone(),
-        };
-        store.configure()?;
-        Ok(store)
-    }
-
-    /// A connection to the same file that cannot write (the listings'): SQLite opens it
-    /// read-only, and `query_only` refuses every change on top.
-    fn read_only_connection(&self) -> Result<Store> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )?;
-        conn.busy_timeout(Duration::from_secs(3))?;
-        conn.pragma_update(None, "query_only", true)?;
-        conn.pragma_update(None, "cache_size", -512)?;
-        Ok(Store {
-            conn,
-            path: self.path.clone(),
-        })
-    }
-
-    /// An in-memory store for unit tests.
-    pub fn open_in_memory() -> Result<Store> {
-        let mut store = Store {
-            conn: Connection::open_in_memory()?,
-            path: PathBuf::new(),
-        };
-        store.configure()?;
-        store.migrate()?;
-        Ok(store)
-    }
-
-    fn configure(&mut self) -> Result<()> {
-        // Logins wait at most this long for another writer; then they fail closed.
-        self.conn.busy_timeout(Duration::from_secs(3))?;
-        self.conn.pragma_update(None, "journal_mode", "WAL")?;
-        // NORMAL (WAL): a commit is durable across a crash of twofoldd, and reaches the
-        // disk at the next checkpoint; a power cut may lose the last commits. A step lost
-        // that way could be replayed only until its code expires (90 s), which is less than
-        // a reboot takes; in exchange a login costs no fsync (docs/security.md).
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // Each pooled connection has its own page cache; the kernel's keeps the file
-        // anyway. 512 KiB each (SQLite's default is 2 MiB) holds the B-tree's upper pages.
-        self.conn.pragma_update(None, "cache_size", -512)?;
-        Ok(())
-    }
-
-    fn migrate(&mut self) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-        let current: i64 = tx
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0);
-        if current > SCHEMA_VERSION {
-            return Err(StoreError::Unavailable(format!(
-                "schema version {current} is newer than this twofoldd ({SCHEMA_VERSION})"
-            )));
-        }
-        for sql in &MIGRATIONS[current as usize..] {
-            tx.execute_batch(sql)?;
-        }
-        tx.execute("DELETE FROM schema_version", [])?;
-        tx.execute(
-            "INSERT INTO schema_version (version) VALUES (?1)",
-            [SCHEMA_VERSION],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// 0600 on the database and its -wal/-shm files, set through a descriptor opened
-    /// without following a link, after checking what that descriptor is.
-    fn tighten_file_modes(&self, owners: &[u32]) -> Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        for p in database_files(&self.path) {
-            let file = match std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc_flags())
-                .open(&p)
-            {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-                    return Err(StoreError::NotPrivate(
-                        p.display().to_string(),
-                        "it is a symbolic link".into(),
-                    ));
-                }
-                Err(e) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "cannot open {}: {e}",
-                        p.display()
-                    )));
-                }
-            };
-            let meta = file
-                .metadata()
-                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", p.display())))?;
-            check_file(&p, &meta, owners)?;
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot chmod {}: {e}", p.display()))
-                })?;
-        }
-        Ok(())
-    }
-
-    pub fn schema_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))?)
-    }
-
-    pub fn user(&self, name: &str) -> Result<Option<UserRecord>> {
-        // Cached statements: the hot path parses no SQL after the first login.
-        Ok(self
-            .conn
-            .prepare_cached(SELECT_USER_BY_NAME)?
-            .query_row([name], row_to_user)
-            .optional()?)
-    }
+    /// The user's factor and its counters, if the user has a factor.
+    fn user(&self, name: &str) -> Result<Option<UserRecord>>;
 
     /// The names of every stored factor, and nothing else (a start-up check reads them
     /// all; the whole records of 100,000 users would cost tens of MiB).
-    pub fn user_names(&self) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare("SELECT name FROM users")?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<std::result::Result<Vec<String>, _>>()?;
-        Ok(rows)
-    }
+    fn user_names(&self) -> Result<Vec<String>>;
 
     /// Stores a new pending secret issued by an administrator (`by_admin`) or the user.
     /// An active factor is replaced only with `replace`, an administrator's pending one
     /// only by an administrator. The failure count and any lock stay: issuing a secret is
     /// no way out of a lockout (`unlock` is).
-    pub fn put_pending(
+    fn put_pending(
         &mut self,
         name: &str,
         secret: &str,
         now: i64,
         replace: bool,
         by_admin: bool,
-    ) -> Result<Issued> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let existing: Option<(FactorState, bool)> = tx
-            .query_row(
-                "SELECT state, issued_by_admin FROM users WHERE name = ?1",
-                [name],
-                |r| Ok((state_of(&r.get::<_, String>(0)?), r.get(1)?)),
-            )
-            .optional()?;
-        if let Err(refused) = lockout::may_issue(existing, replace, by_admin) {
-            return Ok(refused);
-        }
-        // Wrong codes counted before the name had a factor stay with it.
-        let carried = phantom_record(&tx, name)?;
-        tx.execute("DELETE FROM phantoms WHERE name = ?1", [name])?;
-        tx.execute(
-            "INSERT INTO users (name, secret, state, enrolled_at, issued_by_admin, failures,
-                     lock_count, locked_until)
-                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT(name) DO UPDATE SET secret = ?2, state = 'pending', enrolled_at = ?3,
-                 last_step = -1, last_success = 0, issued_by_admin = ?4",
-            params![
-                name,
-                secret,
-                now,
-                by_admin,
-                carried.failures,
-                carried.lock_count,
-                carried.locked_until
-            ],
-        )?;
-        // A new secret ends every trust the old one earned, and every open conversation.
-        tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
-        new_generation(&tx, name)?;
-        tx.commit()?;
-        Ok(Issued::Stored)
-    }
+    ) -> Result<Issued>;
 
     /// Records one attempt atomically: loads the account (or the name's phantom) and the
     /// source's backoff, lets [`lockout`] decide (asking `check` for the step the code
     /// matches only when nothing refuses it first) and saves what it decided, all in one
-    /// IMMEDIATE transaction.
-    pub fn attempt(
+    /// transaction.
+    fn attempt(
         &mut self,
         name: &str,
         source: &str,
         now: i64,
         policy: &LockoutPolicy,
-        check: impl FnOnce(&UserRecord) -> std::result::Result<Option<u64>, String>,
-    ) -> Result<Attempt> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let enrolled = tx
-            .prepare_cached(SELECT_USER_BY_NAME)?
-            .query_row([name], row_to_user)
-            .optional()?;
-        // A name without a factor goes through the same counting, waits and locks, kept
-        // in `phantoms`, and no code ever passes for it.
-        let phantom = enrolled.is_none();
-        let user = match enrolled {
-            Some(user) => user,
-            None => phantom_record(&tx, name)?,
-        };
-        let backoff = tx
-            .prepare_cached("SELECT failures, until FROM backoff WHERE user = ?1 AND source = ?2")?
-            .query_row([name, source], |r| {
-                Ok(Backoff {
-                    failures: r.get(0)?,
-                    until: r.get(1)?,
-                })
-            })
-            .optional()?
-            .unwrap_or_default();
-        let account = lockout::Account {
-            counters: Counters {
-                failures: user.failures,
-                lock_count: user.lock_count,
-                locked_until: user.locked_until,
-            },
-            last_step: user.last_step,
-            state: user.state,
-            generation: user.generation,
-            phantom,
-        };
-        if let Some(refused) = lockout::refused_before_checking(&account, &backoff, now) {
-            return Ok(refused);
-        }
-        let matched = check(&user)
-            .map_err(StoreError::Unavailable)?
-            .map(|s| s as i64);
-        let d = lockout::decide(&account, &backoff, matched, policy, now);
-        let c = d.counters;
-        if let Some(step) = d.accepted_step {
-            tx.prepare_cached(
-                "UPDATE users SET last_step = ?2, last_success = ?3, failures = ?4, lock_count = ?5,
-                     locked_until = ?6, state = 'active' WHERE name = ?1",
-            )?
-            .execute(params![name, step, now, c.failures, c.lock_count, c.locked_until])?;
-        } else if phantom {
-            put_phantom(&tx, name, c.failures, c.lock_count, c.locked_until, now)?;
-        } else {
-            tx.prepare_cached(
-                "UPDATE users SET failures = ?2, lock_count = ?3, locked_until = ?4 WHERE name = ?1",
-            )?
-            .execute(params![name, c.failures, c.lock_count, c.locked_until])?;
-        }
-        match d.backoff {
-            None => {
-                tx.prepare_cached("DELETE FROM backoff WHERE user = ?1 AND source = ?2")?
-                    .execute([name, source])?;
-            }
-            Some(b) => {
-                tx.prepare_cached(
-                    "INSERT INTO backoff (user, source, failures, until, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(user, source) DO UPDATE SET failures = ?3, until = ?4, updated_at = ?5",
-                )?
-                .execute(params![name, source, b.failures, b.until, now])?;
-            }
-        }
-        if d.ends_trust {
-            tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
-            new_generation(&tx, name)?;
-        }
-        let outcome = d.attempt;
-        tx.commit()?;
-        Ok(outcome)
-    }
-
-    /// The raw connection, for tests that break it on purpose.
-    #[cfg(test)]
-    pub fn conn_for_tests(&self) -> &Connection {
-        &self.conn
-    }
+        check: &dyn Fn(&UserRecord) -> std::result::Result<Option<u64>, String>,
+    ) -> Result<Attempt>;
 
     /// Removes the user's factor (lost phone) and, in the same transaction, every trust
     /// it earned. Returns whether there was a factor.
-    pub fn reset(&mut self, name: &str) -> Result<bool> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let removed = tx.execute("DELETE FROM users WHERE name = ?1", [name])? > 0;
-        tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
-        tx.execute("DELETE FROM backoff WHERE user = ?1", [name])?;
-        tx.commit()?;
-        Ok(removed)
-    }
+    fn reset(&mut self, name: &str) -> Result<bool>;
 
     /// Moves `old`'s factor, lockout state and deferral to `new` (its canonical name),
     /// unless `new` already has a factor. Trust records go: their identity hashes name
     /// the old spelling. Returns whether `old` was moved.
-    pub fn rename_user(&mut self, old: &str, new: &str) -> Result<bool> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let taken: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
-            [new],
-            |r| r.get(0),
-        )?;
-        if taken {
-            return Ok(false);
-        }
-        let moved = tx.execute("UPDATE users SET name = ?2 WHERE name = ?1", [old, new])? > 0;
-        tx.execute("DELETE FROM trust WHERE user = ?1", [old])?;
-        tx.execute("DELETE FROM backoff WHERE user = ?1", [old])?;
-        tx.execute(
-            "UPDATE OR IGNORE deferrals SET subject = ?2 WHERE subject = ?1",
-            [old, new],
-        )?;
-        tx.execute("DELETE FROM deferrals WHERE subject = ?1", [old])?;
-        tx.commit()?;
-        Ok(moved)
-    }
+    fn rename_user(&mut self, old: &str, new: &str) -> Result<bool>;
 
     /// Ends a lock, clears the failure count and every source's wait. Returns whether the
     /// user has a factor.
-    pub fn unlock(&mut self, name: &str) -> Result<bool> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let known = tx.execute(
-            "UPDATE users SET failures = 0, lock_count = 0, locked_until = 0 WHERE name = ?1",
-            [name],
-        )? > 0;
-        tx.execute("DELETE FROM backoff WHERE user = ?1", [name])?;
-        tx.execute("DELETE FROM phantoms WHERE name = ?1", [name])?;
-        tx.commit()?;
-        Ok(known)
-    }
-}
+    fn unlock(&mut self, name: &str) -> Result<bool>;
 
-impl Store {
     /// Every trust record of `user` for one device identity, valid or not.
-    pub fn trust_for(&self, user: &str, identity_hash: &str) -> Result<Vec<TrustRecord>> {
-        let mut stmt = self.conn.prepare_cached(SELECT_TRUST_BY_IDENTITY)?;
-        let rows = stmt
-            .query_map([user, identity_hash], row_to_trust)?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(rows)
-    }
+    fn trust_for(&self, user: &str, identity_hash: &str) -> Result<Vec<TrustRecord>>;
 
     /// Every trust record of one user, valid or not.
-    pub fn trust_of(&self, user: &str) -> Result<Vec<TrustRecord>> {
-        let rows = self
-            .conn
-            .prepare_cached(SELECT_TRUST_OF_USER)?
-            .query_map([user], row_to_trust)?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(rows)
-    }
+    fn trust_of(&self, user: &str) -> Result<Vec<TrustRecord>>;
 
     /// Stores a record; it replaces the previous one of its kind for the same device and
     /// service (other services' windows stay: they serve other classes).
-    pub fn put_trust(&mut self, r: &TrustRecord) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        insert_trust(&tx, r)?;
-        tx.commit()?;
-        Ok(())
-    }
+    fn put_trust(&mut self, r: &TrustRecord) -> Result<()>;
 
     /// Stores `r` only if the user is still as the conversation found it: the factor of
     /// `generation`, not locked at `r.created_at`. Checked and written in one
     /// transaction. Returns false (and writes nothing) when anything changed.
-    pub fn put_trust_if(&mut self, r: &TrustRecord, generation: i64) -> Result<bool> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if !unchanged(&tx, &r.user, generation, r.created_at)? {
-            return Ok(false);
-        }
-        insert_trust(&tx, r)?;
-        tx.commit()?;
-        Ok(true)
-    }
+    fn put_trust_if(&mut self, r: &TrustRecord, generation: i64) -> Result<bool>;
 
     /// Until when a name without a factor is locked (0: not locked).
-    pub fn phantom_locked_until(&mut self, name: &str) -> Result<i64> {
-        let tx = self.conn.transaction()?;
-        Ok(phantom_record(&tx, name)?.locked_until)
-    }
+    fn phantom_locked_until(&mut self, name: &str) -> Result<i64>;
 
     /// Whether `user` still has the factor of `generation` and is not locked at `now`.
-    pub fn still(&mut self, user: &str, generation: i64, now: i64) -> Result<bool> {
-        let tx = self.conn.transaction()?;
-        unchanged(&tx, user, generation, now)
-    }
+    fn still(&mut self, user: &str, generation: i64, now: i64) -> Result<bool>;
 
-    pub fn touch_trust(&mut self, id: &str, now: i64) -> Result<()> {
-        self.conn
-            .prepare_cached("UPDATE trust SET last_used = ?2 WHERE id = ?1")?
-            .execute(params![id, now])?;
-        Ok(())
-    }
+    fn touch_trust(&mut self, id: &str, now: i64) -> Result<()>;
 
     /// Removes one of `user`'s records by id (or a unique prefix of at least 8 hex
     /// digits), or all of them with `None`, and ends the user's open conversations (a
     /// "Trust this device?" still open must not bring a revoked device back). Returns how
     /// many went.
-    pub fn revoke_trust(&mut self, user: &str, id: Option<&str>) -> Result<usize> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let removed = revoke_in(&tx, user, id)?;
-        new_generation(&tx, user)?;
-        tx.commit()?;
-        Ok(removed)
-    }
+    fn revoke_trust(&mut self, user: &str, id: Option<&str>) -> Result<usize>;
 
     /// Drops up to `limit` trust records that can no longer be honoured; returns how
     /// many went. The sweep deletes in such batches, each its own short transaction, so
     /// logins wait for none for long.
-    pub fn purge_expired_trust(&mut self, now: i64, limit: u32) -> Result<usize> {
-        Ok(self
-            .conn
-            .prepare_cached(PURGE_EXPIRED_TRUST)?
-            .execute(params![now, limit])?)
-    }
+    fn purge_expired_trust(&mut self, now: i64, limit: u32) -> Result<usize>;
 
     /// Forgets sources' waits and names' locks that ended a day ago with no wrong code
     /// since (a day without them forgets a count).
-    pub fn purge_stale_counts(&mut self, now: i64) -> Result<()> {
-        self.conn.execute(
-            "DELETE FROM backoff WHERE until <= ?1 AND updated_at <= ?1 - 86400",
-            [now],
-        )?;
-        self.conn.execute(
-            "DELETE FROM phantoms WHERE locked_until <= ?1 AND updated_at <= ?1 - 86400",
-            [now],
-        )?;
-        Ok(())
-    }
+    fn purge_stale_counts(&mut self, now: i64) -> Result<()>;
 
-    pub fn set_deferral(&mut self, d: &Deferral) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO deferrals (subject, until, reason, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(subject) DO UPDATE SET until = ?2, reason = ?3, created_at = ?4, created_by = ?5",
-            params![d.subject, d.until, d.reason, d.created_at, d.created_by],
-        )?;
-        Ok(())
-    }
+    fn set_deferral(&mut self, d: &Deferral) -> Result<()>;
 
-    pub fn clear_deferral(&mut self, subject: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM deferrals WHERE subject = ?1", [subject])?
-            > 0)
-    }
+    fn clear_deferral(&mut self, subject: &str) -> Result<bool>;
 
     /// Every deferral, in subject order (start-up checks; listings go page by page).
-    pub fn deferrals(&self) -> Result<Vec<Deferral>> {
-        let rows = self
-            .conn
-            .prepare(concat!(select_deferral!(), " ORDER BY subject"))?
-            .query_map([], row_to_deferral)?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(rows)
-    }
+    fn deferrals(&self) -> Result<Vec<Deferral>>;
 
     /// The deferrals that can apply to `user`: the user's own and every group's.
-    pub fn deferrals_of(&self, user: &str) -> Result<Vec<Deferral>> {
-        self.deferrals_for_users(user, user)
-    }
+    fn deferrals_of(&self, user: &str) -> Result<Vec<Deferral>>;
 }
 
-const SELECT_USER_BY_NAME: &str = concat!(select_user!(), " WHERE name = ?1");
-const SELECT_TRUST_OF_USER: &str = concat!(select_trust!(), " WHERE user = ?1 ORDER BY created_at");
-const PURGE_EXPIRED_TRUST: &str =
-    "DELETE FROM trust WHERE rowid IN (SELECT rowid FROM trust WHERE expires_at <= ?1 LIMIT ?2)";
-const SELECT_TRUST_BY_IDENTITY: &str =
-    concat!(select_trust!(), " WHERE user = ?1 AND identity_hash = ?2");
+/// The administrative listings, page by page, and the time limit that stops a page that
+/// takes too long.
+pub trait Listings {
+    /// Interrupts whatever statement is still running after `deadline`.
+    fn set_time_limit(&mut self, deadline: std::time::Instant) -> Result<()>;
 
-/// The database file and the -wal and -shm files SQLite keeps beside it.
-fn database_files(path: &Path) -> [PathBuf; 3] {
-    ["", "-wal", "-shm"].map(|suffix| {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        PathBuf::from(p)
-    })
+    /// Removes the limit, if any.
+    fn clear_time_limit(&mut self);
+
+    /// Up to `limit` users whose name sorts after `after`, in name order.
+    fn users_after(&self, after: &str, limit: u32) -> Result<Vec<UserRecord>>;
+
+    /// How many trust records valid at `now` each user from `first` to `last` (in name
+    /// order) holds; users with none are absent.
+    fn valid_trust_counts(&self, first: &str, last: &str, now: i64)
+    -> Result<HashMap<String, u32>>;
+
+    /// Up to `limit` trust records valid at `now` that come after rowid `after`, in rowid
+    /// (creation) order, each with its rowid: one user's, or everyone's with `None`.
+    fn trust_after(
+        &self,
+        user: Option<&str>,
+        after: i64,
+        limit: u32,
+        now: i64,
+    ) -> Result<Vec<(i64, TrustRecord)>>;
+
+    /// Up to `limit` deferrals whose subject sorts after `after`, in subject order.
+    fn deferrals_after(&self, after: &str, limit: u32) -> Result<Vec<Deferral>>;
+
+    /// The deferrals that can apply to users from `first` to `last`: theirs and every
+    /// group's.
+    fn deferrals_for_users(&self, first: &str, last: &str) -> Result<Vec<Deferral>>;
 }
 
-/// No link, a regular file, owned by one of `owners`.
-fn check_file(p: &Path, meta: &std::fs::Metadata, owners: &[u32]) -> Result<()> {
-    let refused = |why: String| StoreError::NotPrivate(p.display().to_string(), why);
-    if meta.file_type().is_symlink() {
-        return Err(refused("it is a symbolic link".into()));
-    }
-    if !meta.is_file() {
-        return Err(refused("not a regular file".into()));
-    }
-    if !owners.contains(&meta.uid()) {
-        return Err(refused(owner_problem(meta.uid(), owners)));
-    }
-    Ok(())
+/// A store connection lent for one call; it goes back when dropped.
+pub type Lease<'a> = Box<dyn DerefMut<Target = dyn Store> + 'a>;
+
+/// Where the engine gets its connections: for logins and changes, and apart for the
+/// listings, so that a listing never takes a connection a login could use.
+pub trait Stores: Send + Sync {
+    fn get(&self) -> Result<Lease<'_>>;
+    fn reader(&self) -> Result<Lease<'_>>;
+    /// How many calls can hold a connection at once.
+    fn size(&self) -> usize;
 }
 
-fn owner_problem(uid: u32, owners: &[u32]) -> String {
-    let mut owners = owners.to_vec();
-    owners.sort_unstable();
-    owners.dedup();
-    let allowed: Vec<String> = owners.iter().map(u32::to_string).collect();
-    format!(
-        "owned by uid {uid}; only root or the daemon's own user may own it (uid {})",
-        allowed.join(" or ")
-    )
-}
-
-/// Opening for fchmod: no link followed, no blocking on a FIFO, no controlling tty.
-fn libc_flags() -> i32 {
-    nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC
-}
-
-fn row_to_trust(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrustRecord> {
-    let kind: String = r.get(2)?;
-    Ok(TrustRecord {
-        id: r.get(0)?,
-        user: r.get(1)?,
-        kind: if kind == "device" {
-            TrustKind::Device
+/// Runs `f` on `store` and stops any statement still running after `limit`: an
+/// administrative read gives up instead of holding its connection and a thread.
+pub fn with_time_limit<T>(
+    store: &mut (dyn Store + 'static),
+    limit: Duration,
+    f: impl FnOnce(&dyn Store) -> Result<T>,
+) -> Result<T> {
+    let deadline = crate::clock::monotonic() + limit;
+    store.set_time_limit(deadline)?;
+    let result = f(store);
+    store.clear_time_limit();
+    result.map_err(|e| {
+        if crate::clock::monotonic() > deadline {
+            StoreError::Unavailable(format!(
+                "the read took longer than {} s and was stopped",
+                limit.as_secs()
+            ))
         } else {
-            TrustKind::Session
-        },
-        identity_hash: r.get(3)?,
-        description: r.get(4)?,
-        service: r.get(5)?,
-        created_at: r.get(6)?,
-        last_used: r.get(7)?,
-        expires_at: r.get(8)?,
-        idle_seconds: r.get(9)?,
-        password_stamp: r.get(10)?,
-    })
-}
-
-fn row_to_deferral(r: &rusqlite::Row<'_>) -> rusqlite::Result<Deferral> {
-    Ok(Deferral {
-        subject: r.get(0)?,
-        until: r.get(1)?,
-        reason: r.get(2)?,
-        created_at: r.get(3)?,
-        created_by: r.get(4)?,
-    })
-}
-
-/// The `state` column (the schema allows 'pending' and 'active' only).
-fn state_of(column: &str) -> FactorState {
-    if column == "active" {
-        FactorState::Active
-    } else {
-        FactorState::Pending
-    }
-}
-
-fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
-    Ok(UserRecord {
-        name: r.get(0)?,
-        secret: r.get(1)?,
-        state: state_of(&r.get::<_, String>(2)?),
-        enrolled_at: r.get(3)?,
-        last_step: r.get(4)?,
-        last_success: r.get(5)?,
-        failures: r.get(6)?,
-        lock_count: r.get(7)?,
-        locked_until: r.get(8)?,
-        generation: r.get(9)?,
-    })
-}
-
-/// The counting state of a name without a factor, as a record no code can match.
-fn phantom_record(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<UserRecord> {
-    let (failures, lock_count, locked_until) = tx
-        .prepare_cached("SELECT failures, lock_count, locked_until FROM phantoms WHERE name = ?1")?
-        .query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?
-        .unwrap_or((0, 0, 0));
-    Ok(UserRecord {
-        name: name.to_owned(),
-        secret: PHANTOM_SECRET.to_owned(),
-        state: FactorState::Active,
-        enrolled_at: 0,
-        last_step: i64::MAX,
-        last_success: 0,
-        failures,
-        lock_count,
-        locked_until,
-        generation: 0,
-    })
-}
-
-/// Records a name's wrong codes; the table stays within [`MAX_PHANTOMS`] rows.
-fn put_phantom(
-    tx: &rusqlite::Transaction<'_>,
-    name: &str,
-    failures: u32,
-    lock_count: u32,
-    locked_until: i64,
-    now: i64,
-) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO phantoms (name, failures, lock_count, locked_until, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(name) DO UPDATE SET failures = ?2, lock_count = ?3, locked_until = ?4,
-             updated_at = ?5",
-    )?
-    .execute(params![name, failures, lock_count, locked_until, now])?;
-    tx.prepare_cached(
-        "DELETE FROM phantoms WHERE name IN (SELECT name FROM phantoms ORDER BY updated_at
-             LIMIT MAX(0, (SELECT COUNT(*) FROM phantoms) - ?1))",
-    )?
-    .execute([MAX_PHANTOMS])?;
-    Ok(())
-}
-
-/// Deletes the previous record of `r`'s kind for the same device and service, then adds `r`.
-fn insert_trust(tx: &rusqlite::Transaction<'_>, r: &TrustRecord) -> Result<()> {
-    tx.prepare_cached(
-        "DELETE FROM trust WHERE user = ?1 AND identity_hash = ?2 AND kind = ?3 AND service = ?4",
-    )?
-    .execute(params![r.user, r.identity_hash, r.kind.as_str(), r.service])?;
-    tx.prepare_cached(
-        "INSERT INTO trust (id, user, kind, identity_hash, description, service, created_at, last_used,
-             expires_at, idle_seconds, password_stamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        r.id,
-        r.user,
-        r.kind.as_str(),
-        r.identity_hash,
-        r.description,
-        r.service,
-        r.created_at,
-        r.last_used,
-        r.expires_at,
-        r.idle_seconds,
-        r.password_stamp
-    ])?;
-    Ok(())
-}
-
-/// Whether `user` still has the factor of `generation` and is not locked at `now`.
-fn unchanged(
-    tx: &rusqlite::Transaction<'_>,
-    user: &str,
-    generation: i64,
-    now: i64,
-) -> Result<bool> {
-    Ok(tx
-        .prepare_cached("SELECT generation, locked_until FROM users WHERE name = ?1")?
-        .query_row([user], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-        .optional()?
-        .is_some_and(|(g, locked_until)| g == generation && locked_until <= now))
-}
-
-/// Removes one of `user`'s trust records by id prefix, or all of them with `None`.
-fn revoke_in(tx: &rusqlite::Transaction<'_>, user: &str, id: Option<&str>) -> Result<usize> {
-    Ok(match id {
-        None => tx.execute("DELETE FROM trust WHERE user = ?1", [user])?,
-        Some(prefix) if prefix.len() < 8 => 0,
-        Some(prefix) => {
-            let matching: Vec<String> = tx
-                .prepare_cached("SELECT id FROM trust WHERE user = ?1")?
-                .query_map([user], |r| r.get::<_, String>(0))?
-                .collect::<std::result::Result<Vec<_>, _>>()?
-                .into_iter()
-                .filter(|id| id.starts_with(prefix))
-                .collect();
-            match matching.as_slice() {
-                [one] => tx.execute("DELETE FROM trust WHERE id = ?1", [one])?,
-                _ => 0,
-            }
+            e
         }
     })
 }
-
-#[cfg(test)]
-mod tests;

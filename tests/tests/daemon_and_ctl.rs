@@ -183,7 +183,7 @@ fn the_daemon_refuses_a_state_directory_or_database_owned_by_another_user() {
     assert!(!state.join("twofold.db").exists(), "a database was created");
     std::os::unix::fs::chown(&state, Some(0), None).expect("chown back");
     let db = state.join("twofold.db");
-    drop(twofold_daemon::store::Store::open(&db).expect("a database"));
+    drop(twofold_daemon::store::SqliteStore::open(&db).expect("a database"));
     std::os::unix::fs::chown(&db, Some(12345), None).expect("chown db");
     let text = refused_start(&w);
     assert!(
@@ -218,7 +218,7 @@ fn the_daemon_refuses_a_symlinked_database_or_wal_file_and_leaves_the_target_alo
         "{text}"
     );
     std::fs::remove_file(&db).expect("unlink");
-    drop(twofold_daemon::store::Store::open(&db).expect("a database"));
+    drop(twofold_daemon::store::SqliteStore::open(&db).expect("a database"));
     let wal = state.join("twofold.db-wal");
     let _ = std::fs::remove_file(&wal);
     symlink(&victim, &wal).expect("symlink");

@@ -3,7 +3,7 @@ use crate::audit::MemoryAudit;
 use crate::clock::ManualClock;
 use crate::notify::{Change, MemoryNotifier};
 use crate::random::OsRandom;
-use crate::store::Store;
+use crate::store::{SqliteStore, StorePool};
 use std::sync::atomic::{AtomicU32, Ordering};
 use twofold_protocol::{TrustInfo, UserStatus};
 
@@ -91,7 +91,7 @@ fn fixture_with(config_text: &str) -> Fixture {
     });
     let engine = Engine::new(Parts {
         config,
-        store: Store::open_in_memory().unwrap().into(),
+        store: Box::new(StorePool::from(SqliteStore::open_in_memory().unwrap())),
         clock: clock.clone(),
         random: Arc::new(OsRandom),
         users: users.clone(),
@@ -745,8 +745,7 @@ fn a_store_failure_fails_the_login() {
     f.engine
         .store()
         .unwrap()
-        .conn_for_tests()
-        .execute_batch("PRAGMA query_only = ON")
+        .sql_for_tests("PRAGMA query_only = ON")
         .unwrap();
     let step = f.engine.answer(&root(), &id, &f.code(&secret, 0)).unwrap();
     assert_eq!(step.action, Action::Error);
@@ -1528,8 +1527,7 @@ fn listings_come_in_pages_that_join_up_and_refuse_a_bad_cursor() {
     f.engine
         .store()
         .unwrap()
-        .conn_for_tests()
-        .execute_batch(
+        .sql_for_tests(
             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 24)
              INSERT INTO users (name, secret, state, enrolled_at)
              SELECT printf('user%02d', i), 'AAAA', 'active', 0 FROM n;
@@ -1587,8 +1585,7 @@ fn housekeeping_sweeps_every_lapsed_record_in_batches_and_keeps_the_valid_ones()
     f.engine
         .store()
         .unwrap()
-        .conn_for_tests()
-        .execute_batch(&format!(
+        .sql_for_tests(&format!(
             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2509)
              INSERT INTO trust (id, user, kind, identity_hash, description, service,
                                 created_at, last_used, expires_at, idle_seconds, password_stamp)

@@ -3,51 +3,29 @@
 //! rows by rowid, and per page one grouped count of the page's trust rows and one read of
 //! the deferrals that can apply to its users.
 
-use super::{
-    Deferral, Result, Store, StoreError, TrustRecord, UserRecord, row_to_deferral, row_to_trust,
-    row_to_user,
-};
+use super::{SqliteStore, row_to_deferral, row_to_trust, row_to_user};
+use crate::model::{Deferral, TrustRecord, UserRecord};
+use crate::store::{Listings, Result};
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// SQLite checks the time limit every this many virtual-machine steps (about 10-50 µs).
 const STEPS_PER_CHECK: i32 = 1000;
 
-impl Store {
-    /// Runs `f` and interrupts any statement still running after `limit`: an
-    /// administrative read gives up instead of holding its connection and a thread.
-    pub fn with_time_limit<T>(
-        &mut self,
-        limit: Duration,
-        f: impl FnOnce(&Store) -> Result<T>,
-    ) -> Result<T> {
-        let deadline = crate::clock::monotonic() + limit;
+impl Listings for SqliteStore {
+    fn set_time_limit(&mut self, deadline: std::time::Instant) -> Result<()> {
         self.conn.progress_handler(
             STEPS_PER_CHECK,
             Some(move || crate::clock::monotonic() > deadline),
         )?;
-        let result = f(self);
-        self.clear_time_limit();
-        result.map_err(|e| {
-            if crate::clock::monotonic() > deadline {
-                StoreError::Unavailable(format!(
-                    "the read took longer than {} s and was stopped",
-                    limit.as_secs()
-                ))
-            } else {
-                e
-            }
-        })
+        Ok(())
     }
 
-    /// Removes the limit `with_time_limit` set, if any.
-    pub(super) fn clear_time_limit(&mut self) {
+    fn clear_time_limit(&mut self) {
         // Removing a handler cannot fail; the Result is rusqlite's signature.
         let _ = self.conn.progress_handler(0, None::<fn() -> bool>);
     }
 
-    /// Up to `limit` users whose name sorts after `after`, in name order.
-    pub fn users_after(&self, after: &str, limit: u32) -> Result<Vec<UserRecord>> {
+    fn users_after(&self, after: &str, limit: u32) -> Result<Vec<UserRecord>> {
         let rows = self
             .conn
             .prepare_cached(SELECT_USERS_AFTER)?
@@ -56,9 +34,7 @@ impl Store {
         Ok(rows)
     }
 
-    /// How many trust records valid at `now` each user from `first` to `last` (in name
-    /// order) holds; users with none are absent.
-    pub fn valid_trust_counts(
+    fn valid_trust_counts(
         &self,
         first: &str,
         last: &str,
@@ -74,9 +50,7 @@ impl Store {
         Ok(rows)
     }
 
-    /// Up to `limit` trust records valid at `now` that come after rowid `after`, in rowid
-    /// (creation) order, each with its rowid: one user's, or everyone's with `None`.
-    pub fn trust_after(
+    fn trust_after(
         &self,
         user: Option<&str>,
         after: i64,
@@ -96,8 +70,7 @@ impl Store {
         Ok(rows)
     }
 
-    /// Up to `limit` deferrals whose subject sorts after `after`, in subject order.
-    pub fn deferrals_after(&self, after: &str, limit: u32) -> Result<Vec<Deferral>> {
+    fn deferrals_after(&self, after: &str, limit: u32) -> Result<Vec<Deferral>> {
         let rows = self
             .conn
             .prepare_cached(SELECT_DEFERRALS_AFTER)?
@@ -106,9 +79,7 @@ impl Store {
         Ok(rows)
     }
 
-    /// The deferrals that can apply to users from `first` to `last`: theirs and every
-    /// group's.
-    pub fn deferrals_for_users(&self, first: &str, last: &str) -> Result<Vec<Deferral>> {
+    fn deferrals_for_users(&self, first: &str, last: &str) -> Result<Vec<Deferral>> {
         let rows = self
             .conn
             .prepare_cached(SELECT_DEFERRALS_FOR_USERS)?

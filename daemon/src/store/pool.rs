@@ -3,7 +3,8 @@
 //! others keep serving. In WAL mode readers never wait for a writer, and writers wait
 //! for each other inside SQLite (`busy_timeout`).
 
-use super::{Store, StoreError};
+use super::SqliteStore;
+use crate::store::{Lease, Listings, Store, StoreError, Stores};
 use std::ops::{Deref, DerefMut};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -13,13 +14,13 @@ const WAIT_FOR_CONNECTION: Duration = Duration::from_secs(5);
 
 /// Connections of one kind, lent one at a time.
 struct Lender {
-    free: Mutex<Vec<Store>>,
+    free: Mutex<Vec<SqliteStore>>,
     returned: Condvar,
     size: usize,
 }
 
 impl Lender {
-    fn of(stores: Vec<Store>) -> Lender {
+    fn of(stores: Vec<SqliteStore>) -> Lender {
         Lender {
             size: stores.len(),
             free: Mutex::new(stores),
@@ -64,7 +65,7 @@ pub struct StorePool {
 impl StorePool {
     /// `first` plus `more` connections to the same file, and a read-only one. An
     /// in-memory store cannot be shared between connections, so it stays a pool of one.
-    pub fn new(first: Store, more: usize) -> Result<StorePool, StoreError> {
+    pub fn new(first: SqliteStore, more: usize) -> Result<StorePool, StoreError> {
         if first.path.as_os_str().is_empty() {
             return Ok(first.into());
         }
@@ -96,9 +97,9 @@ impl StorePool {
     }
 }
 
-impl From<Store> for StorePool {
+impl From<SqliteStore> for StorePool {
     /// A pool of one connection (unit tests, in-memory stores).
-    fn from(store: Store) -> StorePool {
+    fn from(store: SqliteStore) -> StorePool {
         StorePool {
             writers: Lender::of(vec![store]),
             readers: None,
@@ -108,19 +109,19 @@ impl From<Store> for StorePool {
 
 pub struct StoreGuard<'a> {
     lender: &'a Lender,
-    store: Option<Store>,
+    store: Option<SqliteStore>,
 }
 
 impl Deref for StoreGuard<'_> {
-    type Target = Store;
-    fn deref(&self) -> &Store {
+    type Target = SqliteStore;
+    fn deref(&self) -> &SqliteStore {
         // Always Some until drop.
         self.store.as_ref().unwrap_or_else(|| unreachable!())
     }
 }
 
 impl DerefMut for StoreGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Store {
+    fn deref_mut(&mut self) -> &mut SqliteStore {
         self.store.as_mut().unwrap_or_else(|| unreachable!())
     }
 }
@@ -132,7 +133,7 @@ impl Drop for StoreGuard<'_> {
             if !store.conn.is_autocommit() {
                 let _ = store.conn.execute_batch("ROLLBACK");
             }
-            // Nor a time limit (`Store::with_time_limit`) a panic kept from being removed.
+            // Nor a time limit (`store::with_time_limit`) a panic kept from being removed.
             store.clear_time_limit();
             self.lender
                 .free
@@ -144,13 +145,43 @@ impl Drop for StoreGuard<'_> {
     }
 }
 
+impl Stores for StorePool {
+    fn get(&self) -> Result<Lease<'_>, StoreError> {
+        Ok(Box::new(AsStore(StorePool::get(self)?)))
+    }
+
+    fn reader(&self) -> Result<Lease<'_>, StoreError> {
+        Ok(Box::new(AsStore(StorePool::reader(self)?)))
+    }
+
+    fn size(&self) -> usize {
+        StorePool::size(self)
+    }
+}
+
+/// A lent connection as the engine sees it: a store, whatever its kind.
+struct AsStore<'a>(StoreGuard<'a>);
+
+impl Deref for AsStore<'_> {
+    type Target = dyn Store;
+    fn deref(&self) -> &(dyn Store + 'static) {
+        &*self.0
+    }
+}
+
+impl DerefMut for AsStore<'_> {
+    fn deref_mut(&mut self) -> &mut (dyn Store + 'static) {
+        &mut *self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn file_store(dir: &std::path::Path) -> Store {
+    fn file_store(dir: &std::path::Path) -> SqliteStore {
         let db = dir.join("state/twofold.db");
-        Store::open(&db).unwrap()
+        SqliteStore::open(&db).unwrap()
     }
 
     #[test]
@@ -186,7 +217,7 @@ mod tests {
 
     #[test]
     fn an_in_memory_store_stays_one_connection() {
-        let pool = StorePool::new(Store::open_in_memory().unwrap(), 4).unwrap();
+        let pool = StorePool::new(SqliteStore::open_in_memory().unwrap(), 4).unwrap();
         assert_eq!(pool.size(), 1);
     }
 
@@ -195,11 +226,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = StorePool::new(file_store(dir.path()), 1).unwrap();
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            pool.reader()
-                .unwrap()
-                .with_time_limit(Duration::from_millis(1), |_| -> super::super::Result<()> {
-                    panic!("a bug in a listing")
-                })
+            crate::store::with_time_limit(
+                &mut *Stores::reader(&pool).unwrap(),
+                Duration::from_millis(1),
+                |_| -> crate::store::Result<()> { panic!("a bug in a listing") },
+            )
         }));
         assert!(panicked.is_err());
         std::thread::sleep(Duration::from_millis(5));

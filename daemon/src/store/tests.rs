@@ -14,7 +14,7 @@ fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().mode() & 0o777
 }
 
-fn accept(step: u64) -> impl FnOnce(&UserRecord) -> std::result::Result<Option<u64>, String> {
+fn accept(step: u64) -> impl Fn(&UserRecord) -> std::result::Result<Option<u64>, String> {
     move |_| Ok(Some(step))
 }
 
@@ -26,11 +26,11 @@ fn wrong(_: &UserRecord) -> std::result::Result<Option<u64>, String> {
 fn files_are_private_and_schema_is_versioned() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/twofold.db");
-    let mut s = Store::open(&db).unwrap();
+    let mut s = SqliteStore::open(&db).unwrap();
     s.put_pending("alice", "SECRET", 1, false, true).unwrap();
     assert_eq!(mode(db.parent().unwrap()), 0o700);
     drop(s);
-    let s = Store::open(&db).unwrap(); // reopening runs no migration twice
+    let s = SqliteStore::open(&db).unwrap(); // reopening runs no migration twice
     assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
     for f in ["twofold.db", "twofold.db-wal", "twofold.db-shm"] {
         let p = db.parent().unwrap().join(f);
@@ -44,7 +44,7 @@ fn files_are_private_and_schema_is_versioned() {
 fn a_directory_others_can_read_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let e = Store::open(&dir.path().join("db"))
+    let e = SqliteStore::open(&dir.path().join("db"))
         .err()
         .unwrap()
         .to_string();
@@ -55,13 +55,13 @@ fn a_directory_others_can_read_is_refused() {
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/db");
-    drop(Store::open(&db).unwrap());
+    drop(SqliteStore::open(&db).unwrap());
     Connection::open(&db)
         .unwrap()
         .execute("UPDATE schema_version SET version = 99", [])
         .unwrap();
     assert!(
-        Store::open(&db)
+        SqliteStore::open(&db)
             .err()
             .unwrap()
             .to_string()
@@ -71,10 +71,10 @@ fn a_newer_schema_is_refused() {
 
 #[test]
 fn pending_secret_is_activated_by_the_first_right_code() {
-    let mut s = Store::open_in_memory().unwrap();
+    let mut s = SqliteStore::open_in_memory().unwrap();
     // Without a factor no code passes (the attempt is counted like a wrong one).
     assert!(matches!(
-        s.attempt("alice", "host a", 100, &POLICY, accept(1))
+        s.attempt("alice", "host a", 100, &POLICY, &accept(1))
             .unwrap(),
         Attempt::Rejected { .. }
     ));
@@ -87,7 +87,7 @@ fn pending_secret_is_activated_by_the_first_right_code() {
         FactorState::Pending
     );
     assert!(matches!(
-        s.attempt("alice", "host a", 100, &POLICY, accept(5))
+        s.attempt("alice", "host a", 100, &POLICY, &accept(5))
             .unwrap(),
         Attempt::Accepted {
             activated: true,
@@ -96,7 +96,7 @@ fn pending_secret_is_activated_by_the_first_right_code() {
     ));
     assert_eq!(s.user("alice").unwrap().unwrap().state, FactorState::Active);
     assert!(matches!(
-        s.attempt("alice", "host a", 130, &POLICY, accept(6))
+        s.attempt("alice", "host a", 130, &POLICY, &accept(6))
             .unwrap(),
         Attempt::Accepted {
             activated: false,
@@ -117,15 +117,15 @@ fn pending_secret_is_activated_by_the_first_right_code() {
 
 #[test]
 fn replayed_or_older_steps_are_refused_even_after_the_clock_goes_back() {
-    let mut s = Store::open_in_memory().unwrap();
+    let mut s = SqliteStore::open_in_memory().unwrap();
     s.put_pending("alice", "S", 0, false, true).unwrap();
     assert!(matches!(
-        s.attempt("alice", "host a", 100, &POLICY, accept(10))
+        s.attempt("alice", "host a", 100, &POLICY, &accept(10))
             .unwrap(),
         Attempt::Accepted { .. }
     ));
     let r = s
-        .attempt("alice", "host a", 100, &POLICY, accept(10))
+        .attempt("alice", "host a", 100, &POLICY, &accept(10))
         .unwrap();
     assert_eq!(
         r,
@@ -137,11 +137,11 @@ fn replayed_or_older_steps_are_refused_even_after_the_clock_goes_back() {
     );
     // Clock set back: an older step is still refused.
     let r = s
-        .attempt("alice", "host a", 10, &POLICY, accept(9))
+        .attempt("alice", "host a", 10, &POLICY, &accept(9))
         .unwrap();
     assert!(matches!(r, Attempt::Rejected { replay: true, .. }));
     assert!(matches!(
-        s.attempt("alice", "host a", 100, &POLICY, accept(11))
+        s.attempt("alice", "host a", 100, &POLICY, &accept(11))
             .unwrap(),
         Attempt::Accepted { .. }
     ));
@@ -149,11 +149,11 @@ fn replayed_or_older_steps_are_refused_even_after_the_clock_goes_back() {
 
 #[test]
 fn lockout_holds_against_a_right_code_grows_and_unlock_ends_it() {
-    let mut s = Store::open_in_memory().unwrap();
+    let mut s = SqliteStore::open_in_memory().unwrap();
     s.put_pending("alice", "S", 0, false, true).unwrap();
-    s.attempt("alice", "host a", 1000, &POLICY, wrong).unwrap();
-    s.attempt("alice", "host a", 1000, &POLICY, wrong).unwrap();
-    let r = s.attempt("alice", "host a", 1000, &POLICY, wrong).unwrap();
+    s.attempt("alice", "host a", 1000, &POLICY, &wrong).unwrap();
+    s.attempt("alice", "host a", 1000, &POLICY, &wrong).unwrap();
+    let r = s.attempt("alice", "host a", 1000, &POLICY, &wrong).unwrap();
     assert_eq!(
         r,
         Attempt::Rejected {
@@ -163,18 +163,18 @@ fn lockout_holds_against_a_right_code_grows_and_unlock_ends_it() {
         }
     );
     assert_eq!(
-        s.attempt("alice", "host a", 1059, &POLICY, accept(50))
+        s.attempt("alice", "host a", 1059, &POLICY, &accept(50))
             .unwrap(),
         Attempt::Locked { until: 1060 }
     );
     // After the lock: three more failures lock for twice as long.
     for _ in 0..3 {
-        s.attempt("alice", "host a", 1060, &POLICY, wrong).unwrap();
+        s.attempt("alice", "host a", 1060, &POLICY, &wrong).unwrap();
     }
     assert_eq!(s.user("alice").unwrap().unwrap().locked_until, 1060 + 120);
     assert!(s.unlock("alice").unwrap());
     assert!(matches!(
-        s.attempt("alice", "host a", 1061, &POLICY, accept(50))
+        s.attempt("alice", "host a", 1061, &POLICY, &accept(50))
             .unwrap(),
         Attempt::Accepted { .. }
     ));
@@ -182,11 +182,12 @@ fn lockout_holds_against_a_right_code_grows_and_unlock_ends_it() {
 
 #[test]
 fn a_success_resets_the_failure_count() {
-    let mut s = Store::open_in_memory().unwrap();
+    let mut s = SqliteStore::open_in_memory().unwrap();
     s.put_pending("alice", "S", 0, false, true).unwrap();
-    s.attempt("alice", "host a", 1, &POLICY, wrong).unwrap();
-    s.attempt("alice", "host a", 1, &POLICY, wrong).unwrap();
-    s.attempt("alice", "host a", 1, &POLICY, accept(1)).unwrap();
+    s.attempt("alice", "host a", 1, &POLICY, &wrong).unwrap();
+    s.attempt("alice", "host a", 1, &POLICY, &wrong).unwrap();
+    s.attempt("alice", "host a", 1, &POLICY, &accept(1))
+        .unwrap();
     assert_eq!(s.user("alice").unwrap().unwrap().failures, 0);
 }
 
@@ -194,7 +195,7 @@ fn a_success_resets_the_failure_count() {
 fn parallel_wrong_guesses_from_separate_connections_count_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/db");
-    Store::open(&db)
+    SqliteStore::open(&db)
         .unwrap()
         .put_pending("alice", "S", 0, false, true)
         .unwrap();
@@ -208,9 +209,9 @@ fn parallel_wrong_guesses_from_separate_connections_count_exactly() {
         .map(|_| {
             let db = db.clone();
             std::thread::spawn(move || {
-                let mut s = Store::open(&db).unwrap();
+                let mut s = SqliteStore::open(&db).unwrap();
                 for _ in 0..5 {
-                    s.attempt("alice", "host a", 1, &policy, wrong).unwrap();
+                    s.attempt("alice", "host a", 1, &policy, &wrong).unwrap();
                 }
             })
         })
@@ -219,7 +220,7 @@ fn parallel_wrong_guesses_from_separate_connections_count_exactly() {
         t.join().unwrap();
     }
     assert_eq!(
-        Store::open(&db)
+        SqliteStore::open(&db)
             .unwrap()
             .user("alice")
             .unwrap()
@@ -233,7 +234,7 @@ fn parallel_wrong_guesses_from_separate_connections_count_exactly() {
 fn parallel_logins_with_the_same_code_let_exactly_one_through() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/db");
-    Store::open(&db)
+    SqliteStore::open(&db)
         .unwrap()
         .put_pending("alice", "S", 0, false, true)
         .unwrap();
@@ -241,8 +242,8 @@ fn parallel_logins_with_the_same_code_let_exactly_one_through() {
         .map(|_| {
             let db = db.clone();
             std::thread::spawn(move || {
-                let mut s = Store::open(&db).unwrap();
-                s.attempt("alice", "host a", 1, &POLICY, accept(42))
+                let mut s = SqliteStore::open(&db).unwrap();
+                s.attempt("alice", "host a", 1, &POLICY, &accept(42))
                     .unwrap()
             })
         })
@@ -262,18 +263,19 @@ fn parallel_logins_with_the_same_code_let_exactly_one_through() {
 fn a_locked_database_fails_the_attempt_instead_of_passing_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/db");
-    let mut s = Store::open(&db).unwrap();
+    let mut s = SqliteStore::open(&db).unwrap();
     s.put_pending("alice", "S", 0, false, true).unwrap();
     s.conn.busy_timeout(Duration::from_millis(100)).unwrap();
     let blocker = Connection::open(&db).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let e = s
-        .attempt("alice", "host a", 1, &POLICY, accept(1))
+        .attempt("alice", "host a", 1, &POLICY, &accept(1))
         .unwrap_err();
     assert!(e.to_string().contains("unavailable"), "{e}");
     blocker.execute_batch("ROLLBACK").unwrap();
     assert!(matches!(
-        s.attempt("alice", "host a", 1, &POLICY, accept(1)).unwrap(),
+        s.attempt("alice", "host a", 1, &POLICY, &accept(1))
+            .unwrap(),
         Attempt::Accepted { .. }
     ));
 }
@@ -282,18 +284,21 @@ fn a_locked_database_fails_the_attempt_instead_of_passing_it() {
 fn a_read_only_database_fails_the_attempt() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/db");
-    Store::open(&db)
+    SqliteStore::open(&db)
         .unwrap()
         .put_pending("alice", "S", 0, false, true)
         .unwrap();
     let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let mut s = Store {
+    let mut s = SqliteStore {
         conn,
         path: db.clone(),
     };
-    assert!(s.attempt("alice", "host a", 1, &POLICY, accept(1)).is_err());
+    assert!(
+        s.attempt("alice", "host a", 1, &POLICY, &accept(1))
+            .is_err()
+    );
     assert_eq!(
-        Store::open(&db)
+        SqliteStore::open(&db)
             .unwrap()
             .user("alice")
             .unwrap()
@@ -325,7 +330,7 @@ fn migrations_keep_existing_rows() {
     )
     .unwrap();
     drop(old);
-    let mut s = Store::open(&db).unwrap();
+    let mut s = SqliteStore::open(&db).unwrap();
     assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(s.user("alice").unwrap().unwrap().secret, "S");
     // Whoever issued it then, only an administrator may replace it now.
@@ -342,11 +347,11 @@ fn a_source_waits_after_its_wrong_codes_and_others_do_not() {
         source_failures: 2,
         ..POLICY
     };
-    let mut s = Store::open_in_memory().unwrap();
+    let mut s = SqliteStore::open_in_memory().unwrap();
     s.put_pending("alice", "S", 0, false, true).unwrap();
     for t in [10, 11] {
         assert!(matches!(
-            s.attempt("alice", "host a", t, &policy, wrong).unwrap(),
+            s.attempt("alice", "host a", t, &policy, &wrong).unwrap(),
             Attempt::Rejected {
                 locked_until: None,
                 ..
@@ -355,32 +360,32 @@ fn a_source_waits_after_its_wrong_codes_and_others_do_not() {
     }
     // Two wrong codes: host a waits 60 s, unchecked and uncounted meanwhile.
     assert_eq!(
-        s.attempt("alice", "host a", 12, &policy, accept(1))
+        s.attempt("alice", "host a", 12, &policy, &accept(1))
             .unwrap(),
         Attempt::Throttled { until: 71 }
     );
     assert_eq!(s.user("alice").unwrap().unwrap().failures, 2);
     // Another source is not held up, and its success clears only its own count.
     assert!(matches!(
-        s.attempt("alice", "host b", 12, &policy, accept(1))
+        s.attempt("alice", "host b", 12, &policy, &accept(1))
             .unwrap(),
         Attempt::Accepted { .. }
     ));
     assert_eq!(
-        s.attempt("alice", "host a", 70, &policy, accept(2))
+        s.attempt("alice", "host a", 70, &policy, &accept(2))
             .unwrap(),
         Attempt::Throttled { until: 71 }
     );
     // After the wait one try; wrong again, the wait doubles.
-    s.attempt("alice", "host a", 71, &policy, wrong).unwrap();
+    s.attempt("alice", "host a", 71, &policy, &wrong).unwrap();
     assert_eq!(
-        s.attempt("alice", "host a", 72, &policy, accept(2))
+        s.attempt("alice", "host a", 72, &policy, &accept(2))
             .unwrap(),
         Attempt::Throttled { until: 191 }
     );
     assert!(s.unlock("alice").unwrap());
     assert!(matches!(
-        s.attempt("alice", "host a", 72, &policy, accept(2))
+        s.attempt("alice", "host a", 72, &policy, &accept(2))
             .unwrap(),
         Attempt::Accepted { .. }
     ));
@@ -388,10 +393,10 @@ fn a_source_waits_after_its_wrong_codes_and_others_do_not() {
 
 #[test]
 fn names_without_a_factor_are_counted_locked_and_keep_their_lock_into_an_enrolment() {
-    let mut s = Store::open_in_memory().unwrap();
+    let mut s = SqliteStore::open_in_memory().unwrap();
     for t in 0..3 {
         let r = s
-            .attempt("ghost", "host a", 100 + t, &POLICY, accept(99))
+            .attempt("ghost", "host a", 100 + t, &POLICY, &accept(99))
             .unwrap();
         assert!(
             matches!(r, Attempt::Rejected { .. }),
@@ -401,7 +406,7 @@ fn names_without_a_factor_are_counted_locked_and_keep_their_lock_into_an_enrolme
     let until = s.phantom_locked_until("ghost").unwrap();
     assert_eq!(until, 102 + 60, "locked like an account after max_failures");
     assert_eq!(
-        s.attempt("ghost", "host a", 110, &POLICY, wrong).unwrap(),
+        s.attempt("ghost", "host a", 110, &POLICY, &wrong).unwrap(),
         Attempt::Locked { until }
     );
     // Enrolling the name does not lift the lock its wrong codes earned.
@@ -412,9 +417,10 @@ fn names_without_a_factor_are_counted_locked_and_keep_their_lock_into_an_enrolme
 
 #[test]
 fn the_phantom_table_stays_bounded() {
-    let mut s = Store::open_in_memory().unwrap();
+    let mut s = SqliteStore::open_in_memory().unwrap();
     for i in 0..MAX_PHANTOMS + 50 {
-        s.attempt(&format!("n{i}"), "h", i, &POLICY, wrong).unwrap();
+        s.attempt(&format!("n{i}"), "h", i, &POLICY, &wrong)
+            .unwrap();
     }
     let rows: i64 = s
         .conn_for_tests()
@@ -452,7 +458,7 @@ fn a_state_directory_owned_by_another_uid_is_refused_even_at_0700() {
     let me = nix::unistd::geteuid().as_raw();
     // Here the test's own uid plays "another user": the store trusts only `others`.
     let others = [me.wrapping_add(1)];
-    let e = Store::open_owned_by(&state.join("db"), &others)
+    let e = SqliteStore::open_owned_by(&state.join("db"), &others)
         .err()
         .expect("a directory owned by another uid was used")
         .to_string();
@@ -470,7 +476,7 @@ fn a_symlinked_database_file_is_refused_and_its_target_untouched() {
     let state = private_dir(dir.path(), "state");
     let victim = victim_file(dir.path());
     std::os::unix::fs::symlink(&victim, state.join("db")).unwrap();
-    let e = Store::open(&state.join("db"))
+    let e = SqliteStore::open(&state.join("db"))
         .err()
         .expect("a symlinked database was opened")
         .to_string();
@@ -484,7 +490,7 @@ fn a_symlinked_database_file_is_refused_and_its_target_untouched() {
     // A dangling link: the target must not be created.
     let absent = dir.path().join("absent");
     std::os::unix::fs::symlink(&absent, state.join("db2")).unwrap();
-    assert!(Store::open(&state.join("db2")).is_err());
+    assert!(SqliteStore::open(&state.join("db2")).is_err());
     assert!(
         std::fs::symlink_metadata(&absent).is_err(),
         "the target was created"
@@ -497,12 +503,12 @@ fn a_symlinked_wal_or_shm_file_is_refused_and_not_followed() {
     for suffix in ["-wal", "-shm"] {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("state/db");
-        drop(Store::open(&db).unwrap());
+        drop(SqliteStore::open(&db).unwrap());
         let side = db.with_file_name(format!("db{suffix}"));
         let _ = std::fs::remove_file(&side);
         let victim = victim_file(dir.path());
         std::os::unix::fs::symlink(&victim, &side).unwrap();
-        let opened = Store::open(&db).and_then(|mut s| {
+        let opened = SqliteStore::open(&db).and_then(|mut s| {
             s.put_pending("alice", "S", 0, false, true)?;
             Ok(s)
         });
@@ -525,7 +531,7 @@ fn a_symlinked_state_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let real = private_dir(dir.path(), "real");
     std::os::unix::fs::symlink(&real, dir.path().join("state")).unwrap();
-    let e = Store::open(&dir.path().join("state/db"))
+    let e = SqliteStore::open(&dir.path().join("state/db"))
         .err()
         .expect("a symlinked state directory was used")
         .to_string();
@@ -534,7 +540,7 @@ fn a_symlinked_state_directory_is_refused() {
 }
 
 /// The plan SQLite picks for `sql`, one line per step ("SEARCH trust USING INDEX ...").
-fn plan(s: &Store, sql: &str, params: &[&dyn rusqlite::ToSql]) -> String {
+fn plan(s: &SqliteStore, sql: &str, params: &[&dyn rusqlite::ToSql]) -> String {
     let mut stmt = s
         .conn_for_tests()
         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -550,7 +556,7 @@ fn plan(s: &Store, sql: &str, params: &[&dyn rusqlite::ToSql]) -> String {
 fn per_user_and_login_statements_search_an_index_in_a_large_store() {
     // 200,000 trust rows of 20,000 users: a scan would show in the plan, as it did for
     // one user's list (`?1 IS NULL OR user = ?1`) and the expiry sweep (issue 18).
-    let mut s = Store::open_in_memory().unwrap();
+    let mut s = SqliteStore::open_in_memory().unwrap();
     s.conn_for_tests()
         .execute_batch(
             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199999)
@@ -644,7 +650,7 @@ fn per_user_and_login_statements_search_an_index_in_a_large_store() {
 
 #[test]
 fn listings_page_through_every_row_once_and_a_slow_read_is_stopped() {
-    let mut s = Store::open_in_memory().unwrap();
+    let mut s = SqliteStore::open_in_memory().unwrap();
     s.conn_for_tests()
         .execute_batch(
             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2499)
@@ -678,12 +684,11 @@ fn listings_page_through_every_row_once_and_a_slow_read_is_stopped() {
     let counts = s.valid_trust_counts("user100", "user102", 100).unwrap();
     // Each user's rows all have one parity: user101's are valid, the others' lapsed.
     assert_eq!(counts, [("user101".to_string(), 10)].into());
-    let stopped = s
-        .with_time_limit(std::time::Duration::ZERO, |s| {
-            s.trust_after(None, 0, 1000, 0)
-        })
-        .unwrap_err()
-        .to_string();
+    let stopped = crate::store::with_time_limit(&mut s, std::time::Duration::ZERO, |s| {
+        s.trust_after(None, 0, 1000, 0)
+    })
+    .unwrap_err()
+    .to_string();
     assert!(stopped.contains("was stopped"), "{stopped}");
     // The limit ends with the read.
     assert_eq!(s.users_after("", 1000).unwrap().len(), 250);
