@@ -171,6 +171,14 @@ fn new_generation(tx: &rusqlite::Transaction<'_>, name: &str) -> rusqlite::Resul
 }
 
 impl SqliteStore {
+    /// A write transaction that takes the database's write lock at once: what it reads
+    /// stays so until it commits, also against another daemon on the same file.
+    fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
     /// Opens (creating if needed) the database at `path`. Its directory is created 0700.
     /// The directory and the database files must be owned by root or by the daemon's own
     /// uid, be no symbolic links, and the directory must be private (0700): root would
@@ -313,9 +321,7 @@ impl SqliteStore {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.immediate()?;
         tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
         let current: i64 = tx
             .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
@@ -419,9 +425,7 @@ impl Store for SqliteStore {
         replace: bool,
         by_admin: bool,
     ) -> Result<Issued> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.immediate()?;
         let existing: Option<(FactorState, bool)> = tx
             .query_row(
                 "SELECT state, issued_by_admin FROM users WHERE name = ?1",
@@ -466,9 +470,7 @@ impl Store for SqliteStore {
         policy: &LockoutPolicy,
         check: &dyn Fn(&UserRecord) -> std::result::Result<Option<u64>, String>,
     ) -> Result<Attempt> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.immediate()?;
         let enrolled = tx
             .prepare_cached(SELECT_USER_BY_NAME)?
             .query_row([name], row_to_user)
@@ -547,9 +549,7 @@ impl Store for SqliteStore {
     }
 
     fn reset(&mut self, name: &str) -> Result<bool> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.immediate()?;
         let removed = tx.execute("DELETE FROM users WHERE name = ?1", [name])? > 0;
         tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
         tx.execute("DELETE FROM backoff WHERE user = ?1", [name])?;
@@ -558,9 +558,7 @@ impl Store for SqliteStore {
     }
 
     fn rename_user(&mut self, old: &str, new: &str) -> Result<bool> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.immediate()?;
         let taken: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
             [new],
@@ -582,9 +580,7 @@ impl Store for SqliteStore {
     }
 
     fn unlock(&mut self, name: &str) -> Result<bool> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.immediate()?;
         let known = tx.execute(
             "UPDATE users SET failures = 0, lock_count = 0, locked_until = 0 WHERE name = ?1",
             [name],
@@ -613,18 +609,14 @@ impl Store for SqliteStore {
     }
 
     fn put_trust(&mut self, r: &TrustRecord) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.immediate()?;
         insert_trust(&tx, r)?;
         tx.commit()?;
         Ok(())
     }
 
     fn put_trust_if(&mut self, r: &TrustRecord, generation: i64) -> Result<bool> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.immediate()?;
         if !unchanged(&tx, &r.user, generation, r.created_at)? {
             return Ok(false);
         }
@@ -651,9 +643,7 @@ impl Store for SqliteStore {
     }
 
     fn revoke_trust(&mut self, user: &str, id: Option<&str>) -> Result<usize> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.immediate()?;
         let removed = revoke_in(&tx, user, id)?;
         new_generation(&tx, user)?;
         tx.commit()?;
