@@ -375,7 +375,14 @@ fn setup(
     let now = unix_now() as i64;
     for u in &all {
         store
-            .put_pending(&u.name, &u.secret, now, false, true)
+            .put_pending(
+                &u.name,
+                twofold_daemon::factor::FactorKind::Totp,
+                &u.secret,
+                now,
+                false,
+                true,
+            )
             .map_err(|e| e.to_string())?;
     }
     drop(store);

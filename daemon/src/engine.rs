@@ -6,12 +6,13 @@
 use crate::audit::{AuditEvent, AuditSink};
 use crate::authz::{Account, Caller, LookupError, Policy, UserDb, valid_user_name};
 use crate::clock::Clock;
+use crate::factor::{Factor, FactorKind, Totp};
 use crate::grace;
 use crate::identity::{self, DeviceIdentity, SessionLookup};
 use crate::lockout::LockoutPolicy;
 use crate::model::{Attempt, TrustKind, UserRecord};
 use crate::notify::{Change, Notice, Notifier};
-use crate::otp::{self, OtpParams};
+use crate::otp::OtpParams;
 use crate::random::{Random, random_hex};
 use crate::store::{self, Lease, Store, StoreError, Stores};
 use crate::trust::{self, Judgement};
@@ -22,7 +23,7 @@ use twofold_protocol::{
     Action, LoginContext, MAX_AUTH_INFO_LEN, MAX_FIELD_LEN, MAX_RESPONSE_LEN, Step,
 };
 
-pub const CODE_PROMPT: &str = "Verification code: ";
+pub use crate::factor::CODE_PROMPT;
 const WRONG_CODE: &str = "Wrong code, try again.";
 const TOO_MANY: &str = "Wrong code. Too many tries.";
 const CHANGED: &str =
@@ -96,6 +97,8 @@ struct Admitted {
 pub struct Engine {
     pub(crate) config: Config,
     pub(crate) params: OtpParams,
+    /// The factor kinds this daemon checks (TOTP today).
+    totp: Totp,
     pub(crate) lockout: LockoutPolicy,
     stores: Box<dyn Stores>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -140,6 +143,7 @@ impl Engine {
         let l = &p.config.lockout;
         Engine {
             params: OtpParams::from_config(&p.config.totp),
+            totp: Totp(OtpParams::from_config(&p.config.totp)),
             lockout: LockoutPolicy {
                 max_failures: l.max_failures.get(),
                 base_seconds: i64::from(l.base_seconds.get()),
@@ -157,6 +161,13 @@ impl Engine {
             hostname: p.hostname,
             sessions: p.sessions,
             conversations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The implementation that checks factors of `kind`.
+    pub(crate) fn factor(&self, kind: FactorKind) -> &dyn Factor {
+        match kind {
+            FactorKind::Totp => &self.totp,
         }
     }
 
@@ -550,7 +561,6 @@ impl Engine {
         };
         // Names without a factor go through the same attempt: counted, made to wait and
         // locked alike (the store keeps them as phantoms), so nothing tells them apart.
-        let params = self.params;
         let source = source_of(&conv.context, conv.caller_uid);
         let attempt = self.with_store(|s| {
             s.attempt(
@@ -558,7 +568,7 @@ impl Engine {
                 &source,
                 now,
                 &self.lockout,
-                &|user: &UserRecord| otp::matching_step(&params, &user.secret, response, now),
+                &|user: &UserRecord| self.factor(user.kind).verify(&user.secret, response, now),
             )
         });
         let (caller_uid, ctx) = (conv.caller_uid, &conv.context);

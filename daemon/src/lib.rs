@@ -6,6 +6,7 @@ pub mod audit_throttle;
 pub mod authz;
 pub mod clock;
 pub mod engine;
+pub mod factor;
 pub mod grace;
 pub mod identity;
 pub mod lockout;

@@ -4,10 +4,10 @@
 
 use crate::authz::{Caller, LookupError, UserDb};
 use crate::engine::{ApiError, Engine, check_user_name, store_error};
+use crate::factor::{Enrolment, FactorKind};
 use crate::grace;
 use crate::model::{Attempt, Deferral, FactorState, Issued, UserRecord};
 use crate::notify::Change;
-use crate::otp;
 use twofold_protocol::{self as protocol, EnrolmentOffer, TrustInfo, UserStatus};
 
 fn lookup_error(e: LookupError) -> ApiError {
@@ -85,7 +85,6 @@ impl Engine {
             }
         }
         let user = &self.canonical(user, true)?;
-        let secret = otp::generate_secret(self.random.as_ref()).map_err(ApiError::Store)?;
         let account = format!("{user}@{}", self.hostname);
         let issuer = self
             .config
@@ -93,10 +92,21 @@ impl Engine {
             .issuer
             .as_ref()
             .map_or(self.hostname.as_str(), |n| n.0.as_str());
-        let uri = otp::provisioning_uri(&self.params, &secret, issuer, &account)
-            .map_err(ApiError::InvalidInput)?;
+        let factor = self.factor(FactorKind::Totp);
+        let Enrolment { secret, uri } = factor
+            .enrol(self.random.as_ref(), issuer, &account)
+            .map_err(ApiError::Store)?;
         let issued = self
-            .with_store(|s| s.put_pending(user, &secret, self.clock.now(), replace, is_admin))
+            .with_store(|s| {
+                s.put_pending(
+                    user,
+                    factor.kind(),
+                    &secret,
+                    self.clock.now(),
+                    replace,
+                    is_admin,
+                )
+            })
             .map_err(store_error)?;
         match issued {
             Issued::Stored => {}
@@ -173,14 +183,13 @@ impl Engine {
             }
             Some(_) => {}
         }
-        let params = self.params;
         let result = store
             .attempt(
                 user,
                 &format!("uid {}", caller.uid),
                 now,
                 &self.lockout,
-                &|u: &UserRecord| otp::matching_step(&params, &u.secret, code, now),
+                &|u: &UserRecord| self.factor(u.kind).verify(&u.secret, code, now),
             )
             .map_err(store_error)?;
         drop(store);

@@ -24,6 +24,8 @@ pub struct UserRecord {
     /// user's factor (a new secret, a lock, a trust revocation); never repeats, also
     /// across a reset and a new enrolment.
     pub generation: i64,
+    /// Which [`Factor`](crate::factor::Factor) checks `secret`.
+    pub kind: crate::factor::FactorKind,
 }
 
 /// What `put_pending` did.

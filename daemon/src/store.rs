@@ -3,6 +3,7 @@
 //! the engine. Each method that decides is one transaction in the store: load, ask the
 //! pure rules (`lockout`), save. SQLite (`sqlite.rs`) is the first implementation.
 
+use crate::factor::FactorKind;
 use crate::lockout::LockoutPolicy;
 use crate::model::{Attempt, Deferral, Issued, TrustRecord, UserRecord};
 use std::collections::HashMap;
@@ -39,13 +40,15 @@ pub trait Store: Listings + Send {
     /// all; the whole records of 100,000 users would cost tens of MiB).
     fn user_names(&self) -> Result<Vec<String>>;
 
-    /// Stores a new pending secret issued by an administrator (`by_admin`) or the user.
+    /// Stores a new pending secret of `kind` issued by an administrator (`by_admin`) or
+    /// the user, in place of the user's factor if there is one.
     /// An active factor is replaced only with `replace`, an administrator's pending one
     /// only by an administrator. The failure count and any lock stay: issuing a secret is
     /// no way out of a lockout (`unlock` is).
     fn put_pending(
         &mut self,
         name: &str,
+        kind: FactorKind,
         secret: &str,
         now: i64,
         replace: bool,

@@ -1,7 +1,9 @@
 use super::*;
 use crate::audit::MemoryAudit;
 use crate::clock::ManualClock;
+use crate::factor::FactorKind;
 use crate::notify::{Change, MemoryNotifier};
+use crate::otp;
 use crate::random::OsRandom;
 use crate::store::{SqliteStore, StorePool};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -390,7 +392,14 @@ fn records_stored_under_another_name_move_to_the_canonical_account() {
     f.engine
         .store()
         .unwrap()
-        .put_pending("Alice", "JBSWY3DPEHPK3PXP", T0, false, true)
+        .put_pending(
+            "Alice",
+            FactorKind::Totp,
+            "JBSWY3DPEHPK3PXP",
+            T0,
+            false,
+            true,
+        )
         .unwrap();
     let done = f.engine.canonicalise_stored_names().unwrap();
     assert_eq!(done.len(), 1, "{done:?}");

@@ -206,7 +206,10 @@ mod tests {
         let pool = StorePool::new(file_store(dir.path()), 1).unwrap();
         let (_a, _b) = (pool.get().unwrap(), pool.get().unwrap());
         let reader = pool.reader().unwrap();
-        assert_eq!(reader.schema_version().unwrap(), 7);
+        assert_eq!(
+            reader.schema_version().unwrap(),
+            crate::store::sqlite::SCHEMA_VERSION
+        );
         let write = reader
             .conn
             .execute("DELETE FROM users", [])

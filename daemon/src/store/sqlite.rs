@@ -19,6 +19,7 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+use crate::factor::FactorKind;
 use crate::lockout::{self, Backoff, Counters, LockoutPolicy};
 use crate::model::{Attempt, Deferral, FactorState, Issued, TrustKind, TrustRecord, UserRecord};
 
@@ -26,7 +27,7 @@ use crate::model::{Attempt, Deferral, FactorState, Issued, TrustKind, TrustRecor
 macro_rules! select_user {
     () => {
         "SELECT name, secret, state, enrolled_at, last_step, last_success, failures, lock_count, locked_until, \
-         generation FROM users"
+         generation, kind FROM users"
     };
 }
 macro_rules! trust_columns {
@@ -57,7 +58,7 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 /// Names without a factor whose wrong codes are counted (see `phantoms`) at most; beyond
 /// it the least recently tried go first.
@@ -144,6 +145,10 @@ const MIGRATIONS: &[&str] = &[
     // The expiry sweep searches instead of reading every trust row (issue 18).
     "
     CREATE INDEX trust_by_expiry ON trust (expires_at);
+",
+    // Which kind of factor a row is (factor.rs); every row before was TOTP.
+    "
+    ALTER TABLE users ADD COLUMN kind TEXT NOT NULL DEFAULT 'totp' CHECK (kind IN ('totp'));
 ",
 ];
 
@@ -420,6 +425,7 @@ impl Store for SqliteStore {
     fn put_pending(
         &mut self,
         name: &str,
+        kind: FactorKind,
         secret: &str,
         now: i64,
         replace: bool,
@@ -441,10 +447,10 @@ impl Store for SqliteStore {
         tx.execute("DELETE FROM phantoms WHERE name = ?1", [name])?;
         tx.execute(
             "INSERT INTO users (name, secret, state, enrolled_at, issued_by_admin, failures,
-                     lock_count, locked_until)
-                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7)
+                     lock_count, locked_until, kind)
+                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(name) DO UPDATE SET secret = ?2, state = 'pending', enrolled_at = ?3,
-                 last_step = -1, last_success = 0, issued_by_admin = ?4",
+                 last_step = -1, last_success = 0, issued_by_admin = ?4, kind = ?8",
             params![
                 name,
                 secret,
@@ -452,7 +458,8 @@ impl Store for SqliteStore {
                 by_admin,
                 carried.failures,
                 carried.lock_count,
-                carried.locked_until
+                carried.locked_until,
+                kind.as_str()
             ],
         )?;
         // A new secret ends every trust the old one earned, and every open conversation.
@@ -798,6 +805,19 @@ fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
         lock_count: r.get(7)?,
         locked_until: r.get(8)?,
         generation: r.get(9)?,
+        kind: kind_of(r, 10)?,
+    })
+}
+
+/// The `kind` column; a kind this version does not know fails the read (closed).
+fn kind_of(r: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<FactorKind> {
+    let stored: String = r.get(index)?;
+    FactorKind::parse(&stored).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("unknown factor kind {stored:?}").into(),
+        )
     })
 }
 
@@ -819,6 +839,8 @@ fn phantom_record(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<UserReco
         lock_count,
         locked_until,
         generation: 0,
+        // Checked like a TOTP factor: the same work, so the answer takes as long.
+        kind: FactorKind::Totp,
     })
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::factor::FactorKind;
 use std::os::unix::fs::PermissionsExt;
 
 /// No per-source waits here (see `a_source_waits_after_its_wrong_codes`).
@@ -27,7 +28,8 @@ fn files_are_private_and_schema_is_versioned() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/twofold.db");
     let mut s = SqliteStore::open(&db).unwrap();
-    s.put_pending("alice", "SECRET", 1, false, true).unwrap();
+    s.put_pending("alice", FactorKind::Totp, "SECRET", 1, false, true)
+        .unwrap();
     assert_eq!(mode(db.parent().unwrap()), 0o700);
     drop(s);
     let s = SqliteStore::open(&db).unwrap(); // reopening runs no migration twice
@@ -79,7 +81,8 @@ fn pending_secret_is_activated_by_the_first_right_code() {
         Attempt::Rejected { .. }
     ));
     assert_eq!(
-        s.put_pending("alice", "S", 100, false, true).unwrap(),
+        s.put_pending("alice", FactorKind::Totp, "S", 100, false, true)
+            .unwrap(),
         Issued::Stored
     );
     assert_eq!(
@@ -105,11 +108,13 @@ fn pending_secret_is_activated_by_the_first_right_code() {
     ));
     // An active factor is only replaced on request.
     assert_eq!(
-        s.put_pending("alice", "T", 200, false, true).unwrap(),
+        s.put_pending("alice", FactorKind::Totp, "T", 200, false, true)
+            .unwrap(),
         Issued::ActiveExists
     );
     assert_eq!(
-        s.put_pending("alice", "T", 200, true, true).unwrap(),
+        s.put_pending("alice", FactorKind::Totp, "T", 200, true, true)
+            .unwrap(),
         Issued::Stored
     );
     assert_eq!(s.user("alice").unwrap().unwrap().secret, "T");
@@ -118,7 +123,8 @@ fn pending_secret_is_activated_by_the_first_right_code() {
 #[test]
 fn replayed_or_older_steps_are_refused_even_after_the_clock_goes_back() {
     let mut s = SqliteStore::open_in_memory().unwrap();
-    s.put_pending("alice", "S", 0, false, true).unwrap();
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+        .unwrap();
     assert!(matches!(
         s.attempt("alice", "host a", 100, &POLICY, &accept(10))
             .unwrap(),
@@ -150,7 +156,8 @@ fn replayed_or_older_steps_are_refused_even_after_the_clock_goes_back() {
 #[test]
 fn lockout_holds_against_a_right_code_grows_and_unlock_ends_it() {
     let mut s = SqliteStore::open_in_memory().unwrap();
-    s.put_pending("alice", "S", 0, false, true).unwrap();
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+        .unwrap();
     s.attempt("alice", "host a", 1000, &POLICY, &wrong).unwrap();
     s.attempt("alice", "host a", 1000, &POLICY, &wrong).unwrap();
     let r = s.attempt("alice", "host a", 1000, &POLICY, &wrong).unwrap();
@@ -183,7 +190,8 @@ fn lockout_holds_against_a_right_code_grows_and_unlock_ends_it() {
 #[test]
 fn a_success_resets_the_failure_count() {
     let mut s = SqliteStore::open_in_memory().unwrap();
-    s.put_pending("alice", "S", 0, false, true).unwrap();
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+        .unwrap();
     s.attempt("alice", "host a", 1, &POLICY, &wrong).unwrap();
     s.attempt("alice", "host a", 1, &POLICY, &wrong).unwrap();
     s.attempt("alice", "host a", 1, &POLICY, &accept(1))
@@ -197,7 +205,7 @@ fn parallel_wrong_guesses_from_separate_connections_count_exactly() {
     let db = dir.path().join("state/db");
     SqliteStore::open(&db)
         .unwrap()
-        .put_pending("alice", "S", 0, false, true)
+        .put_pending("alice", FactorKind::Totp, "S", 0, false, true)
         .unwrap();
     let policy = LockoutPolicy {
         max_failures: 100,
@@ -236,7 +244,7 @@ fn parallel_logins_with_the_same_code_let_exactly_one_through() {
     let db = dir.path().join("state/db");
     SqliteStore::open(&db)
         .unwrap()
-        .put_pending("alice", "S", 0, false, true)
+        .put_pending("alice", FactorKind::Totp, "S", 0, false, true)
         .unwrap();
     let threads: Vec<_> = (0..8)
         .map(|_| {
@@ -264,7 +272,8 @@ fn a_locked_database_fails_the_attempt_instead_of_passing_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/db");
     let mut s = SqliteStore::open(&db).unwrap();
-    s.put_pending("alice", "S", 0, false, true).unwrap();
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+        .unwrap();
     s.conn.busy_timeout(Duration::from_millis(100)).unwrap();
     let blocker = Connection::open(&db).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -286,7 +295,7 @@ fn a_read_only_database_fails_the_attempt() {
     let db = dir.path().join("state/db");
     SqliteStore::open(&db)
         .unwrap()
-        .put_pending("alice", "S", 0, false, true)
+        .put_pending("alice", FactorKind::Totp, "S", 0, false, true)
         .unwrap();
     let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let mut s = SqliteStore {
@@ -306,6 +315,24 @@ fn a_read_only_database_fails_the_attempt() {
             .last_step,
         -1
     );
+}
+
+#[test]
+fn a_factor_of_a_kind_this_version_does_not_know_fails_closed() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+        .unwrap();
+    // As a newer twofoldd might have written it (its schema would allow the kind).
+    s.conn
+        .execute_batch(
+            "PRAGMA ignore_check_constraints = ON;
+             UPDATE users SET kind = 'carrier-pigeon' WHERE name = 'alice';",
+        )
+        .unwrap();
+    let err = s.user("alice").unwrap_err().to_string();
+    assert!(err.contains("unavailable"), "{err}");
+    let attempt = s.attempt("alice", "host a", 100, &POLICY, &accept(10));
+    assert!(attempt.is_err(), "{attempt:?}");
 }
 
 #[test]
@@ -333,9 +360,12 @@ fn migrations_keep_existing_rows() {
     let mut s = SqliteStore::open(&db).unwrap();
     assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(s.user("alice").unwrap().unwrap().secret, "S");
+    // Every factor from before kinds were stored is TOTP.
+    assert_eq!(s.user("alice").unwrap().unwrap().kind, FactorKind::Totp);
     // Whoever issued it then, only an administrator may replace it now.
     assert_eq!(
-        s.put_pending("alice", "T", 6, false, false).unwrap(),
+        s.put_pending("alice", FactorKind::Totp, "T", 6, false, false)
+            .unwrap(),
         Issued::AdminPending
     );
 }
@@ -348,7 +378,8 @@ fn a_source_waits_after_its_wrong_codes_and_others_do_not() {
         ..POLICY
     };
     let mut s = SqliteStore::open_in_memory().unwrap();
-    s.put_pending("alice", "S", 0, false, true).unwrap();
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+        .unwrap();
     for t in [10, 11] {
         assert!(matches!(
             s.attempt("alice", "host a", t, &policy, &wrong).unwrap(),
@@ -410,7 +441,8 @@ fn names_without_a_factor_are_counted_locked_and_keep_their_lock_into_an_enrolme
         Attempt::Locked { until }
     );
     // Enrolling the name does not lift the lock its wrong codes earned.
-    s.put_pending("ghost", "S", 120, false, false).unwrap();
+    s.put_pending("ghost", FactorKind::Totp, "S", 120, false, false)
+        .unwrap();
     assert_eq!(s.user("ghost").unwrap().unwrap().locked_until, until);
     assert_eq!(s.phantom_locked_until("ghost").unwrap(), 0);
 }
@@ -509,7 +541,7 @@ fn a_symlinked_wal_or_shm_file_is_refused_and_not_followed() {
         let victim = victim_file(dir.path());
         std::os::unix::fs::symlink(&victim, &side).unwrap();
         let opened = SqliteStore::open(&db).and_then(|mut s| {
-            s.put_pending("alice", "S", 0, false, true)?;
+            s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)?;
             Ok(s)
         });
         assert_eq!(mode(&victim), 0o644, "{suffix}: the target was chmodded");
