@@ -5,11 +5,13 @@
 mod bounded;
 mod file;
 mod policy;
+mod smtp;
 mod when;
 
 pub use bounded::Bounded;
 pub use policy::{Profile, ServiceClass, ServicePolicy, ServicePolicyConfig, service_class};
 use serde::Deserialize;
+pub use smtp::{HostName, MailAddress, SmtpConfig, SmtpSecurity};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 pub use when::{Instant, parse_instant};
@@ -51,6 +53,9 @@ pub struct Config {
     pub scope: ScopeConfig,
     #[serde(default)]
     pub enrolment: EnrolmentConfig,
+    /// The mail server; `None`: no mail is sent.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
     /// Trust policy per PAM service name; `other` applies to services not listed.
     #[serde(default)]
     pub policy: BTreeMap<String, ServicePolicyConfig>,
@@ -67,6 +72,7 @@ impl Default for Config {
             lockout: LockoutConfig::default(),
             scope: ScopeConfig::default(),
             enrolment: EnrolmentConfig::default(),
+            smtp: None,
             policy: BTreeMap::new(),
         }
     }
@@ -378,6 +384,12 @@ impl Config {
                 message,
             }
         })?;
+        if let Some(smtp) = &self.smtp {
+            smtp.check().map_err(|message| ConfigError::Invalid {
+                path: origin.into(),
+                message,
+            })?;
+        }
         if self.lockout.max_seconds.0 < self.lockout.base_seconds.0 {
             return Err(ConfigError::Invalid {
                 path: origin.into(),

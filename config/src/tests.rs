@@ -267,3 +267,61 @@ fn ssh_services_name_which_services_are_sshd() {
         );
     }
 }
+
+#[test]
+fn an_smtp_section_is_read_with_its_defaults() {
+    let c = Config::parse(
+        "version = 1\n[smtp]\nhost = \"mail.example.org\"\nfrom = \"twofold <twofold@example.org>\"\nusername = \"tf\"\npassword_file = \"/run/credentials/twofoldd.service/smtp\"\n",
+        "t",
+    )
+    .unwrap();
+    let smtp = c.smtp.unwrap();
+    assert_eq!(smtp.security, SmtpSecurity::Starttls);
+    assert_eq!(smtp.port(), 587);
+    assert_eq!(smtp.timeout_seconds.get(), 10);
+    assert_eq!(Config::parse("version = 1\n", "t").unwrap().smtp, None);
+    let tls = Config::parse(
+        "version = 1\n[smtp]\nhost = \"mail.example.org\"\nsecurity = \"tls\"\nfrom = \"a@b\"\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(tls.smtp.unwrap().port(), 465);
+}
+
+#[test]
+fn a_bad_smtp_section_names_the_line_and_key_or_the_rule() {
+    let e =
+        error_of("version = 1\n[smtp]\nhost = \"mail.example.org\"\nfrom = \"not an address\"\n");
+    assert!(e.contains("line 4") && e.contains("from"), "{e}");
+    let e = error_of("version = 1\n[smtp]\nhost = \"mail example\"\nfrom = \"a@b\"\n");
+    assert!(e.contains("line 3") && e.contains("host"), "{e}");
+    let e = error_of(
+        "version = 1\n[smtp]\nhost = \"mail.example.org\"\nfrom = \"a@b\"\nsecurity = \"sometimes\"\n",
+    );
+    assert!(e.contains("line 5") && e.contains("security"), "{e}");
+    let e = error_of(
+        "version = 1\n[smtp]\nhost = \"mail.example.org\"\nfrom = \"a@b\"\npassword = \"x\"\n",
+    );
+    assert!(
+        e.contains("password"),
+        "the password never goes in the file: {e}"
+    );
+    let e = error_of(
+        "version = 1\n[smtp]\nhost = \"mail.example.org\"\nfrom = \"a@b\"\nusername = \"u\"\n",
+    );
+    assert!(e.contains("username and password_file go together"), "{e}");
+    let e = error_of(
+        "version = 1\n[smtp]\nhost = \"mail.example.org\"\nfrom = \"a@b\"\nsecurity = \"none\"\n",
+    );
+    assert!(e.contains("this machine only"), "{e}");
+    assert!(
+        Config::parse(
+            "version = 1\n[smtp]\nhost = \"localhost\"\nfrom = \"a@b\"\nsecurity = \"none\"\nport = 2525\n",
+            "t"
+        )
+        .is_ok()
+    );
+    for bad in ["a@b\nBcc: x@y", "@b", "a@", "a@b@c"] {
+        assert!(MailAddress::try_from(bad.to_string()).is_err(), "{bad:?}");
+    }
+}
