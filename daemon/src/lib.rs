@@ -10,6 +10,7 @@ pub mod factor;
 pub mod grace;
 pub mod identity;
 pub mod lockout;
+pub mod mail;
 pub mod manage;
 pub mod model;
 pub mod notify;
