@@ -123,6 +123,28 @@ enum Command {
     /// Enrolment deferrals: let users log in without a factor until a date (administrators only).
     #[command(subcommand)]
     Grace(GraceCommand),
+    /// A user's contact details (administrators only).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Set where USER's codes and notices are e-mailed, or remove it with --no-email.
+    ///
+    /// Only an administrator sets it, never taken from anything the user can edit
+    /// (GECOS, a file in their home). The old address and the new are both told.
+    #[command(after_help = EXIT_CODES)]
+    Set {
+        /// The account.
+        user: String,
+        /// A plain address: alice@example.org.
+        #[arg(long, value_name = "ADDRESS", required_unless_present = "no_email")]
+        email: Option<String>,
+        /// Remove the address.
+        #[arg(long, conflicts_with = "email")]
+        no_email: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -475,6 +497,20 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 m.grace_list(&after, PAGE).await.map_err(z)
             })
             .await?;
+        }
+        Command::User(UserCommand::Set { user, email, .. }) => {
+            let address = email.as_deref().unwrap_or("");
+            manage.user_set_email(user, address).await.map_err(z)?;
+            output::done(
+                user,
+                &if address.is_empty() {
+                    "e-mail address removed".to_string()
+                } else {
+                    format!("e-mail address set to {address}")
+                },
+                true,
+                cli.json,
+            );
         }
         Command::Grace(GraceCommand::Clear { subject }) => {
             let removed = manage.grace_clear(subject).await.map_err(z)?;

@@ -229,10 +229,19 @@ impl Engine {
         });
     }
 
-    /// Tells `user` what changed (queued by the notifier; never waits for delivery).
+    /// Tells `user` what changed, at the address an administrator set (queued by the
+    /// notifier; never waits for delivery). A user without one is not told; a store
+    /// error here loses the notice, never the decision.
     pub(crate) fn notify(&self, user: &str, change: Change, detail: String) {
+        if !self.notifier.active() {
+            return;
+        }
+        let Ok(Some(to)) = self.with_store(|s| s.email_of(user)) else {
+            return;
+        };
         self.notifier.notify(Notice {
             user: user.to_owned(),
+            to,
             change,
             at: self.clock.now(),
             host: self.hostname.clone(),

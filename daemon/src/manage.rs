@@ -467,6 +467,43 @@ impl Engine {
         Ok(removed as u32)
     }
 
+    /// Sets where `user`'s codes and notices are e-mailed (administrators only; never
+    /// taken from anything the user can edit); an empty `address` removes it. The old
+    /// address and the new are both told.
+    pub fn set_email(&self, caller: &Caller, user: &str, address: &str) -> Result<(), ApiError> {
+        check_user_name(user)?;
+        self.policy()
+            .require_admin(caller)
+            .map_err(|d| self.refuse("user-set", caller, user, d.0))?;
+        let user = &self.canonical(user, true)?;
+        let address = address.trim();
+        if !address.is_empty() && !plain_address(address) {
+            return Err(ApiError::InvalidInput(
+                "expected a plain e-mail address such as alice@example.org".into(),
+            ));
+        }
+        let detail = by_whom(self.users.as_ref(), caller, user);
+        self.notify(user, Change::EmailChanged, detail.clone());
+        let new = (!address.is_empty()).then_some(address);
+        self.with_store(|s| s.set_email(user, new))
+            .map_err(store_error)?;
+        if new.is_some() {
+            self.notify(user, Change::EmailChanged, detail);
+        }
+        self.audit_manage(
+            "user-set",
+            "success",
+            caller,
+            user,
+            if new.is_some() {
+                "e-mail address set"
+            } else {
+                "e-mail address removed"
+            },
+        );
+        Ok(())
+    }
+
     /// Lets `subject` (a user, or `@group`) log in without a factor until `until`.
     pub fn grace_set(
         &self,
@@ -606,4 +643,13 @@ fn by_whom(users: &dyn UserDb, caller: &Caller, user: &str) -> String {
     } else {
         format!("by an administrator (uid {})", caller.uid)
     }
+}
+
+/// `local@domain` and nothing else: no display name, no spaces or control characters,
+/// at most 254 characters.
+fn plain_address(a: &str) -> bool {
+    a.len() <= 254
+        && !a.contains(|c: char| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+        && a.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'))
 }

@@ -18,6 +18,9 @@ pub enum Change {
     Locked,
     /// An administrator ended a lock.
     Unlocked,
+    /// An administrator changed where the user's codes and notices go (told to the old
+    /// address and to the new).
+    EmailChanged,
     /// Trusted sessions or remembered devices were revoked.
     TrustRevoked,
     /// A login was told to remember its device.
@@ -27,6 +30,8 @@ pub enum Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     pub user: String,
+    /// The address an administrator set for the user (only users with one are told).
+    pub to: String,
     pub change: Change,
     /// Unix time, from the engine's clock.
     pub at: i64,
@@ -41,6 +46,12 @@ pub struct Notice {
 /// can be caused by anyone who knows the name).
 pub trait Notifier: Send + Sync {
     fn notify(&self, notice: Notice);
+
+    /// Whether notices go anywhere at all (when not, the engine does not look up the
+    /// user's address).
+    fn active(&self) -> bool {
+        true
+    }
 }
 
 /// Sends nothing: no channel is configured.
@@ -48,6 +59,10 @@ pub struct NoNotifier;
 
 impl Notifier for NoNotifier {
     fn notify(&self, _notice: Notice) {}
+
+    fn active(&self) -> bool {
+        false
+    }
 }
 
 /// Keeps notices in memory, for tests.

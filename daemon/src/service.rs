@@ -444,4 +444,15 @@ impl ManageService {
             .run(caller.uid, move |e| e.grace_clear(&caller, &subject))
             .await
     }
+    async fn user_set_email(
+        &self,
+        user: String,
+        address: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), TwofoldError> {
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
+        self.0
+            .run(caller.uid, move |e| e.set_email(&caller, &user, &address))
+            .await
+    }
 }

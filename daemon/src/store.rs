@@ -128,6 +128,12 @@ pub trait Store: Listings + Send {
 
     /// The deferrals that can apply to `user`: the user's own and every group's.
     fn deferrals_of(&self, user: &str) -> Result<Vec<Deferral>>;
+
+    /// Sets (or with `None` removes) the address `user`'s codes and notices go to.
+    fn set_email(&mut self, user: &str, email: Option<&str>) -> Result<()>;
+
+    /// The address an administrator set for `user`, if any.
+    fn email_of(&self, user: &str) -> Result<Option<String>>;
 }
 
 /// The administrative listings, page by page, and the time limit that stops a page that

@@ -337,6 +337,9 @@ pub trait Manage {
     fn grace_set(&self, subject: &str, until: i64, reason: &str) -> zbus::Result<()>;
     fn grace_list(&self, after: &str, limit: u32) -> zbus::Result<(Vec<Deferral>, String)>;
     fn grace_clear(&self, subject: &str) -> zbus::Result<bool>;
+    /// Where the user's codes and notices are e-mailed (administrators only); an empty
+    /// address removes it.
+    fn user_set_email(&self, user: &str, address: &str) -> zbus::Result<()>;
 }
 
 #[cfg(test)]

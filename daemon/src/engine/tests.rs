@@ -977,6 +977,11 @@ fn factor_and_trust_changes_are_told_to_the_user_without_codes_or_secrets() {
     let f = fixture_with(
         "version = 1\n[daemon]\nadmin_group = \"twofold-admin\"\n[lockout]\nmax_failures = 3\nsource_failures = 100\n",
     );
+    // bob has no address: nothing about him goes anywhere.
+    f.enrol("bob");
+    f.engine
+        .set_email(&root(), "alice", "alice@example.org")
+        .unwrap();
     let secret = f.enrol("alice");
     f.verify(
         &root(),
@@ -1004,6 +1009,7 @@ fn factor_and_trust_changes_are_told_to_the_user_without_codes_or_secrets() {
     assert_eq!(
         changes,
         [
+            Change::EmailChanged,
             Change::SecretIssued,
             Change::FactorActivated,
             Change::DeviceRemembered,
@@ -1014,20 +1020,74 @@ fn factor_and_trust_changes_are_told_to_the_user_without_codes_or_secrets() {
         ]
     );
     for n in notices.iter() {
-        assert_eq!((n.user.as_str(), n.host.as_str()), ("alice", "host"));
+        assert_eq!(
+            (n.user.as_str(), n.to.as_str(), n.host.as_str()),
+            ("alice", "alice@example.org", "host")
+        );
         assert!(
             !n.detail.contains(&secret) && !n.detail.contains(&right),
             "{n:?}"
         );
         assert!(!n.detail.contains(wrong), "{n:?}");
     }
-    assert_eq!(notices[0].detail, "by an administrator (uid 0)");
-    assert_eq!(notices[4].detail, "sshd login from 192.0.2.7");
+    assert_eq!(notices[1].detail, "by an administrator (uid 0)");
+    assert_eq!(notices[5].detail, "sshd login from 192.0.2.7");
     assert!(
-        notices[2]
+        notices[3]
             .detail
             .starts_with("sshd login from 192.0.2.7: SSH key SHA256:")
     );
+}
+
+#[test]
+fn only_an_administrator_sets_an_address_and_both_old_and_new_are_told() {
+    let f = fixture();
+    let alice = as_uid(1000, ":1.9");
+    assert!(matches!(
+        f.engine.set_email(&alice, "alice", "eve@example.org"),
+        Err(ApiError::PermissionDenied(_))
+    ));
+    for bad in [
+        "Alice <a@example.org>",
+        "a@example",
+        "a b@example.org",
+        "a@example.org\nBcc: e@x.org",
+    ] {
+        assert!(
+            matches!(
+                f.engine.set_email(&root(), "alice", bad),
+                Err(ApiError::InvalidInput(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    f.engine
+        .set_email(&root(), "alice", "old@example.org")
+        .unwrap();
+    f.engine
+        .set_email(&root(), "alice", "new@example.org")
+        .unwrap();
+    f.engine.set_email(&root(), "alice", "").unwrap();
+    let to: Vec<String> = f
+        .notices
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n.to.clone())
+        .collect();
+    assert_eq!(
+        to,
+        [
+            "old@example.org",
+            "old@example.org",
+            "new@example.org",
+            "new@example.org"
+        ]
+    );
+    // Removed: nothing more goes out.
+    f.enrol("alice");
+    assert_eq!(f.notices.0.lock().unwrap().len(), 4);
 }
 
 #[test]

@@ -58,7 +58,7 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 /// Names without a factor whose wrong codes are counted (see `phantoms`) at most; beyond
 /// it the least recently tried go first.
@@ -149,6 +149,13 @@ const MIGRATIONS: &[&str] = &[
     // Which kind of factor a row is (factor.rs); every row before was TOTP.
     "
     ALTER TABLE users ADD COLUMN kind TEXT NOT NULL DEFAULT 'totp' CHECK (kind IN ('totp'));
+",
+    // Where a user's codes and notices are e-mailed, as an administrator set it.
+    "
+    CREATE TABLE contacts (
+        user   TEXT PRIMARY KEY NOT NULL,
+        email  TEXT NOT NULL
+    ) STRICT;
 ",
 ];
 
@@ -582,6 +589,11 @@ impl Store for SqliteStore {
             [old, new],
         )?;
         tx.execute("DELETE FROM deferrals WHERE subject = ?1", [old])?;
+        tx.execute(
+            "UPDATE OR IGNORE contacts SET user = ?2 WHERE user = ?1",
+            [old, new],
+        )?;
+        tx.execute("DELETE FROM contacts WHERE user = ?1", [old])?;
         tx.commit()?;
         Ok(moved)
     }
@@ -703,6 +715,28 @@ impl Store for SqliteStore {
 
     fn deferrals_of(&self, user: &str) -> Result<Vec<Deferral>> {
         self.deferrals_for_users(user, user)
+    }
+
+    fn set_email(&mut self, user: &str, email: Option<&str>) -> Result<()> {
+        match email {
+            Some(email) => self.conn.execute(
+                "INSERT INTO contacts (user, email) VALUES (?1, ?2)
+                 ON CONFLICT(user) DO UPDATE SET email = ?2",
+                [user, email],
+            )?,
+            None => self
+                .conn
+                .execute("DELETE FROM contacts WHERE user = ?1", [user])?,
+        };
+        Ok(())
+    }
+
+    fn email_of(&self, user: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT email FROM contacts WHERE user = ?1")?
+            .query_row([user], |r| r.get(0))
+            .optional()?)
     }
 }
 

@@ -725,3 +725,27 @@ fn listings_page_through_every_row_once_and_a_slow_read_is_stopped() {
     // The limit ends with the read.
     assert_eq!(s.users_after("", 1000).unwrap().len(), 250);
 }
+
+#[test]
+fn an_address_survives_a_reset_and_follows_a_rename() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    s.put_pending("Alice", FactorKind::Totp, "S", 0, false, true)
+        .unwrap();
+    assert_eq!(s.email_of("Alice").unwrap(), None);
+    s.set_email("Alice", Some("alice@example.org")).unwrap();
+    s.set_email("Alice", Some("a@example.org")).unwrap();
+    assert!(s.rename_user("Alice", "alice").unwrap());
+    assert_eq!(s.email_of("Alice").unwrap(), None);
+    assert_eq!(
+        s.email_of("alice").unwrap().as_deref(),
+        Some("a@example.org")
+    );
+    // A lost phone is no reason to forget where the user is told about it.
+    assert!(s.reset("alice").unwrap());
+    assert_eq!(
+        s.email_of("alice").unwrap().as_deref(),
+        Some("a@example.org")
+    );
+    s.set_email("alice", None).unwrap();
+    assert_eq!(s.email_of("alice").unwrap(), None);
+}
