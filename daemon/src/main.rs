@@ -10,9 +10,11 @@ use twofold_daemon::audit::SyslogAudit;
 use twofold_daemon::audit_throttle::ThrottledAudit;
 use twofold_daemon::authz::SystemUsers;
 use twofold_daemon::clock::{Clock, SystemClock};
+use twofold_daemon::email_notices::EmailNotifier;
 use twofold_daemon::engine::{Engine, Parts};
 use twofold_daemon::identity::ProcSessions;
-use twofold_daemon::notify::NoNotifier;
+use twofold_daemon::mail::SmtpMailer;
+use twofold_daemon::notify::{NoNotifier, Notifier};
 use twofold_daemon::random::OsRandom;
 use twofold_daemon::service::{AuthService, ManageService, Shared};
 use twofold_daemon::store::{SqliteStore, StorePool};
@@ -129,6 +131,15 @@ async fn serve(
     if let Some(problem) = users.shadow_problem() {
         eprintln!("twofoldd: {problem}");
     }
+    // Notices to users go out by mail when [smtp] is set; a setting that cannot be used
+    // (an unreadable password file, a bad certificate) stops the start with its reason.
+    let notifier: Arc<dyn Notifier> = match &config.smtp {
+        Some(smtp) => {
+            let mailer = SmtpMailer::new(smtp).map_err(|e| e.to_string())?;
+            Arc::new(EmailNotifier::start(Arc::new(mailer)))
+        }
+        None => Arc::new(NoNotifier),
+    };
     let engine = Arc::new(Engine::new(Parts {
         store: Box::new(store),
         clock,
@@ -138,8 +149,7 @@ async fn serve(
         audit: Arc::new(ThrottledAudit::new(SyslogAudit::new(
             config.daemon.syslog_socket.0.clone(),
         ))),
-        // No channel to users yet (e-mail comes with the factors issue).
-        notifier: Arc::new(NoNotifier),
+        notifier,
         hostname,
         sessions: Arc::new(ProcSessions),
         config,

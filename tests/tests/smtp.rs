@@ -6,131 +6,10 @@
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use twofold_config::{Config, SmtpConfig};
 use twofold_daemon::mail::{Mail, MailError, Mailer, SmtpMailer};
-
-struct Server {
-    child: Child,
-    port: u16,
-    maildir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// aiosmtpd on 127.0.0.1, storing into DIR/mail (which must not exist yet); with a
-/// certificate it offers STARTTLS.
-fn start(dir: &Path, tls: Option<(&Path, &Path)>) -> Server {
-    let port = free_port();
-    let maildir = dir.join("mail");
-    let mut cmd = Command::new("/usr/bin/python3");
-    cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-        .args(["-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(&maildir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some((cert, key)) = tls {
-        cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
-    }
-    let child = cmd
-        .spawn()
-        .expect("/usr/bin/python3 with python3-aiosmtpd (scripts/packages.txt: tests)");
-    let server = Server {
-        child,
-        port,
-        maildir,
-    };
-    let deadline = twofold_daemon::clock::monotonic() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            twofold_daemon::clock::monotonic() < deadline,
-            "aiosmtpd did not start on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
-}
-
-/// A company CA and a certificate it signed for `localhost`: (CA cert, cert, key).
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let p = |name: &str| dir.join(name);
-    let openssl = |args: &[&str]| {
-        let ok = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl")
-            .success();
-        assert!(ok, "openssl {args:?}");
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=Test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "req.pem",
-    ]);
-    std::fs::write(
-        p("ext.cnf"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "req.pem",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "cert.pem",
-    ]);
-    (p("ca.pem"), p("cert.pem"), p("key.pem"))
-}
+use twofold_integration::smtp::{certificates, start};
 
 fn smtp(section: &str) -> SmtpConfig {
     Config::parse(&format!("version = 1\n[smtp]\n{section}"), "test")
@@ -155,16 +34,6 @@ fn send(mailer: &SmtpMailer, m: &Mail) -> Result<(), MailError> {
         .block_on(mailer.send(m))
 }
 
-/// The messages the server stored.
-fn delivered(server: &Server) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(server.maildir.join("new")) else {
-        return Vec::new();
-    };
-    entries
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect()
-}
-
 #[test]
 fn a_message_is_delivered_in_clear_to_a_server_on_this_machine() {
     let dir = tempfile::tempdir().unwrap();
@@ -175,7 +44,7 @@ fn a_message_is_delivered_in_clear_to_a_server_on_this_machine() {
     ));
     let mailer = SmtpMailer::new(&c).unwrap();
     send(&mailer, &mail()).unwrap();
-    let got = delivered(&server);
+    let got = server.delivered();
     assert_eq!(got.len(), 1, "{got:?}");
     let m = &got[0];
     for part in [
@@ -201,11 +70,11 @@ fn starttls_delivers_with_the_certificate_trusted_and_refuses_without() {
     let untrusted = SmtpMailer::new(&smtp(&base)).unwrap();
     let err = send(&untrusted, &mail()).unwrap_err();
     assert!(matches!(err, MailError::Delivery(_)), "{err}");
-    assert!(delivered(&server).is_empty(), "sent to an untrusted server");
+    assert!(server.delivered().is_empty(), "sent to an untrusted server");
     let trusted =
         SmtpMailer::new(&smtp(&format!("{base}ca_file = \"{}\"\n", ca.display()))).unwrap();
     send(&trusted, &mail()).unwrap();
-    assert_eq!(delivered(&server).len(), 1);
+    assert_eq!(server.delivered().len(), 1);
 }
 
 #[test]
