@@ -101,13 +101,7 @@ impl TryFrom<String> for MailAddress {
             (Some(i), Some(_)) => &s[i + 1..s.len() - 1],
             _ => s.as_str(),
         };
-        let ok = s.len() <= 254
-            && !s.chars().any(char::is_control)
-            && address
-                .split_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
-            && !address.contains(char::is_whitespace);
-        if ok {
+        if s.len() <= 254 && !s.chars().any(char::is_control) && bare_address(address) {
             Ok(MailAddress(s))
         } else {
             Err(format!(
@@ -115,4 +109,29 @@ impl TryFrom<String> for MailAddress {
             ))
         }
     }
+}
+
+impl MailAddress {
+    /// A user's address as an administrator gives it: `local@domain.tld` and nothing
+    /// else (no display name, no list, nothing a header could be split on).
+    pub fn plain(s: &str) -> Result<MailAddress, String> {
+        let ok = s.len() <= 254
+            && !s.contains(|c: char| c.is_control() || "<>,;\"".contains(c))
+            && bare_address(s)
+            && s.split_once('@').is_some_and(|(_, d)| d.contains('.'));
+        if ok {
+            Ok(MailAddress(s.to_owned()))
+        } else {
+            Err(format!(
+                "expected a plain e-mail address such as alice@example.org, got {s:?}"
+            ))
+        }
+    }
+}
+
+/// `local@domain`: both parts present, one `@`, no white space.
+fn bare_address(a: &str) -> bool {
+    !a.contains(char::is_whitespace)
+        && a.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
 }

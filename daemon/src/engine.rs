@@ -96,9 +96,8 @@ struct Admitted {
 
 pub struct Engine {
     pub(crate) config: Config,
-    pub(crate) params: OtpParams,
     /// The factor kinds this daemon checks (TOTP today).
-    totp: Totp,
+    pub(crate) totp: Totp,
     pub(crate) lockout: LockoutPolicy,
     stores: Box<dyn Stores>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -142,7 +141,6 @@ impl Engine {
     pub fn new(p: Parts) -> Engine {
         let l = &p.config.lockout;
         Engine {
-            params: OtpParams::from_config(&p.config.totp),
             totp: Totp(OtpParams::from_config(&p.config.totp)),
             lockout: LockoutPolicy {
                 max_failures: l.max_failures.get(),
@@ -301,14 +299,14 @@ impl Engine {
             Ok(r) => r,
             Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
         };
-        match record {
+        let kind = match record {
             None => return self.begin_unenrolled(caller, ctx, &groups, now),
             Some(UserRecord { locked_until, .. }) if locked_until > now => {
                 self.audit_login("locked", caller.uid, &ctx, "account locked");
                 return Ok((String::new(), locked_step(locked_until - now)));
             }
-            Some(_) => {}
-        }
+            Some(r) => r.kind,
+        };
         let policy = self.config.service_policy(&ctx.service);
         let identity = identity::identify(&ctx, caller, self.sessions.as_ref(), &policy);
         if let Some(device) = &identity {
@@ -321,7 +319,7 @@ impl Engine {
                 Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
             }
         }
-        let step = Step::prompt(Action::PromptSecret, CODE_PROMPT);
+        let step = Step::prompt(Action::PromptSecret, self.factor(kind).prompt());
         self.open(caller, ctx, Stage::Code, true, identity, now, step)
     }
 

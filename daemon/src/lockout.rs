@@ -71,6 +71,23 @@ pub struct Account {
     pub phantom: bool,
 }
 
+impl Account {
+    /// `record` as the rules see it; `phantom` for a name with no factor.
+    pub fn of(record: &crate::model::UserRecord, phantom: bool) -> Account {
+        Account {
+            counters: Counters {
+                failures: record.failures,
+                lock_count: record.lock_count,
+                locked_until: record.locked_until,
+            },
+            last_step: record.last_step,
+            state: record.state,
+            generation: record.generation,
+            phantom,
+        }
+    }
+}
+
 /// Whether the code is to be looked at at all: `Some` refuses without looking.
 pub fn refused_before_checking(account: &Account, backoff: &Backoff, now: i64) -> Option<Attempt> {
     if account.counters.locked_until > now {

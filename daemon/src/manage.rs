@@ -144,9 +144,9 @@ impl Engine {
             user: user.into(),
             secret,
             otpauth_uri: uri,
-            algorithm: format!("{:?}", self.params.algorithm),
-            digits: self.params.digits as u32,
-            period: self.params.step as u32,
+            algorithm: format!("{:?}", self.totp.0.algorithm),
+            digits: self.totp.0.digits as u32,
+            period: self.totp.0.step as u32,
         })
     }
 
@@ -477,7 +477,7 @@ impl Engine {
             .map_err(|d| self.refuse("user-set", caller, user, d.0))?;
         let user = &self.canonical(user, true)?;
         let address = address.trim();
-        if !address.is_empty() && !plain_address(address) {
+        if !address.is_empty() && twofold_config::MailAddress::plain(address).is_err() {
             return Err(ApiError::InvalidInput(
                 "expected a plain e-mail address such as alice@example.org".into(),
             ));
@@ -643,13 +643,4 @@ fn by_whom(users: &dyn UserDb, caller: &Caller, user: &str) -> String {
     } else {
         format!("by an administrator (uid {})", caller.uid)
     }
-}
-
-/// `local@domain` and nothing else: no display name, no spaces or control characters,
-/// at most 254 characters.
-fn plain_address(a: &str) -> bool {
-    a.len() <= 254
-        && !a.contains(|c: char| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
-        && a.split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'))
 }

@@ -20,7 +20,7 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 use crate::factor::FactorKind;
-use crate::lockout::{self, Backoff, Counters, LockoutPolicy};
+use crate::lockout::{self, Backoff, LockoutPolicy};
 use crate::model::{Attempt, Deferral, FactorState, Issued, TrustKind, TrustRecord, UserRecord};
 
 /// The columns that `row_to_user` and `row_to_trust` read, in their order.
@@ -506,17 +506,7 @@ impl Store for SqliteStore {
             })
             .optional()?
             .unwrap_or_default();
-        let account = lockout::Account {
-            counters: Counters {
-                failures: user.failures,
-                lock_count: user.lock_count,
-                locked_until: user.locked_until,
-            },
-            last_step: user.last_step,
-            state: user.state,
-            generation: user.generation,
-            phantom,
-        };
+        let account = lockout::Account::of(&user, phantom);
         if let Some(refused) = lockout::refused_before_checking(&account, &backoff, now) {
             return Ok(refused);
         }
