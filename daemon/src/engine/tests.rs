@@ -1061,6 +1061,23 @@ fn only_an_administrator_sets_an_address_and_both_old_and_new_are_told() {
             "{bad:?}"
         );
     }
+    // A forged name or a huge address is refused, as every other input.
+    let huge = "a".repeat(10_000);
+    for (user, address) in [
+        ("alice\nroot", "a@example.org"),
+        ("", "a@example.org"),
+        ("alice", huge.as_str()),
+        ("alice", "a@example.org\u{0}"),
+    ] {
+        assert!(
+            matches!(
+                f.engine.set_email(&root(), user, address),
+                Err(ApiError::InvalidInput(_))
+            ),
+            "{user:?} {}",
+            address.len()
+        );
+    }
     f.engine
         .set_email(&root(), "alice", "old@example.org")
         .unwrap();
