@@ -87,6 +87,44 @@ pub fn require_root(why: &str) {
     );
 }
 
+/// pam_wrapper copies the service files into /tmp/pam.X (one of 62 names) and leaves it
+/// there when its process ends without exit handlers (a child of `login` or `su` that
+/// calls `_exit`). A later pam_wrapper reclaims such a directory when its pid is dead;
+/// as another user it cannot write into root's, and fails with "Failed to copy config
+/// files". So, before PAM runs as another user, root removes the directories whose
+/// process is gone and which nobody touched for two seconds (none being reclaimed).
+fn clear_stale_pam_wrapper_dirs() {
+    let Ok(entries) = std::fs::read_dir("/tmp") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_pwrap = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.len() == 5 && n.starts_with("pam."));
+        let pid_file = path.join("pid");
+        let (Ok(pid), Ok(meta)) = (
+            std::fs::read_to_string(&pid_file),
+            std::fs::metadata(&pid_file),
+        ) else {
+            continue;
+        };
+        let dead = pid
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+        let quiet = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(2));
+        if is_pwrap && dead && quiet {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// Creates the test accounts once (root only; fails the test otherwise). Returns true.
 pub fn ensure_test_users() -> bool {
     require_root("it creates the test users");
@@ -511,6 +549,9 @@ impl World {
         input: &str,
         env: &[(&str, &str)],
     ) -> PamRun {
+        if run_as.is_some() {
+            clear_stale_pam_wrapper_dirs();
+        }
         // pam_wrapper sometimes fails to make its /tmp/pam.X directory when processes
         // start at once ("File exists"): the module never ran, so run it again.
         for _ in 0..4 {
