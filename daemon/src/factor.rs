@@ -3,6 +3,7 @@
 //! approval are further implementations of [`Factor`]. Each stored factor names its
 //! [`FactorKind`], and the engine asks the matching implementation.
 
+use crate::lockout::Match;
 use crate::otp::{self, OtpParams};
 use crate::random::Random;
 
@@ -48,10 +49,10 @@ pub trait Factor: Send + Sync {
     /// A new secret for `account` (`user@host`), shown as issued by `issuer`.
     fn enrol(&self, random: &dyn Random, issuer: &str, account: &str) -> Result<Enrolment, String>;
 
-    /// The step that `answer` matches for `secret` at `now`, if any; every candidate is
+    /// What `answer` matches for `secret` at `now`, if anything; every candidate is
     /// compared in constant time. The store refuses a step at or below the last accepted
     /// one (replay).
-    fn verify(&self, secret: &str, answer: &str, now: i64) -> Result<Option<u64>, String>;
+    fn verify(&self, secret: &str, answer: &str, now: i64) -> Result<Option<Match>, String>;
 }
 
 /// TOTP with the configured algorithm, digits, step and window.
@@ -76,8 +77,8 @@ impl Factor for Totp {
         Ok(Enrolment { secret, uri })
     }
 
-    fn verify(&self, secret: &str, answer: &str, now: i64) -> Result<Option<u64>, String> {
-        otp::matching_step(&self.0, secret, answer, now)
+    fn verify(&self, secret: &str, answer: &str, now: i64) -> Result<Option<Match>, String> {
+        Ok(otp::matching_step(&self.0, secret, answer, now)?.map(|step| Match::Step(step as i64)))
     }
 }
 
@@ -112,7 +113,7 @@ mod tests {
         let code = otp::code_at(&f.0, &e.secret, now as u64).unwrap();
         assert_eq!(
             f.verify(&e.secret, &code, now).unwrap(),
-            Some(now as u64 / 30)
+            Some(Match::Step(now / 30))
         );
         let other = f.enrol(&OsRandom, "host", "alice@host").unwrap();
         assert_ne!(other.secret, e.secret);

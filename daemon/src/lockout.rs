@@ -12,6 +12,17 @@
 
 use crate::model::{Attempt, FactorState};
 
+/// What a right answer matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// A time step of the stored factor: passes once, and never at or below the last one.
+    Step(i64),
+    /// A single-use code the daemon handed out (e-mailed, recovery): it cannot be
+    /// replayed because it is gone once used, and it neither activates a pending factor
+    /// nor moves the factor's last step.
+    Once,
+}
+
 /// How failures turn into waits for one source and into locks of the account.
 #[derive(Debug, Clone, Copy)]
 pub struct LockoutPolicy {
@@ -109,36 +120,54 @@ pub struct Decision {
     pub attempt: Attempt,
     /// The account's counters from now on.
     pub counters: Counters,
-    /// The step to record as the last accepted one, on a pass.
-    pub accepted_step: Option<i64>,
+    /// On a pass: the step to record as the last accepted one (`None`: keep it), and
+    /// whether the pass activates a pending factor.
+    pub accepted: Option<Pass>,
     /// The source's backoff from now on; `None` forgets it (a pass).
     pub backoff: Option<Backoff>,
     /// End every trust record and open conversation of the user (the attempt locked it).
     pub ends_trust: bool,
 }
 
-/// Decides an attempt that [`refused_before_checking`] let through, given the step the
-/// code matches (`None`: no step in the window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub step: Option<i64>,
+    pub activate: bool,
+}
+
+/// Decides an attempt that [`refused_before_checking`] let through, given what the code
+/// matches (`None`: nothing).
 pub fn decide(
     account: &Account,
     backoff: &Backoff,
-    matched: Option<i64>,
+    matched: Option<Match>,
     policy: &LockoutPolicy,
     now: i64,
 ) -> Decision {
     let matched = matched.filter(|_| !account.phantom);
-    match matched {
-        Some(step) if step > account.last_step => Decision {
+    let pass = match matched {
+        Some(Match::Step(step)) if step > account.last_step => Some(Pass {
+            step: Some(step),
+            activate: account.state == FactorState::Pending,
+        }),
+        Some(Match::Once) => Some(Pass {
+            step: None,
+            activate: false,
+        }),
+        _ => None,
+    };
+    match pass {
+        Some(pass) => Decision {
             attempt: Attempt::Accepted {
-                activated: account.state == FactorState::Pending,
+                activated: pass.activate,
                 generation: account.generation,
             },
             counters: Counters::default(),
-            accepted_step: Some(step),
+            accepted: Some(pass),
             backoff: None,
             ends_trust: false,
         },
-        replayed => {
+        None => {
             let c = account.counters;
             let failures = c.failures + 1;
             let (counters, locked_until) = if failures >= policy.max_failures {
@@ -168,12 +197,12 @@ pub fn decide(
             };
             Decision {
                 attempt: Attempt::Rejected {
-                    replay: replayed.is_some(),
+                    replay: matched.is_some(),
                     failures,
                     locked_until,
                 },
                 counters,
-                accepted_step: None,
+                accepted: None,
                 backoff: Some(Backoff {
                     failures: source_failures,
                     until,
@@ -259,7 +288,7 @@ mod tests {
                 failures: 1,
                 until: 0,
             },
-            Some(101),
+            Some(Match::Step(101)),
             &POLICY,
             NOW,
         );
@@ -272,8 +301,15 @@ mod tests {
         );
         assert_eq!(d.counters, Counters::default());
         assert_eq!(
-            (d.accepted_step, d.backoff, d.ends_trust),
-            (Some(101), None, false)
+            (d.accepted, d.backoff, d.ends_trust),
+            (
+                Some(Pass {
+                    step: Some(101),
+                    activate: true
+                }),
+                None,
+                false
+            )
         );
     }
 
@@ -283,7 +319,7 @@ mod tests {
             let d = decide(
                 &account(0, 0),
                 &Backoff::default(),
-                Some(step),
+                Some(Match::Step(step)),
                 &POLICY,
                 NOW,
             );
@@ -296,7 +332,7 @@ mod tests {
                 }
             );
             assert_eq!(d.counters.failures, 1);
-            assert_eq!(d.accepted_step, None);
+            assert_eq!(d.accepted, None);
         }
     }
 
@@ -355,7 +391,18 @@ mod tests {
         let mut a = account(2, 0);
         a.phantom = true;
         a.last_step = i64::MIN;
-        let d = decide(&a, &Backoff::default(), Some(200), &POLICY, NOW);
+        for matched in [Match::Step(200), Match::Once] {
+            let d = decide(&a, &Backoff::default(), Some(matched), &POLICY, NOW);
+            assert_eq!(
+                d.attempt,
+                Attempt::Rejected {
+                    replay: false,
+                    failures: 3,
+                    locked_until: Some(NOW + 60)
+                }
+            );
+        }
+        let d = decide(&a, &Backoff::default(), None, &POLICY, NOW);
         assert_eq!(
             d.attempt,
             Attempt::Rejected {
@@ -363,6 +410,28 @@ mod tests {
                 failures: 3,
                 locked_until: Some(NOW + 60)
             }
+        );
+    }
+
+    #[test]
+    fn a_single_use_code_passes_without_activating_or_moving_the_step() {
+        let mut a = account(2, 1);
+        a.state = FactorState::Pending;
+        let d = decide(&a, &Backoff::default(), Some(Match::Once), &POLICY, NOW);
+        assert_eq!(
+            d.attempt,
+            Attempt::Accepted {
+                activated: false,
+                generation: 7
+            }
+        );
+        assert_eq!(d.counters, Counters::default());
+        assert_eq!(
+            d.accepted,
+            Some(Pass {
+                step: None,
+                activate: false
+            })
         );
     }
 

@@ -4,7 +4,7 @@
 //! pure rules (`lockout`), save. SQLite (`sqlite.rs`) is the first implementation.
 
 use crate::factor::FactorKind;
-use crate::lockout::LockoutPolicy;
+use crate::lockout::{LockoutPolicy, Match};
 use crate::model::{Attempt, Deferral, Issued, TrustRecord, UserRecord};
 use std::collections::HashMap;
 use std::ops::DerefMut;
@@ -56,7 +56,7 @@ pub trait Store: Listings + Send {
     ) -> Result<Issued>;
 
     /// Records one attempt atomically: loads the account (or the name's phantom) and the
-    /// source's backoff, lets [`lockout`] decide (asking `check` for the step the code
+    /// source's backoff, lets [`lockout`] decide (asking `check` what the code
     /// matches only when nothing refuses it first) and saves what it decided, all in one
     /// transaction.
     fn attempt(
@@ -65,7 +65,7 @@ pub trait Store: Listings + Send {
         source: &str,
         now: i64,
         policy: &LockoutPolicy,
-        check: &dyn Fn(&UserRecord) -> std::result::Result<Option<u64>, String>,
+        check: &dyn Fn(&UserRecord) -> std::result::Result<Option<Match>, String>,
     ) -> Result<Attempt>;
 
     /// Removes the user's factor (lost phone) and, in the same transaction, every trust

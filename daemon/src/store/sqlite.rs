@@ -20,7 +20,7 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 use crate::factor::FactorKind;
-use crate::lockout::{self, Backoff, LockoutPolicy};
+use crate::lockout::{self, Backoff, LockoutPolicy, Match};
 use crate::model::{Attempt, Deferral, FactorState, Issued, TrustKind, TrustRecord, UserRecord};
 
 /// The columns that `row_to_user` and `row_to_trust` read, in their order.
@@ -482,7 +482,7 @@ impl Store for SqliteStore {
         source: &str,
         now: i64,
         policy: &LockoutPolicy,
-        check: &dyn Fn(&UserRecord) -> std::result::Result<Option<u64>, String>,
+        check: &dyn Fn(&UserRecord) -> std::result::Result<Option<Match>, String>,
     ) -> Result<Attempt> {
         let tx = self.immediate()?;
         let enrolled = tx
@@ -510,17 +510,24 @@ impl Store for SqliteStore {
         if let Some(refused) = lockout::refused_before_checking(&account, &backoff, now) {
             return Ok(refused);
         }
-        let matched = check(&user)
-            .map_err(StoreError::Unavailable)?
-            .map(|s| s as i64);
+        let matched = check(&user).map_err(StoreError::Unavailable)?;
         let d = lockout::decide(&account, &backoff, matched, policy, now);
         let c = d.counters;
-        if let Some(step) = d.accepted_step {
+        if let Some(pass) = d.accepted {
             tx.prepare_cached(
-                "UPDATE users SET last_step = ?2, last_success = ?3, failures = ?4, lock_count = ?5,
-                     locked_until = ?6, state = 'active' WHERE name = ?1",
+                "UPDATE users SET last_step = COALESCE(?2, last_step), last_success = ?3,
+                     failures = ?4, lock_count = ?5, locked_until = ?6,
+                     state = CASE WHEN ?7 THEN 'active' ELSE state END WHERE name = ?1",
             )?
-            .execute(params![name, step, now, c.failures, c.lock_count, c.locked_until])?;
+            .execute(params![
+                name,
+                pass.step,
+                now,
+                c.failures,
+                c.lock_count,
+                c.locked_until,
+                pass.activate
+            ])?;
         } else if phantom {
             put_phantom(&tx, name, c.failures, c.lock_count, c.locked_until, now)?;
         } else {

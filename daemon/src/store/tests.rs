@@ -1,5 +1,6 @@
 use super::*;
 use crate::factor::FactorKind;
+use crate::lockout::Match;
 use std::os::unix::fs::PermissionsExt;
 
 /// No per-source waits here (see `a_source_waits_after_its_wrong_codes`).
@@ -15,11 +16,11 @@ fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().mode() & 0o777
 }
 
-fn accept(step: u64) -> impl Fn(&UserRecord) -> std::result::Result<Option<u64>, String> {
-    move |_| Ok(Some(step))
+fn accept(step: i64) -> impl Fn(&UserRecord) -> std::result::Result<Option<Match>, String> {
+    move |_| Ok(Some(Match::Step(step)))
 }
 
-fn wrong(_: &UserRecord) -> std::result::Result<Option<u64>, String> {
+fn wrong(_: &UserRecord) -> std::result::Result<Option<Match>, String> {
     Ok(None)
 }
 
@@ -69,6 +70,28 @@ fn a_newer_schema_is_refused() {
             .to_string()
             .contains("newer")
     );
+}
+
+#[test]
+fn a_single_use_code_passes_but_leaves_a_pending_factor_pending_and_its_step_alone() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    let once = |_: &UserRecord| Ok(Some(Match::Once));
+    s.put_pending("alice", FactorKind::Totp, "S", 100, false, true)
+        .unwrap();
+    s.attempt("alice", "host a", 100, &POLICY, &wrong).unwrap();
+    assert!(matches!(
+        s.attempt("alice", "host a", 100, &POLICY, &once).unwrap(),
+        Attempt::Accepted {
+            activated: false,
+            ..
+        }
+    ));
+    let u = s.user("alice").unwrap().unwrap();
+    assert_eq!(
+        (u.state, u.last_step, u.failures),
+        (FactorState::Pending, -1, 0)
+    );
+    assert_eq!(u.last_success, 100);
 }
 
 #[test]
