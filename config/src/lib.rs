@@ -3,12 +3,14 @@
 //! instead of failing a login later. A missing file means the built-in defaults.
 
 mod bounded;
+mod email_codes;
 mod file;
 mod policy;
 mod smtp;
 mod when;
 
 pub use bounded::Bounded;
+pub use email_codes::{EmailCodesConfig, PLACEHOLDERS, TEXT_FILE, Template};
 pub use policy::{Profile, ServiceClass, ServicePolicy, ServicePolicyConfig, service_class};
 use serde::Deserialize;
 pub use smtp::{HostName, MailAddress, SmtpConfig, SmtpSecurity};
@@ -56,6 +58,8 @@ pub struct Config {
     /// The mail server; `None`: no mail is sent.
     #[serde(default)]
     pub smtp: Option<SmtpConfig>,
+    #[serde(default)]
+    pub email_codes: EmailCodesConfig,
     /// Trust policy per PAM service name; `other` applies to services not listed.
     #[serde(default)]
     pub policy: BTreeMap<String, ServicePolicyConfig>,
@@ -73,6 +77,7 @@ impl Default for Config {
             scope: ScopeConfig::default(),
             enrolment: EnrolmentConfig::default(),
             smtp: None,
+            email_codes: EmailCodesConfig::default(),
             policy: BTreeMap::new(),
         }
     }
@@ -365,10 +370,29 @@ impl Config {
     /// but root may write, a file owned by someone else, or a symlink is refused:
     /// whoever can edit it can turn the second factor off (see `file`).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        match file::read_checked(path)? {
-            Some(text) => Config::parse(&text, &path.display().to_string()),
-            None => Ok(Config::default()),
+        let mut config = match file::read_checked(path)? {
+            Some(text) => Config::parse(&text, &path.display().to_string())?,
+            None => Config::default(),
+        };
+        let text_path = path.with_file_name(TEXT_FILE);
+        if let Some(text) = file::read_checked(&text_path)? {
+            config.email_codes.text =
+                email_codes::text_template(&text).map_err(|message| ConfigError::Invalid {
+                    path: text_path.display().to_string(),
+                    message,
+                })?;
         }
+        Ok(config)
+    }
+
+    /// Whether logins may ask for codes by e-mail: `[smtp]` is set, and `[email_codes]
+    /// enabled` (by default on, except in the strict profile).
+    pub fn email_codes_on(&self) -> bool {
+        self.smtp.is_some()
+            && self
+                .email_codes
+                .enabled
+                .unwrap_or(self.profile != Profile::Strict)
     }
 
     /// The trust policy for PAM service `service`.
@@ -389,6 +413,12 @@ impl Config {
                 path: origin.into(),
                 message,
             })?;
+        }
+        if self.profile == Profile::Strict && self.email_codes.enabled == Some(true) {
+            return Err(ConfigError::Invalid {
+                path: origin.into(),
+                message: "[email_codes] enabled = true is not allowed with profile = \"strict\" (NIST SP 800-63B does not accept e-mail as an out-of-band channel)".into(),
+            });
         }
         if self.lockout.max_seconds.0 < self.lockout.base_seconds.0 {
             return Err(ConfigError::Invalid {

@@ -325,3 +325,52 @@ fn a_bad_smtp_section_names_the_line_and_key_or_the_rule() {
         assert!(MailAddress::try_from(bad.to_string()).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn email_codes_need_smtp_are_off_in_the_strict_profile_and_cannot_be_forced_on_there() {
+    const SMTP: &str = "[smtp]\nhost = \"localhost\"\nsecurity = \"none\"\nfrom = \"a@b\"\n";
+    let c = Config::parse("version = 1\n", "t").unwrap();
+    assert!(!c.email_codes_on(), "no [smtp], no e-mailed codes");
+    let c = Config::parse(&format!("version = 1\n{SMTP}"), "t").unwrap();
+    assert!(c.email_codes_on());
+    assert_eq!(
+        (
+            c.email_codes.valid_minutes.get(),
+            c.email_codes.per_hour.get()
+        ),
+        (10, 5)
+    );
+    let c = Config::parse(&format!("version = 1\nprofile = \"strict\"\n{SMTP}"), "t").unwrap();
+    assert!(!c.email_codes_on(), "strict: off by default");
+    let e = error_of(&format!(
+        "version = 1\nprofile = \"strict\"\n{SMTP}[email_codes]\nenabled = true\n"
+    ));
+    assert!(e.contains("not allowed") && e.contains("strict"), "{e}");
+    let c = Config::parse(
+        &format!("version = 1\n{SMTP}[email_codes]\nenabled = false\nper_hour = 2\n"),
+        "t",
+    )
+    .unwrap();
+    assert!(!c.email_codes_on());
+    let e = error_of("version = 1\n[email_codes]\nsubject = \"Code {code}\"\n");
+    assert!(e.contains("line 3") && e.contains("subject"), "{e}");
+}
+
+#[test]
+fn the_message_text_is_read_from_beside_the_file_and_a_bad_one_names_file_and_line() {
+    let (dir, path) = safe_config();
+    let text = dir.path().join(crate::TEXT_FILE);
+    std::fs::write(&text, "Code for {user}: {code}\n").unwrap();
+    std::fs::set_permissions(&text, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let c = Config::load(&path).unwrap();
+    assert_eq!(c.email_codes.text.0, "Code for {user}: {code}\n");
+    std::fs::write(&text, "Hello {user}\nCode {kode}\n").unwrap();
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("email-code.txt") && e.contains("line 2") && e.contains("{kode}"),
+        "{e}"
+    );
+    std::fs::set_permissions(&text, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(e.contains("email-code.txt") && e.contains("refused"), "{e}");
+}

@@ -500,7 +500,15 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Command::User(UserCommand::Set { user, email, .. }) => {
             let address = email.as_deref().unwrap_or("");
-            manage.user_set_email(user, address).await.map_err(z)?;
+            let sharing = manage.user_set_email(user, address).await.map_err(z)?;
+            if !sharing.is_empty() {
+                // A shared mailbox lets each of its readers pass as the others.
+                eprintln!(
+                    "twofoldctl: warning: {} also use{} {address}; whoever reads that mailbox gets each of their e-mailed codes",
+                    sharing.join(", "),
+                    if sharing.len() == 1 { "s" } else { "" }
+                );
+            }
             output::done(
                 user,
                 &if address.is_empty() {

@@ -40,6 +40,7 @@ fn main() -> Result<(), String> {
         users: Arc::new(SystemUsers::new()),
         audit: Arc::new(MemoryAudit::default()),
         notifier: Arc::new(twofold_daemon::notify::NoNotifier),
+        courier: Arc::new(twofold_daemon::email_codes::NoCourier),
         hostname: "bench".into(),
         sessions: Arc::new(ProcSessions),
     });

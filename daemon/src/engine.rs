@@ -6,10 +6,11 @@
 use crate::audit::{AuditEvent, AuditSink};
 use crate::authz::{Account, Caller, LookupError, Policy, UserDb, valid_user_name};
 use crate::clock::Clock;
+use crate::email_codes::{self, Courier, DeliveryState, EmailFactor, MailedCode};
 use crate::factor::{Factor, FactorKind, Totp};
 use crate::grace;
 use crate::identity::{self, DeviceIdentity, SessionLookup};
-use crate::lockout::LockoutPolicy;
+use crate::lockout::{LockoutPolicy, Match};
 use crate::model::{Attempt, TrustKind, UserRecord};
 use crate::notify::{Change, Notice, Notifier};
 use crate::otp::OtpParams;
@@ -24,6 +25,17 @@ use twofold_protocol::{
 };
 
 pub use crate::factor::CODE_PROMPT;
+/// The code prompt when e-mailed codes are on: shown to every name alike, so it tells
+/// no one who has an address on record.
+pub const CODE_OR_EMAIL_PROMPT: &str = "Verification code (or press Enter for one by e-mail): ";
+const EMAILED_PROMPT: &str = "Code from the e-mail: ";
+/// The same words whether or not an address is on record (and a mail went out).
+const MAYBE_SENT: &str = "If an e-mail address is on record for you, a code is on its way to it.";
+const NOT_SENT: &str = "The e-mail with your code could not be sent. Use your authenticator app, or ask your administrator.";
+const NO_MORE_MAILS: &str =
+    "No more codes by e-mail for now. Use your authenticator app, or try again later.";
+/// Codes one login may ask to be e-mailed.
+const MAIL_REQUESTS_PER_LOGIN: u32 = 3;
 const WRONG_CODE: &str = "Wrong code, try again.";
 const TOO_MANY: &str = "Wrong code. Too many tries.";
 const CHANGED: &str =
@@ -82,6 +94,9 @@ struct Conversation {
     enrolled: bool,
     tries_left: u32,
     expires_at: i64,
+    /// The code e-mailed for this login, if one was asked for (a new one replaces it).
+    mailed: Option<MailedCode>,
+    mail_requests: u32,
     /// What admitted the conversation past its code, checked again at every later step:
     /// the factor's generation (a new secret, a lock or a revocation changes it) and the
     /// password fingerprint read when the code was right.
@@ -96,8 +111,12 @@ struct Admitted {
 
 pub struct Engine {
     pub(crate) config: Config,
-    /// The factor kinds this daemon checks (TOTP today).
+    /// The factor kinds this daemon checks.
     pub(crate) totp: Totp,
+    email: EmailFactor,
+    /// Whether logins may ask for a code by e-mail (`Config::email_codes_on`).
+    email_codes_on: bool,
+    courier: Arc<dyn Courier>,
     pub(crate) lockout: LockoutPolicy,
     stores: Box<dyn Stores>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -127,6 +146,8 @@ pub struct Parts {
     pub audit: Arc<dyn AuditSink>,
     /// Tells users about changes to their factors ([`NoNotifier`] sends nothing).
     pub notifier: Arc<dyn Notifier>,
+    /// Delivers e-mailed codes ([`email_codes::NoCourier`] sends nothing).
+    pub courier: Arc<dyn Courier>,
     pub hostname: String,
     pub sessions: Arc<dyn SessionLookup>,
 }
@@ -149,6 +170,9 @@ impl Engine {
                 source_failures: l.source_failures.get(),
                 source_base_seconds: i64::from(l.source_backoff_seconds.get()),
             },
+            email: EmailFactor,
+            email_codes_on: p.config.email_codes_on(),
+            courier: p.courier,
             config: p.config,
             stores: p.store,
             clock: p.clock,
@@ -166,7 +190,23 @@ impl Engine {
     pub(crate) fn factor(&self, kind: FactorKind) -> &dyn Factor {
         match kind {
             FactorKind::Totp => &self.totp,
+            FactorKind::Email => &self.email,
         }
+    }
+
+    /// What a login asks with: the same for every name.
+    fn code_prompt(&self) -> &'static str {
+        if self.email_codes_on {
+            CODE_OR_EMAIL_PROMPT
+        } else {
+            CODE_PROMPT
+        }
+    }
+
+    /// `record` if it is a factor this daemon can check now: an e-mail factor is none
+    /// while e-mailed codes are off (the user is then unenrolled, under the grace rules).
+    fn usable(&self, record: Option<UserRecord>) -> Option<UserRecord> {
+        record.filter(|r| r.kind != FactorKind::Email || self.email_codes_on)
     }
 
     /// A store connection for one call.
@@ -299,14 +339,14 @@ impl Engine {
             Ok(r) => r,
             Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
         };
-        let kind = match record {
+        match self.usable(record) {
             None => return self.begin_unenrolled(caller, ctx, &groups, now),
             Some(UserRecord { locked_until, .. }) if locked_until > now => {
                 self.audit_login("locked", caller.uid, &ctx, "account locked");
                 return Ok((String::new(), locked_step(locked_until - now)));
             }
-            Some(r) => r.kind,
-        };
+            Some(_) => {}
+        }
         let policy = self.config.service_policy(&ctx.service);
         let identity = identity::identify(&ctx, caller, self.sessions.as_ref(), &policy);
         if let Some(device) = &identity {
@@ -319,7 +359,7 @@ impl Engine {
                 Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
             }
         }
-        let step = Step::prompt(Action::PromptSecret, self.factor(kind).prompt());
+        let step = Step::prompt(Action::PromptSecret, self.code_prompt());
         self.open(caller, ctx, Stage::Code, true, identity, now, step)
     }
 
@@ -394,7 +434,7 @@ impl Engine {
                 Ok((String::new(), locked_step(until - now)))
             }
             Ok(_) => {
-                let step = Step::prompt(Action::PromptSecret, CODE_PROMPT);
+                let step = Step::prompt(Action::PromptSecret, self.code_prompt());
                 self.open(caller, ctx, Stage::Code, false, None, now, step)
             }
             Err(e) => Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
@@ -500,6 +540,8 @@ impl Engine {
                 context,
                 enrolled,
                 tries_left: self.config.login.max_tries.get(),
+                mailed: None,
+                mail_requests: 0,
                 admitted: None,
                 expires_at: now + i64::from(self.config.login.conversation_timeout_seconds.get()),
             },
@@ -560,6 +602,9 @@ impl Engine {
         response: &str,
         now: i64,
     ) -> Result<Step, ApiError> {
+        if self.email_codes_on && response.trim().is_empty() {
+            return Ok(self.mail_code(id, conv, now));
+        }
         // Overlong input is simply not a code; it is counted like any wrong one.
         let response = if response.len() > MAX_RESPONSE_LEN {
             ""
@@ -575,9 +620,16 @@ impl Engine {
                 &source,
                 now,
                 &self.lockout,
-                &|user: &UserRecord| self.factor(user.kind).verify(&user.secret, response, now),
+                &|user: &UserRecord| match &conv.mailed {
+                    Some(m) if m.matches(response, now) => Ok(Some(Match::Once)),
+                    _ => self.factor(user.kind).verify(&user.secret, response, now),
+                },
             )
         });
+        let mailed_code_used = conv
+            .mailed
+            .as_ref()
+            .is_some_and(|m| m.matches(response, now));
         let (caller_uid, ctx) = (conv.caller_uid, &conv.context);
         let failed = match attempt {
             Ok(Attempt::Accepted {
@@ -590,10 +642,13 @@ impl Engine {
                     ctx,
                     if activated {
                         "code verified; factor activated"
+                    } else if mailed_code_used {
+                        "e-mailed code verified"
                     } else {
                         "code verified"
                     },
                 );
+                conv.mailed = None;
                 // Only a login with a device identity can leave trust behind, and only
                 // trust needs the password fingerprint: the others skip the shadow look-up.
                 conv.admitted = conv.identity.is_some().then(|| Admitted {
@@ -643,8 +698,134 @@ impl Engine {
         if conv.tries_left == 0 {
             return Ok(Step::new(Action::MaxTries).error(TOO_MANY));
         }
+        let undelivered = conv
+            .mailed
+            .as_ref()
+            .is_some_and(|m| matches!(m.delivery.state(), DeliveryState::Failed(_)));
+        let prompt = if conv.mailed.is_some() {
+            EMAILED_PROMPT
+        } else {
+            self.code_prompt()
+        };
         lock(&self.conversations).insert(id.to_owned(), conv);
-        Ok(Step::prompt(Action::PromptSecret, CODE_PROMPT).error(WRONG_CODE))
+        let step = Step::prompt(Action::PromptSecret, prompt).error(WRONG_CODE);
+        Ok(if undelivered {
+            step.error(NOT_SENT)
+        } else {
+            step
+        })
+    }
+
+    /// An empty answer with e-mailed codes on: a new code for this login (replacing any
+    /// earlier one) to the address on record, if there is one and the user has mails left
+    /// this hour. The reply is the same whether or not there is an address. Asking is not
+    /// a try and never clears a wrong code's count.
+    fn mail_code(&self, id: &str, mut conv: Conversation, now: i64) -> Step {
+        let (caller_uid, ctx) = (conv.caller_uid, conv.context.clone());
+        let keep = |conv: Conversation, step: Step| {
+            lock(&self.conversations).insert(id.to_owned(), conv);
+            step
+        };
+        if let Some(DeliveryState::Failed(why)) = conv.mailed.as_ref().map(|m| m.delivery.state()) {
+            self.audit_login(
+                "error",
+                caller_uid,
+                &ctx,
+                &format!("e-mailed code not delivered: {why}"),
+            );
+            conv.mailed = None;
+            return keep(
+                conv,
+                Step::prompt(Action::PromptSecret, self.code_prompt()).error(NOT_SENT),
+            );
+        }
+        conv.mail_requests += 1;
+        if conv.mail_requests > MAIL_REQUESTS_PER_LOGIN {
+            let prompt = if conv.mailed.is_some() {
+                EMAILED_PROMPT
+            } else {
+                self.code_prompt()
+            };
+            return keep(
+                conv,
+                Step::prompt(Action::PromptSecret, prompt).error(NO_MORE_MAILS),
+            );
+        }
+        let sent = Step::prompt(Action::PromptSecret, EMAILED_PROMPT).info(MAYBE_SENT);
+        let user = ctx.user.clone();
+        let looked_up = self.with_store(|s| {
+            let locked_until = if conv.enrolled {
+                s.user(&user)?.map_or(0, |r| r.locked_until)
+            } else {
+                s.phantom_locked_until(&user)?
+            };
+            let to = if conv.enrolled {
+                s.email_of(&user)?
+            } else {
+                None
+            };
+            Ok((locked_until, to))
+        });
+        let to = match looked_up {
+            Ok((until, _)) if until > now => {
+                self.audit_login(
+                    "locked",
+                    caller_uid,
+                    &ctx,
+                    "account locked; no code e-mailed",
+                );
+                return locked_step(until - now);
+            }
+            Ok((_, Some(to))) => to,
+            Ok((_, None)) => {
+                // Nothing to send to; the same reply, and a code that nothing matches.
+                self.audit_login(
+                    "email-code",
+                    caller_uid,
+                    &ctx,
+                    "no address on record; nothing sent",
+                );
+                return keep(conv, sent);
+            }
+            Err(e) => return self.store_failed(caller_uid, &ctx, &e),
+        };
+        let per_hour = self.config.email_codes.per_hour.get();
+        match self.with_store(|s| s.take_mail_turn(&user, now, per_hour)) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.audit_login(
+                    "email-code",
+                    caller_uid,
+                    &ctx,
+                    &format!("refused: {per_hour} codes e-mailed this hour already"),
+                );
+                return keep(
+                    conv,
+                    Step::prompt(Action::PromptSecret, self.code_prompt()).error(NO_MORE_MAILS),
+                );
+            }
+            Err(e) => return self.store_failed(caller_uid, &ctx, &e),
+        }
+        let valid = i64::from(self.config.email_codes.valid_minutes.get()) * 60;
+        let (mailed, code) = match MailedCode::new(self.random.as_ref(), now, valid) {
+            Ok(m) => m,
+            Err(e) => return self.store_failed(caller_uid, &ctx, &StoreError::Unavailable(e)),
+        };
+        let time = utc_time(now);
+        let source = mail_source(&ctx, caller_uid);
+        let about = email_codes::About {
+            user: &user,
+            host: &self.hostname,
+            service: &ctx.service,
+            source: &source,
+            time: &time,
+        };
+        let mail = email_codes::message(&self.config.email_codes, &to, &about, &code);
+        self.courier.dispatch(&user, mail, mailed.delivery.clone());
+        // A new code replaces the one before: only the latest works.
+        conv.mailed = Some(mailed);
+        self.audit_login("email-code", caller_uid, &ctx, "code e-mailed");
+        keep(conv, sent)
     }
 
     /// After a right code: open a session window for this device, and offer to remember
@@ -801,7 +982,9 @@ impl Engine {
         let groups = grace::Groups::of(self.users.as_ref(), &ctx.user);
         let global = self.config.enrolment.deadline.map(|d| d.0);
         match grace::deadline_for(global, &deferrals, &ctx.user, &groups) {
-            Ok(Some(deadline)) if record.is_none() && now < deadline => Step::new(Action::Success),
+            Ok(Some(deadline)) if self.usable(record).is_none() && now < deadline => {
+                Step::new(Action::Success)
+            }
             Ok(_) => self.changed_meanwhile(conv),
             Err(e) => self.lookup_failed(conv.caller_uid, ctx, &e),
         }
@@ -909,6 +1092,28 @@ fn login_detail(ctx: &LoginContext) -> String {
         d.push_str(&format!(" on {}", ctx.tty));
     }
     d
+}
+
+/// Where a login comes from, for the e-mail with its code: the remote address (and the
+/// SSH key that passed, which only root's sshd can vouch for), else the terminal.
+fn mail_source(ctx: &LoginContext, caller_uid: u32) -> String {
+    let key = identity::ssh_key_fingerprint(&ctx.ssh_auth_info)
+        .filter(|_| caller_uid == 0 && identity::is_ssh(ctx));
+    match (ctx.rhost.as_str(), key) {
+        ("", _) if !ctx.tty.is_empty() => format!("terminal {}", ctx.tty),
+        ("", _) => "this machine".into(),
+        (host, Some(key)) => format!("{host} with SSH key {key}"),
+        (host, None) => host.to_owned(),
+    }
+}
+
+/// `2026-12-03 09:00:00 UTC`.
+fn utc_time(unix: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .replace('T', " ")
+        .replace('Z', " UTC")
 }
 
 pub(crate) fn source_of(ctx: &LoginContext, caller_uid: u32) -> String {

@@ -11,6 +11,9 @@ use crate::random::Random;
 pub enum FactorKind {
     /// An authenticator app's time-based codes (RFC 6238).
     Totp,
+    /// One-time codes e-mailed to the address an administrator set (`email_codes.rs`);
+    /// nothing secret is stored with it.
+    Email,
 }
 
 impl FactorKind {
@@ -18,6 +21,7 @@ impl FactorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FactorKind::Totp => "totp",
+            FactorKind::Email => "email",
         }
     }
 
@@ -26,6 +30,7 @@ impl FactorKind {
     pub fn parse(stored: &str) -> Option<FactorKind> {
         match stored {
             "totp" => Some(FactorKind::Totp),
+            "email" => Some(FactorKind::Email),
             _ => None,
         }
     }

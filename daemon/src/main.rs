@@ -10,10 +10,11 @@ use twofold_daemon::audit::SyslogAudit;
 use twofold_daemon::audit_throttle::ThrottledAudit;
 use twofold_daemon::authz::SystemUsers;
 use twofold_daemon::clock::{Clock, SystemClock};
+use twofold_daemon::email_codes::{Courier, MailCourier, NoCourier};
 use twofold_daemon::email_notices::EmailNotifier;
 use twofold_daemon::engine::{Engine, Parts};
 use twofold_daemon::identity::ProcSessions;
-use twofold_daemon::mail::SmtpMailer;
+use twofold_daemon::mail::{Mailer, SmtpMailer};
 use twofold_daemon::notify::{NoNotifier, Notifier};
 use twofold_daemon::random::OsRandom;
 use twofold_daemon::service::{AuthService, ManageService, Shared};
@@ -133,12 +134,18 @@ async fn serve(
     }
     // Notices to users go out by mail when [smtp] is set; a setting that cannot be used
     // (an unreadable password file, a bad certificate) stops the start with its reason.
-    let notifier: Arc<dyn Notifier> = match &config.smtp {
+    let (notifier, courier): (Arc<dyn Notifier>, Arc<dyn Courier>) = match &config.smtp {
         Some(smtp) => {
-            let mailer = SmtpMailer::new(smtp).map_err(|e| e.to_string())?;
-            Arc::new(EmailNotifier::start(Arc::new(mailer)))
+            let mailer: Arc<dyn Mailer> =
+                Arc::new(SmtpMailer::new(smtp).map_err(|e| e.to_string())?);
+            let courier: Arc<dyn Courier> = if config.email_codes_on() {
+                Arc::new(MailCourier::start(mailer.clone()))
+            } else {
+                Arc::new(NoCourier)
+            };
+            (Arc::new(EmailNotifier::start(mailer)), courier)
         }
-        None => Arc::new(NoNotifier),
+        None => (Arc::new(NoNotifier), Arc::new(NoCourier)),
     };
     let engine = Arc::new(Engine::new(Parts {
         store: Box::new(store),
@@ -150,6 +157,7 @@ async fn serve(
             config.daemon.syslog_socket.0.clone(),
         ))),
         notifier,
+        courier,
         hostname,
         sessions: Arc::new(ProcSessions),
         config,

@@ -340,7 +340,10 @@ impl Engine {
             .require_admin(caller)
             .map_err(|d| self.refuse("reset", caller, user, d.0))?;
         let user = &self.canonical(user, false)?;
-        let removed = self.with_store(|s| s.reset(user)).map_err(store_error)?;
+        let now = self.clock.now();
+        let removed = self
+            .with_store(|s| s.reset(user, now))
+            .map_err(store_error)?;
         if removed {
             self.notify(
                 user,
@@ -469,8 +472,14 @@ impl Engine {
 
     /// Sets where `user`'s codes and notices are e-mailed (administrators only; never
     /// taken from anything the user can edit); an empty `address` removes it. The old
-    /// address and the new are both told.
-    pub fn set_email(&self, caller: &Caller, user: &str, address: &str) -> Result<(), ApiError> {
+    /// address and the new are both told. Returns the other users (at most ten) who have
+    /// the same address: a shared mailbox lets each of them read the others' codes.
+    pub fn set_email(
+        &self,
+        caller: &Caller,
+        user: &str,
+        address: &str,
+    ) -> Result<Vec<String>, ApiError> {
         check_user_name(user)?;
         self.policy()
             .require_admin(caller)
@@ -485,8 +494,17 @@ impl Engine {
         let detail = by_whom(self.users.as_ref(), caller, user);
         self.notify(user, Change::EmailChanged, detail.clone());
         let new = (!address.is_empty()).then_some(address);
-        self.with_store(|s| s.set_email(user, new))
+        let now = self.clock.now();
+        let sharing = self
+            .with_store(|s| {
+                s.set_email(user, new, now)?;
+                match new {
+                    Some(address) => s.users_with_email(address, 11),
+                    None => Ok(Vec::new()),
+                }
+            })
             .map_err(store_error)?;
+        let sharing: Vec<String> = sharing.into_iter().filter(|u| u != user).take(10).collect();
         if new.is_some() {
             self.notify(user, Change::EmailChanged, detail);
         }
@@ -501,7 +519,7 @@ impl Engine {
                 "e-mail address removed"
             },
         );
-        Ok(())
+        Ok(sharing)
     }
 
     /// Lets `subject` (a user, or `@group`) log in without a factor until `until`.

@@ -449,7 +449,7 @@ impl ManageService {
         user: String,
         address: String,
         #[zbus(header)] header: Header<'_>,
-    ) -> Result<(), TwofoldError> {
+    ) -> Result<Vec<String>, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
         self.0
             .run(caller.uid, move |e| e.set_email(&caller, &user, &address))

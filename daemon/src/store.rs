@@ -69,8 +69,9 @@ pub trait Store: Listings + Send {
     ) -> Result<Attempt>;
 
     /// Removes the user's factor (lost phone) and, in the same transaction, every trust
-    /// it earned. Returns whether there was a factor.
-    fn reset(&mut self, name: &str) -> Result<bool>;
+    /// it earned; a user with an address on record is left with the e-mail factor.
+    /// Returns whether there was a factor.
+    fn reset(&mut self, name: &str, now: i64) -> Result<bool>;
 
     /// Moves `old`'s factor, lockout state and deferral to `new` (its canonical name),
     /// unless `new` already has a factor. Trust records go: their identity hashes name
@@ -129,9 +130,20 @@ pub trait Store: Listings + Send {
     /// The deferrals that can apply to `user`: the user's own and every group's.
     fn deferrals_of(&self, user: &str) -> Result<Vec<Deferral>>;
 
-    /// Sets (or with `None` removes) the address `user`'s codes and notices go to.
-    fn set_email(&mut self, user: &str, email: Option<&str>) -> Result<()>;
+    /// Sets (or with `None` removes) the address `user`'s codes and notices go to, in
+    /// one transaction with what follows from it: an address is a factor of a user who
+    /// has none (an e-mail factor, keeping the name's wrong codes); without the address
+    /// that factor goes (its wrong codes stay with the name); any change of address ends
+    /// the user's trust and open conversations.
+    fn set_email(&mut self, user: &str, email: Option<&str>, now: i64) -> Result<()>;
 
+    /// Counts one mail with a code to `user` against `per_hour` in the current hour
+    /// (which starts at the first mail); false, and nothing counted, when none is left.
+    /// Only users with an address on record are counted, so the table stays as small
+    /// as the contacts.
+    fn take_mail_turn(&mut self, user: &str, now: i64, per_hour: u32) -> Result<bool>;
+    /// Up to `limit` users, in name order, whose address is `email` (case ignored).
+    fn users_with_email(&self, email: &str, limit: u32) -> Result<Vec<String>>;
     /// The address an administrator set for `user`, if any.
     fn email_of(&self, user: &str) -> Result<Option<String>>;
 }

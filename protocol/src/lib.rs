@@ -338,8 +338,9 @@ pub trait Manage {
     fn grace_list(&self, after: &str, limit: u32) -> zbus::Result<(Vec<Deferral>, String)>;
     fn grace_clear(&self, subject: &str) -> zbus::Result<bool>;
     /// Where the user's codes and notices are e-mailed (administrators only); an empty
-    /// address removes it.
-    fn user_set_email(&self, user: &str, address: &str) -> zbus::Result<()>;
+    /// address removes it. A user without a factor gets the e-mail factor. Returns the
+    /// other users (at most ten) with the same address.
+    fn user_set_email(&self, user: &str, address: &str) -> zbus::Result<Vec<String>>;
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 use super::*;
 use crate::audit::MemoryAudit;
 use crate::clock::ManualClock;
+use crate::email_codes::MemoryCourier;
 use crate::factor::FactorKind;
 use crate::notify::{Change, MemoryNotifier};
 use crate::otp;
@@ -77,6 +78,7 @@ struct Fixture {
     clock: Arc<ManualClock>,
     audit: Arc<MemoryAudit>,
     notices: Arc<MemoryNotifier>,
+    courier: Arc<MemoryCourier>,
     users: Arc<Users>,
 }
 
@@ -87,6 +89,7 @@ fn fixture_with(config_text: &str) -> Fixture {
     let clock = Arc::new(ManualClock::new(T0));
     let audit = Arc::new(MemoryAudit::default());
     let notices = Arc::new(MemoryNotifier::default());
+    let courier = Arc::new(MemoryCourier::default());
     let users = Arc::new(Users {
         password_generation: AtomicU32::new(0),
         stamp_reads: AtomicU32::new(0),
@@ -99,6 +102,7 @@ fn fixture_with(config_text: &str) -> Fixture {
         users: users.clone(),
         audit: audit.clone(),
         notifier: notices.clone(),
+        courier: courier.clone(),
         hostname: "host".into(),
         sessions: Arc::new(Sessions),
     });
@@ -107,6 +111,7 @@ fn fixture_with(config_text: &str) -> Fixture {
         clock,
         audit,
         notices,
+        courier,
         users,
     }
 }
@@ -1684,3 +1689,5 @@ fn housekeeping_sweeps_every_lapsed_record_in_batches_and_keeps_the_valid_ones()
     assert_eq!(left.len(), 10);
     assert!(left.iter().all(|r| r.expires_at > T0));
 }
+
+mod email_codes;

@@ -58,7 +58,7 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 9;
+const SCHEMA_VERSION: i64 = 10;
 
 /// Names without a factor whose wrong codes are counted (see `phantoms`) at most; beyond
 /// it the least recently tried go first.
@@ -155,6 +155,40 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE contacts (
         user   TEXT PRIMARY KEY NOT NULL,
         email  TEXT NOT NULL
+    ) STRICT;
+",
+    // E-mail factors: `kind` loses its CHECK (SQLite cannot alter one, so the table is
+    // rebuilt; a kind this version does not know is refused when read, see `kind_of`),
+    // and every address on record without a factor becomes one.
+    "
+    CREATE TABLE users_v10 (
+        name            TEXT PRIMARY KEY NOT NULL,
+        secret          TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'active')),
+        enrolled_at     INTEGER NOT NULL,
+        last_step       INTEGER NOT NULL DEFAULT -1,
+        last_success    INTEGER NOT NULL DEFAULT 0,
+        failures        INTEGER NOT NULL DEFAULT 0,
+        lock_count      INTEGER NOT NULL DEFAULT 0,
+        locked_until    INTEGER NOT NULL DEFAULT 0,
+        issued_by_admin INTEGER NOT NULL DEFAULT 1,
+        generation      INTEGER NOT NULL DEFAULT 0,
+        kind            TEXT NOT NULL DEFAULT 'totp'
+    ) STRICT;
+    INSERT INTO users_v10 (name, secret, state, enrolled_at, last_step, last_success, failures,
+            lock_count, locked_until, issued_by_admin, generation, kind)
+        SELECT name, secret, state, enrolled_at, last_step, last_success, failures,
+            lock_count, locked_until, issued_by_admin, generation, kind FROM users;
+    DROP TABLE users;
+    ALTER TABLE users_v10 RENAME TO users;
+    INSERT INTO users (name, secret, state, enrolled_at, kind)
+        SELECT user, '', 'active', 0, 'email' FROM contacts
+        WHERE user NOT IN (SELECT name FROM users);
+    CREATE INDEX contacts_by_email ON contacts (email COLLATE NOCASE);
+    CREATE TABLE mail_quota (
+        user          TEXT PRIMARY KEY NOT NULL,
+        window_start  INTEGER NOT NULL,
+        sent          INTEGER NOT NULL
     ) STRICT;
 ",
 ];
@@ -439,9 +473,10 @@ impl Store for SqliteStore {
         by_admin: bool,
     ) -> Result<Issued> {
         let tx = self.immediate()?;
+        // An e-mail factor gives way to an app without `replace`: it is the weaker one.
         let existing: Option<(FactorState, bool)> = tx
             .query_row(
-                "SELECT state, issued_by_admin FROM users WHERE name = ?1",
+                "SELECT state, issued_by_admin FROM users WHERE name = ?1 AND kind != 'email'",
                 [name],
                 |r| Ok((state_of(&r.get::<_, String>(0)?), r.get(1)?)),
             )
@@ -559,11 +594,15 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
-    fn reset(&mut self, name: &str) -> Result<bool> {
+    fn reset(&mut self, name: &str, now: i64) -> Result<bool> {
         let tx = self.immediate()?;
         let removed = tx.execute("DELETE FROM users WHERE name = ?1", [name])? > 0;
         tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
         tx.execute("DELETE FROM backoff WHERE user = ?1", [name])?;
+        // The address an administrator set is not the lost device: it stays a factor.
+        if email_in(&tx, name)?.is_some() {
+            insert_email_factor(&tx, name, now)?;
+        }
         tx.commit()?;
         Ok(removed)
     }
@@ -682,6 +721,10 @@ impl Store for SqliteStore {
             "DELETE FROM phantoms WHERE locked_until <= ?1 AND updated_at <= ?1 - 86400",
             [now],
         )?;
+        self.conn.execute(
+            "DELETE FROM mail_quota WHERE window_start <= ?1 - 3600",
+            [now],
+        )?;
         Ok(())
     }
 
@@ -714,18 +757,79 @@ impl Store for SqliteStore {
         self.deferrals_for_users(user, user)
     }
 
-    fn set_email(&mut self, user: &str, email: Option<&str>) -> Result<()> {
+    fn set_email(&mut self, user: &str, email: Option<&str>, now: i64) -> Result<()> {
+        let tx = self.immediate()?;
         match email {
-            Some(email) => self.conn.execute(
-                "INSERT INTO contacts (user, email) VALUES (?1, ?2)
-                 ON CONFLICT(user) DO UPDATE SET email = ?2",
-                [user, email],
-            )?,
-            None => self
-                .conn
-                .execute("DELETE FROM contacts WHERE user = ?1", [user])?,
+            Some(email) => {
+                tx.execute(
+                    "INSERT INTO contacts (user, email) VALUES (?1, ?2)
+                     ON CONFLICT(user) DO UPDATE SET email = ?2",
+                    [user, email],
+                )?;
+                let has_factor: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
+                    [user],
+                    |r| r.get(0),
+                )?;
+                if !has_factor {
+                    insert_email_factor(&tx, user, now)?;
+                } else {
+                    // Codes already sent went to the old address: nothing it earned stays.
+                    tx.execute("DELETE FROM trust WHERE user = ?1", [user])?;
+                    new_generation(&tx, user)?;
+                }
+            }
+            None => {
+                tx.execute("DELETE FROM contacts WHERE user = ?1", [user])?;
+                let counters = tx
+                    .query_row(
+                        "SELECT failures, lock_count, locked_until FROM users
+                         WHERE name = ?1 AND kind = 'email'",
+                        [user],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                if let Some((failures, lock_count, locked_until)) = counters {
+                    // No address, no e-mail factor; its wrong codes stay with the name.
+                    tx.execute("DELETE FROM users WHERE name = ?1", [user])?;
+                    tx.execute("DELETE FROM trust WHERE user = ?1", [user])?;
+                    put_phantom(&tx, user, failures, lock_count, locked_until, now)?;
+                } else {
+                    tx.execute("DELETE FROM trust WHERE user = ?1", [user])?;
+                    new_generation(&tx, user)?;
+                }
+            }
         };
+        tx.commit()?;
         Ok(())
+    }
+
+    fn take_mail_turn(&mut self, user: &str, now: i64, per_hour: u32) -> Result<bool> {
+        let tx = self.immediate()?;
+        let (start, sent): (i64, u32) = tx
+            .prepare_cached("SELECT window_start, sent FROM mail_quota WHERE user = ?1")?
+            .query_row([user], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .filter(|(start, _)| now - start < 3600 && *start <= now)
+            .unwrap_or((now, 0));
+        if sent >= per_hour {
+            return Ok(false);
+        }
+        tx.prepare_cached(
+            "INSERT INTO mail_quota (user, window_start, sent) VALUES (?1, ?2, ?3)
+             ON CONFLICT(user) DO UPDATE SET window_start = ?2, sent = ?3",
+        )?
+        .execute(params![user, start, sent + 1])?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn users_with_email(&self, email: &str, limit: u32) -> Result<Vec<String>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT user FROM contacts WHERE email = ?1 COLLATE NOCASE ORDER BY user LIMIT ?2",
+        )?;
+        let names = q.query_map(params![email, limit], |r| r.get(0))?;
+        Ok(names.collect::<rusqlite::Result<Vec<String>>>()?)
     }
 
     fn email_of(&self, user: &str) -> Result<Option<String>> {
@@ -873,6 +977,35 @@ fn phantom_record(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<UserReco
         // Checked like a TOTP factor: the same work, so the answer takes as long.
         kind: FactorKind::Totp,
     })
+}
+
+/// The address on record for `name`, inside a transaction.
+fn email_in(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<Option<String>> {
+    Ok(tx
+        .prepare_cached("SELECT email FROM contacts WHERE user = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?)
+}
+
+/// Makes the address on record `name`'s factor: an active e-mail factor, with the wrong
+/// codes the name collected before, and a generation of its own.
+fn insert_email_factor(tx: &rusqlite::Transaction<'_>, name: &str, now: i64) -> Result<()> {
+    let carried = phantom_record(tx, name)?;
+    tx.execute("DELETE FROM phantoms WHERE name = ?1", [name])?;
+    tx.execute(
+        "INSERT INTO users (name, secret, state, enrolled_at, failures, lock_count, locked_until,
+                 kind)
+             VALUES (?1, '', 'active', ?2, ?3, ?4, ?5, 'email')",
+        params![
+            name,
+            now,
+            carried.failures,
+            carried.lock_count,
+            carried.locked_until
+        ],
+    )?;
+    new_generation(tx, name)?;
+    Ok(())
 }
 
 /// Records a name's wrong codes; the table stays within [`MAX_PHANTOMS`] rows.

@@ -755,8 +755,8 @@ fn an_address_survives_a_reset_and_follows_a_rename() {
     s.put_pending("Alice", FactorKind::Totp, "S", 0, false, true)
         .unwrap();
     assert_eq!(s.email_of("Alice").unwrap(), None);
-    s.set_email("Alice", Some("alice@example.org")).unwrap();
-    s.set_email("Alice", Some("a@example.org")).unwrap();
+    s.set_email("Alice", Some("alice@example.org"), 0).unwrap();
+    s.set_email("Alice", Some("a@example.org"), 0).unwrap();
     assert!(s.rename_user("Alice", "alice").unwrap());
     assert_eq!(s.email_of("Alice").unwrap(), None);
     assert_eq!(
@@ -764,11 +764,97 @@ fn an_address_survives_a_reset_and_follows_a_rename() {
         Some("a@example.org")
     );
     // A lost phone is no reason to forget where the user is told about it.
-    assert!(s.reset("alice").unwrap());
+    assert!(s.reset("alice", 0).unwrap());
     assert_eq!(
         s.email_of("alice").unwrap().as_deref(),
         Some("a@example.org")
     );
-    s.set_email("alice", None).unwrap();
+    s.set_email("alice", None, 0).unwrap();
     assert_eq!(s.email_of("alice").unwrap(), None);
+}
+
+#[test]
+fn an_address_is_the_factor_of_a_user_without_one_until_it_goes() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    // Wrong codes counted while the name had no factor stay with it.
+    s.attempt("alice", "host a", 100, &POLICY, &wrong).unwrap();
+    s.set_email("alice", Some("alice@example.org"), 100)
+        .unwrap();
+    let u = s.user("alice").unwrap().unwrap();
+    assert_eq!(
+        (u.kind, u.state, u.secret.as_str(), u.failures),
+        (FactorKind::Email, FactorState::Active, "", 1)
+    );
+    // An app takes the e-mail factor's place without `replace`, keeping the counts.
+    assert_eq!(
+        s.put_pending("alice", FactorKind::Totp, "S", 200, false, false)
+            .unwrap(),
+        Issued::Stored
+    );
+    let u = s.user("alice").unwrap().unwrap();
+    assert_eq!(
+        (u.kind, u.state, u.failures),
+        (FactorKind::Totp, FactorState::Pending, 1)
+    );
+    // A reset removes the app; the address stays, and with it the e-mail factor.
+    let before = u.generation;
+    assert!(s.reset("alice", 300).unwrap());
+    let u = s.user("alice").unwrap().unwrap();
+    assert_eq!((u.kind, u.failures), (FactorKind::Email, 0));
+    assert!(
+        u.generation > before,
+        "a reset is a new factor for open logins"
+    );
+    // Without the address the e-mail factor goes; its wrong codes stay with the name.
+    s.attempt("alice", "host a", 400, &POLICY, &wrong).unwrap();
+    s.set_email("alice", None, 400).unwrap();
+    assert_eq!(s.user("alice").unwrap(), None);
+    for _ in 0..2 {
+        s.attempt("alice", "host a", 400, &POLICY, &wrong).unwrap();
+    }
+    assert!(
+        s.phantom_locked_until("alice").unwrap() > 400,
+        "the count was lost"
+    );
+    // An address for a user with an app is not a factor of its own.
+    s.put_pending("bob", FactorKind::Totp, "S", 0, false, true)
+        .unwrap();
+    s.set_email("bob", Some("bob@example.org"), 0).unwrap();
+    assert_eq!(s.user("bob").unwrap().unwrap().kind, FactorKind::Totp);
+    s.set_email("bob", None, 0).unwrap();
+    assert_eq!(s.user("bob").unwrap().unwrap().kind, FactorKind::Totp);
+}
+
+#[test]
+fn shared_addresses_are_found_whatever_their_case() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    s.set_email("alice", Some("Team@Example.org"), 0).unwrap();
+    s.set_email("bob", Some("team@example.org"), 0).unwrap();
+    s.set_email("carol", Some("carol@example.org"), 0).unwrap();
+    assert_eq!(
+        s.users_with_email("TEAM@example.org", 10).unwrap(),
+        ["alice", "bob"]
+    );
+    assert_eq!(
+        s.users_with_email("team@example.org", 1).unwrap(),
+        ["alice"]
+    );
+}
+
+#[test]
+fn mail_turns_are_counted_per_user_per_hour() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    assert!(s.take_mail_turn("alice", 1000, 2).unwrap());
+    assert!(s.take_mail_turn("alice", 1500, 2).unwrap());
+    assert!(
+        !s.take_mail_turn("alice", 4599, 2).unwrap(),
+        "a third within the hour"
+    );
+    assert!(s.take_mail_turn("bob", 1500, 2).unwrap(), "bob has his own");
+    assert!(s.take_mail_turn("alice", 4600, 2).unwrap(), "a new hour");
+    // A clock that went back does not stretch the hour forever.
+    assert!(s.take_mail_turn("carol", 10_000, 1).unwrap());
+    assert!(s.take_mail_turn("carol", 5_000, 1).unwrap());
+    s.purge_stale_counts(100_000).unwrap();
+    assert!(s.take_mail_turn("alice", 100_000, 1).unwrap());
 }
