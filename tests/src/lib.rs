@@ -606,6 +606,19 @@ impl World {
         cmd
     }
 
+    /// pamtester as [`World::pam`], with its standard input left open: the test types
+    /// each answer when it has it (a code from a mail, say) and then ends the run.
+    pub fn pam_typing(&self, service: &str, user: &str) -> Typing {
+        let child = self
+            .pamtester(None, service, user, &[])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pamtester");
+        Typing(child)
+    }
+
     /// Runs PAM transactions in one process with the real libpam (see the
     /// `pam_inprocess` binary); `child` ones run in a forked child. Returns its report.
     pub fn pam_inprocess(
@@ -708,6 +721,35 @@ impl Drop for World {
 }
 
 /// The write lock of [`World::lock_database`].
+/// A pamtester run that is typed into; see [`World::pam_typing`].
+pub struct Typing(std::process::Child);
+
+impl Typing {
+    /// Types one answer (and Enter).
+    pub fn line(&mut self, answer: &str) {
+        let stdin = self.0.stdin.as_mut().expect("stdin still open");
+        stdin
+            .write_all(format!("{answer}\n").as_bytes())
+            .expect("pamtester reads its answers");
+        stdin.flush().expect("flush");
+    }
+
+    /// Closes the input and waits (at most 30 s) for the result.
+    pub fn finish(mut self) -> PamRun {
+        drop(self.0.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let out = self.0.wait_with_output().expect("wait");
+        PamRun {
+            status: out.status.code().unwrap_or(-1),
+            output: combined(&out),
+        }
+    }
+}
+
 pub struct DatabaseLock(rusqlite::Connection);
 
 impl Drop for DatabaseLock {

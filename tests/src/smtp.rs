@@ -149,3 +149,50 @@ impl Server {
         }
     }
 }
+
+/// The code an e-mailed-code message shows (its line of six digits).
+pub fn code_in(mail: &str) -> Option<String> {
+    mail.lines()
+        .map(str::trim)
+        .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
+        .map(String::from)
+}
+
+/// The `[smtp]` section for a server on 127.0.0.1:`port` without TLS.
+pub fn plain_section(port: u16, timeout_seconds: u32) -> String {
+    format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\nfrom = \"twofold <twofold@test.example>\"\ntimeout_seconds = {timeout_seconds}\n"
+    )
+}
+
+/// A mail server that accepts connections and never says a word; dropped, it closes.
+pub struct Silent {
+    pub port: u16,
+    _listener: TcpListener,
+    held: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+pub fn silent() -> Silent {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let accepting = listener.try_clone().unwrap();
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for stream in accepting.incoming().flatten() {
+            keep.lock().unwrap().push(stream);
+        }
+    });
+    Silent {
+        port,
+        _listener: listener,
+        held,
+    }
+}
+
+impl Silent {
+    /// Connections it accepted (and holds).
+    pub fn accepted(&self) -> usize {
+        self.held.lock().unwrap().len()
+    }
+}

@@ -1,0 +1,171 @@
+//! E-mailed one-time codes, end to end: the real `.so` through libpam (pamtester), real
+//! sshd and sudo, twofoldd sending through a real SMTP server (aiosmtpd), and a server
+//! that accepts connections and never answers. The code is read from the delivered mail
+//! and typed back, as a user would.
+
+use std::time::{Duration, Instant};
+use twofold_integration::smtp::{self, code_in, plain_section};
+use twofold_integration::*;
+
+fn world_with_mail(server_port: u16, extra: &str) -> World {
+    let w = World::start(&format!("{}{extra}", plain_section(server_port, 10)));
+    w.write_service("twofold", &w.module_line(""));
+    w
+}
+
+/// Waits for the `n`-th mail and returns the code in it: the one no earlier call
+/// returned (a maildir lists its files in no particular order).
+fn code_of_mail(server: &smtp::Server, n: usize) -> String {
+    thread_local! {
+        static SEEN: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let got = server.wait_for(n);
+    assert_eq!(got.len(), n, "mail {n} did not arrive: {got:#?}");
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        let fresh = got
+            .iter()
+            .filter_map(|m| code_in(m))
+            .find(|c| !seen.contains(c))
+            .unwrap_or_else(|| panic!("no mail with a new code: {got:#?}"));
+        seen.push(fresh.clone());
+        fresh
+    })
+}
+
+#[test]
+fn a_mailed_code_logs_in_once_and_the_mail_says_where_the_login_comes_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = smtp::start(dir.path(), None);
+    let w = world_with_mail(server.port, "");
+    let user = me();
+    let out = w.ctl(&["user", "set", user, "--email", "person@example.org"], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    let notices = server.wait_for(1).len();
+
+    let mut login = w.pam_typing("twofold", user);
+    login.line("");
+    let code = code_of_mail(&server, notices + 1);
+    login.line(&code);
+    let run = login.finish();
+    assert!(run.passed(), "{run:?}");
+    assert!(
+        run.has("Verification code (or press Enter for one by e-mail): ")
+            && run.has("a code is on its way")
+            && run.has("Code from the e-mail: "),
+        "{run:?}"
+    );
+    let mail = server
+        .delivered()
+        .into_iter()
+        .find(|m| m.contains(&code))
+        .unwrap();
+    for part in [
+        "To: person@example.org",
+        "Subject: Your login code for",
+        &format!("Hello {user},"),
+        "the twofold login",
+        "192.0.2.10",
+        "UTC",
+        "10 minutes",
+    ] {
+        assert!(mail.contains(part), "{part:?} missing in {mail}");
+    }
+    println!(
+        "proved: the mailed code passes the real module; the mail names user, service, source, time"
+    );
+
+    // Used once: typed again into a new login it is a wrong code.
+    let replay = w.pam("twofold", user, &format!("{code}\n{code}\n{code}\n"));
+    assert!(!replay.passed() && replay.has("Wrong code"), "{replay:?}");
+    assert!(!w.daemon_log().contains(&code), "the code reached the log");
+    println!("proved: a mailed code works once");
+}
+
+#[test]
+fn a_superseded_or_other_logins_code_fails_and_the_hourly_cap_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = smtp::start(dir.path(), None);
+    let w = world_with_mail(server.port, "[email_codes]\nper_hour = 3\n");
+    let user = me();
+    let out = w.ctl(&["user", "set", user, "--email", "person@example.org"], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    let mut n = server.wait_for(1).len();
+
+    // Login A asks twice; the first code no longer works, the second does.
+    let mut a = w.pam_typing("twofold", user);
+    a.line("");
+    n += 1;
+    let first = code_of_mail(&server, n);
+    a.line("");
+    n += 1;
+    let second = code_of_mail(&server, n);
+    // Login B asks for none and tries A's current code.
+    let other = w.pam("twofold", user, &format!("{second}\n"));
+    assert!(!other.passed(), "another login's code passed: {other:?}");
+    if first != second {
+        a.line(&first);
+    }
+    a.line(&second);
+    let run = a.finish();
+    assert!(run.passed(), "{run:?}");
+    if first != second {
+        assert!(run.has("Wrong code"), "{run:?}");
+    }
+    println!("proved: a new code replaces the earlier one; a code is bound to its login");
+
+    // The third mail this hour is the last.
+    let run = w.pam("twofold", user, "\n\n");
+    assert!(run.has("a code is on its way"), "{run:?}");
+    let run = w.pam("twofold", user, "\n");
+    assert!(run.has("No more codes by e-mail for now"), "{run:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        server.delivered().len(),
+        n + 1,
+        "the cap let a mail through"
+    );
+    println!("proved: at most per_hour mails with codes per user");
+}
+
+#[test]
+fn a_mail_server_that_never_answers_is_told_and_stalls_no_other_login() {
+    let silent = smtp::silent();
+    let w = World::start(&plain_section(silent.port, 2));
+    w.write_service("twofold", &w.module_line(""));
+    let user = me();
+    let secret = w.enrol(user);
+    let out = w.ctl(&["user", "set", user, "--email", "person@example.org"], "");
+    assert!(out.status.success(), "{}", combined(&out));
+
+    // (A fresh code may mean waiting for the next step: before the clock starts.)
+    let code = fresh_code(&secret);
+    let mut waiting = w.pam_typing("twofold", user);
+    waiting.line("");
+    std::thread::sleep(Duration::from_millis(300));
+    // While the mail hangs, an app code passes at once.
+    let start = Instant::now();
+    let ok = w.pam("twofold", user, &format!("{code}\n"));
+    assert!(ok.passed(), "{ok:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "a login waited for the mail server: {:?}",
+        start.elapsed()
+    );
+    assert!(silent.accepted() >= 1, "twofoldd never tried the server");
+    std::thread::sleep(Duration::from_secs(3));
+    waiting.line("");
+    let run = waiting.finish();
+    assert!(!run.passed());
+    assert!(
+        run.has("The e-mail with your code could not be sent"),
+        "{run:?}"
+    );
+    let status = w.ctl(&["status", user], "");
+    let text = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(
+        text.contains("0 recent failure(s), not locked"),
+        "asking for mail counted or locked: {text}"
+    );
+    println!("proved: a silent mail server gives a clear message, no lock, and other logins go on");
+}
