@@ -192,6 +192,9 @@ pub struct Answers {
     pub codes: Vec<String>,
     /// Answer to "Trust this device for N days? [y/N]".
     pub trust: Option<String>,
+    /// Ask for the code by e-mail (Enter at the prompt) and type the one that arrives in
+    /// this maildir `new` directory.
+    pub mailbox: Option<PathBuf>,
 }
 
 impl Answers {
@@ -209,7 +212,16 @@ impl Answers {
         Answers {
             password: Some(PASSWORD.into()),
             codes: codes.iter().map(|c| c.to_string()).collect(),
-            trust: None,
+            ..Default::default()
+        }
+    }
+
+    /// The test user's password, then a code by e-mail from `mailbox`.
+    pub fn password_then_mail(mailbox: &Path) -> Answers {
+        Answers {
+            password: Some(PASSWORD.into()),
+            mailbox: Some(mailbox.to_path_buf()),
+            ..Default::default()
         }
     }
 }
@@ -260,6 +272,17 @@ fn expect_script(
         .iter()
         .map(|(k, v)| format!("set env({k}) {}\n", word(v)))
         .collect();
+    // Enter asks for a mail; the code is read from the first message that shows one.
+    let mail_rules = answers.mailbox.as_ref().map_or(String::new(), |dir| {
+        format!(
+            r#"  "press Enter for one by e-mail): " {{ send -- "\r"; exp_continue }}
+  "Code from the e-mail: " {{
+     set mailed [exec sh -c {{for i in $(seq 100); do c=$(cat {dir}/* 2>/dev/null | grep -E '^    [0-9]{{6}}$' | tr -d ' ' | tail -n 1); if [ -n "$c" ]; then echo "$c"; exit 0; fi; sleep 0.1; done; exit 1}}]
+     send -- "$mailed\r"; exp_continue }}
+"#,
+            dir = dir.display()
+        )
+    });
     format!(
         r#"set timeout 20
 set codes [list {codes}]
@@ -267,13 +290,13 @@ set password {password}
 set trust {trust}
 {env}spawn -noecho {spawn}
 expect {{
-  -re "\[Pp\]assword: ?$" {{ send -- "$password\r"; exp_continue }}
+  -re "\[Pp\]assword( for \[^:\]*)?: ?$" {{ send -- "$password\r"; exp_continue }}
   "Verification code: " {{
      if {{[llength $codes] == 0}} {{ puts "\nEXPECT: no code left to type"; exit 3 }}
      send -- "[lindex $codes 0]\r"; set codes [lrange $codes 1 end]; exp_continue }}
   -ex "\[y/N\] " {{ send -- "$trust\r"; exp_continue }}
   "Press Enter to continue: " {{ send -- "\r"; exp_continue }}
-{extra_rules}  timeout {{ puts "\nEXPECT: timeout"; exit 4 }}
+{mail_rules}{extra_rules}  timeout {{ puts "\nEXPECT: timeout"; exit 4 }}
   eof
 }}
 "#,
@@ -385,6 +408,25 @@ pub fn sudo(user: &str, answers: &Answers) -> Session {
         .expect("stdin")
         .write_all(input.as_bytes());
     Session::of(child.wait_with_output().expect("sudo"))
+}
+
+/// `user` runs sudo on a pty (as from a terminal) for a command that prints the marker
+/// and its uid, answering from `answers`.
+pub fn sudo_on_a_terminal(user: &str, answers: &Answers) -> Session {
+    let cmd: Vec<String> = [
+        "runuser",
+        "-u",
+        user,
+        "--",
+        "sudo",
+        "sh",
+        "-c",
+        "echo TWOFOLD-CMD-RAN uid=$(id -u)",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    interact(&cmd, answers)
 }
 
 /// util-linux `login USER` on a pty (under pam_wrapper, so it reads `pam_dir/login`

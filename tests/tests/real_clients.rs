@@ -325,3 +325,65 @@ fn sshd_sudo_and_login_explain_a_daemon_that_is_down() {
     assert!(!s.ran() && s.has(NOT_AVAILABLE), "{s:?}");
     println!("proved: login shows the 'not available' line when twofoldd is down");
 }
+
+/// Removes the messages the server stored, so the next code read is the next one sent.
+fn empty_mailbox(server: &twofold_integration::smtp::Server) {
+    if let Ok(entries) = std::fs::read_dir(server.maildir.join("new")) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: real sshd, sudo and login, test users"
+)]
+fn sshd_sudo_and_console_login_take_a_code_by_email() {
+    use twofold_integration::smtp;
+    root_with_users();
+    let dir = tempfile::tempdir().unwrap();
+    let server = smtp::start(dir.path(), None);
+    let w = World::start_at(&smtp::plain_section(server.port, 10), T0);
+    let out = w.ctl(&["user", "set", USER_A, "--email", "alice@example.org"], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    server.wait_for(1);
+    let new_mail = server.maildir.join("new");
+
+    empty_mailbox(&server);
+    let sshd = password_sshd(&w);
+    let s = ssh(&sshd, USER_A, None, &Answers::password_then_mail(&new_mail));
+    assert!(
+        s.ran() && s.prompts("Code from the e-mail: ") == 1,
+        "{s:?}\n{}",
+        sshd.log()
+    );
+    println!(
+        "proved: ssh (keyboard-interactive): password, Enter, the mailed code, the command ran"
+    );
+
+    empty_mailbox(&server);
+    let service = unique("sudo-twofold");
+    let _sudo = sudo_service(USER_A, &service, &password_stack(&w));
+    let s = sudo_on_a_terminal(USER_A, &Answers::password_then_mail(&new_mail));
+    assert!(
+        s.ran() && s.has("uid=0") && s.prompts("Code from the e-mail: ") == 1,
+        "{s:?}"
+    );
+    println!("proved: sudo: password, Enter, the mailed code, the command ran as uid 0");
+
+    empty_mailbox(&server);
+    let stack = format!(
+        "{}account required pam_unix.so\nsession required pam_unix.so\n",
+        password_stack(&w)
+    );
+    w.write_service("login", &stack);
+    let s = console_login(
+        &w.path("pam.d"),
+        USER_A,
+        &Answers::password_then_mail(&new_mail),
+    );
+    assert!(s.ran() && s.prompts("Code from the e-mail: ") == 1, "{s:?}");
+    println!("proved: util-linux login: password, Enter, the mailed code, a shell");
+}
