@@ -183,7 +183,8 @@ impl Entry for UserStatus {
     const NONE: &'static str = "No user has a second factor.";
 
     fn json(&self) -> serde_json::Value {
-        json!({"user": self.user, "state": self.state, "enrolled_at": self.enrolled_at,
+        json!({"user": self.user, "state": self.state, "factor": self.factor,
+               "enrolled_at": self.enrolled_at,
                "last_success": self.last_success, "failures": self.failures,
                "locked_until": self.locked_until, "in_scope": self.in_scope,
                "grace_until": self.grace_until, "trusted": self.trusted})
@@ -209,8 +210,13 @@ impl Entry for UserStatus {
         } else if s.state == "none" {
             format!("{}: not enrolled{grace}", s.user)
         } else {
+            let factor = match s.factor.as_str() {
+                "totp" => "authenticator app",
+                "email" => "codes by e-mail",
+                other => other,
+            };
             format!(
-                "{}: {} (enrolled {}), last success {}, {} recent failure(s), {}\n  {} trusted session(s)/device(s){grace}",
+                "{}: {} {factor} (enrolled {}), last success {}, {} recent failure(s), {}\n  {} trusted session(s)/device(s){grace}",
                 s.user,
                 s.state,
                 when(s.enrolled_at),

@@ -317,6 +317,7 @@ impl Engine {
                 Some(FactorState::Pending) => "pending".into(),
                 Some(FactorState::Active) => "active".into(),
             },
+            factor: r.map_or(String::new(), |r| r.kind.as_str().into()),
             enrolled_at: r.map_or(0, |r| r.enrolled_at),
             last_success: r.map_or(0, |r| r.last_success),
             failures: r.map_or(0, |r| r.failures),

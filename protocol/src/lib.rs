@@ -237,6 +237,9 @@ pub struct UserStatus {
     pub user: String,
     /// `none`, `pending` (secret issued, no code verified yet) or `active`.
     pub state: String,
+    /// `totp` (an authenticator app), `email` (codes to the address on record), or ""
+    /// with no factor.
+    pub factor: String,
     /// Unix seconds; 0 when unknown.
     pub enrolled_at: i64,
     pub last_success: i64,
