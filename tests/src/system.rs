@@ -277,7 +277,7 @@ fn expect_script(
         format!(
             r#"  "press Enter for one by e-mail): " {{ send -- "\r"; exp_continue }}
   "Code from the e-mail: " {{
-     set mailed [exec sh -c {{for i in $(seq 100); do c=$(cat {dir}/* 2>/dev/null | grep -E '^    [0-9]{{6}}$' | tr -d ' ' | tail -n 1); if [ -n "$c" ]; then echo "$c"; exit 0; fi; sleep 0.1; done; exit 1}}]
+     set mailed [exec -ignorestderr env -u LD_PRELOAD -u PAM_WRAPPER sh -c {{for i in $(seq 100); do c=$(cat {dir}/* 2>/dev/null | grep -E '^    [0-9]{{6}}$' | tr -d ' ' | tail -n 1); if [ -n "$c" ]; then echo "$c"; exit 0; fi; sleep 0.1; done; exit 1}}]
      send -- "$mailed\r"; exp_continue }}
 "#,
             dir = dir.display()
