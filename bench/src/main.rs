@@ -382,6 +382,7 @@ fn setup(
                 now,
                 false,
                 true,
+                &[],
             )
             .map_err(|e| e.to_string())?;
     }

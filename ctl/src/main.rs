@@ -126,6 +126,18 @@ enum Command {
     /// A user's contact details (administrators only).
     #[command(subcommand)]
     User(UserCommand),
+    /// Recovery codes: single-use codes for a lost phone (administrators only).
+    ///
+    /// Ten come with every enrolment; `status` shows how many are left. With
+    /// --regenerate, ten new ones replace them and are shown this once.
+    #[command(after_help = EXIT_CODES)]
+    Recovery {
+        /// The account.
+        user: String,
+        /// Issue new codes (the old ones stop working).
+        #[arg(long, required = true)]
+        regenerate: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -497,6 +509,10 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 m.grace_list(&after, PAGE).await.map_err(z)
             })
             .await?;
+        }
+        Command::Recovery { user, .. } => {
+            let codes = manage.recovery_regenerate(user).await.map_err(z)?;
+            output::recovery_codes(user, &codes, cli.json);
         }
         Command::User(UserCommand::Set { user, email, .. }) => {
             let address = email.as_deref().unwrap_or("");

@@ -82,7 +82,8 @@ pub fn offer(o: &EnrolmentOffer, style: QrStyle, as_json: bool) {
         println!(
             "{}",
             json!({"user": o.user, "secret": o.secret, "otpauth_uri": o.otpauth_uri, "state": "pending",
-                   "algorithm": o.algorithm, "digits": o.digits, "period": o.period})
+                   "algorithm": o.algorithm, "digits": o.digits, "period": o.period,
+                   "recovery_codes": o.recovery_codes})
         );
         return;
     }
@@ -104,6 +105,25 @@ pub fn offer(o: &EnrolmentOffer, style: QrStyle, as_json: bool) {
         ),
     }
     println!("otpauth URI: {}", o.otpauth_uri);
+    recovery_codes(&o.user, &o.recovery_codes, false);
+}
+
+/// Recovery codes, shown once: where to keep them and how they work.
+pub fn recovery_codes(user: &str, codes: &[String], as_json: bool) {
+    if as_json {
+        println!("{}", json!({"user": user, "recovery_codes": codes}));
+        return;
+    }
+    if codes.is_empty() {
+        return;
+    }
+    println!(
+        "\nRecovery codes for {user}: each works once in place of a code, if the phone is lost."
+    );
+    println!("Keep them somewhere safe, away from the phone; they are not shown again.");
+    for pair in codes.chunks(2) {
+        println!("  {}", pair.join("    "));
+    }
 }
 
 pub fn confirmed(user: &str, as_json: bool) {
@@ -187,7 +207,8 @@ impl Entry for UserStatus {
                "enrolled_at": self.enrolled_at,
                "last_success": self.last_success, "failures": self.failures,
                "locked_until": self.locked_until, "in_scope": self.in_scope,
-               "grace_until": self.grace_until, "trusted": self.trusted})
+               "grace_until": self.grace_until, "trusted": self.trusted,
+               "recovery_codes": self.recovery_codes})
     }
 
     fn text(&self) -> String {
@@ -201,6 +222,10 @@ impl Entry for UserStatus {
             format!("; enrolment mandatory from {}", when(s.grace_until))
         } else {
             String::new()
+        };
+        let recovery = match s.recovery_codes {
+            0 => String::new(),
+            n => format!(", {n} recovery code(s) left"),
         };
         if !s.in_scope {
             format!(
@@ -216,7 +241,7 @@ impl Entry for UserStatus {
                 other => other,
             };
             format!(
-                "{}: {} {factor} (enrolled {}), last success {}, {} recent failure(s), {}\n  {} trusted session(s)/device(s){grace}",
+                "{}: {} {factor} (enrolled {}), last success {}, {} recent failure(s), {}\n  {} trusted session(s)/device(s){recovery}{grace}",
                 s.user,
                 s.state,
                 when(s.enrolled_at),
@@ -349,6 +374,7 @@ mod tests {
             algorithm: "SHA1".into(),
             digits: 6,
             period: 30,
+            recovery_codes: Vec::new(),
         };
         assert_eq!(settings(&o), None);
         o.period = 60;

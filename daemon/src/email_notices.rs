@@ -107,6 +107,18 @@ pub fn message(n: &Notice) -> Mail {
             "notice address changed",
             "The e-mail address for your two-factor notices was changed.",
         ),
+        Change::RecoveryCodeUsed => (
+            "recovery code used",
+            "One of your recovery codes was used to log in; it no longer works.",
+        ),
+        Change::RecoveryCodesIssued => (
+            "new recovery codes",
+            "New recovery codes were issued for your account; the old ones no longer work.",
+        ),
+        Change::GraceChanged => (
+            "enrolment deadline changed",
+            "The date by which you must set up your second factor was changed.",
+        ),
     };
     let when = std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(n.at).unwrap_or(0));
     Mail {

@@ -614,14 +614,19 @@ impl Engine {
         // Names without a factor go through the same attempt: counted, made to wait and
         // locked alike (the store keeps them as phantoms), so nothing tells them apart.
         let source = source_of(&conv.context, conv.caller_uid);
+        let recovery = match self.recovery_code_matching(&conv, response, now) {
+            Ok(r) => r,
+            Err(e) => return Ok(self.store_failed(conv.caller_uid, &conv.context, &e)),
+        };
         let attempt = self.with_store(|s| {
             s.attempt(
                 &conv.context.user,
                 &source,
                 now,
                 &self.lockout,
-                &|user: &UserRecord| match &conv.mailed {
-                    Some(m) if m.matches(response, now) => Ok(Some(Match::Once)),
+                &|user: &UserRecord| match (&recovery, &conv.mailed) {
+                    (Some(id), _) => Ok(Some(Match::Recovery(id.clone()))),
+                    (_, Some(m)) if m.matches(response, now) => Ok(Some(Match::Once)),
                     _ => self.factor(user.kind).verify(&user.secret, response, now),
                 },
             )
@@ -642,6 +647,8 @@ impl Engine {
                     ctx,
                     if activated {
                         "code verified; factor activated"
+                    } else if recovery.is_some() {
+                        "recovery code used"
                     } else if mailed_code_used {
                         "e-mailed code verified"
                     } else {
@@ -657,6 +664,16 @@ impl Engine {
                 });
                 if activated {
                     self.notify(&ctx.user, Change::FactorActivated, login_detail(ctx));
+                }
+                if recovery.is_some() {
+                    self.notify(&ctx.user, Change::RecoveryCodeUsed, login_detail(ctx));
+                    let left = self
+                        .with_store(|s| s.recovery_codes_left(&conv.context.user))
+                        .unwrap_or(0);
+                    let step = self.after_success(id, conv, activated, now);
+                    return Ok(step.info(format!(
+                        "Recovery code accepted; it no longer works. {left} left: ask your administrator for new ones if you lost your phone."
+                    )));
                 }
                 return Ok(self.after_success(id, conv, activated, now));
             }
@@ -714,6 +731,31 @@ impl Engine {
         } else {
             step
         })
+    }
+
+    /// The name of the recovery code `response` is, if it is one of this user's and its
+    /// secret part matches (Argon2id, checked here and not in the store's transaction,
+    /// which would hold the write lock for its ~20 ms). A locked account's is not looked at.
+    fn recovery_code_matching(
+        &self,
+        conv: &Conversation,
+        response: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let Some((id, secret)) = crate::recovery::parse(response).filter(|_| conv.enrolled) else {
+            return Ok(None);
+        };
+        let user = &conv.context.user;
+        let stored = self.with_store(|s| match s.user(user)? {
+            Some(r) if r.locked_until <= now => s.recovery_code(user, &id),
+            _ => Ok(None),
+        })?;
+        match stored {
+            Some(code) => Ok(crate::recovery::verify(&code, &secret)
+                .map_err(StoreError::Unavailable)?
+                .then_some(id)),
+            None => Ok(None),
+        }
     }
 
     /// An empty answer with e-mailed codes on: a new code for this login (replacing any

@@ -19,6 +19,7 @@ pub mod notify;
 pub mod otp;
 pub mod peer;
 pub mod random;
+pub mod recovery;
 pub mod service;
 pub mod socket;
 pub mod store;

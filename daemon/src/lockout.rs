@@ -13,7 +13,7 @@
 use crate::model::{Attempt, FactorState};
 
 /// What a right answer matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
     /// A time step of the stored factor: passes once, and never at or below the last one.
     Step(i64),
@@ -21,6 +21,9 @@ pub enum Match {
     /// replayed because it is gone once used, and it neither activates a pending factor
     /// nor moves the factor's last step.
     Once,
+    /// The recovery code of this name: single use like [`Match::Once`]; the store passes
+    /// it on only while the code is still there, and removes it with the pass.
+    Recovery(String),
 }
 
 /// How failures turn into waits for one source and into locks of the account.
@@ -145,12 +148,12 @@ pub fn decide(
     now: i64,
 ) -> Decision {
     let matched = matched.filter(|_| !account.phantom);
-    let pass = match matched {
-        Some(Match::Step(step)) if step > account.last_step => Some(Pass {
-            step: Some(step),
+    let pass = match &matched {
+        Some(Match::Step(step)) if *step > account.last_step => Some(Pass {
+            step: Some(*step),
             activate: account.state == FactorState::Pending,
         }),
-        Some(Match::Once) => Some(Pass {
+        Some(Match::Once | Match::Recovery(_)) => Some(Pass {
             step: None,
             activate: false,
         }),

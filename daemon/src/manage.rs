@@ -59,6 +59,13 @@ fn next_cursor<T>(page: &[T], limit: u32, cursor: impl Fn(&T) -> String) -> Stri
 /// Longer than any code (8 digits at most) with room for stray spaces.
 const MAX_CODE_LEN: usize = 16;
 
+/// What a status counts beside the record.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    trusted: u32,
+    recovery: u32,
+}
+
 impl Engine {
     /// Issues a new pending secret. Admins may enrol anyone (and replace an active
     /// factor with `replace`); a user may enrol themself while they have no active factor.
@@ -96,6 +103,7 @@ impl Engine {
         let Enrolment { secret, uri } = factor
             .enrol(self.random.as_ref(), issuer, &account)
             .map_err(ApiError::Store)?;
+        let recovery = crate::recovery::issue(self.random.as_ref()).map_err(ApiError::Store)?;
         let issued = self
             .with_store(|s| {
                 s.put_pending(
@@ -105,6 +113,7 @@ impl Engine {
                     self.clock.now(),
                     replace,
                     is_admin,
+                    &recovery.stored,
                 )
             })
             .map_err(store_error)?;
@@ -147,7 +156,45 @@ impl Engine {
             algorithm: format!("{:?}", self.totp.0.algorithm),
             digits: self.totp.0.digits as u32,
             period: self.totp.0.step as u32,
+            recovery_codes: recovery.shown,
         })
+    }
+
+    /// New recovery codes for `user` in place of the old ones (administrators only: a
+    /// set of codes is a way in). Shown once, here.
+    pub fn regenerate_recovery_codes(
+        &self,
+        caller: &Caller,
+        user: &str,
+    ) -> Result<Vec<String>, ApiError> {
+        check_user_name(user)?;
+        self.policy()
+            .require_admin(caller)
+            .map_err(|d| self.refuse("recovery", caller, user, d.0))?;
+        let user = &self.canonical(user, false)?;
+        let codes = crate::recovery::issue(self.random.as_ref()).map_err(ApiError::Store)?;
+        let now = self.clock.now();
+        let stored = self
+            .with_store(|s| s.put_recovery_codes(user, &codes.stored, now))
+            .map_err(store_error)?;
+        if !stored {
+            return Err(ApiError::NotEnrolled(format!(
+                "{user} has no second factor; recovery codes come with one"
+            )));
+        }
+        self.audit_manage(
+            "recovery",
+            "success",
+            caller,
+            user,
+            "new recovery codes issued",
+        );
+        self.notify(
+            user,
+            Change::RecoveryCodesIssued,
+            by_whom(self.users.as_ref(), caller, user),
+        );
+        Ok(codes.shown)
     }
 
     /// Verifies a first code from a pending secret and activates it. Wrong codes count
@@ -238,19 +285,22 @@ impl Engine {
             return Err(ApiError::UnknownUser(format!("unknown user {user:?}")));
         }
         let now = self.clock.now();
-        let (deferrals, trusted) = {
+        let (deferrals, counts) = {
             let store = self.store().map_err(store_error)?;
             (
                 store.deferrals_of(user).map_err(store_error)?,
-                store
-                    .valid_trust_counts(user, user, now)
-                    .map_err(store_error)?
-                    .get(user.as_str())
-                    .copied()
-                    .unwrap_or(0),
+                Counts {
+                    trusted: store
+                        .valid_trust_counts(user, user, now)
+                        .map_err(store_error)?
+                        .get(user.as_str())
+                        .copied()
+                        .unwrap_or(0),
+                    recovery: store.recovery_codes_left(user).map_err(store_error)?,
+                },
             )
         };
-        self.status_of(user, record.as_ref(), &deferrals, trusted)
+        self.status_of(user, record.as_ref(), &deferrals, counts)
     }
 
     /// One page of the users with a factor (see `Manage.List`). Its cost grows with the
@@ -267,23 +317,27 @@ impl Engine {
             .map_err(|d| self.refuse("list", caller, "", d.0))?;
         let (after, limit) = (name_cursor(after)?, page_size(limit)?);
         let now = self.clock.now();
-        let (records, deferrals, counts) = self
+        let (records, deferrals, counts, recovery) = self
             .read_for_listing(|s| {
                 let records = s.users_after(after, limit)?;
                 let (Some(first), Some(last)) = (records.first(), records.last()) else {
-                    return Ok((records, Vec::new(), Default::default()));
+                    return Ok((records, Vec::new(), Default::default(), Default::default()));
                 };
                 let deferrals = s.deferrals_for_users(&first.name, &last.name)?;
                 let counts = s.valid_trust_counts(&first.name, &last.name, now)?;
-                Ok((records, deferrals, counts))
+                let recovery = s.recovery_counts(&first.name, &last.name)?;
+                Ok((records, deferrals, counts, recovery))
             })
             .map_err(store_error)?;
         let next = next_cursor(&records, limit, |r| r.name.clone());
         let page = records
             .iter()
             .map(|r| {
-                let trusted = counts.get(&r.name).copied().unwrap_or(0);
-                self.status_of(&r.name, Some(r), &deferrals, trusted)
+                let counted = Counts {
+                    trusted: counts.get(&r.name).copied().unwrap_or(0),
+                    recovery: recovery.get(&r.name).copied().unwrap_or(0),
+                };
+                self.status_of(&r.name, Some(r), &deferrals, counted)
             })
             .collect::<Result<_, _>>()?;
         Ok((page, next))
@@ -295,7 +349,7 @@ impl Engine {
         user: &str,
         r: Option<&UserRecord>,
         deferrals: &[Deferral],
-        trusted: u32,
+        counts: Counts,
     ) -> Result<UserStatus, ApiError> {
         let now = self.clock.now();
         let groups = grace::Groups::of(self.users.as_ref(), user);
@@ -330,7 +384,8 @@ impl Engine {
             }),
             in_scope: grace::in_scope(&self.config.scope, user, &groups).map_err(lookup_error)?,
             grace_until,
-            trusted,
+            trusted: counts.trusted,
+            recovery_codes: counts.recovery,
         })
     }
 
@@ -570,6 +625,18 @@ impl Engine {
             subject,
             &format!("deferred until {}: {reason}", grace::date_of(until)),
         );
+        // A group's members are not told one by one: a group can be large.
+        if !subject.starts_with('@') {
+            self.notify(
+                subject,
+                Change::GraceChanged,
+                format!(
+                    "deferred until {} {}",
+                    grace::date_of(until),
+                    by_whom(self.users.as_ref(), caller, subject)
+                ),
+            );
+        }
         Ok(())
     }
 
@@ -619,6 +686,16 @@ impl Engine {
                 "no deferral"
             },
         );
+        if removed && !subject.starts_with('@') {
+            self.notify(
+                subject,
+                Change::GraceChanged,
+                format!(
+                    "deferral removed {}",
+                    by_whom(self.users.as_ref(), caller, subject)
+                ),
+            );
+        }
         Ok(removed)
     }
 

@@ -25,6 +25,12 @@ pub enum Change {
     TrustRevoked,
     /// A login was told to remember its device.
     DeviceRemembered,
+    /// A login used one of the recovery codes.
+    RecoveryCodeUsed,
+    /// An administrator issued new recovery codes (the old ones no longer work).
+    RecoveryCodesIssued,
+    /// A deferral of the enrolment deadline was set or removed for the user.
+    GraceChanged,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -455,4 +455,17 @@ impl ManageService {
             .run(caller.uid, move |e| e.set_email(&caller, &user, &address))
             .await
     }
+
+    async fn recovery_regenerate(
+        &self,
+        user: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<String>, TwofoldError> {
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
+        self.0
+            .run(caller.uid, move |e| {
+                e.regenerate_recovery_codes(&caller, &user)
+            })
+            .await
+    }
 }

@@ -44,7 +44,8 @@ pub trait Store: Listings + Send {
     /// the user, in place of the user's factor if there is one.
     /// An active factor is replaced only with `replace`, an administrator's pending one
     /// only by an administrator. The failure count and any lock stay: issuing a secret is
-    /// no way out of a lockout (`unlock` is).
+    /// no way out of a lockout (`unlock` is). `recovery` replaces the recovery codes.
+    #[allow(clippy::too_many_arguments)]
     fn put_pending(
         &mut self,
         name: &str,
@@ -53,6 +54,7 @@ pub trait Store: Listings + Send {
         now: i64,
         replace: bool,
         by_admin: bool,
+        recovery: &[crate::recovery::StoredCode],
     ) -> Result<Issued>;
 
     /// Records one attempt atomically: loads the account (or the name's phantom) and the
@@ -142,6 +144,17 @@ pub trait Store: Listings + Send {
     /// Only users with an address on record are counted, so the table stays as small
     /// as the contacts.
     fn take_mail_turn(&mut self, user: &str, now: i64, per_hour: u32) -> Result<bool>;
+    /// Puts `codes` in place of every recovery code `user` had; false (and nothing
+    /// stored) when the user has no factor.
+    fn put_recovery_codes(
+        &mut self,
+        user: &str,
+        codes: &[crate::recovery::StoredCode],
+        now: i64,
+    ) -> Result<bool>;
+    /// `user`'s recovery code named `id`, if it is still there.
+    fn recovery_code(&self, user: &str, id: &str) -> Result<Option<crate::recovery::StoredCode>>;
+    fn recovery_codes_left(&self, user: &str) -> Result<u32>;
     /// Up to `limit` users, in name order, whose address is `email` (case ignored).
     fn users_with_email(&self, email: &str, limit: u32) -> Result<Vec<String>>;
     /// The address an administrator set for `user`, if any.
@@ -165,6 +178,9 @@ pub trait Listings {
     fn valid_trust_counts(&self, first: &str, last: &str, now: i64)
     -> Result<HashMap<String, u32>>;
 
+    /// How many recovery codes each user from `first` to `last` has left; users with
+    /// none are absent.
+    fn recovery_counts(&self, first: &str, last: &str) -> Result<HashMap<String, u32>>;
     /// Up to `limit` trust records valid at `now` that come after rowid `after`, in rowid
     /// (creation) order, each with its rowid: one user's, or everyone's with `None`.
     fn trust_after(

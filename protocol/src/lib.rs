@@ -229,6 +229,8 @@ pub struct EnrolmentOffer {
     pub digits: u32,
     /// Seconds per code.
     pub period: u32,
+    /// Ten single-use recovery codes, shown this once (they replace any earlier ones).
+    pub recovery_codes: Vec<String>,
 }
 
 /// A user's second-factor state as `Status` and `List` report it.
@@ -253,6 +255,8 @@ pub struct UserStatus {
     pub grace_until: i64,
     /// Trusted sessions and remembered devices currently valid.
     pub trusted: u32,
+    /// Recovery codes not used yet.
+    pub recovery_codes: u32,
 }
 
 /// A trusted session window or remembered device, as `TrustList` reports it.
@@ -344,6 +348,9 @@ pub trait Manage {
     /// address removes it. A user without a factor gets the e-mail factor. Returns the
     /// other users (at most ten) with the same address.
     fn user_set_email(&self, user: &str, address: &str) -> zbus::Result<Vec<String>>;
+    /// New recovery codes for the user in place of the old ones (administrators only);
+    /// returned this once.
+    fn recovery_regenerate(&self, user: &str) -> zbus::Result<Vec<String>>;
 }
 
 #[cfg(test)]

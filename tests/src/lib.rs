@@ -720,7 +720,6 @@ impl Drop for World {
     }
 }
 
-/// The write lock of [`World::lock_database`].
 /// A pamtester run that is typed into; see [`World::pam_typing`].
 pub struct Typing(std::process::Child);
 
@@ -750,6 +749,7 @@ impl Typing {
     }
 }
 
+/// The write lock of [`World::lock_database`].
 pub struct DatabaseLock(rusqlite::Connection);
 
 impl Drop for DatabaseLock {

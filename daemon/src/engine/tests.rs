@@ -404,6 +404,7 @@ fn records_stored_under_another_name_move_to_the_canonical_account() {
             T0,
             false,
             true,
+            &[],
         )
         .unwrap();
     let done = f.engine.canonicalise_stored_names().unwrap();
@@ -1691,3 +1692,4 @@ fn housekeeping_sweeps_every_lapsed_record_in_batches_and_keeps_the_valid_ones()
 }
 
 mod email_codes;
+mod recovery;

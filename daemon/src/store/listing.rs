@@ -50,6 +50,20 @@ impl Listings for SqliteStore {
         Ok(rows)
     }
 
+    fn recovery_counts(&self, first: &str, last: &str) -> Result<HashMap<String, u32>> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT user, COUNT(*) FROM recovery_codes WHERE user >= ?1 AND user <= ?2
+                 GROUP BY user",
+            )?
+            .query_map(rusqlite::params![first, last], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(rows)
+    }
+
     fn trust_after(
         &self,
         user: Option<&str>,

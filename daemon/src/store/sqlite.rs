@@ -22,6 +22,7 @@ impl From<rusqlite::Error> for StoreError {
 use crate::factor::FactorKind;
 use crate::lockout::{self, Backoff, LockoutPolicy, Match};
 use crate::model::{Attempt, Deferral, FactorState, Issued, TrustKind, TrustRecord, UserRecord};
+use crate::recovery::StoredCode;
 
 /// The columns that `row_to_user` and `row_to_trust` read, in their order.
 macro_rules! select_user {
@@ -58,7 +59,7 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 10;
+const SCHEMA_VERSION: i64 = 11;
 
 /// Names without a factor whose wrong codes are counted (see `phantoms`) at most; beyond
 /// it the least recently tried go first.
@@ -189,6 +190,17 @@ const MIGRATIONS: &[&str] = &[
         user          TEXT PRIMARY KEY NOT NULL,
         window_start  INTEGER NOT NULL,
         sent          INTEGER NOT NULL
+    ) STRICT;
+",
+    // Recovery codes (recovery.rs): a name and an Argon2id hash each, never the code.
+    "
+    CREATE TABLE recovery_codes (
+        user        TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        salt        TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (user, id)
     ) STRICT;
 ",
 ];
@@ -471,6 +483,7 @@ impl Store for SqliteStore {
         now: i64,
         replace: bool,
         by_admin: bool,
+        recovery: &[StoredCode],
     ) -> Result<Issued> {
         let tx = self.immediate()?;
         // An e-mail factor gives way to an app without `replace`: it is the weaker one.
@@ -504,9 +517,11 @@ impl Store for SqliteStore {
                 kind.as_str()
             ],
         )?;
-        // A new secret ends every trust the old one earned, and every open conversation.
+        // A new secret ends every trust the old one earned, and every open conversation;
+        // it comes with new recovery codes.
         tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
         new_generation(&tx, name)?;
+        replace_recovery_codes(&tx, name, recovery, now)?;
         tx.commit()?;
         Ok(Issued::Stored)
     }
@@ -545,8 +560,24 @@ impl Store for SqliteStore {
         if let Some(refused) = lockout::refused_before_checking(&account, &backoff, now) {
             return Ok(refused);
         }
-        let matched = check(&user).map_err(StoreError::Unavailable)?;
-        let d = lockout::decide(&account, &backoff, matched, policy, now);
+        let mut matched = check(&user).map_err(StoreError::Unavailable)?;
+        // A recovery code passes only while it is still there (another login may have
+        // used it since it was checked), and goes with the pass.
+        if let Some(Match::Recovery(id)) = &matched {
+            let there: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM recovery_codes WHERE user = ?1 AND id = ?2)",
+                )?
+                .query_row([name, id], |r| r.get(0))?;
+            if !there || phantom {
+                matched = None;
+            }
+        }
+        let d = lockout::decide(&account, &backoff, matched.clone(), policy, now);
+        if let (Some(_), Some(Match::Recovery(id))) = (&d.accepted, &matched) {
+            tx.prepare_cached("DELETE FROM recovery_codes WHERE user = ?1 AND id = ?2")?
+                .execute([name, id])?;
+        }
         let c = d.counters;
         if let Some(pass) = d.accepted {
             tx.prepare_cached(
@@ -599,6 +630,7 @@ impl Store for SqliteStore {
         let removed = tx.execute("DELETE FROM users WHERE name = ?1", [name])? > 0;
         tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
         tx.execute("DELETE FROM backoff WHERE user = ?1", [name])?;
+        tx.execute("DELETE FROM recovery_codes WHERE user = ?1", [name])?;
         // The address an administrator set is not the lost device: it stays a factor.
         if email_in(&tx, name)?.is_some() {
             insert_email_factor(&tx, name, now)?;
@@ -630,6 +662,10 @@ impl Store for SqliteStore {
             [old, new],
         )?;
         tx.execute("DELETE FROM contacts WHERE user = ?1", [old])?;
+        tx.execute(
+            "UPDATE recovery_codes SET user = ?2 WHERE user = ?1",
+            [old, new],
+        )?;
         tx.commit()?;
         Ok(moved)
     }
@@ -824,6 +860,44 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
+    fn put_recovery_codes(&mut self, user: &str, codes: &[StoredCode], now: i64) -> Result<bool> {
+        let tx = self.immediate()?;
+        let has_factor: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
+            [user],
+            |r| r.get(0),
+        )?;
+        if !has_factor {
+            return Ok(false);
+        }
+        replace_recovery_codes(&tx, user, codes, now)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn recovery_code(&self, user: &str, id: &str) -> Result<Option<StoredCode>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id, salt, hash FROM recovery_codes WHERE user = ?1 AND id = ?2",
+            )?
+            .query_row([user, id], |r| {
+                Ok(StoredCode {
+                    id: r.get(0)?,
+                    salt: r.get(1)?,
+                    hash: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn recovery_codes_left(&self, user: &str) -> Result<u32> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM recovery_codes WHERE user = ?1")?
+            .query_row([user], |r| r.get(0))?)
+    }
+
     fn users_with_email(&self, email: &str, limit: u32) -> Result<Vec<String>> {
         let mut q = self.conn.prepare_cached(
             "SELECT user FROM contacts WHERE email = ?1 COLLATE NOCASE ORDER BY user LIMIT ?2",
@@ -977,6 +1051,23 @@ fn phantom_record(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<UserReco
         // Checked like a TOTP factor: the same work, so the answer takes as long.
         kind: FactorKind::Totp,
     })
+}
+
+/// Puts `codes` in place of every recovery code `user` had.
+fn replace_recovery_codes(
+    tx: &rusqlite::Transaction<'_>,
+    user: &str,
+    codes: &[StoredCode],
+    now: i64,
+) -> Result<()> {
+    tx.execute("DELETE FROM recovery_codes WHERE user = ?1", [user])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO recovery_codes (user, id, salt, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for c in codes {
+        insert.execute(params![user, c.id, c.salt, c.hash, now])?;
+    }
+    Ok(())
 }
 
 /// The address on record for `name`, inside a transaction.

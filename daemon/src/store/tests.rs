@@ -29,7 +29,7 @@ fn files_are_private_and_schema_is_versioned() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/twofold.db");
     let mut s = SqliteStore::open(&db).unwrap();
-    s.put_pending("alice", FactorKind::Totp, "SECRET", 1, false, true)
+    s.put_pending("alice", FactorKind::Totp, "SECRET", 1, false, true, &[])
         .unwrap();
     assert_eq!(mode(db.parent().unwrap()), 0o700);
     drop(s);
@@ -76,7 +76,7 @@ fn a_newer_schema_is_refused() {
 fn a_single_use_code_passes_but_leaves_a_pending_factor_pending_and_its_step_alone() {
     let mut s = SqliteStore::open_in_memory().unwrap();
     let once = |_: &UserRecord| Ok(Some(Match::Once));
-    s.put_pending("alice", FactorKind::Totp, "S", 100, false, true)
+    s.put_pending("alice", FactorKind::Totp, "S", 100, false, true, &[])
         .unwrap();
     s.attempt("alice", "host a", 100, &POLICY, &wrong).unwrap();
     assert!(matches!(
@@ -104,7 +104,7 @@ fn pending_secret_is_activated_by_the_first_right_code() {
         Attempt::Rejected { .. }
     ));
     assert_eq!(
-        s.put_pending("alice", FactorKind::Totp, "S", 100, false, true)
+        s.put_pending("alice", FactorKind::Totp, "S", 100, false, true, &[])
             .unwrap(),
         Issued::Stored
     );
@@ -131,12 +131,12 @@ fn pending_secret_is_activated_by_the_first_right_code() {
     ));
     // An active factor is only replaced on request.
     assert_eq!(
-        s.put_pending("alice", FactorKind::Totp, "T", 200, false, true)
+        s.put_pending("alice", FactorKind::Totp, "T", 200, false, true, &[])
             .unwrap(),
         Issued::ActiveExists
     );
     assert_eq!(
-        s.put_pending("alice", FactorKind::Totp, "T", 200, true, true)
+        s.put_pending("alice", FactorKind::Totp, "T", 200, true, true, &[])
             .unwrap(),
         Issued::Stored
     );
@@ -146,7 +146,7 @@ fn pending_secret_is_activated_by_the_first_right_code() {
 #[test]
 fn replayed_or_older_steps_are_refused_even_after_the_clock_goes_back() {
     let mut s = SqliteStore::open_in_memory().unwrap();
-    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
     assert!(matches!(
         s.attempt("alice", "host a", 100, &POLICY, &accept(10))
@@ -179,7 +179,7 @@ fn replayed_or_older_steps_are_refused_even_after_the_clock_goes_back() {
 #[test]
 fn lockout_holds_against_a_right_code_grows_and_unlock_ends_it() {
     let mut s = SqliteStore::open_in_memory().unwrap();
-    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
     s.attempt("alice", "host a", 1000, &POLICY, &wrong).unwrap();
     s.attempt("alice", "host a", 1000, &POLICY, &wrong).unwrap();
@@ -213,7 +213,7 @@ fn lockout_holds_against_a_right_code_grows_and_unlock_ends_it() {
 #[test]
 fn a_success_resets_the_failure_count() {
     let mut s = SqliteStore::open_in_memory().unwrap();
-    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
     s.attempt("alice", "host a", 1, &POLICY, &wrong).unwrap();
     s.attempt("alice", "host a", 1, &POLICY, &wrong).unwrap();
@@ -228,7 +228,7 @@ fn parallel_wrong_guesses_from_separate_connections_count_exactly() {
     let db = dir.path().join("state/db");
     SqliteStore::open(&db)
         .unwrap()
-        .put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+        .put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
     let policy = LockoutPolicy {
         max_failures: 100,
@@ -267,7 +267,7 @@ fn parallel_logins_with_the_same_code_let_exactly_one_through() {
     let db = dir.path().join("state/db");
     SqliteStore::open(&db)
         .unwrap()
-        .put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+        .put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
     let threads: Vec<_> = (0..8)
         .map(|_| {
@@ -295,7 +295,7 @@ fn a_locked_database_fails_the_attempt_instead_of_passing_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/db");
     let mut s = SqliteStore::open(&db).unwrap();
-    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
     s.conn.busy_timeout(Duration::from_millis(100)).unwrap();
     let blocker = Connection::open(&db).unwrap();
@@ -318,7 +318,7 @@ fn a_read_only_database_fails_the_attempt() {
     let db = dir.path().join("state/db");
     SqliteStore::open(&db)
         .unwrap()
-        .put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+        .put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
     let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let mut s = SqliteStore {
@@ -343,7 +343,7 @@ fn a_read_only_database_fails_the_attempt() {
 #[test]
 fn a_factor_of_a_kind_this_version_does_not_know_fails_closed() {
     let mut s = SqliteStore::open_in_memory().unwrap();
-    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
     // As a newer twofoldd might have written it (its schema would allow the kind).
     s.conn
@@ -387,7 +387,7 @@ fn migrations_keep_existing_rows() {
     assert_eq!(s.user("alice").unwrap().unwrap().kind, FactorKind::Totp);
     // Whoever issued it then, only an administrator may replace it now.
     assert_eq!(
-        s.put_pending("alice", FactorKind::Totp, "T", 6, false, false)
+        s.put_pending("alice", FactorKind::Totp, "T", 6, false, false, &[])
             .unwrap(),
         Issued::AdminPending
     );
@@ -401,7 +401,7 @@ fn a_source_waits_after_its_wrong_codes_and_others_do_not() {
         ..POLICY
     };
     let mut s = SqliteStore::open_in_memory().unwrap();
-    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
     for t in [10, 11] {
         assert!(matches!(
@@ -464,7 +464,7 @@ fn names_without_a_factor_are_counted_locked_and_keep_their_lock_into_an_enrolme
         Attempt::Locked { until }
     );
     // Enrolling the name does not lift the lock its wrong codes earned.
-    s.put_pending("ghost", FactorKind::Totp, "S", 120, false, false)
+    s.put_pending("ghost", FactorKind::Totp, "S", 120, false, false, &[])
         .unwrap();
     assert_eq!(s.user("ghost").unwrap().unwrap().locked_until, until);
     assert_eq!(s.phantom_locked_until("ghost").unwrap(), 0);
@@ -564,7 +564,7 @@ fn a_symlinked_wal_or_shm_file_is_refused_and_not_followed() {
         let victim = victim_file(dir.path());
         std::os::unix::fs::symlink(&victim, &side).unwrap();
         let opened = SqliteStore::open(&db).and_then(|mut s| {
-            s.put_pending("alice", FactorKind::Totp, "S", 0, false, true)?;
+            s.put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])?;
             Ok(s)
         });
         assert_eq!(mode(&victim), 0o644, "{suffix}: the target was chmodded");
@@ -752,7 +752,7 @@ fn listings_page_through_every_row_once_and_a_slow_read_is_stopped() {
 #[test]
 fn an_address_survives_a_reset_and_follows_a_rename() {
     let mut s = SqliteStore::open_in_memory().unwrap();
-    s.put_pending("Alice", FactorKind::Totp, "S", 0, false, true)
+    s.put_pending("Alice", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
     assert_eq!(s.email_of("Alice").unwrap(), None);
     s.set_email("Alice", Some("alice@example.org"), 0).unwrap();
@@ -787,7 +787,7 @@ fn an_address_is_the_factor_of_a_user_without_one_until_it_goes() {
     );
     // An app takes the e-mail factor's place without `replace`, keeping the counts.
     assert_eq!(
-        s.put_pending("alice", FactorKind::Totp, "S", 200, false, false)
+        s.put_pending("alice", FactorKind::Totp, "S", 200, false, false, &[])
             .unwrap(),
         Issued::Stored
     );
@@ -817,7 +817,7 @@ fn an_address_is_the_factor_of_a_user_without_one_until_it_goes() {
         "the count was lost"
     );
     // An address for a user with an app is not a factor of its own.
-    s.put_pending("bob", FactorKind::Totp, "S", 0, false, true)
+    s.put_pending("bob", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
     s.set_email("bob", Some("bob@example.org"), 0).unwrap();
     assert_eq!(s.user("bob").unwrap().unwrap().kind, FactorKind::Totp);
