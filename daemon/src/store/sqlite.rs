@@ -641,11 +641,7 @@ impl Store for SqliteStore {
 
     fn rename_user(&mut self, old: &str, new: &str) -> Result<bool> {
         let tx = self.immediate()?;
-        let taken: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
-            [new],
-            |r| r.get(0),
-        )?;
+        let taken = has_factor(&tx, new)?;
         if taken {
             return Ok(false);
         }
@@ -802,12 +798,7 @@ impl Store for SqliteStore {
                      ON CONFLICT(user) DO UPDATE SET email = ?2",
                     [user, email],
                 )?;
-                let has_factor: bool = tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
-                    [user],
-                    |r| r.get(0),
-                )?;
-                if !has_factor {
+                if !has_factor(&tx, user)? {
                     insert_email_factor(&tx, user, now)?;
                 } else {
                     // Codes already sent went to the old address: nothing it earned stays.
@@ -862,12 +853,7 @@ impl Store for SqliteStore {
 
     fn put_recovery_codes(&mut self, user: &str, codes: &[StoredCode], now: i64) -> Result<bool> {
         let tx = self.immediate()?;
-        let has_factor: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
-            [user],
-            |r| r.get(0),
-        )?;
-        if !has_factor {
+        if !has_factor(&tx, user)? {
             return Ok(false);
         }
         replace_recovery_codes(&tx, user, codes, now)?;
@@ -1051,6 +1037,13 @@ fn phantom_record(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<UserReco
         // Checked like a TOTP factor: the same work, so the answer takes as long.
         kind: FactorKind::Totp,
     })
+}
+
+/// Whether `name` has a factor (a row in `users`).
+fn has_factor(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)")?
+        .query_row([name], |r| r.get(0))?)
 }
 
 /// Puts `codes` in place of every recovery code `user` had.
