@@ -102,6 +102,22 @@ pub struct EnrolmentConfig {
     pub deadline: Option<Instant>,
     /// The furthest a deferral (`twofoldctl grace set`) may reach, in days from now.
     pub max_deferral_days: Bounded<1, 3650>,
+    /// Offer an unenrolled user within a grace period to set up an app at login (QR code,
+    /// key as text, first code). Never offered outside a grace period: there the password
+    /// alone would guard the enrolment.
+    pub self_service: bool,
+    /// The background of the terminals logins show the QR code on: a symbol must be
+    /// dark on light, so it is drawn for this one.
+    pub qr_background: Background,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Background {
+    /// Most terminals and the Linux console.
+    #[default]
+    Dark,
+    Light,
 }
 
 impl Default for EnrolmentConfig {
@@ -109,6 +125,8 @@ impl Default for EnrolmentConfig {
         EnrolmentConfig {
             deadline: None,
             max_deferral_days: Bounded(90),
+            self_service: true,
+            qr_background: Background::Dark,
         }
     }
 }

@@ -80,6 +80,10 @@ enum Stage {
     Remember,
     /// An SSH user acknowledging the grace reminder (sshd drops messages without a prompt).
     GraceNotice,
+    /// The grace reminder with an offer to set up an app now (`self_enrol`).
+    SelfEnrol,
+    /// The recovery codes of an app just set up, shown until acknowledged.
+    RecoveryShown,
 }
 
 struct Conversation {
@@ -94,6 +98,8 @@ struct Conversation {
     enrolled: bool,
     tries_left: u32,
     expires_at: i64,
+    /// The secret offered at `Stage::SelfEnrol`, stored only once its first code verifies.
+    enrolling: Option<String>,
     /// The code e-mailed for this login, if one was asked for (a new one replaces it).
     mailed: Option<MailedCode>,
     mail_requests: u32,
@@ -390,6 +396,10 @@ impl Engine {
                     &ctx,
                     &format!("not enrolled; grace until {}", grace::date_of(deadline)),
                 );
+                let ctx = match self.offer_enrolment(caller, ctx.clone(), &text, now)? {
+                    Some(offered) => return Ok(offered),
+                    None => ctx,
+                };
                 if identity::is_ssh(&ctx) {
                     let step = Step::prompt(
                         Action::PromptVisible,
@@ -540,6 +550,7 @@ impl Engine {
                 context,
                 enrolled,
                 tries_left: self.config.login.max_tries.get(),
+                enrolling: None,
                 mailed: None,
                 mail_requests: 0,
                 admitted: None,
@@ -590,6 +601,8 @@ impl Engine {
         };
         match conv.stage {
             Stage::GraceNotice => Ok(self.grace_acknowledged(&conv, now)),
+            Stage::SelfEnrol => Ok(self.self_enrol(id, conv, response, now)),
+            Stage::RecoveryShown => Ok(Step::new(Action::Success)),
             Stage::Remember => Ok(self.remember(conv, response, now)),
             Stage::Code => self.check_code(id, conv, response, now),
         }
@@ -1210,6 +1223,8 @@ pub fn validate_context(ctx: &LoginContext) -> Result<(), ApiError> {
     printable("ssh_auth_info", &ctx.ssh_auth_info, MAX_AUTH_INFO_LEN, true)?;
     Ok(())
 }
+
+mod self_enrol;
 
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,7 @@ pub mod model;
 pub mod notify;
 pub mod otp;
 pub mod peer;
+pub mod qr;
 pub mod random;
 pub mod recovery;
 pub mod service;

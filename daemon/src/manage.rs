@@ -92,17 +92,8 @@ impl Engine {
             }
         }
         let user = &self.canonical(user, true)?;
-        let account = format!("{user}@{}", self.hostname);
-        let issuer = self
-            .config
-            .totp
-            .issuer
-            .as_ref()
-            .map_or(self.hostname.as_str(), |n| n.0.as_str());
         let factor = self.factor(FactorKind::Totp);
-        let Enrolment { secret, uri } = factor
-            .enrol(self.random.as_ref(), issuer, &account)
-            .map_err(ApiError::Store)?;
+        let Enrolment { secret, uri } = self.new_app_secret(user)?;
         let recovery = crate::recovery::issue(self.random.as_ref()).map_err(ApiError::Store)?;
         let issued = self
             .with_store(|s| {
@@ -158,6 +149,23 @@ impl Engine {
             period: self.totp.0.step as u32,
             recovery_codes: recovery.shown,
         })
+    }
+
+    /// What an authenticator app shows as the issuer: `[totp] issuer`, or this host.
+    pub(crate) fn issuer(&self) -> &str {
+        self.config
+            .totp
+            .issuer
+            .as_ref()
+            .map_or(self.hostname.as_str(), |n| n.0.as_str())
+    }
+
+    /// A new TOTP secret for `user`, shown in the app as `user@host` from [`Self::issuer`].
+    pub(crate) fn new_app_secret(&self, user: &str) -> Result<Enrolment, ApiError> {
+        let account = format!("{user}@{}", self.hostname);
+        self.factor(FactorKind::Totp)
+            .enrol(self.random.as_ref(), self.issuer(), &account)
+            .map_err(ApiError::Store)
     }
 
     /// New recovery codes for `user` in place of the old ones (administrators only: a

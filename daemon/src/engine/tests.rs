@@ -1333,7 +1333,8 @@ const DAY: i64 = 86400;
 fn grace_fixture() -> Fixture {
     // The deadline is ten days after T0 (1_800_000_000 = 2027-01-15T08:00:00Z).
     fixture_with(
-        "version = 1\n[enrolment]\ndeadline = \"2027-01-25T08:00:00Z\"\nmax_deferral_days = 30\n",
+        // Without the offer to enrol at login (engine/tests/self_enrol.rs has it).
+        "version = 1\n[enrolment]\ndeadline = \"2027-01-25T08:00:00Z\"\nmax_deferral_days = 30\nself_service = false\n",
     )
 }
 
@@ -1693,3 +1694,4 @@ fn housekeeping_sweeps_every_lapsed_record_in_batches_and_keeps_the_valid_ones()
 
 mod email_codes;
 mod recovery;
+mod self_enrol;

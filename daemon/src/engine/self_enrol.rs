@@ -1,0 +1,165 @@
+//! Enrolment at login: an unenrolled user within a grace period is shown a new app
+//! secret (QR code, the key as text, issuer and account) and asked for the app's first
+//! code; the factor is stored, already confirmed, only once that code verifies, and its
+//! recovery codes are shown before the login ends. Pressing Enter declines: the login goes
+//! on under the grace rules, and the next one offers again.
+
+use super::*;
+use crate::factor::Enrolment;
+
+const OFFER_PROMPT: &str =
+    "Type the app's first code to set it up now, or\nPress Enter to continue: ";
+const NO_MATCH: &str = "That code does not match the key above; try again.";
+const RECOVERY_PROMPT: &str = "Press Enter when you have written them down: ";
+
+impl Engine {
+    /// The grace reminder with the offer; `Ok(None)` when none can be made (self-service
+    /// off), so the caller shows the plain reminder.
+    pub(super) fn offer_enrolment(
+        &self,
+        caller: &Caller,
+        ctx: LoginContext,
+        reminder: &str,
+        now: i64,
+    ) -> Result<Option<(String, Step)>, ApiError> {
+        if !self.config.enrolment.self_service {
+            return Ok(None);
+        }
+        let Enrolment { secret, uri } = self.new_app_secret(&ctx.user)?;
+        let account = format!("{}@{}", ctx.user, self.hostname);
+        let mut offer = String::from("Set up your authenticator app now: scan this QR code,\n");
+        if let Some(qr) = crate::qr::render(&uri, self.config.enrolment.qr_background) {
+            offer.push_str(&qr);
+            offer.push('\n');
+        }
+        offer.push_str(&format!(
+            "or type this key into the app (time-based): {}\nIssuer: {}, account: {account}",
+            grouped(&secret),
+            self.issuer()
+        ));
+        let step = Step::prompt(
+            Action::PromptVisible,
+            &format!("{reminder}\n{OFFER_PROMPT}"),
+        )
+        .info(offer);
+        let (id, step) = self.open(caller, ctx, Stage::SelfEnrol, false, None, now, step)?;
+        if let Some(c) = lock(&self.conversations).get_mut(&id) {
+            c.enrolling = Some(secret);
+        }
+        Ok(Some((id, step)))
+    }
+
+    /// The answer to the offer: Enter declines, a right code enrols.
+    pub(super) fn self_enrol(
+        &self,
+        id: &str,
+        mut conv: Conversation,
+        response: &str,
+        now: i64,
+    ) -> Step {
+        let response = response.trim();
+        if response.is_empty() || response.len() > MAX_RESPONSE_LEN {
+            return self.grace_acknowledged(&conv, now);
+        }
+        let Some(secret) = conv.enrolling.clone() else {
+            return Step::new(Action::Error).error(UNAVAILABLE);
+        };
+        let (caller_uid, ctx) = (conv.caller_uid, conv.context.clone());
+        match self.totp.verify(&secret, response, now) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                self.audit_login(
+                    "failure",
+                    caller_uid,
+                    &ctx,
+                    "self-enrolment: code does not match",
+                );
+                conv.tries_left = conv.tries_left.saturating_sub(1);
+                if conv.tries_left == 0 {
+                    // Declined in effect: the grace rules decide, as for Enter.
+                    return self
+                        .grace_acknowledged(&conv, now)
+                        .error("The app was not set up; you can try again at your next login.");
+                }
+                let again = Step::prompt(Action::PromptVisible, OFFER_PROMPT).error(NO_MATCH);
+                lock(&self.conversations).insert(id.to_owned(), conv);
+                return again;
+            }
+            Err(e) => return self.store_failed(caller_uid, &ctx, &StoreError::Unavailable(e)),
+        }
+        let recovery = match crate::recovery::issue(self.random.as_ref()) {
+            Ok(r) => r,
+            Err(e) => return self.store_failed(caller_uid, &ctx, &StoreError::Unavailable(e)),
+        };
+        let user = ctx.user.clone();
+        let source = source_of(&ctx, caller_uid);
+        // Stored as the user's own pending secret, then confirmed by the same code through
+        // the lockout rules (which also record its step: it cannot be used again).
+        let stored = self.with_store(|s| {
+            let issued = s.put_pending(
+                &user,
+                FactorKind::Totp,
+                &secret,
+                now,
+                false,
+                false,
+                &recovery.stored,
+            )?;
+            if issued != crate::model::Issued::Stored {
+                return Ok(None);
+            }
+            s.attempt(&user, &source, now, &self.lockout, &|u: &UserRecord| {
+                self.totp.verify(&u.secret, response, now)
+            })
+            .map(Some)
+        });
+        match stored {
+            Ok(Some(Attempt::Accepted {
+                activated: true, ..
+            })) => {}
+            Ok(None) => return self.changed_meanwhile(&conv),
+            Ok(Some(_)) => {
+                // Stored but not confirmed (a lock from earlier wrong codes): the next
+                // login asks for the app's code, which the user now has.
+                self.audit_login(
+                    "denied",
+                    caller_uid,
+                    &ctx,
+                    "self-enrolment stored but not confirmed",
+                );
+                return Step::new(Action::Denied)
+                    .error("Your app is set up but could not be confirmed now; log in again.");
+            }
+            Err(e) => return self.store_failed(caller_uid, &ctx, &e),
+        }
+        self.audit_login(
+            "enrolled",
+            caller_uid,
+            &ctx,
+            "self-enrolled at login; factor activated",
+        );
+        self.notify(&user, Change::FactorActivated, login_detail(&ctx));
+        conv.enrolling = None;
+        conv.stage = Stage::RecoveryShown;
+        lock(&self.conversations).insert(id.to_owned(), conv);
+        let mut codes = String::from(
+            "Recovery codes: each works once in place of a code if you lose the phone.\nKeep them somewhere safe, away from the phone; they are not shown again.",
+        );
+        for pair in recovery.shown.chunks(2) {
+            codes.push_str(&format!("\n  {}", pair.join("    ")));
+        }
+        Step::prompt(Action::PromptVisible, RECOVERY_PROMPT)
+            .info("Your authenticator app is set up: from now on logins ask for its code.")
+            .info(codes)
+    }
+}
+
+/// A secret in groups of four, as apps show and people type it.
+fn grouped(secret: &str) -> String {
+    secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
