@@ -7,7 +7,7 @@
 pub mod smtp;
 pub mod system;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -555,7 +555,7 @@ impl World {
         // pam_wrapper sometimes fails to make its /tmp/pam.X directory when processes
         // start at once ("File exists"): the module never ran, so run it again.
         for _ in 0..4 {
-            let out = run_with_input(self.pamtester(run_as, service, user, env), input);
+            let out = run_with_input(self.pamtester(run_as, service, user, env, false), input);
             let output = combined(&out);
             if !output.contains("Failed to create pam_wrapper config dir") {
                 return PamRun {
@@ -574,6 +574,7 @@ impl World {
         service: &str,
         user: &str,
         env: &[(&str, &str)],
+        unbuffered: bool,
     ) -> Command {
         let mut cmd = match run_as {
             Some(u) => {
@@ -592,6 +593,11 @@ impl World {
         for (k, v) in env {
             cmd.arg(format!("{k}={v}"));
         }
+        if unbuffered {
+            // pamtester's messages go to a buffered stdout: a reader waiting for them
+            // mid-run would see nothing until it exits.
+            cmd.args(["stdbuf", "-o0"]);
+        }
         cmd.args([
             "pamtester",
             "-v",
@@ -609,14 +615,36 @@ impl World {
     /// pamtester as [`World::pam`], with its standard input left open: the test types
     /// each answer when it has it (a code from a mail, say) and then ends the run.
     pub fn pam_typing(&self, service: &str, user: &str) -> Typing {
-        let child = self
-            .pamtester(None, service, user, &[])
+        let mut child = self
+            .pamtester(None, service, user, &[], true)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn pamtester");
-        Typing(child)
+        let shown = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        let streams: [Box<dyn std::io::Read + Send>; 2] = [
+            Box::new(child.stdout.take().expect("stdout")),
+            Box::new(child.stderr.take().expect("stderr")),
+        ];
+        for mut stream in streams {
+            let shown = shown.clone();
+            readers.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    shown.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            }));
+        }
+        Typing {
+            child,
+            shown,
+            readers,
+        }
     }
 
     /// Runs PAM transactions in one process with the real libpam (see the
@@ -721,32 +749,77 @@ impl Drop for World {
 }
 
 /// A pamtester run that is typed into; see [`World::pam_typing`].
-pub struct Typing(std::process::Child);
+pub struct Typing {
+    child: Child,
+    /// Everything it wrote so far, standard output and error as they came.
+    shown: std::sync::Arc<Mutex<Vec<u8>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
 
 impl Typing {
     /// Types one answer (and Enter).
     pub fn line(&mut self, answer: &str) {
-        let stdin = self.0.stdin.as_mut().expect("stdin still open");
+        let stdin = self.child.stdin.as_mut().expect("stdin still open");
         stdin
             .write_all(format!("{answer}\n").as_bytes())
             .expect("pamtester reads its answers");
         stdin.flush().expect("flush");
     }
 
-    /// Closes the input and waits (at most 30 s) for the result.
-    pub fn finish(mut self) -> PamRun {
-        drop(self.0.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+    /// Waits (at most 10 s) until it has shown `text`; returns all it has shown.
+    pub fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let shown = String::from_utf8_lossy(&self.shown.lock().unwrap()).into_owned();
+            if shown.contains(text) || Instant::now() > deadline {
+                return shown;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.0.kill();
-        let out = self.0.wait_with_output().expect("wait");
+    }
+
+    /// Closes the input and waits (at most 30 s) for the result.
+    pub fn finish(mut self) -> PamRun {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait");
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
         PamRun {
-            status: out.status.code().unwrap_or(-1),
-            output: combined(&out),
+            status: status.code().unwrap_or(-1),
+            output: String::from_utf8_lossy(&self.shown.lock().unwrap()).into_owned(),
         }
     }
+}
+
+/// What zbarimg (a real QR decoder) reads from terminal output `capture` drawn as a
+/// terminal of `theme` (`light` or `dark`) shows it; None when it finds no symbol.
+pub fn qr_decode(dir: &Path, capture: &str, theme: &str) -> Option<String> {
+    let text = dir.join(format!("capture-{theme}.txt"));
+    let png = dir.join(format!("screen-{theme}.png"));
+    std::fs::write(&text, capture).expect("capture");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("terminal_png.py");
+    let drawn = Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(theme)
+        .arg(&text)
+        .arg(&png)
+        .output()
+        .expect("/usr/bin/python3 (python3-pil)");
+    assert!(drawn.status.success(), "{}", combined(&drawn));
+    let out = Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(&png)
+        .output()
+        .expect("zbarimg (Debian package zbar-tools)");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// The write lock of [`World::lock_database`].

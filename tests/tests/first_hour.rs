@@ -4,7 +4,6 @@
 //! a closed pipe; the `enroll` spelling. Runs as root or as any user (enrolling itself).
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use twofold_integration::*;
 
@@ -44,31 +43,6 @@ fn run_input(mut cmd: Command, input: &str) -> std::process::Output {
     out
 }
 
-/// What zbarimg reads from `capture` drawn as a terminal of `theme` shows it (None: no
-/// symbol found).
-fn decode(dir: &Path, capture: &str, theme: &str) -> Option<String> {
-    let text = dir.join(format!("capture-{theme}.txt"));
-    let png = dir.join(format!("screen-{theme}.png"));
-    std::fs::write(&text, capture).expect("capture");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("terminal_png.py");
-    let drawn = Command::new("/usr/bin/python3")
-        .arg(script)
-        .arg(theme)
-        .arg(&text)
-        .arg(&png)
-        .output()
-        .expect("/usr/bin/python3 (python3-pil)");
-    assert!(drawn.status.success(), "{}", combined(&drawn));
-    let out = Command::new("zbarimg")
-        .args(["--raw", "-q"])
-        .arg(&png)
-        .output()
-        .expect("zbarimg (Debian package zbar-tools)");
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 fn printed_uri(text: &str) -> String {
     text.lines()
         .find_map(|l| l.trim_end_matches('\r').strip_prefix("otpauth URI: "))
@@ -91,7 +65,7 @@ fn the_qr_code_scans_on_light_and_dark_terminals_and_names_this_host() {
     let uri = printed_uri(&shown);
     for theme in ["light", "dark"] {
         assert_eq!(
-            decode(w.dir.path(), &shown, theme).as_deref(),
+            qr_decode(w.dir.path(), &shown, theme).as_deref(),
             Some(uri.as_str()),
             "zbarimg on a {theme} terminal"
         );
@@ -111,10 +85,10 @@ fn the_qr_code_scans_on_light_and_dark_terminals_and_names_this_host() {
     let plain_uri = printed_uri(&plain);
     assert!(!plain.contains('\x1b'), "text style must set no colours");
     assert_eq!(
-        decode(w2.dir.path(), &plain, "light").as_deref(),
+        qr_decode(w2.dir.path(), &plain, "light").as_deref(),
         Some(plain_uri.as_str())
     );
-    assert_eq!(decode(w2.dir.path(), &plain, "dark"), None);
+    assert_eq!(qr_decode(w2.dir.path(), &plain, "dark"), None);
     println!(
         "proved: zbarimg decodes exactly the printed URI from enrol's QR code on a light and a dark terminal; issuer = {host}"
     );

@@ -400,7 +400,8 @@ fn grace_reminder_before_the_deadline_and_refusal_after() {
     let w = World::start_at("[enrolment]\ndeadline = \"2027-01-25\"", T0);
     w.write_service("login", &w.module_line(""));
     w.write_service("sshd", &w.module_line(""));
-    let r = w.pam("login", "nobody", "");
+    // The reminder comes with the offer to set up an app now; Enter declines it.
+    let r = w.pam("login", "nobody", "\n");
     assert!(
         r.passed() && r.has("mandatory on 2027-01-25") && r.has("10 day(s) left"),
         "{r:?}"
