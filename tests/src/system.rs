@@ -195,6 +195,9 @@ pub struct Answers {
     /// Ask for the code by e-mail (Enter at the prompt) and type the one that arrives in
     /// this maildir `new` directory.
     pub mailbox: Option<PathBuf>,
+    /// Take the offer to set up an app at login: type the code (oathtool) of the key the
+    /// offer shows, at this Unix time (the daemon's test clock).
+    pub enrol_at: Option<i64>,
 }
 
 impl Answers {
@@ -283,6 +286,18 @@ fn expect_script(
             dir = dir.display()
         )
     });
+    // The offer's key is remembered; at its prompt the app's code for it is typed.
+    let enrol_rules = answers.enrol_at.map_or(String::new(), |t| {
+        format!(
+            r#"  -re {{into the app \(time-based\): ([A-Z2-7 ]+)}} {{ set key [string map {{" " ""}} $expect_out(1,string)]; exp_continue }}
+  "set it up now, or" {{
+     set code [exec oathtool --totp -b --now "@{t}" $key]
+     expect "Press Enter to continue: "
+     send -- "$code\r"; exp_continue }}
+  "Press Enter when you have written them down: " {{ send -- "\r"; exp_continue }}
+"#
+        )
+    });
     format!(
         r#"set timeout 20
 set codes [list {codes}]
@@ -290,13 +305,13 @@ set password {password}
 set trust {trust}
 {env}spawn -noecho {spawn}
 expect {{
-  -re "\[Pp\]assword( for \[^:\]*)?: ?$" {{ send -- "$password\r"; exp_continue }}
+{mail_rules}{enrol_rules}  -re "\[Pp\]assword( for \[^:\]*)?: ?$" {{ send -- "$password\r"; exp_continue }}
   "Verification code: " {{
      if {{[llength $codes] == 0}} {{ puts "\nEXPECT: no code left to type"; exit 3 }}
      send -- "[lindex $codes 0]\r"; set codes [lrange $codes 1 end]; exp_continue }}
   -ex "\[y/N\] " {{ send -- "$trust\r"; exp_continue }}
   "Press Enter to continue: " {{ send -- "\r"; exp_continue }}
-{mail_rules}{extra_rules}  timeout {{ puts "\nEXPECT: timeout"; exit 4 }}
+{extra_rules}  timeout {{ puts "\nEXPECT: timeout"; exit 4 }}
   eof
 }}
 "#,

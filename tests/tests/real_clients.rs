@@ -387,3 +387,46 @@ fn sshd_sudo_and_console_login_take_a_code_by_email() {
     assert!(s.ran() && s.prompts("Code from the e-mail: ") == 1, "{s:?}");
     println!("proved: util-linux login: password, Enter, the mailed code, a shell");
 }
+
+#[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: real sshd, sudo and login, test users"
+)]
+fn sshd_offers_an_app_at_the_first_login_and_it_is_active_after_the_first_code() {
+    root_with_users();
+    let w = World::start_at("[enrolment]\ndeadline = \"2099-01-01\"\n", T0);
+    let sshd = password_sshd(&w);
+    let declined = ssh(&sshd, USER_A, None, &Answers::password(&[]));
+    assert!(
+        declined.ran() && declined.has("Set up your authenticator app now"),
+        "{declined:?}"
+    );
+    assert!(
+        declined.has("█"),
+        "no QR code in the ssh client's output: {declined:?}"
+    );
+    println!(
+        "proved: over ssh the grace login shows the QR code and the key; Enter declines and the command runs"
+    );
+
+    let s = ssh(
+        &sshd,
+        USER_A,
+        None,
+        &Answers {
+            enrol_at: Some(T0),
+            ..Answers::password(&[])
+        },
+    );
+    assert!(s.ran() && s.has("Recovery codes"), "{s:?}\n{}", sshd.log());
+    let status = combined(&w.ctl(&["status", USER_A], ""));
+    assert!(status.contains("active authenticator app"), "{status}");
+    println!("proved: over ssh the app's first code sets it up; status says active");
+
+    // The next login asks for the app's code, and without it there is no way in.
+    w.set_clock(T0 + 30);
+    let refused = ssh(&sshd, USER_A, None, &Answers::password(&["000000"; 3]));
+    assert!(!refused.ran(), "{refused:?}");
+    println!("proved: after self-enrolment ssh asks for the code and refuses a wrong one");
+}
