@@ -28,6 +28,9 @@ pub struct ServicePolicyConfig {
     pub remember_days: Option<Bounded<1, 400>>,
     /// Let an SSH login without a key be trusted by its remote address alone.
     pub trust_address: Option<bool>,
+    /// Let an SSH login whose key was a FIDO2 security key (`sk-…@openssh.com`) pass
+    /// without a code; sshd must require user verification (`verify-required`).
+    pub accept_security_keys: Option<bool>,
 }
 
 /// The resolved policy, in seconds.
@@ -38,6 +41,7 @@ pub struct ServicePolicy {
     pub remember_device: bool,
     pub remember_seconds: i64,
     pub trust_address: bool,
+    pub accept_security_keys: bool,
     /// The service is sshd (`[login] ssh_services`): a root caller's SSH key is the device.
     pub ssh: bool,
 }
@@ -52,6 +56,7 @@ fn builtin_other(profile: Profile) -> ServicePolicyConfig {
         remember_device: Some(profile == Profile::Default),
         remember_days: Some(Bounded(90)),
         trust_address: Some(false),
+        accept_security_keys: Some(false),
     }
 }
 
@@ -116,6 +121,7 @@ fn builtin_special(service: &str) -> Option<ServicePolicyConfig> {
             remember_device: Some(false),
             remember_days: None,
             trust_address: None,
+            accept_security_keys: None,
         }),
         _ => None,
     }
@@ -127,6 +133,7 @@ fn overlay(base: &mut ServicePolicyConfig, top: &ServicePolicyConfig) {
     base.remember_device = top.remember_device.or(base.remember_device);
     base.remember_days = top.remember_days.or(base.remember_days);
     base.trust_address = top.trust_address.or(base.trust_address);
+    base.accept_security_keys = top.accept_security_keys.or(base.accept_security_keys);
 }
 
 pub fn resolve(
@@ -153,6 +160,7 @@ pub fn resolve(
         remember_device: p.remember_device.unwrap_or(false),
         remember_seconds: i64::from(p.remember_days.map_or(90, Bounded::get)) * 86400,
         trust_address: p.trust_address.unwrap_or(false),
+        accept_security_keys: p.accept_security_keys.unwrap_or(false),
         ssh,
     };
     if profile == Profile::Strict {

@@ -345,15 +345,29 @@ impl Engine {
             Ok(r) => r,
             Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
         };
-        match self.usable(record) {
-            None => return self.begin_unenrolled(caller, ctx, &groups, now),
-            Some(UserRecord { locked_until, .. }) if locked_until > now => {
+        let policy = self.config.service_policy(&ctx.service);
+        let record = self.usable(record);
+        if let Some(UserRecord { locked_until, .. }) = &record {
+            if *locked_until > now {
                 self.audit_login("locked", caller.uid, &ctx, "account locked");
                 return Ok((String::new(), locked_step(locked_until - now)));
             }
-            Some(_) => {}
         }
-        let policy = self.config.service_policy(&ctx.service);
+        // A FIDO2 key that sshd verified is a second factor of its own, where policy says.
+        if policy.accept_security_keys {
+            if let Some(key) = identity::security_key(&ctx, caller, &policy) {
+                self.audit_login(
+                    "success",
+                    caller.uid,
+                    &ctx,
+                    &format!("security key {key} accepted by policy (accept_security_keys)"),
+                );
+                return Ok((String::new(), Step::new(Action::Success)));
+            }
+        }
+        if record.is_none() {
+            return self.begin_unenrolled(caller, ctx, &groups, now);
+        }
         let identity = identity::identify(&ctx, caller, self.sessions.as_ref(), &policy);
         if let Some(device) = &identity {
             match self.trusted(caller.uid, &ctx, device, &policy, now) {

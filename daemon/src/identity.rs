@@ -129,6 +129,39 @@ pub fn ssh_key_fingerprint(auth_info: &str) -> Option<String> {
     ))
 }
 
+/// Key types of FIDO2 security keys (and their certificates), whose signature sshd checks
+/// with the key's flags: user presence always, user verification (PIN or biometric) when
+/// `verify-required` is set.
+const SECURITY_KEY_TYPES: [&str; 4] = [
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "sk-ssh-ed25519-cert-v01@openssh.com",
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+];
+
+/// The fingerprint of the security key that passed sshd's public key authentication, if
+/// the last key in SSH_AUTH_INFO_0 is one: only for root's sshd (as [`identify`]), and
+/// only when the key blob itself names the type the line does.
+pub fn security_key(ctx: &LoginContext, caller: &Caller, policy: &ServicePolicy) -> Option<String> {
+    if caller.uid != 0 || !policy.ssh {
+        return None;
+    }
+    let (kind, blob) = ctx.ssh_auth_info.lines().rev().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some("publickey")).then(|| Some((words.next()?, words.next()?)))?
+    })?;
+    if !SECURITY_KEY_TYPES.contains(&kind) {
+        return None;
+    }
+    // The blob starts with its type as an SSH string: a 4-byte length, then the name.
+    let bytes = data_encoding::BASE64.decode(blob.as_bytes()).ok()?;
+    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    if bytes.get(4..4 + len)? != kind.as_bytes() {
+        return None;
+    }
+    ssh_key_fingerprint(&ctx.ssh_auth_info)
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -154,6 +187,7 @@ mod tests {
             remember_device: true,
             remember_seconds: 86400,
             trust_address,
+            accept_security_keys: false,
             ssh: false,
         }
     }

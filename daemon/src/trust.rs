@@ -115,6 +115,7 @@ mod tests {
         remember_device: true,
         remember_seconds: 90 * 86400,
         trust_address: false,
+        accept_security_keys: false,
         ssh: false,
     };
 

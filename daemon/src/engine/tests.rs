@@ -1694,4 +1694,5 @@ fn housekeeping_sweeps_every_lapsed_record_in_batches_and_keeps_the_valid_ones()
 
 mod email_codes;
 mod recovery;
+mod security_keys;
 mod self_enrol;
