@@ -208,7 +208,7 @@ impl Entry for UserStatus {
                "last_success": self.last_success, "failures": self.failures,
                "locked_until": self.locked_until, "in_scope": self.in_scope,
                "grace_until": self.grace_until, "trusted": self.trusted,
-               "recovery_codes": self.recovery_codes})
+               "recovery_codes": self.recovery_codes, "email_shared": self.email_shared})
     }
 
     fn text(&self) -> String {
@@ -223,10 +223,13 @@ impl Entry for UserStatus {
         } else {
             String::new()
         };
-        let recovery = match s.recovery_codes {
+        let mut recovery = match s.recovery_codes {
             0 => String::new(),
             n => format!(", {n} recovery code(s) left"),
         };
+        if s.email_shared {
+            recovery.push_str("\n  warning: another user has the same e-mail address");
+        }
         if !s.in_scope {
             format!(
                 "{}: outside twofold's scope (no second factor required)",

@@ -64,6 +64,7 @@ const MAX_CODE_LEN: usize = 16;
 struct Counts {
     trusted: u32,
     recovery: u32,
+    email_shared: bool,
 }
 
 impl Engine {
@@ -305,6 +306,16 @@ impl Engine {
                         .copied()
                         .unwrap_or(0),
                     recovery: store.recovery_codes_left(user).map_err(store_error)?,
+                    email_shared: match store.email_of(user).map_err(store_error)? {
+                        Some(address) => {
+                            store
+                                .users_with_email(&address, 2)
+                                .map_err(store_error)?
+                                .len()
+                                > 1
+                        }
+                        None => false,
+                    },
                 },
             )
         };
@@ -325,16 +336,23 @@ impl Engine {
             .map_err(|d| self.refuse("list", caller, "", d.0))?;
         let (after, limit) = (name_cursor(after)?, page_size(limit)?);
         let now = self.clock.now();
-        let (records, deferrals, counts, recovery) = self
+        let (records, deferrals, counts, recovery, shared) = self
             .read_for_listing(|s| {
                 let records = s.users_after(after, limit)?;
                 let (Some(first), Some(last)) = (records.first(), records.last()) else {
-                    return Ok((records, Vec::new(), Default::default(), Default::default()));
+                    return Ok((
+                        records,
+                        Vec::new(),
+                        Default::default(),
+                        Default::default(),
+                        Vec::new(),
+                    ));
                 };
                 let deferrals = s.deferrals_for_users(&first.name, &last.name)?;
                 let counts = s.valid_trust_counts(&first.name, &last.name, now)?;
                 let recovery = s.recovery_counts(&first.name, &last.name)?;
-                Ok((records, deferrals, counts, recovery))
+                let shared = s.shared_addresses(&first.name, &last.name)?;
+                Ok((records, deferrals, counts, recovery, shared))
             })
             .map_err(store_error)?;
         let next = next_cursor(&records, limit, |r| r.name.clone());
@@ -344,6 +362,7 @@ impl Engine {
                 let counted = Counts {
                     trusted: counts.get(&r.name).copied().unwrap_or(0),
                     recovery: recovery.get(&r.name).copied().unwrap_or(0),
+                    email_shared: shared.contains(&r.name),
                 };
                 self.status_of(&r.name, Some(r), &deferrals, counted)
             })
@@ -394,6 +413,7 @@ impl Engine {
             grace_until,
             trusted: counts.trusted,
             recovery_codes: counts.recovery,
+            email_shared: counts.email_shared,
         })
     }
 

@@ -178,6 +178,8 @@ pub trait Listings {
     fn valid_trust_counts(&self, first: &str, last: &str, now: i64)
     -> Result<HashMap<String, u32>>;
 
+    /// The users from `first` to `last` whose address another user has too.
+    fn shared_addresses(&self, first: &str, last: &str) -> Result<Vec<String>>;
     /// How many recovery codes each user from `first` to `last` has left; users with
     /// none are absent.
     fn recovery_counts(&self, first: &str, last: &str) -> Result<HashMap<String, u32>>;

@@ -257,6 +257,9 @@ pub struct UserStatus {
     pub trusted: u32,
     /// Recovery codes not used yet.
     pub recovery_codes: u32,
+    /// Another user has the same e-mail address: whoever reads that mailbox gets the
+    /// codes of each.
+    pub email_shared: bool,
 }
 
 /// A trusted session window or remembered device, as `TrustList` reports it.

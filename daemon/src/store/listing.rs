@@ -50,6 +50,19 @@ impl Listings for SqliteStore {
         Ok(rows)
     }
 
+    fn shared_addresses(&self, first: &str, last: &str) -> Result<Vec<String>> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT c.user FROM contacts c WHERE c.user >= ?1 AND c.user <= ?2 AND EXISTS
+                     (SELECT 1 FROM contacts d WHERE d.email = c.email COLLATE NOCASE
+                      AND d.user != c.user)",
+            )?
+            .query_map(rusqlite::params![first, last], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(rows)
+    }
+
     fn recovery_counts(&self, first: &str, last: &str) -> Result<HashMap<String, u32>> {
         let rows = self
             .conn

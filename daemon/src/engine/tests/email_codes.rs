@@ -219,4 +219,14 @@ fn an_administrator_is_told_who_else_has_the_address() {
             .unwrap(),
         ["alice"]
     );
+    f.set_address("carol", "carol@example.org");
+    // status and list flag a shared mailbox.
+    assert!(f.engine.status(&root(), "alice").unwrap().email_shared);
+    assert!(!f.engine.status(&root(), "carol").unwrap().email_shared);
+    let (page, _) = f.engine.list(&root(), "", 10).unwrap();
+    let flagged: Vec<(&str, bool)> = page
+        .iter()
+        .map(|s| (s.user.as_str(), s.email_shared))
+        .collect();
+    assert_eq!(flagged, [("alice", true), ("bob", true), ("carol", false)]);
 }
