@@ -429,7 +429,7 @@ fn grace_reminder_before_the_deadline_and_refusal_after() {
         "",
     );
     assert!(out.status.success(), "{}", combined(&out));
-    let r = w.pam("login", "nobody", "");
+    let r = w.pam("login", "nobody", "\n");
     assert!(r.passed() && r.has("mandatory on 2027-02-01"), "{r:?}");
     let out = w.ctl(&["grace", "set", "nobody", "--until", "2026-01-01"], "");
     assert!(
