@@ -8,10 +8,15 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmailCodesConfig {
-    /// Whether a login may ask for a code by e-mail (needs `[smtp]`). Default: on,
-    /// except with `profile = "strict"`, which refuses it (NIST SP 800-63B does not accept
-    /// e-mail as an out-of-band channel).
-    pub enabled: Option<bool>,
+    /// Whether logins may ask for a code by e-mail (needs `[smtp]`). Off unless set: an
+    /// address on record then becomes a way in, and e-mail is weaker than an app.
+    /// `profile = "strict"` refuses it (NIST SP 800-63B does not accept e-mail as an
+    /// out-of-band channel).
+    pub enabled: bool,
+    /// Whether users who have an app may also ask for an e-mailed code (a fallback for
+    /// a forgotten phone, and a way in for whoever reads their mailbox). Off: only users
+    /// whose one factor is the address get codes by e-mail.
+    pub app_users: bool,
     /// How long a code is valid.
     pub valid_minutes: Bounded<1, 60>,
     /// Mails with codes one user may be sent in an hour.
@@ -26,7 +31,8 @@ pub struct EmailCodesConfig {
 impl Default for EmailCodesConfig {
     fn default() -> Self {
         EmailCodesConfig {
-            enabled: None,
+            enabled: false,
+            app_users: false,
             valid_minutes: Bounded(10),
             per_hour: Bounded(5),
             subject: Template(DEFAULT_SUBJECT.into()),

@@ -403,14 +403,10 @@ impl Config {
         Ok(config)
     }
 
-    /// Whether logins may ask for codes by e-mail: `[smtp]` is set, and `[email_codes]
-    /// enabled` (by default on, except in the strict profile).
+    /// Whether logins may ask for codes by e-mail: `[smtp]` is set, and so is
+    /// `[email_codes] enabled` (never in the strict profile).
     pub fn email_codes_on(&self) -> bool {
-        self.smtp.is_some()
-            && self
-                .email_codes
-                .enabled
-                .unwrap_or(self.profile != Profile::Strict)
+        self.smtp.is_some() && self.email_codes.enabled && self.profile != Profile::Strict
     }
 
     /// The trust policy for PAM service `service`.
@@ -432,7 +428,7 @@ impl Config {
                 message,
             })?;
         }
-        if self.profile == Profile::Strict && self.email_codes.enabled == Some(true) {
+        if self.profile == Profile::Strict && self.email_codes.enabled {
             return Err(ConfigError::Invalid {
                 path: origin.into(),
                 message: "[email_codes] enabled = true is not allowed with profile = \"strict\" (NIST SP 800-63B does not accept e-mail as an out-of-band channel)".into(),

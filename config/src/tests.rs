@@ -327,12 +327,22 @@ fn a_bad_smtp_section_names_the_line_and_key_or_the_rule() {
 }
 
 #[test]
-fn email_codes_need_smtp_are_off_in_the_strict_profile_and_cannot_be_forced_on_there() {
+fn email_codes_are_off_unless_set_need_smtp_and_are_refused_in_the_strict_profile() {
     const SMTP: &str = "[smtp]\nhost = \"localhost\"\nsecurity = \"none\"\nfrom = \"a@b\"\n";
-    let c = Config::parse("version = 1\n", "t").unwrap();
+    const ON: &str = "[email_codes]\nenabled = true\n";
+    let c = Config::parse(&format!("version = 1\n{ON}"), "t").unwrap();
     assert!(!c.email_codes_on(), "no [smtp], no e-mailed codes");
     let c = Config::parse(&format!("version = 1\n{SMTP}"), "t").unwrap();
+    assert!(
+        !c.email_codes_on(),
+        "[smtp] alone (notices) turns no codes on"
+    );
+    let c = Config::parse(&format!("version = 1\n{SMTP}{ON}"), "t").unwrap();
     assert!(c.email_codes_on());
+    assert!(
+        !c.email_codes.app_users,
+        "app users are not offered e-mail by default"
+    );
     assert_eq!(
         (
             c.email_codes.valid_minutes.get(),
@@ -340,18 +350,8 @@ fn email_codes_need_smtp_are_off_in_the_strict_profile_and_cannot_be_forced_on_t
         ),
         (10, 5)
     );
-    let c = Config::parse(&format!("version = 1\nprofile = \"strict\"\n{SMTP}"), "t").unwrap();
-    assert!(!c.email_codes_on(), "strict: off by default");
-    let e = error_of(&format!(
-        "version = 1\nprofile = \"strict\"\n{SMTP}[email_codes]\nenabled = true\n"
-    ));
+    let e = error_of(&format!("version = 1\nprofile = \"strict\"\n{SMTP}{ON}"));
     assert!(e.contains("not allowed") && e.contains("strict"), "{e}");
-    let c = Config::parse(
-        &format!("version = 1\n{SMTP}[email_codes]\nenabled = false\nper_hour = 2\n"),
-        "t",
-    )
-    .unwrap();
-    assert!(!c.email_codes_on());
     let e = error_of("version = 1\n[email_codes]\nsubject = \"Code {code}\"\n");
     assert!(e.contains("line 3") && e.contains("subject"), "{e}");
 }

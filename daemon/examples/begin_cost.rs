@@ -56,6 +56,7 @@ fn main() -> Result<(), String> {
         tty: "ssh".into(),
         ruser: String::new(),
         ssh_auth_info: KEY.into(),
+        offer_enrolment: false,
     };
     let offer = engine
         .enrol(&root, "root", true)

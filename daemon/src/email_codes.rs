@@ -41,6 +41,9 @@ pub struct MailedCode {
     hash: [u8; 32],
     /// Valid while now < expires_at.
     pub expires_at: i64,
+    /// The factor's generation when the code went out: a new address, a reset or a lock
+    /// since then ends it.
+    pub generation: i64,
     pub delivery: Delivery,
 }
 
@@ -51,6 +54,7 @@ impl MailedCode {
         random: &dyn Random,
         now: i64,
         valid_seconds: i64,
+        generation: i64,
     ) -> Result<(MailedCode, String), String> {
         let code = six_digits(random)?;
         let mut salt = [0u8; 16];
@@ -59,16 +63,27 @@ impl MailedCode {
             hash: digest(&salt, &code),
             salt,
             expires_at: now + valid_seconds,
+            generation,
             delivery: Delivery::default(),
         };
         Ok((mailed, code))
     }
 
-    /// Whether `answer` (spaces ignored) is this code and the code is still valid.
-    pub fn matches(&self, answer: &str, now: i64) -> bool {
+    /// A code that was never sent and that no answer matches, for a login with nothing to
+    /// send to: it then goes on exactly like one whose mail went out.
+    pub fn decoy(random: &dyn Random, now: i64, valid_seconds: i64) -> Result<MailedCode, String> {
+        let (mut decoy, _forgotten) = MailedCode::new(random, now, valid_seconds, i64::MIN)?;
+        random.fill(&mut decoy.hash)?;
+        decoy.delivery.set(DeliveryState::Sent);
+        Ok(decoy)
+    }
+
+    /// Whether `answer` (spaces ignored) is this code, still valid, for the factor of
+    /// `generation`.
+    pub fn matches(&self, answer: &str, now: i64, generation: i64) -> bool {
         let answer: String = answer.chars().filter(|c| !c.is_whitespace()).collect();
         let right = constant_time_eq(&digest(&self.salt, &answer), &self.hash);
-        right && now < self.expires_at
+        right && now < self.expires_at && generation == self.generation
     }
 }
 
@@ -241,19 +256,26 @@ mod tests {
 
     #[test]
     fn a_code_is_six_digits_matches_once_spaced_or_not_and_expires() {
-        let (m, code) = MailedCode::new(&OsRandom, 100, 600).unwrap();
+        let (m, code) = MailedCode::new(&OsRandom, 100, 600, 7).unwrap();
         assert!(
             code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()),
             "{code}"
         );
-        assert!(m.matches(&code, 100));
-        assert!(m.matches(&format!(" {} {} ", &code[..3], &code[3..]), 699));
-        assert!(!m.matches(&code, 700), "expired");
+        assert!(m.matches(&code, 100, 7));
+        assert!(m.matches(&format!(" {} {} ", &code[..3], &code[3..]), 699, 7));
+        assert!(!m.matches(&code, 700, 7), "expired");
+        assert!(
+            !m.matches(&code, 100, 8),
+            "the factor changed since it was sent"
+        );
         let other = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
-        assert!(!m.matches(&other, 100));
-        assert!(!m.matches("", 100));
-        let (again, _) = MailedCode::new(&OsRandom, 100, 600).unwrap();
+        assert!(!m.matches(&other, 100, 7));
+        assert!(!m.matches("", 100, 7));
+        let (again, _) = MailedCode::new(&OsRandom, 100, 600, 7).unwrap();
         assert_ne!(again.salt, m.salt, "each code its own salt");
+        let decoy = MailedCode::decoy(&OsRandom, 100, 600).unwrap();
+        assert_eq!(decoy.delivery.state(), DeliveryState::Sent);
+        assert!(!decoy.matches(&code, 100, i64::MIN));
     }
 
     #[test]

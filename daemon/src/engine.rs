@@ -645,6 +645,7 @@ impl Engine {
             Ok(r) => r,
             Err(e) => return Ok(self.store_failed(conv.caller_uid, &conv.context, &e)),
         };
+        let mailed_code_used = std::cell::Cell::new(false);
         let attempt = self.with_store(|s| {
             s.attempt(
                 &conv.context.user,
@@ -653,15 +654,15 @@ impl Engine {
                 &self.lockout,
                 &|user: &UserRecord| match (&recovery, &conv.mailed) {
                     (Some(id), _) => Ok(Some(Match::Recovery(id.clone()))),
-                    (_, Some(m)) if m.matches(response, now) => Ok(Some(Match::Once)),
+                    (_, Some(m)) if m.matches(response, now, user.generation) => {
+                        mailed_code_used.set(true);
+                        Ok(Some(Match::Once))
+                    }
                     _ => self.factor(user.kind).verify(&user.secret, response, now),
                 },
             )
         });
-        let mailed_code_used = conv
-            .mailed
-            .as_ref()
-            .is_some_and(|m| m.matches(response, now));
+        let mailed_code_used = mailed_code_used.get();
         let (caller_uid, ctx) = (conv.caller_uid, &conv.context);
         let failed = match attempt {
             Ok(Attempt::Accepted {
@@ -786,9 +787,11 @@ impl Engine {
     }
 
     /// An empty answer with e-mailed codes on: a new code for this login (replacing any
-    /// earlier one) to the address on record, if there is one and the user has mails left
-    /// this hour. The reply is the same whether or not there is an address. Asking is not
-    /// a try and never clears a wrong code's count.
+    /// earlier one) to the address on record, if there is one, the user's factor is the
+    /// address (or `[email_codes] app_users` lets app users have codes too), and mails
+    /// are left this hour. Whatever of that holds, the login goes on the same way (a
+    /// decoy code stands in for one that was not sent), so nothing tells who has an
+    /// address. Asking is not a try and never clears a wrong code's count.
     fn mail_code(&self, id: &str, mut conv: Conversation, now: i64) -> Step {
         let (caller_uid, ctx) = (conv.caller_uid, conv.context.clone());
         let keep = |conv: Conversation, step: Step| {
@@ -808,34 +811,34 @@ impl Engine {
                 Step::prompt(Action::PromptSecret, self.code_prompt()).error(NOT_SENT),
             );
         }
-        conv.mail_requests += 1;
-        if conv.mail_requests > MAIL_REQUESTS_PER_LOGIN {
+        let refused = |conv: &Conversation| {
             let prompt = if conv.mailed.is_some() {
                 EMAILED_PROMPT
             } else {
                 self.code_prompt()
             };
-            return keep(
-                conv,
-                Step::prompt(Action::PromptSecret, prompt).error(NO_MORE_MAILS),
-            );
+            Step::prompt(Action::PromptSecret, prompt).error(NO_MORE_MAILS)
+        };
+        conv.mail_requests += 1;
+        if conv.mail_requests > MAIL_REQUESTS_PER_LOGIN {
+            let step = refused(&conv);
+            return keep(conv, step);
         }
         let sent = Step::prompt(Action::PromptSecret, EMAILED_PROMPT).info(MAYBE_SENT);
+        let valid = i64::from(self.config.email_codes.valid_minutes.get()) * 60;
         let user = ctx.user.clone();
         let looked_up = self.with_store(|s| {
-            let locked_until = if conv.enrolled {
-                s.user(&user)?.map_or(0, |r| r.locked_until)
-            } else {
-                s.phantom_locked_until(&user)?
+            if !conv.enrolled {
+                return Ok((s.phantom_locked_until(&user)?, None));
+            }
+            let Some(r) = s.user(&user)? else {
+                return Ok((0, None));
             };
-            let to = if conv.enrolled {
-                s.email_of(&user)?
-            } else {
-                None
-            };
-            Ok((locked_until, to))
+            let mailable = r.kind == FactorKind::Email || self.config.email_codes.app_users;
+            let to = if mailable { s.email_of(&user)? } else { None };
+            Ok((r.locked_until, to.map(|to| (to, r.generation))))
         });
-        let to = match looked_up {
+        let (to, generation) = match looked_up {
             Ok((until, _)) if until > now => {
                 self.audit_login(
                     "locked",
@@ -845,38 +848,42 @@ impl Engine {
                 );
                 return locked_step(until - now);
             }
-            Ok((_, Some(to))) => to,
+            Ok((_, Some(found))) => found,
             Ok((_, None)) => {
-                // Nothing to send to; the same reply, and a code that nothing matches.
                 self.audit_login(
                     "email-code",
                     caller_uid,
                     &ctx,
-                    "no address on record; nothing sent",
+                    "no address for codes on record; nothing sent",
                 );
-                return keep(conv, sent);
+                return match MailedCode::decoy(self.random.as_ref(), now, valid) {
+                    Ok(decoy) => {
+                        conv.mailed = Some(decoy);
+                        keep(conv, sent)
+                    }
+                    Err(e) => self.store_failed(caller_uid, &ctx, &StoreError::Unavailable(e)),
+                };
             }
             Err(e) => return self.store_failed(caller_uid, &ctx, &e),
         };
         let per_hour = self.config.email_codes.per_hour.get();
-        match self.with_store(|s| s.take_mail_turn(&user, now, per_hour)) {
+        let source = source_of(&ctx, caller_uid);
+        let per_user = per_hour.saturating_mul(4);
+        match self.with_store(|s| s.take_mail_turn(&user, &source, now, per_hour, per_user)) {
             Ok(true) => {}
             Ok(false) => {
                 self.audit_login(
                     "email-code",
                     caller_uid,
                     &ctx,
-                    &format!("refused: {per_hour} codes e-mailed this hour already"),
+                    "refused: the hourly limit of e-mailed codes is reached",
                 );
-                return keep(
-                    conv,
-                    Step::prompt(Action::PromptSecret, self.code_prompt()).error(NO_MORE_MAILS),
-                );
+                let step = refused(&conv);
+                return keep(conv, step);
             }
             Err(e) => return self.store_failed(caller_uid, &ctx, &e),
         }
-        let valid = i64::from(self.config.email_codes.valid_minutes.get()) * 60;
-        let (mailed, code) = match MailedCode::new(self.random.as_ref(), now, valid) {
+        let (mailed, code) = match MailedCode::new(self.random.as_ref(), now, valid, generation) {
             Ok(m) => m,
             Err(e) => return self.store_failed(caller_uid, &ctx, &StoreError::Unavailable(e)),
         };

@@ -139,11 +139,19 @@ pub trait Store: Listings + Send {
     /// the user's trust and open conversations.
     fn set_email(&mut self, user: &str, email: Option<&str>, now: i64) -> Result<()>;
 
-    /// Counts one mail with a code to `user` against `per_hour` in the current hour
-    /// (which starts at the first mail); false, and nothing counted, when none is left.
-    /// Only users with an address on record are counted, so the table stays as small
-    /// as the contacts.
-    fn take_mail_turn(&mut self, user: &str, now: i64, per_hour: u32) -> Result<bool>;
+    /// Counts one mail with a code to `user` asked for from `source`: at most `per_hour`
+    /// per source and `user_per_hour` from all sources in an hour (which starts at a
+    /// source's first mail); false, and nothing counted, when none is left. So one
+    /// source cannot use up the user's mails, and many cannot flood the mailbox. Only
+    /// users with an address are counted, each in at most `user_per_hour` rows.
+    fn take_mail_turn(
+        &mut self,
+        user: &str,
+        source: &str,
+        now: i64,
+        per_hour: u32,
+        user_per_hour: u32,
+    ) -> Result<bool>;
     /// Puts `codes` in place of every recovery code `user` had; false (and nothing
     /// stored) when the user has no factor.
     fn put_recovery_codes(

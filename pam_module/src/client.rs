@@ -74,7 +74,7 @@ pub fn authenticate(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> Pam
         }
     };
     let mut log = Log::new(opts.debug);
-    let ctx = match context::gather(pamh) {
+    let ctx = match context::gather(pamh, opts.offer_enrolment) {
         Ok(c) => c,
         Err(code) => {
             log.error("cannot read the PAM user");

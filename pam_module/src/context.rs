@@ -35,7 +35,10 @@ fn ssh_auth_info(pamh: &mut PamHandle) -> String {
     }
 }
 
-pub fn gather(pamh: &mut PamHandle) -> Result<LoginContext, pam::constants::PamResultCode> {
+pub fn gather(
+    pamh: &mut PamHandle,
+    offer_enrolment: bool,
+) -> Result<LoginContext, pam::constants::PamResultCode> {
     let user = pamh.get_user(None)?;
     let ssh_auth_info = ssh_auth_info(pamh);
     Ok(LoginContext {
@@ -45,5 +48,6 @@ pub fn gather(pamh: &mut PamHandle) -> Result<LoginContext, pam::constants::PamR
         tty: item::<Tty>(pamh),
         ruser: item::<RUser>(pamh),
         ssh_auth_info,
+        offer_enrolment,
     })
 }

@@ -30,6 +30,9 @@ pub struct Options {
     /// The account the daemon runs as, when it is not root.
     pub daemon_user: Option<String>,
     pub debug: bool,
+    /// The stack checked a first factor before this module, with `requisite`: the
+    /// daemon may offer to set up an app at login (see docs/integration.md).
+    pub offer_enrolment: bool,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             failmode: FailMode::Secure,
             daemon_user: None,
             debug: false,
+            offer_enrolment: false,
         }
     }
 }
@@ -51,6 +55,7 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Options, Str
     for arg in args {
         match arg.split_once('=') {
             None if arg == "debug" => o.debug = true,
+            None if arg == "offer_enrolment" => o.offer_enrolment = true,
             Some(("bus", v)) if v.starts_with("unix:") && v.len() > 5 => {
                 o.transport = Transport::Bus(v.to_string())
             }

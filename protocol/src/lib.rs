@@ -49,6 +49,10 @@ pub struct LoginContext {
     pub ruser: String,
     /// `SSH_AUTH_INFO_0` from the PAM environment: the methods that already passed.
     pub ssh_auth_info: String,
+    /// The pam.d line says (`offer_enrolment`) that the stack checked a first factor
+    /// before the module, with `requisite`: only then may a root caller's login set up a
+    /// factor at login (`twofoldd` trusts a user's own process anyway).
+    pub offer_enrolment: bool,
 }
 
 impl LoginContext {

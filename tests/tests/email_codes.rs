@@ -7,8 +7,12 @@ use std::time::{Duration, Instant};
 use twofold_integration::smtp::{self, code_in, plain_section};
 use twofold_integration::*;
 
-fn world_with_mail(server_port: u16, extra: &str) -> World {
-    let w = World::start(&format!("{}{extra}", plain_section(server_port, 10)));
+/// E-mailed codes on; `codes` holds more `[email_codes]` keys.
+fn world_with_mail(server_port: u16, codes: &str) -> World {
+    let w = World::start(&format!(
+        "{}[email_codes]\nenabled = true\n{codes}",
+        plain_section(server_port, 10)
+    ));
     w.write_service("twofold", &w.module_line(""));
     w
 }
@@ -86,7 +90,7 @@ fn a_mailed_code_logs_in_once_and_the_mail_says_where_the_login_comes_from() {
 fn a_superseded_or_other_logins_code_fails_and_the_hourly_cap_holds() {
     let dir = tempfile::tempdir().unwrap();
     let server = smtp::start(dir.path(), None);
-    let w = world_with_mail(server.port, "[email_codes]\nper_hour = 3\n");
+    let w = world_with_mail(server.port, "per_hour = 3\n");
     let user = me();
     let out = w.ctl(&["user", "set", user, "--email", "person@example.org"], "");
     assert!(out.status.success(), "{}", combined(&out));
@@ -131,7 +135,11 @@ fn a_superseded_or_other_logins_code_fails_and_the_hourly_cap_holds() {
 #[test]
 fn a_mail_server_that_never_answers_is_told_and_stalls_no_other_login() {
     let silent = smtp::silent();
-    let w = World::start(&plain_section(silent.port, 2));
+    // The user has an app too (app_users): its codes must pass while the mail hangs.
+    let w = World::start(&format!(
+        "{}[email_codes]\nenabled = true\napp_users = true\n",
+        plain_section(silent.port, 2)
+    ));
     w.write_service("twofold", &w.module_line(""));
     let user = me();
     let secret = w.enrol(user);

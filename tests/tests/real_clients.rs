@@ -345,7 +345,13 @@ fn sshd_sudo_and_console_login_take_a_code_by_email() {
     root_with_users();
     let dir = tempfile::tempdir().unwrap();
     let server = smtp::start(dir.path(), None);
-    let w = World::start_at(&smtp::plain_section(server.port, 10), T0);
+    let w = World::start_at(
+        &format!(
+            "{}[email_codes]\nenabled = true\n",
+            smtp::plain_section(server.port, 10)
+        ),
+        T0,
+    );
     let out = w.ctl(&["user", "set", USER_A, "--email", "alice@example.org"], "");
     assert!(out.status.success(), "{}", combined(&out));
     server.wait_for(1);
@@ -396,7 +402,12 @@ fn sshd_sudo_and_console_login_take_a_code_by_email() {
 fn sshd_offers_an_app_at_the_first_login_and_it_is_active_after_the_first_code() {
     root_with_users();
     let w = World::start_at("[enrolment]\ndeadline = \"2099-01-01\"\n", T0);
-    let sshd = password_sshd(&w);
+    // A requisite password before the module, and the pam.d word that says so.
+    let stack = format!(
+        "auth requisite pam_unix.so\n{}",
+        w.module_line("offer_enrolment")
+    );
+    let sshd = Sshd::start(&w, "keyboard-interactive", &stack);
     let declined = ssh(&sshd, USER_A, None, &Answers::password(&[]));
     assert!(
         declined.ran() && declined.has("Set up your authenticator app now"),

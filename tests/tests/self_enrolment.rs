@@ -21,7 +21,8 @@ const T0: i64 = 1_800_000_000;
 
 fn grace_world() -> World {
     let w = World::start_at("[enrolment]\ndeadline = \"2099-01-01\"\n", T0);
-    w.write_service("twofold", &w.module_line(""));
+    // pamtester runs as root: the module's pam.d word says a first factor came before.
+    w.write_service("twofold", &w.module_line("offer_enrolment"));
     w
 }
 

@@ -22,7 +22,7 @@ impl Engine {
         reminder: &str,
         now: i64,
     ) -> Result<Option<(String, Step)>, ApiError> {
-        if !self.config.enrolment.self_service {
+        if !self.config.enrolment.self_service || !first_factor_passed(&ctx, caller, &self.config) {
             return Ok(None);
         }
         let Enrolment { secret, uri } = self.new_app_secret(&ctx.user)?;
@@ -152,6 +152,23 @@ impl Engine {
             .info("Your authenticator app is set up: from now on logins ask for its code.")
             .info(codes)
     }
+}
+
+/// Whether this login is known to have passed a first factor, so that the new factor is
+/// not guarded by nothing: a user's own process (a screen locker: the user is logged in,
+/// and could enrol with `twofoldctl` anyway); root's sshd after a public key; or a stack
+/// whose pam.d line says so (`offer_enrolment`: a `requisite` password before it). With
+/// a `required` password a wrong one would not stop the stack, and whoever knew only the
+/// name could set up their own app on the account.
+fn first_factor_passed(
+    ctx: &LoginContext,
+    caller: &Caller,
+    config: &twofold_config::Config,
+) -> bool {
+    let key_passed = caller.uid == 0
+        && config.service_policy(&ctx.service).ssh
+        && identity::ssh_key_fingerprint(&ctx.ssh_auth_info).is_some();
+    caller.uid != 0 || ctx.offer_enrolment || key_passed
 }
 
 /// A secret in groups of four, as apps show and people type it.

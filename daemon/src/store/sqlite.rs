@@ -182,14 +182,20 @@ const MIGRATIONS: &[&str] = &[
             lock_count, locked_until, issued_by_admin, generation, kind FROM users;
     DROP TABLE users;
     ALTER TABLE users_v10 RENAME TO users;
-    INSERT INTO users (name, secret, state, enrolled_at, kind)
-        SELECT user, '', 'active', 0, 'email' FROM contacts
-        WHERE user NOT IN (SELECT name FROM users);
+    INSERT INTO users (name, secret, state, enrolled_at, kind, failures, lock_count,
+            locked_until)
+        SELECT c.user, '', 'active', 0, 'email', COALESCE(p.failures, 0),
+            COALESCE(p.lock_count, 0), COALESCE(p.locked_until, 0)
+        FROM contacts c LEFT JOIN phantoms p ON p.name = c.user
+        WHERE c.user NOT IN (SELECT name FROM users);
+    DELETE FROM phantoms WHERE name IN (SELECT name FROM users);
     CREATE INDEX contacts_by_email ON contacts (email COLLATE NOCASE);
     CREATE TABLE mail_quota (
-        user          TEXT PRIMARY KEY NOT NULL,
+        user          TEXT NOT NULL,
+        source        TEXT NOT NULL,
         window_start  INTEGER NOT NULL,
-        sent          INTEGER NOT NULL
+        sent          INTEGER NOT NULL,
+        PRIMARY KEY (user, source)
     ) STRICT;
 ",
     // Recovery codes (recovery.rs): a name and an Argon2id hash each, never the code.
@@ -659,9 +665,10 @@ impl Store for SqliteStore {
         )?;
         tx.execute("DELETE FROM contacts WHERE user = ?1", [old])?;
         tx.execute(
-            "UPDATE recovery_codes SET user = ?2 WHERE user = ?1",
+            "UPDATE OR IGNORE recovery_codes SET user = ?2 WHERE user = ?1",
             [old, new],
         )?;
+        tx.execute("DELETE FROM recovery_codes WHERE user = ?1", [old])?;
         tx.commit()?;
         Ok(moved)
     }
@@ -674,6 +681,7 @@ impl Store for SqliteStore {
         )? > 0;
         tx.execute("DELETE FROM backoff WHERE user = ?1", [name])?;
         tx.execute("DELETE FROM phantoms WHERE name = ?1", [name])?;
+        tx.execute("DELETE FROM mail_quota WHERE user = ?1", [name])?;
         tx.commit()?;
         Ok(known)
     }
@@ -820,6 +828,7 @@ impl Store for SqliteStore {
                     // No address, no e-mail factor; its wrong codes stay with the name.
                     tx.execute("DELETE FROM users WHERE name = ?1", [user])?;
                     tx.execute("DELETE FROM trust WHERE user = ?1", [user])?;
+                    tx.execute("DELETE FROM recovery_codes WHERE user = ?1", [user])?;
                     put_phantom(&tx, user, failures, lock_count, locked_until, now)?;
                 } else {
                     tx.execute("DELETE FROM trust WHERE user = ?1", [user])?;
@@ -831,22 +840,38 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn take_mail_turn(&mut self, user: &str, now: i64, per_hour: u32) -> Result<bool> {
+    fn take_mail_turn(
+        &mut self,
+        user: &str,
+        source: &str,
+        now: i64,
+        per_hour: u32,
+        user_per_hour: u32,
+    ) -> Result<bool> {
         let tx = self.immediate()?;
+        // Windows that ended (or lie ahead: the clock went back) count for nothing.
+        tx.prepare_cached(
+            "DELETE FROM mail_quota WHERE user = ?1 AND (window_start <= ?2 - 3600 OR window_start > ?2)",
+        )?
+        .execute(params![user, now])?;
+        let user_sent: u32 = tx
+            .prepare_cached("SELECT COALESCE(SUM(sent), 0) FROM mail_quota WHERE user = ?1")?
+            .query_row([user], |r| r.get(0))?;
         let (start, sent): (i64, u32) = tx
-            .prepare_cached("SELECT window_start, sent FROM mail_quota WHERE user = ?1")?
-            .query_row([user], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached(
+                "SELECT window_start, sent FROM mail_quota WHERE user = ?1 AND source = ?2",
+            )?
+            .query_row([user, source], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
-            .filter(|(start, _)| now - start < 3600 && *start <= now)
             .unwrap_or((now, 0));
-        if sent >= per_hour {
+        if sent >= per_hour || user_sent >= user_per_hour {
             return Ok(false);
         }
         tx.prepare_cached(
-            "INSERT INTO mail_quota (user, window_start, sent) VALUES (?1, ?2, ?3)
-             ON CONFLICT(user) DO UPDATE SET window_start = ?2, sent = ?3",
+            "INSERT INTO mail_quota (user, source, window_start, sent) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(user, source) DO UPDATE SET window_start = ?3, sent = ?4",
         )?
-        .execute(params![user, start, sent + 1])?;
+        .execute(params![user, source, start, sent + 1])?;
         tx.commit()?;
         Ok(true)
     }

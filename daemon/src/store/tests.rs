@@ -842,19 +842,30 @@ fn shared_addresses_are_found_whatever_their_case() {
 }
 
 #[test]
-fn mail_turns_are_counted_per_user_per_hour() {
+fn mail_turns_are_counted_per_source_and_per_user_per_hour() {
     let mut s = SqliteStore::open_in_memory().unwrap();
-    assert!(s.take_mail_turn("alice", 1000, 2).unwrap());
-    assert!(s.take_mail_turn("alice", 1500, 2).unwrap());
+    let mut turn =
+        |user: &str, source: &str, now: i64| s.take_mail_turn(user, source, now, 2, 3).unwrap();
+    assert!(turn("alice", "host a", 1000));
+    assert!(turn("alice", "host a", 1500));
     assert!(
-        !s.take_mail_turn("alice", 4599, 2).unwrap(),
-        "a third within the hour"
+        !turn("alice", "host a", 4599),
+        "a third from one source within the hour"
     );
-    assert!(s.take_mail_turn("bob", 1500, 2).unwrap(), "bob has his own");
-    assert!(s.take_mail_turn("alice", 4600, 2).unwrap(), "a new hour");
+    assert!(turn("alice", "host b", 1600), "another source has its own");
+    assert!(
+        !turn("alice", "host c", 1700),
+        "but the user's own ceiling holds"
+    );
+    assert!(turn("bob", "host a", 1500), "bob has his own");
+    assert!(turn("alice", "host a", 4600), "a new hour");
     // A clock that went back does not stretch the hour forever.
-    assert!(s.take_mail_turn("carol", 10_000, 1).unwrap());
-    assert!(s.take_mail_turn("carol", 5_000, 1).unwrap());
+    assert!(turn("carol", "host a", 10_000));
+    assert!(turn("carol", "host a", 5_000));
     s.purge_stale_counts(100_000).unwrap();
-    assert!(s.take_mail_turn("alice", 100_000, 1).unwrap());
+    assert!(s.take_mail_turn("alice", "host a", 100_000, 1, 1).unwrap());
+    // An unlock gives the mails back.
+    assert!(!s.take_mail_turn("alice", "host a", 100_001, 1, 1).unwrap());
+    s.unlock("alice").unwrap();
+    assert!(s.take_mail_turn("alice", "host a", 100_002, 1, 1).unwrap());
 }

@@ -2,8 +2,9 @@
 
 use super::*;
 
-const WITH_SMTP: &str = "version = 1\n[daemon]\nadmin_group = \"twofold-admin\"\n[lockout]\nmax_failures = 3\nsource_failures = 100\n[smtp]\nhost = \"localhost\"\nsecurity = \"none\"\nfrom = \"twofold@example.org\"\n";
+const WITH_SMTP: &str = "version = 1\n[daemon]\nadmin_group = \"twofold-admin\"\n[lockout]\nmax_failures = 3\nsource_failures = 100\n[smtp]\nhost = \"localhost\"\nsecurity = \"none\"\nfrom = \"twofold@example.org\"\n[email_codes]\nenabled = true\n";
 
+/// `extra` holds more `[email_codes]` keys (the section is open at the end).
 fn with_smtp(extra: &str) -> Fixture {
     fixture_with(&format!("{WITH_SMTP}{extra}"))
 }
@@ -84,7 +85,7 @@ fn an_emailed_code_logs_in_once_and_only_the_login_that_asked_for_it() {
 
 #[test]
 fn a_new_code_replaces_the_earlier_one_and_a_code_expires() {
-    let f = with_smtp("[email_codes]\nvalid_minutes = 2\n");
+    let f = with_smtp("valid_minutes = 2\n");
     f.set_address("alice", "alice@example.org");
     let (id, _) = f.engine.begin(&root(), ctx("alice")).unwrap();
     f.engine.answer(&root(), &id, "").unwrap();
@@ -106,7 +107,7 @@ fn a_new_code_replaces_the_earlier_one_and_a_code_expires() {
 
 #[test]
 fn the_hourly_cap_holds_and_asking_neither_counts_nor_clears_wrong_codes() {
-    let f = with_smtp("[email_codes]\nper_hour = 2\n");
+    let f = with_smtp("per_hour = 2\n");
     f.set_address("alice", "alice@example.org");
     for _ in 0..2 {
         let steps = f.login("alice", &[""]);
@@ -129,7 +130,7 @@ fn the_hourly_cap_holds_and_asking_neither_counts_nor_clears_wrong_codes() {
 
 #[test]
 fn a_login_asks_for_at_most_three_mails() {
-    let f = with_smtp("[email_codes]\nper_hour = 100\n");
+    let f = with_smtp("per_hour = 100\n");
     f.set_address("alice", "alice@example.org");
     let steps = f.login("alice", &["", "", "", ""]);
     assert_eq!(texts(steps.last().unwrap()), [NO_MORE_MAILS]);
@@ -137,18 +138,51 @@ fn a_login_asks_for_at_most_three_mails() {
 }
 
 #[test]
-fn without_an_address_the_reply_is_the_same_and_nothing_is_sent() {
+fn without_an_address_for_codes_every_step_is_the_same_and_nothing_is_sent() {
     let f = with_smtp("");
     f.set_address("alice", "alice@example.org");
     f.enrol("bob");
-    let alice = f.login("alice", &[""]);
-    for name in ["bob", "nobody-here"] {
-        let steps = f.login(name, &[""]);
-        assert_eq!(steps[0].prompt, alice[0].prompt, "{name}");
-        assert_eq!(steps[1].prompt, alice[1].prompt, "{name}");
-        assert_eq!(texts(&steps[1]), texts(&alice[1]), "{name}");
+    // carol has an app and an address for notices: app users get no codes by default.
+    f.set_address("carol", "carol@example.org");
+    f.enrol("carol");
+    let alice = f.login("alice", &["", "000000"]);
+    for name in ["bob", "carol", "nobody-here"] {
+        let steps = f.login(name, &["", "000000"]);
+        for (n, (theirs, hers)) in steps.iter().zip(&alice).enumerate() {
+            assert_eq!(theirs.prompt, hers.prompt, "{name}, step {n}");
+            assert_eq!(texts(theirs), texts(hers), "{name}, step {n}");
+        }
+        assert_eq!(steps.len(), alice.len(), "{name}");
     }
-    assert_eq!(f.mails().len(), 1, "only alice has an address");
+    assert_eq!(f.mails().len(), 1, "only alice's factor is her address");
+}
+
+#[test]
+fn an_app_user_gets_codes_only_where_app_users_is_set() {
+    let f = with_smtp("app_users = true\n");
+    f.set_address("carol", "carol@example.org");
+    f.enrol("carol");
+    f.login("carol", &[""]);
+    assert_eq!(f.mails().len(), 1);
+}
+
+#[test]
+fn a_code_already_sent_dies_with_a_change_of_address_or_a_reset() {
+    let f = with_smtp("");
+    f.set_address("alice", "alice@example.org");
+    for change in ["new address", "reset"] {
+        let (id, _) = f.engine.begin(&root(), ctx("alice")).unwrap();
+        f.engine.answer(&root(), &id, "").unwrap();
+        let code = f.mailed_code();
+        match change {
+            "new address" => f.set_address("alice", "other@example.org"),
+            _ => {
+                f.engine.reset(&root(), "alice").unwrap();
+            }
+        }
+        let step = f.engine.answer(&root(), &id, &code).unwrap();
+        assert_ne!(step.action, Action::Success, "the code outlived a {change}");
+    }
 }
 
 #[test]
@@ -171,7 +205,7 @@ fn a_failed_delivery_is_told_and_audited_and_counts_no_wrong_code() {
 
 #[test]
 fn an_emailed_code_passes_a_pending_app_without_confirming_it() {
-    let f = with_smtp("");
+    let f = with_smtp("app_users = true\n");
     f.set_address("alice", "alice@example.org");
     f.engine.enrol(&root(), "alice", false).unwrap();
     let (id, _) = f.engine.begin(&root(), ctx("alice")).unwrap();

@@ -8,6 +8,14 @@ fn offering() -> Fixture {
     fixture_with("version = 1\n[enrolment]\ndeadline = \"2027-01-25T08:00:00Z\"\n")
 }
 
+/// A login whose pam.d line says a `requisite` first factor came before the module.
+fn after_password(user: &str) -> LoginContext {
+    LoginContext {
+        offer_enrolment: true,
+        ..ctx(user)
+    }
+}
+
 /// The key the offer shows, without its spaces.
 fn offered_secret(step: &Step) -> String {
     let text = &step.messages[0].text;
@@ -22,7 +30,7 @@ fn offered_secret(step: &Step) -> String {
 #[test]
 fn an_app_offered_at_login_is_active_only_after_a_right_first_code() {
     let f = offering();
-    let (id, offer) = f.engine.begin(&root(), ctx("alice")).unwrap();
+    let (id, offer) = f.engine.begin(&root(), after_password("alice")).unwrap();
     assert_eq!(offer.action, Action::PromptVisible);
     assert!(
         offer.prompt.ends_with("Press Enter to continue: "),
@@ -102,13 +110,17 @@ fn an_app_offered_at_login_is_active_only_after_a_right_first_code() {
 #[test]
 fn enter_declines_the_grace_rules_apply_and_the_next_login_offers_again() {
     let f = offering();
-    let steps = f.login_as(&root(), ctx("alice"), &[""]);
+    let steps = f.login_as(&root(), after_password("alice"), &[""]);
     assert_eq!(last_action(&steps), Action::Success, "{steps:?}");
     assert_eq!(f.engine.status(&root(), "alice").unwrap().state, "none");
-    let (_, offer) = f.engine.begin(&root(), ctx("alice")).unwrap();
+    let (_, offer) = f.engine.begin(&root(), after_password("alice")).unwrap();
     assert_eq!(offer.action, Action::PromptVisible);
     // Three codes that do not match end like Enter: the grace rules let the login on.
-    let steps = f.login_as(&root(), ctx("bob"), &["000000", "000001", "000002"]);
+    let steps = f.login_as(
+        &root(),
+        after_password("bob"),
+        &["000000", "000001", "000002"],
+    );
     let last = steps.last().unwrap();
     assert_eq!(last.action, Action::Success, "{steps:?}");
     assert!(
@@ -123,11 +135,11 @@ fn no_offer_outside_a_grace_period() {
     // After the deadline: refused, nothing offered (the password alone would guard it).
     let f = offering();
     f.clock.set(T0 + 11 * DAY);
-    let (_, step) = f.engine.begin(&root(), ctx("alice")).unwrap();
+    let (_, step) = f.engine.begin(&root(), after_password("alice")).unwrap();
     assert_eq!(step.action, Action::Denied, "{step:?}");
     // No deadline at all, unenrolled = deny: asked for a code like everyone.
     let f = fixture();
-    let (_, step) = f.engine.begin(&root(), ctx("alice")).unwrap();
+    let (_, step) = f.engine.begin(&root(), after_password("alice")).unwrap();
     assert_eq!(step.action, Action::PromptSecret, "{step:?}");
     assert!(step.messages.is_empty());
 }
@@ -136,8 +148,8 @@ fn no_offer_outside_a_grace_period() {
 fn a_deferral_cleared_while_the_offer_is_shown_refuses_a_decline_but_not_an_enrolment() {
     let f = fixture_with("version = 1\n");
     f.engine.grace_set(&root(), "alice", T0 + DAY, "").unwrap();
-    let (id, offer) = f.engine.begin(&root(), ctx("alice")).unwrap();
-    let (id2, _) = f.engine.begin(&root(), ctx("alice")).unwrap();
+    let (id, offer) = f.engine.begin(&root(), after_password("alice")).unwrap();
+    let (id2, _) = f.engine.begin(&root(), after_password("alice")).unwrap();
     f.engine.grace_clear(&root(), "alice").unwrap();
     assert_eq!(
         f.engine.answer(&root(), &id, "").unwrap().action,
@@ -153,4 +165,31 @@ fn a_deferral_cleared_while_the_offer_is_shown_refuses_a_decline_but_not_an_enro
             .any(|m| m.text.contains("does not match")),
         "{step:?}"
     );
+}
+
+#[test]
+fn only_a_login_known_to_have_passed_a_first_factor_is_offered() {
+    let f = offering();
+    let offered = |caller: &Caller, c: LoginContext| {
+        let (id, step) = f.engine.begin(caller, c).unwrap();
+        f.engine.cancel(caller, &id);
+        step.messages
+            .iter()
+            .any(|m| m.text.contains("Set up your authenticator app"))
+    };
+    // Root's login without the pam.d word: a wrong password might not have stopped it.
+    assert!(
+        !offered(&root(), ctx("alice")),
+        "offered behind a password that may have failed"
+    );
+    assert!(offered(&root(), after_password("alice")));
+    // sshd after a public key.
+    assert!(offered(&root(), ssh_key("alice", KEY_A, "192.0.2.7")));
+    // The user's own process (a screen locker): the user is logged in already.
+    let locker = LoginContext {
+        service: "xscreensaver".into(),
+        rhost: String::new(),
+        ..ctx("alice")
+    };
+    assert!(offered(&as_uid(1000, ":1.9"), locker));
 }
