@@ -57,6 +57,21 @@ pub trait Store: Listings + Send {
         recovery: &[crate::recovery::StoredCode],
     ) -> Result<Issued>;
 
+    /// Stores a factor the user set up at login and confirmed with a code of `step`
+    /// (checked by the caller against `secret`), in one transaction: only while the user
+    /// has no factor but an e-mail one (which the app replaces) and is not locked at
+    /// `now`; the step is recorded as used, the name's wrong codes carried, any trust
+    /// ended, `recovery` put in place. Returns false, storing nothing, otherwise.
+    #[allow(clippy::too_many_arguments)]
+    fn put_confirmed(
+        &mut self,
+        name: &str,
+        kind: FactorKind,
+        secret: &str,
+        step: i64,
+        now: i64,
+        recovery: &[crate::recovery::StoredCode],
+    ) -> Result<bool>;
     /// Records one attempt atomically: loads the account (or the name's phantom) and the
     /// source's backoff, lets [`lockout`] decide (asking `check` what the code
     /// matches only when nothing refuses it first) and saves what it decided, all in one

@@ -65,8 +65,9 @@ impl Engine {
             return Step::new(Action::Error).error(UNAVAILABLE);
         };
         let (caller_uid, ctx) = (conv.caller_uid, conv.context.clone());
-        match self.totp.verify(&secret, response, now) {
-            Ok(Some(_)) => {}
+        let step = match self.totp.verify(&secret, response, now) {
+            Ok(Some(Match::Step(step))) => step,
+            Ok(Some(_)) => return Step::new(Action::Error).error(UNAVAILABLE),
             Ok(None) => {
                 self.audit_login(
                     "failure",
@@ -86,50 +87,27 @@ impl Engine {
                 return again;
             }
             Err(e) => return self.store_failed(caller_uid, &ctx, &StoreError::Unavailable(e)),
-        }
+        };
         let recovery = match crate::recovery::issue(self.random.as_ref()) {
             Ok(r) => r,
             Err(e) => return self.store_failed(caller_uid, &ctx, &StoreError::Unavailable(e)),
         };
         let user = ctx.user.clone();
-        let source = source_of(&ctx, caller_uid);
-        // Stored as the user's own pending secret, then confirmed by the same code through
-        // the lockout rules (which also record its step: it cannot be used again).
+        // Stored and confirmed in one transaction, the code's step spent, only if nothing
+        // came first (another offer taken, an administrator's enrolment, a lock).
         let stored = self.with_store(|s| {
-            let issued = s.put_pending(
+            s.put_confirmed(
                 &user,
                 FactorKind::Totp,
                 &secret,
+                step,
                 now,
-                false,
-                false,
                 &recovery.stored,
-            )?;
-            if issued != crate::model::Issued::Stored {
-                return Ok(None);
-            }
-            s.attempt(&user, &source, now, &self.lockout, &|u: &UserRecord| {
-                self.totp.verify(&u.secret, response, now)
-            })
-            .map(Some)
+            )
         });
         match stored {
-            Ok(Some(Attempt::Accepted {
-                activated: true, ..
-            })) => {}
-            Ok(None) => return self.changed_meanwhile(&conv),
-            Ok(Some(_)) => {
-                // Stored but not confirmed (a lock from earlier wrong codes): the next
-                // login asks for the app's code, which the user now has.
-                self.audit_login(
-                    "denied",
-                    caller_uid,
-                    &ctx,
-                    "self-enrolment stored but not confirmed",
-                );
-                return Step::new(Action::Denied)
-                    .error("Your app is set up but could not be confirmed now; log in again.");
-            }
+            Ok(true) => {}
+            Ok(false) => return self.changed_meanwhile(&conv),
             Err(e) => return self.store_failed(caller_uid, &ctx, &e),
         }
         self.audit_login(

@@ -492,11 +492,13 @@ impl Store for SqliteStore {
         recovery: &[StoredCode],
     ) -> Result<Issued> {
         let tx = self.immediate()?;
-        // An e-mail factor gives way to an app without `replace`: it is the weaker one.
+        // An e-mail factor gives way to an administrator's app without `replace` (it is
+        // the weaker one); to the user's own only as any active factor does (never).
         let existing: Option<(FactorState, bool)> = tx
             .query_row(
-                "SELECT state, issued_by_admin FROM users WHERE name = ?1 AND kind != 'email'",
-                [name],
+                "SELECT state, issued_by_admin FROM users WHERE name = ?1
+                     AND (kind != 'email' OR NOT ?2)",
+                params![name, by_admin],
                 |r| Ok((state_of(&r.get::<_, String>(0)?), r.get(1)?)),
             )
             .optional()?;
@@ -530,6 +532,45 @@ impl Store for SqliteStore {
         replace_recovery_codes(&tx, name, recovery, now)?;
         tx.commit()?;
         Ok(Issued::Stored)
+    }
+
+    fn put_confirmed(
+        &mut self,
+        name: &str,
+        kind: FactorKind,
+        secret: &str,
+        step: i64,
+        now: i64,
+        recovery: &[StoredCode],
+    ) -> Result<bool> {
+        let tx = self.immediate()?;
+        let existing = tx
+            .prepare_cached(SELECT_USER_BY_NAME)?
+            .query_row([name], row_to_user)
+            .optional()?;
+        let counters = match existing {
+            None => phantom_record(&tx, name)?,
+            Some(r) if r.kind == FactorKind::Email => r,
+            Some(_) => return Ok(false),
+        };
+        if counters.locked_until > now {
+            return Ok(false);
+        }
+        tx.execute("DELETE FROM phantoms WHERE name = ?1", [name])?;
+        tx.execute(
+            "INSERT INTO users (name, secret, state, enrolled_at, last_step, last_success,
+                     issued_by_admin, failures, lock_count, locked_until, kind)
+                 VALUES (?1, ?2, 'active', ?3, ?4, ?3, 0, 0, ?5, 0, ?6)
+             ON CONFLICT(name) DO UPDATE SET secret = ?2, state = 'active', enrolled_at = ?3,
+                 last_step = ?4, last_success = ?3, issued_by_admin = 0, failures = 0,
+                 locked_until = 0, kind = ?6",
+            params![name, secret, now, step, counters.lock_count, kind.as_str()],
+        )?;
+        tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
+        new_generation(&tx, name)?;
+        replace_recovery_codes(&tx, name, recovery, now)?;
+        tx.commit()?;
+        Ok(true)
     }
 
     fn attempt(

@@ -785,9 +785,15 @@ fn an_address_is_the_factor_of_a_user_without_one_until_it_goes() {
         (u.kind, u.state, u.secret.as_str(), u.failures),
         (FactorKind::Email, FactorState::Active, "", 1)
     );
-    // An app takes the e-mail factor's place without `replace`, keeping the counts.
+    // The user's own app does not replace an active e-mail factor (as any active one);
+    // an administrator's takes its place without `replace`, keeping the counts.
     assert_eq!(
         s.put_pending("alice", FactorKind::Totp, "S", 200, false, false, &[])
+            .unwrap(),
+        Issued::ActiveExists
+    );
+    assert_eq!(
+        s.put_pending("alice", FactorKind::Totp, "S", 200, false, true, &[])
             .unwrap(),
         Issued::Stored
     );

@@ -193,3 +193,26 @@ fn only_a_login_known_to_have_passed_a_first_factor_is_offered() {
     };
     assert!(offered(&as_uid(1000, ":1.9"), locker));
 }
+
+#[test]
+fn of_two_offers_taken_at_once_the_first_wins_and_the_second_is_refused() {
+    let f = offering();
+    let (first, offer1) = f.engine.begin(&root(), after_password("alice")).unwrap();
+    let (second, offer2) = f.engine.begin(&root(), after_password("alice")).unwrap();
+    let (key1, key2) = (offered_secret(&offer1), offered_secret(&offer2));
+    let step = f.engine.answer(&root(), &first, &f.code(&key1, 0)).unwrap();
+    assert_eq!(step.action, Action::PromptVisible, "{step:?}");
+    let step = f
+        .engine
+        .answer(&root(), &second, &f.code(&key2, 0))
+        .unwrap();
+    assert_eq!(
+        step.action,
+        Action::Denied,
+        "the second offer replaced the first: {step:?}"
+    );
+    // The app that was set up is the first one's.
+    f.clock.advance(30);
+    let steps = f.login("alice", &[&f.code(&key1, 0)]);
+    assert_eq!(last_action(&steps), Action::Success, "{steps:?}");
+}
