@@ -142,20 +142,32 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Set where USER's codes and notices are e-mailed, or remove it with --no-email.
+    /// Set where USER's codes and notices are e-mailed (--email, --no-email), or the
+    /// security keys that may stand in for a code over SSH (--security-key, --no-security-keys).
     ///
-    /// Only an administrator sets it, never taken from anything the user can edit
-    /// (GECOS, a file in their home). The old address and the new are both told.
+    /// Only an administrator sets them, never taken from anything the user can edit
+    /// (GECOS, a file in their home). The old address and the new are both told. A user
+    /// without a factor gets the e-mail factor with an address.
     #[command(after_help = EXIT_CODES)]
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true)
+        .args(["email", "no_email", "security_key", "no_security_keys"])))]
     Set {
         /// The account.
         user: String,
         /// A plain address: alice@example.org.
-        #[arg(long, value_name = "ADDRESS", required_unless_present = "no_email")]
+        #[arg(long, value_name = "ADDRESS")]
         email: Option<String>,
         /// Remove the address.
         #[arg(long, conflicts_with = "email")]
         no_email: bool,
+        /// The fingerprint of a FIDO2 key (`ssh-keygen -lf key.pub`: SHA256:…) whose SSH
+        /// logins pass without a code where `accept_security_keys` is on; repeat for more.
+        /// Replaces the keys registered before.
+        #[arg(long, value_name = "SHA256:…", conflicts_with_all = ["email", "no_email"])]
+        security_key: Vec<String>,
+        /// Remove every registered security key.
+        #[arg(long, conflicts_with_all = ["security_key", "email", "no_email"])]
+        no_security_keys: bool,
     },
 }
 
@@ -513,6 +525,24 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Recovery { user, .. } => {
             let codes = manage.recovery_regenerate(user).await.map_err(z)?;
             output::recovery_codes(user, &codes, cli.json);
+        }
+        Command::User(UserCommand::Set {
+            user,
+            security_key,
+            no_security_keys,
+            ..
+        }) if !security_key.is_empty() || *no_security_keys => {
+            let keys: Vec<&str> = security_key.iter().map(String::as_str).collect();
+            manage
+                .user_set_security_keys(user, &keys)
+                .await
+                .map_err(z)?;
+            output::done(
+                user,
+                &format!("{} security key(s) registered", keys.len()),
+                true,
+                cli.json,
+            );
         }
         Command::User(UserCommand::Set { user, email, .. }) => {
             let address = email.as_deref().unwrap_or("");

@@ -115,6 +115,10 @@ pub fn message(n: &Notice) -> Mail {
             "new recovery codes",
             "New recovery codes were issued for your account; the old ones no longer work.",
         ),
+        Change::SecurityKeysChanged => (
+            "security keys changed",
+            "The security keys that may stand in for a code over SSH were changed.",
+        ),
         Change::GraceChanged => (
             "enrolment deadline changed",
             "The date by which you must set up your second factor was changed.",

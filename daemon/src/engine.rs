@@ -353,20 +353,33 @@ impl Engine {
                 return Ok((String::new(), locked_step(locked_until - now)));
             }
         }
-        // A FIDO2 key that sshd verified is a second factor of its own, where policy says.
-        if policy.accept_security_keys {
-            if let Some(key) = identity::security_key(&ctx, caller, &policy) {
-                self.audit_login(
-                    "success",
-                    caller.uid,
-                    &ctx,
-                    &format!("security key {key} accepted by policy (accept_security_keys)"),
-                );
-                return Ok((String::new(), Step::new(Action::Success)));
-            }
-        }
         if record.is_none() {
             return self.begin_unenrolled(caller, ctx, &groups, now);
+        }
+        // A FIDO2 key sshd checked, which an administrator registered for this user, is a
+        // second factor of its own where policy says (a key made in software would pass
+        // sshd's check alike: only a registered one counts).
+        if let Some(key) =
+            identity::security_key(&ctx, caller, &policy).filter(|_| policy.accept_security_keys)
+        {
+            match self.with_store(|s| s.security_key_registered(&ctx.user, &key)) {
+                Ok(true) => {
+                    self.audit_login(
+                        "success",
+                        caller.uid,
+                        &ctx,
+                        &format!("registered security key {key} accepted by policy"),
+                    );
+                    return Ok((String::new(), Step::new(Action::Success)));
+                }
+                Ok(false) => self.audit_login(
+                    "info",
+                    caller.uid,
+                    &ctx,
+                    &format!("security key {key} is not registered for the user; code asked"),
+                ),
+                Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
+            }
         }
         let identity = identity::identify(&ctx, caller, self.sessions.as_ref(), &policy);
         if let Some(device) = &identity {

@@ -606,6 +606,51 @@ impl Engine {
         Ok(sharing)
     }
 
+    /// Registers `fingerprints` (`SHA256:…`, as `ssh-keygen -lf` prints them) as the
+    /// security keys that may stand in for a code over SSH under `accept_security_keys`,
+    /// in place of the user's earlier ones; an empty list removes them (administrators
+    /// only: a registered key is a way in).
+    pub fn set_security_keys(
+        &self,
+        caller: &Caller,
+        user: &str,
+        fingerprints: &[String],
+    ) -> Result<(), ApiError> {
+        check_user_name(user)?;
+        self.policy()
+            .require_admin(caller)
+            .map_err(|d| self.refuse("user-set", caller, user, d.0))?;
+        let user = &self.canonical(user, true)?;
+        if fingerprints.len() > MAX_SECURITY_KEYS {
+            return Err(ApiError::InvalidInput(format!(
+                "at most {MAX_SECURITY_KEYS} security keys per user"
+            )));
+        }
+        for f in fingerprints {
+            if !valid_fingerprint(f) {
+                return Err(ApiError::InvalidInput(
+                    "expected a key fingerprint as ssh-keygen -lf prints it: SHA256: and 43 base64 characters".into(),
+                ));
+            }
+        }
+        let now = self.clock.now();
+        self.with_store(|s| s.set_security_keys(user, fingerprints, now))
+            .map_err(store_error)?;
+        self.audit_manage(
+            "user-set",
+            "success",
+            caller,
+            user,
+            &format!("{} security key(s) registered", fingerprints.len()),
+        );
+        self.notify(
+            user,
+            Change::SecurityKeysChanged,
+            by_whom(self.users.as_ref(), caller, user),
+        );
+        Ok(())
+    }
+
     /// Lets `subject` (a user, or `@group`) log in without a factor until `until`.
     pub fn grace_set(
         &self,
@@ -761,6 +806,19 @@ impl Engine {
 }
 
 /// Who made a change, in words for the user's notice.
+/// Security keys one user may have registered.
+const MAX_SECURITY_KEYS: usize = 10;
+
+/// `SHA256:` and the 43 unpadded base64 characters of a SHA-256.
+fn valid_fingerprint(f: &str) -> bool {
+    f.strip_prefix("SHA256:").is_some_and(|b64| {
+        b64.len() == 43
+            && b64
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+    })
+}
+
 fn by_whom(users: &dyn UserDb, caller: &Caller, user: &str) -> String {
     if users.uid_of(user) == Some(caller.uid) {
         "by you".into()

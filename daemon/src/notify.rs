@@ -31,6 +31,8 @@ pub enum Change {
     RecoveryCodesIssued,
     /// A deferral of the enrolment deadline was set or removed for the user.
     GraceChanged,
+    /// An administrator changed the security keys registered for the user.
+    SecurityKeysChanged,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

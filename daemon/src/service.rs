@@ -456,6 +456,20 @@ impl ManageService {
             .await
     }
 
+    async fn user_set_security_keys(
+        &self,
+        user: String,
+        fingerprints: Vec<String>,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), TwofoldError> {
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
+        self.0
+            .run(caller.uid, move |e| {
+                e.set_security_keys(&caller, &user, &fingerprints)
+            })
+            .await
+    }
+
     async fn recovery_regenerate(
         &self,
         user: String,

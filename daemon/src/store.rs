@@ -178,6 +178,11 @@ pub trait Store: Listings + Send {
     /// `user`'s recovery code named `id`, if it is still there.
     fn recovery_code(&self, user: &str, id: &str) -> Result<Option<crate::recovery::StoredCode>>;
     fn recovery_codes_left(&self, user: &str) -> Result<u32>;
+    /// Puts `fingerprints` (`SHA256:…`) in place of the security keys registered for
+    /// `user`.
+    fn set_security_keys(&mut self, user: &str, fingerprints: &[String], now: i64) -> Result<()>;
+    /// Whether an administrator registered the security key `fingerprint` for `user`.
+    fn security_key_registered(&self, user: &str, fingerprint: &str) -> Result<bool>;
     /// Up to `limit` users, in name order, whose address is `email` (case ignored).
     fn users_with_email(&self, email: &str, limit: u32) -> Result<Vec<String>>;
     /// The address an administrator set for `user`, if any.

@@ -358,6 +358,10 @@ pub trait Manage {
     /// New recovery codes for the user in place of the old ones (administrators only);
     /// returned this once.
     fn recovery_regenerate(&self, user: &str) -> zbus::Result<Vec<String>>;
+    /// The security keys (`SHA256:…` fingerprints) that may stand in for a code over SSH
+    /// under `accept_security_keys`, in place of the user's earlier ones; empty removes
+    /// them (administrators only).
+    fn user_set_security_keys(&self, user: &str, fingerprints: &[&str]) -> zbus::Result<()>;
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `[policy.sshd] accept_security_keys` through the real module and libpam: an sshd-like
 //! transaction (root, service sshd, SSH_AUTH_INFO_0 as sshd writes it) whose key is a
-//! FIDO2 security key passes without a code only with the policy on. (No real FIDO2
+//! FIDO2 security key passes without a code only with the policy on and the key
+//! registered (`twofoldctl user set USER --security-key`). (No real FIDO2
 //! token exists on these machines, so sshd itself is not in this test: the key record is
 //! the line sshd would pass.)
 
@@ -28,26 +29,30 @@ fn security_key_line() -> String {
     not(as_root),
     ignore = "needs root: the login must come from root, as sshd's"
 )]
-fn a_security_key_login_passes_without_a_code_only_with_the_policy_on() {
-    for (policy, passes) in [
-        ("", false),
-        ("[policy.sshd]\naccept_security_keys = true\n", true),
-    ] {
+fn a_security_key_login_passes_without_a_code_only_with_the_policy_on_and_the_key_registered() {
+    let line = security_key_line();
+    let fingerprint = twofold_daemon::identity::ssh_key_fingerprint(&line).unwrap();
+    const ON: &str = "[policy.sshd]\naccept_security_keys = true\n";
+    for (policy, registered, passes) in [("", true, false), (ON, false, false), (ON, true, true)] {
         let w = World::start(policy);
         w.write_service("sshd", &w.module_line(""));
         w.enrol(me());
-        let login = ssh_transaction("sshd", me(), &security_key_line(), &[]);
+        if registered {
+            let out = w.ctl(&["user", "set", me(), "--security-key", &fingerprint], "");
+            assert!(out.status.success(), "{}", combined(&out));
+        }
+        let login = ssh_transaction("sshd", me(), &line, &[]);
         let (rc, conv) = first_outcome(&w.pam_inprocess(&[login], &[]));
         if passes {
             assert!(rc == 0 && conv.is_empty(), "{rc} {conv:?}");
         } else {
             assert!(
                 rc != 0 && conv.iter().any(|c| c.contains("Verification code")),
-                "{rc} {conv:?}"
+                "policy {policy:?}, registered {registered}: {rc} {conv:?}"
             );
         }
     }
     println!(
-        "proved: a security key's login passes sshd's stack without a code only with accept_security_keys"
+        "proved: a security key's login passes sshd's stack without a code only with accept_security_keys and the key registered"
     );
 }

@@ -59,7 +59,7 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 11;
+const SCHEMA_VERSION: i64 = 12;
 
 /// Names without a factor whose wrong codes are counted (see `phantoms`) at most; beyond
 /// it the least recently tried go first.
@@ -207,6 +207,15 @@ const MIGRATIONS: &[&str] = &[
         hash        TEXT NOT NULL,
         created_at  INTEGER NOT NULL,
         PRIMARY KEY (user, id)
+    ) STRICT;
+",
+    // Security keys an administrator registered for a user (`accept_security_keys`).
+    "
+    CREATE TABLE security_keys (
+        user         TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,
+        added_at     INTEGER NOT NULL,
+        PRIMARY KEY (user, fingerprint)
     ) STRICT;
 ",
 ];
@@ -710,6 +719,11 @@ impl Store for SqliteStore {
             [old, new],
         )?;
         tx.execute("DELETE FROM recovery_codes WHERE user = ?1", [old])?;
+        tx.execute(
+            "UPDATE OR IGNORE security_keys SET user = ?2 WHERE user = ?1",
+            [old, new],
+        )?;
+        tx.execute("DELETE FROM security_keys WHERE user = ?1", [old])?;
         tx.commit()?;
         Ok(moved)
     }
@@ -948,6 +962,28 @@ impl Store for SqliteStore {
             .conn
             .prepare_cached("SELECT COUNT(*) FROM recovery_codes WHERE user = ?1")?
             .query_row([user], |r| r.get(0))?)
+    }
+
+    fn set_security_keys(&mut self, user: &str, fingerprints: &[String], now: i64) -> Result<()> {
+        let tx = self.immediate()?;
+        tx.execute("DELETE FROM security_keys WHERE user = ?1", [user])?;
+        for f in fingerprints {
+            tx.execute(
+                "INSERT OR IGNORE INTO security_keys (user, fingerprint, added_at) VALUES (?1, ?2, ?3)",
+                params![user, f, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn security_key_registered(&self, user: &str, fingerprint: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM security_keys WHERE user = ?1 AND fingerprint = ?2)",
+            )?
+            .query_row([user, fingerprint], |r| r.get(0))?)
     }
 
     fn users_with_email(&self, email: &str, limit: u32) -> Result<Vec<String>> {
