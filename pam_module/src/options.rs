@@ -95,6 +95,7 @@ mod tests {
             "failmode=safe",
             "daemon_user=twofold",
             "debug",
+            "offer_enrolment",
         ])
         .unwrap();
         assert_eq!(o.transport, Transport::Bus("unix:path=/tmp/b".into()));
@@ -104,6 +105,8 @@ mod tests {
         assert_eq!(o.failmode, FailMode::Safe);
         assert_eq!(o.daemon_user.as_deref(), Some("twofold"));
         assert!(o.debug);
+        assert!(o.offer_enrolment);
+        assert!(!parse([]).unwrap().offer_enrolment, "off unless the line says so");
     }
 
     #[test]
@@ -118,6 +121,7 @@ mod tests {
             "socket=relative/path",
             "socket=",
             "nodebug",
+            "offer_enrolment=yes",
         ] {
             assert!(parse([bad]).is_err(), "{bad}");
         }
