@@ -106,7 +106,10 @@ mod tests {
         assert_eq!(o.daemon_user.as_deref(), Some("twofold"));
         assert!(o.debug);
         assert!(o.offer_enrolment);
-        assert!(!parse([]).unwrap().offer_enrolment, "off unless the line says so");
+        assert!(
+            !parse([]).unwrap().offer_enrolment,
+            "off unless the line says so"
+        );
     }
 
     #[test]

@@ -177,3 +177,35 @@ fn a_mail_server_that_never_answers_is_told_and_stalls_no_other_login() {
     );
     println!("proved: a silent mail server gives a clear message, no lock, and other logins go on");
 }
+
+#[test]
+fn a_mailed_code_past_its_minutes_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = smtp::start(dir.path(), None);
+    // 2027-01-15T08:00:00Z on the daemon's test clock; codes valid 2 minutes.
+    const T0: i64 = 1_800_000_000;
+    let w = World::start_at(
+        &format!(
+            "{}[email_codes]\nenabled = true\nvalid_minutes = 2\n",
+            plain_section(server.port, 10)
+        ),
+        T0,
+    );
+    w.write_service("twofold", &w.module_line(""));
+    let user = me();
+    let out = w.ctl(&["user", "set", user, "--email", "person@example.org"], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    let notices = server.wait_for(1).len();
+    let mut login = w.pam_typing("twofold", user);
+    login.line("");
+    let code = code_of_mail(&server, notices + 1);
+    w.set_clock(T0 + 120);
+    login.line(&code);
+    login.wait_for("Wrong code");
+    let run = login.finish();
+    assert!(
+        !run.passed() && run.has("Wrong code"),
+        "an expired code passed: {run:?}"
+    );
+    println!("proved: a mailed code fails once its minutes are over");
+}
