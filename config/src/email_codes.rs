@@ -45,18 +45,8 @@ impl Default for EmailCodesConfig {
 pub const TEXT_FILE: &str = "email-code.txt";
 
 const DEFAULT_SUBJECT: &str = "Your login code for {host}";
-const DEFAULT_TEXT: &str = "\
-Hello {user},
-
-your code for the {service} login to {host} is:
-
-    {code}
-
-The login comes from {source}, at {time}. The code works once, for this login only,
-for {minutes} minutes.
-
-If this was not you, do not give the code to anyone and tell your administrator.
-";
+/// The built-in text, also shipped as an example to copy into the config directory.
+const DEFAULT_TEXT: &str = include_str!("../email-code.txt");
 
 /// What a template may name.
 pub const PLACEHOLDERS: [&str; 7] = [

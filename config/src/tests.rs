@@ -374,3 +374,37 @@ fn the_message_text_is_read_from_beside_the_file_and_a_bad_one_names_file_and_li
     let e = Config::load(&path).unwrap_err().to_string();
     assert!(e.contains("email-code.txt") && e.contains("refused"), "{e}");
 }
+
+/// The conffile the package ships: the example in docs/configuration.md with every line
+/// but `version = 1` commented out, under a short header.
+fn conffile_from_docs() -> String {
+    let doc = include_str!("../../docs/configuration.md");
+    let start = doc.find("```toml\n").expect("the example") + "```toml\n".len();
+    let end = start + doc[start..].find("```\n").expect("its end");
+    let mut out = String::from(
+        "# /etc/twofold/twofold.toml: twofoldd's configuration. Every key is shown with its\n\
+         # default, commented out; a missing file means the same. See twofold.toml(5) and\n\
+         # /usr/share/doc/twofold/configuration.md.gz. After a change: twofoldd --check-config\n\n",
+    );
+    for line in doc[start..end].lines() {
+        if line.is_empty() || line.starts_with("version = 1") || line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            out.push_str("# ");
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn the_shipped_conffile_is_the_documented_example_commented_out_and_means_the_defaults() {
+    let shipped = include_str!("../twofold.toml");
+    assert!(
+        shipped == conffile_from_docs(),
+        "config/twofold.toml is out of step with docs/configuration.md; it should read:\n{}",
+        conffile_from_docs()
+    );
+    assert_eq!(Config::parse(shipped, "shipped").unwrap(), Config::default());
+}

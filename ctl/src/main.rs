@@ -138,6 +138,11 @@ enum Command {
         #[arg(long, required = true)]
         regenerate: bool,
     },
+    /// Print a completion script for a shell (the packages install them).
+    #[command(hide = true)]
+    Completions {
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -275,6 +280,12 @@ fn main() -> ExitCode {
         )
     };
     let cli = Cli::parse();
+    // Needs no daemon: printed before anything connects.
+    if let Command::Completions { shell } = &cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(*shell, &mut Cli::command(), "twofoldctl", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -522,6 +533,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             })
             .await?;
         }
+        Command::Completions { .. } => {}
         Command::Recovery { user, .. } => {
             let codes = manage.recovery_regenerate(user).await.map_err(z)?;
             output::recovery_codes(user, &codes, cli.json);
