@@ -2,7 +2,7 @@
 # All of twofold's tests: unit tests of every crate, then the end-to-end suites (a real
 # dbus-daemon, the real twofoldd, the real pam_twofold.so through libpam via pamtester,
 # pam_wrapper and an in-process PAM application, a real QR decoder; as root also sshd,
-# sudo and login).
+# sudo and login, and the Debian packages installed into a clean root).
 #
 # As root it installs the Debian packages it lacks (scripts/packages.txt: build, demo,
 # tests, real-clients), creates the users tf-alice and tf-bob and the group tf-admins,
@@ -51,3 +51,6 @@ cargo build --workspace --all-targets
 # pam_wrapper gives each process a /tmp/pam.X directory; keep parallelism low.
 # --show-output: every end-to-end test prints what it proved.
 cargo test --workspace --no-fail-fast -- --test-threads=4 --show-output
+# The Debian packages: built, lintian-clean, installed into a clean Debian 12 root and
+# used there (root only: it makes a chroot; as another user it says so and skips).
+bash tests/packaging/run.sh
