@@ -41,8 +41,8 @@ else
     mv "../${f}_${version}_${arch}.deb" "$work/debs/"
   done
   mv "../twofold_${version}_${arch}.changes" "../twofold_${version}_${arch}.buildinfo" "$work/debs/"
+  proved "dpkg-buildpackage builds twofold and libpam-twofold $version"
 fi
-proved "dpkg-buildpackage builds twofold and libpam-twofold $version"
 
 echo "== lintian"
 lintian --fail-on error,warning \
@@ -72,7 +72,8 @@ mount --bind /dev/pts "$root/dev/pts"
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
 cp "$work/debs/"*.deb "$root/tmp/"
 in_root apt-get -qq update
-in_root sh -c 'DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends pamtester oathtool' >/dev/null
+# systemd for the units' verification (not running: a chroot has no init).
+in_root sh -c 'DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends pamtester oathtool systemd' >/dev/null
 cp "$root/etc/pam.d/common-auth" "$work/common-auth.before"
 in_root sh -c "DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends /tmp/twofold_${version}_${arch}.deb /tmp/libpam-twofold_${version}_${arch}.deb" >/dev/null
 proved "apt installs both packages into a clean Debian 12 root"
@@ -97,6 +98,12 @@ grep -qx /etc/twofold/twofold.toml "$root/var/lib/dpkg/info/twofold.conffiles" |
 in_root twofoldd --check-config >/dev/null || fail "the shipped configuration does not load"
 cmp -s "$work/common-auth.before" "$root/etc/pam.d/common-auth" || fail "installing changed common-auth (the profile is Default: no)"
 proved "files, owners and modes as packaged; the conffile loads; installing leaves common-auth alone"
+
+units="/lib/systemd/system/twofoldd.service /lib/systemd/system/twofoldd.socket /lib/systemd/system/twofoldd-root.socket"
+# shellcheck disable=SC2086
+verified=$(systemd-analyze verify --root="$root" $units 2>&1) || fail "systemd-analyze verify: $verified"
+[ -z "$verified" ] || fail "systemd-analyze verify complained: $verified"
+proved "systemd-analyze verify finds nothing to say about the installed units"
 
 echo "== pam-auth-update --enable twofold, then logins through common-auth"
 user=tfpkg
@@ -131,6 +138,28 @@ in_root pam-auth-update --disable twofold
 cmp "$work/common-auth.before" "$root/etc/pam.d/common-auth" || fail "--disable did not give common-auth back byte for byte"
 login "$password"$'\n' || { cat "$work/pam.out"; fail "the password alone no longer logs in after --disable"; }
 proved "--disable gives common-auth back byte for byte; the password alone works again"
+
+echo "== an upgrade keeps the database and an edited conffile"
+# The next version is this build repacked with a higher version: dpkg runs the same
+# maintainer scripts an upgrade from the previous release would.
+next="${version}+next"
+for p in twofold libpam-twofold; do
+  dpkg-deb -R "$work/debs/${p}_${version}_${arch}.deb" "$work/repack-$p"
+  sed -i "s/^Version: .*/Version: $next/; s/(= $version)/(= $next)/" "$work/repack-$p/DEBIAN/control"
+  dpkg-deb -b "$work/repack-$p" "$root/tmp/${p}_${next}_${arch}.deb" >/dev/null
+done
+printf '\n[lockout]\nmax_failures = 7\n' >>"$root/etc/twofold/twofold.toml"
+in_root twofoldd --check-config >/dev/null || fail "the edited configuration does not load"
+kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; daemon_pid=
+in_root apt-get -qq install -y --no-install-recommends \
+  "/tmp/twofold_${next}_${arch}.deb" "/tmp/libpam-twofold_${next}_${arch}.deb" >/dev/null
+grep -qx 'max_failures = 7' "$root/etc/twofold/twofold.toml" || fail "the upgrade lost the edited conffile"
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin /usr/sbin/twofoldd >>"$work/twofoldd.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 100); do [ -S "$root/run/twofold/socket" ] && in_root twofoldctl status "$user" >/dev/null 2>&1 && break; sleep 0.1; done
+in_root twofoldctl status "$user" | grep -q "active authenticator app" || fail "the upgrade lost $user's factor: $(in_root twofoldctl status "$user" 2>&1)"
+[ "$(in_root dpkg-query -W -f '${Version}' twofold)" = "$next" ] || fail "twofold was not upgraded"
+proved "an upgrade ($version to $next) keeps the database ($user still enrolled) and the edited conffile"
 
 echo "== removing and purging"
 in_root pam-auth-update --enable twofold
