@@ -387,7 +387,8 @@ fn conffile_from_docs() -> String {
          # /usr/share/doc/twofold/configuration.md.gz. After a change: twofoldd --check-config\n\n",
     );
     for line in doc[start..end].lines() {
-        if line.is_empty() || line.starts_with("version = 1") || line.trim_start().starts_with('#') {
+        if line.is_empty() || line.starts_with("version = 1") || line.trim_start().starts_with('#')
+        {
             out.push_str(line);
         } else {
             out.push_str("# ");
@@ -406,5 +407,8 @@ fn the_shipped_conffile_is_the_documented_example_commented_out_and_means_the_de
         "config/twofold.toml is out of step with docs/configuration.md; it should read:\n{}",
         conffile_from_docs()
     );
-    assert_eq!(Config::parse(shipped, "shipped").unwrap(), Config::default());
+    assert_eq!(
+        Config::parse(shipped, "shipped").unwrap(),
+        Config::default()
+    );
 }

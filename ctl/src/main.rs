@@ -140,9 +140,7 @@ enum Command {
     },
     /// Print a completion script for a shell (the packages install them).
     #[command(hide = true)]
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Subcommand)]
@@ -283,7 +281,12 @@ fn main() -> ExitCode {
     // Needs no daemon: printed before anything connects.
     if let Command::Completions { shell } = &cli.command {
         use clap::CommandFactory;
-        clap_complete::generate(*shell, &mut Cli::command(), "twofoldctl", &mut std::io::stdout());
+        clap_complete::generate(
+            *shell,
+            &mut Cli::command(),
+            "twofoldctl",
+            &mut std::io::stdout(),
+        );
         return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
