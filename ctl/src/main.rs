@@ -140,7 +140,10 @@ enum Command {
     },
     /// Print a completion script for a shell (the packages install them).
     #[command(hide = true)]
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
