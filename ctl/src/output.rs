@@ -6,23 +6,13 @@ use qrcode::{EcLevel, QrCode};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, UNIX_EPOCH};
-use twofold_protocol::{Deferral, EnrolmentOffer, TrustInfo, UserStatus};
+use twofold_protocol::{Deferral, EnrolmentOffer, TrustInfo, UserStatus, grouped};
 
 fn when(t: i64) -> String {
     if t <= 0 {
         return "never".into();
     }
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t as u64)).to_string()
-}
-
-/// The secret in groups of four, easier to type into an app.
-fn grouped(secret: &str) -> String {
-    secret
-        .as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Sets black on white (bright white where the terminal has it) whatever the theme;

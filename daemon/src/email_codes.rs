@@ -21,10 +21,6 @@ impl Factor for EmailFactor {
         FactorKind::Email
     }
 
-    fn prompt(&self) -> &'static str {
-        crate::factor::CODE_PROMPT
-    }
-
     fn enrol(&self, _: &dyn Random, _: &str, _: &str) -> Result<Enrolment, String> {
         Err("an e-mail factor is set with `twofoldctl user set USER --email ADDRESS`".into())
     }

@@ -359,8 +359,10 @@ impl Engine {
         // A FIDO2 key sshd checked, which an administrator registered for this user, is a
         // second factor of its own where policy says (a key made in software would pass
         // sshd's check alike: only a registered one counts).
-        if let Some(key) =
-            identity::security_key(&ctx, caller, &policy).filter(|_| policy.accept_security_keys)
+        if let Some(key) = policy
+            .accept_security_keys
+            .then(|| identity::security_key(&ctx, caller, &policy))
+            .flatten()
         {
             match self.with_store(|s| s.security_key_registered(&ctx.user, &key)) {
                 Ok(true) => {

@@ -48,9 +48,6 @@ pub struct Enrolment {
 pub trait Factor: Send + Sync {
     fn kind(&self) -> FactorKind;
 
-    /// What a login shows when it asks for this factor's code.
-    fn prompt(&self) -> &'static str;
-
     /// A new secret for `account` (`user@host`), shown as issued by `issuer`.
     fn enrol(&self, random: &dyn Random, issuer: &str, account: &str) -> Result<Enrolment, String>;
 
@@ -63,17 +60,13 @@ pub trait Factor: Send + Sync {
 /// TOTP with the configured algorithm, digits, step and window.
 pub struct Totp(pub OtpParams);
 
-/// The prompt of the TOTP factor, also shown to names with no factor (so nothing tells
-/// them apart).
+/// The code prompt, the same for every name and factor (so nothing tells them apart;
+/// the engine adds the e-mail choice where that is on).
 pub const CODE_PROMPT: &str = "Verification code: ";
 
 impl Factor for Totp {
     fn kind(&self) -> FactorKind {
         FactorKind::Totp
-    }
-
-    fn prompt(&self) -> &'static str {
-        CODE_PROMPT
     }
 
     fn enrol(&self, random: &dyn Random, issuer: &str, account: &str) -> Result<Enrolment, String> {
@@ -123,6 +116,5 @@ mod tests {
         let other = f.enrol(&OsRandom, "host", "alice@host").unwrap();
         assert_ne!(other.secret, e.secret);
         assert_eq!(f.verify(&other.secret, &code, now).unwrap(), None);
-        assert_eq!(f.prompt(), CODE_PROMPT);
     }
 }

@@ -123,10 +123,7 @@ pub fn ssh_key_fingerprint(auth_info: &str) -> Option<String> {
     if bytes.len() < 16 {
         return None;
     }
-    Some(format!(
-        "SHA256:{}",
-        data_encoding::BASE64_NOPAD.encode(&Sha256::digest(&bytes))
-    ))
+    Some(fingerprint(&bytes))
 }
 
 /// Key types of FIDO2 security keys (and their certificates), whose signature sshd checks
@@ -159,7 +156,15 @@ pub fn security_key(ctx: &LoginContext, caller: &Caller, policy: &ServicePolicy)
     if bytes.get(4..4 + len)? != kind.as_bytes() {
         return None;
     }
-    ssh_key_fingerprint(&ctx.ssh_auth_info)
+    Some(fingerprint(&bytes))
+}
+
+/// `SHA256:…` of a public key blob, as `ssh-keygen -l` prints it.
+fn fingerprint(blob: &[u8]) -> String {
+    format!(
+        "SHA256:{}",
+        data_encoding::BASE64_NOPAD.encode(&Sha256::digest(blob))
+    )
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -34,6 +34,17 @@ pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 
 /// Longest user name, service, host, tty or SSH key string the daemon accepts.
 pub const MAX_FIELD_LEN: usize = 1024;
+
+/// A secret in groups of four, as apps show it and people type it (`twofoldctl enrol`
+/// and the offer at login print it alike).
+pub fn grouped(secret: &str) -> String {
+    secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 /// Longest SSH_AUTH_INFO_0 value the daemon accepts (it can list several keys).
 pub const MAX_AUTH_INFO_LEN: usize = 16 * 1024;
 /// Longest answer to a prompt the daemon accepts.

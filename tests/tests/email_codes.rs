@@ -17,6 +17,13 @@ fn world_with_mail(server_port: u16, codes: &str) -> World {
     w
 }
 
+/// Sets this test user's address; returns the mails delivered once its notice arrived.
+fn set_my_address(w: &World, server: &smtp::Server) -> usize {
+    let out = w.ctl(&["user", "set", me(), "--email", "person@example.org"], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    server.wait_for(1).len()
+}
+
 /// Waits for the `n`-th mail and returns the code in it: the one no earlier call
 /// returned (a maildir lists its files in no particular order).
 fn code_of_mail(server: &smtp::Server, n: usize) -> String {
@@ -43,9 +50,7 @@ fn a_mailed_code_logs_in_once_and_the_mail_says_where_the_login_comes_from() {
     let server = smtp::start(dir.path(), None);
     let w = world_with_mail(server.port, "");
     let user = me();
-    let out = w.ctl(&["user", "set", user, "--email", "person@example.org"], "");
-    assert!(out.status.success(), "{}", combined(&out));
-    let notices = server.wait_for(1).len();
+    let notices = set_my_address(&w, &server);
 
     let mut login = w.pam_typing("twofold", user);
     login.line("");
@@ -92,9 +97,7 @@ fn a_superseded_or_other_logins_code_fails_and_the_hourly_cap_holds() {
     let server = smtp::start(dir.path(), None);
     let w = world_with_mail(server.port, "per_hour = 3\n");
     let user = me();
-    let out = w.ctl(&["user", "set", user, "--email", "person@example.org"], "");
-    assert!(out.status.success(), "{}", combined(&out));
-    let mut n = server.wait_for(1).len();
+    let mut n = set_my_address(&w, &server);
 
     // Login A asks twice; the first code no longer works, the second does.
     let mut a = w.pam_typing("twofold", user);
@@ -193,9 +196,7 @@ fn a_mailed_code_past_its_minutes_fails() {
     );
     w.write_service("twofold", &w.module_line(""));
     let user = me();
-    let out = w.ctl(&["user", "set", user, "--email", "person@example.org"], "");
-    assert!(out.status.success(), "{}", combined(&out));
-    let notices = server.wait_for(1).len();
+    let notices = set_my_address(&w, &server);
     let mut login = w.pam_typing("twofold", user);
     login.line("");
     let code = code_of_mail(&server, notices + 1);

@@ -34,7 +34,7 @@ impl Engine {
         }
         offer.push_str(&format!(
             "or type this key into the app (time-based): {}\nIssuer: {}, account: {account}",
-            grouped(&secret),
+            twofold_protocol::grouped(&secret),
             self.issuer()
         ));
         let step = Step::prompt(
@@ -147,14 +147,4 @@ fn first_factor_passed(
         && config.service_policy(&ctx.service).ssh
         && identity::ssh_key_fingerprint(&ctx.ssh_auth_info).is_some();
     caller.uid != 0 || ctx.offer_enrolment || key_passed
-}
-
-/// A secret in groups of four, as apps show and people type it.
-fn grouped(secret: &str) -> String {
-    secret
-        .as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
 }

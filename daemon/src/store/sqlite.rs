@@ -704,26 +704,14 @@ impl Store for SqliteStore {
         let moved = tx.execute("UPDATE users SET name = ?2 WHERE name = ?1", [old, new])? > 0;
         tx.execute("DELETE FROM trust WHERE user = ?1", [old])?;
         tx.execute("DELETE FROM backoff WHERE user = ?1", [old])?;
-        tx.execute(
-            "UPDATE OR IGNORE deferrals SET subject = ?2 WHERE subject = ?1",
-            [old, new],
-        )?;
-        tx.execute("DELETE FROM deferrals WHERE subject = ?1", [old])?;
-        tx.execute(
-            "UPDATE OR IGNORE contacts SET user = ?2 WHERE user = ?1",
-            [old, new],
-        )?;
-        tx.execute("DELETE FROM contacts WHERE user = ?1", [old])?;
-        tx.execute(
-            "UPDATE OR IGNORE recovery_codes SET user = ?2 WHERE user = ?1",
-            [old, new],
-        )?;
-        tx.execute("DELETE FROM recovery_codes WHERE user = ?1", [old])?;
-        tx.execute(
-            "UPDATE OR IGNORE security_keys SET user = ?2 WHERE user = ?1",
-            [old, new],
-        )?;
-        tx.execute("DELETE FROM security_keys WHERE user = ?1", [old])?;
+        for (table, column) in [
+            ("deferrals", "subject"),
+            ("contacts", "user"),
+            ("recovery_codes", "user"),
+            ("security_keys", "user"),
+        ] {
+            move_rows(&tx, table, column, old, new)?;
+        }
         tx.commit()?;
         Ok(moved)
     }
@@ -1139,6 +1127,23 @@ fn phantom_record(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<UserReco
         // Checked like a TOTP factor: the same work, so the answer takes as long.
         kind: FactorKind::Totp,
     })
+}
+
+/// Gives `old`'s rows of `table` to `new`, where `new` has none of its own (those win), and
+/// drops what is left of `old`'s. `table` and `column` are this file's constants.
+fn move_rows(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    column: &str,
+    old: &str,
+    new: &str,
+) -> Result<()> {
+    tx.execute(
+        &format!("UPDATE OR IGNORE {table} SET {column} = ?2 WHERE {column} = ?1"),
+        [old, new],
+    )?;
+    tx.execute(&format!("DELETE FROM {table} WHERE {column} = ?1"), [old])?;
+    Ok(())
 }
 
 /// Whether `name` has a factor (a row in `users`).
