@@ -1693,6 +1693,7 @@ fn housekeeping_sweeps_every_lapsed_record_in_batches_and_keeps_the_valid_ones()
 }
 
 mod email_codes;
+mod local_attacks;
 mod recovery;
 mod security_keys;
 mod self_enrol;

@@ -15,7 +15,7 @@ impl Fixture {
     }
 
     /// The code in the last mail.
-    fn mailed_code(&self) -> String {
+    pub(super) fn mailed_code(&self) -> String {
         let (_, mail) = self.mails().pop().expect("a mail was sent");
         mail.body
             .lines()
