@@ -1,6 +1,7 @@
-//! A second factor: how it is enrolled, what a login asks for, and how an answer is
-//! checked. TOTP (an authenticator app) is the first; e-mailed and texted codes and push
-//! approval are further implementations of [`Factor`]. Each stored factor names its
+//! A second factor: how it is enrolled and how an answer is checked (what a login asks
+//! is the engine's, the same for every name). TOTP (an authenticator app) is the first,
+//! e-mailed codes the second (`email_codes.rs`); texted codes and push approval are
+//! further implementations of [`Factor`]. Each stored factor names its
 //! [`FactorKind`], and the engine asks the matching implementation.
 
 use crate::lockout::Match;
