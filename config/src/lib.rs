@@ -7,6 +7,7 @@ mod email_codes;
 mod file;
 mod policy;
 mod smtp;
+mod store;
 mod when;
 
 pub use bounded::Bounded;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 pub use smtp::{HostName, MailAddress, SmtpConfig, SmtpSecurity};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+pub use store::{Backend, FleetConfig, PostgresUrl, StoreConfig};
 pub use when::{Instant, parse_instant};
 
 pub const DEFAULT_PATH: &str = "/etc/twofold/twofold.toml";
@@ -60,6 +62,11 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     #[serde(default)]
     pub email_codes: EmailCodesConfig,
+    /// Where the state is kept: SQLite (the default) or a fleet's PostgreSQL.
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub fleet: FleetConfig,
     /// Trust policy per PAM service name; `other` applies to services not listed.
     #[serde(default)]
     pub policy: BTreeMap<String, ServicePolicyConfig>,
@@ -78,6 +85,8 @@ impl Default for Config {
             enrolment: EnrolmentConfig::default(),
             smtp: None,
             email_codes: EmailCodesConfig::default(),
+            store: StoreConfig::default(),
+            fleet: FleetConfig::default(),
             policy: BTreeMap::new(),
         }
     }
@@ -428,6 +437,10 @@ impl Config {
                 message,
             })?;
         }
+        self.store.check().map_err(|message| ConfigError::Invalid {
+            path: origin.into(),
+            message,
+        })?;
         if self.profile == Profile::Strict && self.email_codes.enabled {
             return Err(ConfigError::Invalid {
                 path: origin.into(),

@@ -412,3 +412,51 @@ fn the_shipped_conffile_is_the_documented_example_commented_out_and_means_the_de
         Config::default()
     );
 }
+
+#[test]
+fn a_postgres_store_and_a_fleet_are_read_with_their_defaults() {
+    let c = Config::parse(
+        "version = 1\n[store]\nbackend = \"postgres\"\nurl = \"postgresql://twofold@db.example.org/twofold\"\npassword_file = \"/run/credentials/twofoldd.service/db\"\n[fleet]\ngroup = \"web\"\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.store.backend, Backend::Postgres);
+    assert_eq!(c.store.pool_size.get(), 8);
+    assert_eq!(c.store.statement_timeout_ms.get(), 2000);
+    assert_eq!(c.fleet.group.unwrap().0, "web");
+    assert_eq!(c.fleet.host, None);
+    let d = Config::parse("version = 1\n", "t").unwrap();
+    assert_eq!(d.store.backend, Backend::Sqlite);
+}
+
+#[test]
+fn a_bad_store_section_names_the_line_and_key_or_the_rule() {
+    let e = error_of(
+        "version = 1\n[store]\nbackend = \"postgres\"\nurl = \"postgresql://tf:secret@db/twofold\"\n",
+    );
+    assert!(
+        e.contains("[store] url") && e.contains("password_file"),
+        "{e}"
+    );
+    assert!(!e.contains("secret"), "the password is not repeated: {e}");
+    let e = error_of(
+        "version = 1\n[store]\nbackend = \"postgres\"\nurl = \"postgresql://db/twofold?password=x\"\n",
+    );
+    assert!(e.contains("password_file"), "{e}");
+    let e =
+        error_of("version = 1\n[store]\nbackend = \"postgres\"\nurl = \"mysql://db/twofold\"\n");
+    assert!(e.contains("line 4") && e.contains("url"), "{e}");
+    let e = error_of("version = 1\n[store]\nbackend = \"postgres\"\n");
+    assert!(e.contains("needs url"), "{e}");
+    let e = error_of("version = 1\n[store]\nurl = \"postgresql://db/twofold\"\n");
+    assert!(
+        e.contains("backend = \\\"postgres\\\"") || e.contains("backend = \"postgres\""),
+        "{e}"
+    );
+    let e = error_of("version = 1\n[store]\nbackend = \"oracle\"\n");
+    assert!(e.contains("line 3") && e.contains("backend"), "{e}");
+    let e = error_of("version = 1\n[store]\npool_size = 0\n");
+    assert!(e.contains("line 3") && e.contains("pool_size"), "{e}");
+    let e = error_of("version = 1\n[fleet]\ngroup = \"a:b\"\n");
+    assert!(e.contains("line 3") && e.contains("group"), "{e}");
+}

@@ -126,6 +126,10 @@ enum Command {
     /// A user's contact details (administrators only).
     #[command(subcommand)]
     User(UserCommand),
+    /// The store twofoldd keeps its state in: SQLite, or a fleet's PostgreSQL
+    /// (administrators only; docs/fleet.md).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Recovery codes: single-use codes for a lost phone (administrators only).
     ///
     /// Ten come with every enrolment; `status` shows how many are left. With
@@ -199,6 +203,24 @@ enum TrustCommand {
         /// Revoke every trusted session and device of the user.
         #[arg(long, conflicts_with = "id")]
         all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Whether the store answers, its schema version, and how much it holds.
+    #[command(after_help = EXIT_CODES)]
+    Check,
+    /// Bring the store's schema up to this twofoldd's version (twofoldd also does at
+    /// start, under a lock, so that hosts starting together do not race).
+    #[command(after_help = EXIT_CODES)]
+    Migrate,
+    /// Copy a host's SQLite file into the fleet's PostgreSQL database, once, while that
+    /// holds no factor yet (root only). Trust records become this host's.
+    #[command(after_help = EXIT_CODES)]
+    Import {
+        /// The SQLite file (absolute path), e.g. /var/lib/twofold/twofold.db.
+        file: std::path::PathBuf,
     },
 }
 
@@ -540,6 +562,31 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             .await?;
         }
         Command::Completions { .. } => {}
+        Command::Store(StoreCommand::Check) => {
+            let lines = manage.store_check().await.map_err(z)?;
+            output::facts(&lines, cli.json);
+        }
+        Command::Store(StoreCommand::Migrate) => {
+            let (found, now) = manage.store_migrate().await.map_err(z)?;
+            output::facts(
+                &[
+                    ("schema found".into(), found.to_string()),
+                    ("schema now".into(), now.to_string()),
+                ],
+                cli.json,
+            );
+        }
+        Command::Store(StoreCommand::Import { file }) => {
+            let path = std::path::absolute(file).map_err(|e| Failure {
+                code: 2,
+                message: format!("{}: {e}", file.display()),
+            })?;
+            let copied = manage
+                .store_import(&path.to_string_lossy())
+                .await
+                .map_err(z)?;
+            output::facts(&copied, cli.json);
+        }
         Command::Recovery { user, .. } => {
             let codes = manage.recovery_regenerate(user).await.map_err(z)?;
             output::recovery_codes(user, &codes, cli.json);

@@ -297,6 +297,22 @@ impl Entry for Deferral {
     }
 }
 
+/// (what, value) lines, aligned; or one JSON object.
+pub fn facts(lines: &[(String, String)], as_json: bool) {
+    if as_json {
+        let object: serde_json::Map<String, serde_json::Value> = lines
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        println!("{}", serde_json::Value::Object(object));
+        return;
+    }
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (what, value) in lines {
+        println!("{what:<width$}  {value}");
+    }
+}
+
 pub fn done(user: &str, what: &str, changed: bool, as_json: bool) {
     if as_json {
         println!(

@@ -1261,6 +1261,7 @@ pub fn validate_context(ctx: &LoginContext) -> Result<(), ApiError> {
 }
 
 mod self_enrol;
+mod store_admin;
 
 #[cfg(test)]
 mod tests;

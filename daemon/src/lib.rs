@@ -5,6 +5,7 @@ pub mod audit;
 pub mod audit_throttle;
 pub mod authz;
 pub mod clock;
+pub mod credentials;
 pub mod email_codes;
 pub mod email_notices;
 pub mod engine;

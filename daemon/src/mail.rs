@@ -3,7 +3,6 @@
 //! within the configured timeout, over TLS unless the server is on this machine.
 
 use std::future::Future;
-use std::os::unix::fs::MetadataExt;
 use std::pin::Pin;
 use std::time::Duration;
 use twofold_config::{SmtpConfig, SmtpSecurity};
@@ -73,7 +72,10 @@ impl SmtpMailer {
                 SmtpSecurity::None => Tls::None,
             });
         if let (Some(user), Some(file)) = (&c.username, &c.password_file) {
-            builder = builder.credentials(Credentials::new(user.clone(), password(&file.0)?));
+            builder = builder.credentials(Credentials::new(
+                user.clone(),
+                crate::credentials::read_password_file(&file.0).map_err(MailError::Settings)?,
+            ));
         }
         Ok(SmtpMailer {
             transport: builder.build(),
@@ -110,23 +112,6 @@ impl Mailer for SmtpMailer {
 }
 
 /// The SMTP password: the file's first line. The file must not be readable by others.
-fn password(path: &std::path::Path) -> Result<String, MailError> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| MailError::Settings(format!("{shown}: {e}")))?;
-    if meta.mode() & 0o004 != 0 {
-        return Err(MailError::Settings(format!(
-            "{shown} is readable by everyone: make it 0600 or 0400"
-        )));
-    }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| MailError::Settings(format!("{shown}: {e}")))?;
-    let first = text.lines().next().unwrap_or("");
-    if first.is_empty() {
-        return Err(MailError::Settings(format!("{shown} holds no password")));
-    }
-    Ok(first.to_owned())
-}
-
 /// Every certificate of a PEM file.
 fn certificates(path: &std::path::Path) -> Result<Vec<Certificate>, MailError> {
     let shown = path.display();

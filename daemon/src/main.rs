@@ -18,7 +18,6 @@ use twofold_daemon::mail::{Mailer, SmtpMailer};
 use twofold_daemon::notify::{NoNotifier, Notifier};
 use twofold_daemon::random::OsRandom;
 use twofold_daemon::service::{AuthService, ManageService, Shared};
-use twofold_daemon::store::{SqliteStore, StorePool};
 use twofold_protocol::{BUS_NAME, OBJECT_PATH, SYSTEM_BUS_ADDRESS};
 
 #[derive(Parser)]
@@ -111,10 +110,6 @@ async fn serve(
     clock: Arc<dyn Clock>,
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<(), String> {
-    // One connection per engine call: the service runs as many calls at once as there are.
-    let store = SqliteStore::open(&config.daemon.database.0)
-        .and_then(|first| StorePool::new(first, ENGINE_CALLS - 1))
-        .map_err(|e| e.to_string())?;
     // The system bus may be missing (a minimal host, dbus-daemon restarting): then only the
     // socket is served. A bus named in the configuration must be there.
     let bus_optional = config.daemon.bus.0 == "system";
@@ -128,6 +123,10 @@ async fn serve(
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".into());
+    // One connection per engine call: the service runs as many calls at once as there are.
+    let store =
+        twofold_daemon::store::open(&config, ENGINE_CALLS, &hostname).map_err(|e| e.to_string())?;
+    let shared_store = config.store.backend == twofold_config::Backend::Postgres;
     let users = SystemUsers::new();
     if let Some(problem) = users.shadow_problem() {
         eprintln!("twofoldd: {problem}");
@@ -148,7 +147,7 @@ async fn serve(
         None => (Arc::new(NoNotifier), Arc::new(NoCourier)),
     };
     let engine = Arc::new(Engine::new(Parts {
-        store: Box::new(store),
+        store,
         clock,
         random: Arc::new(OsRandom),
         users: Arc::new(users),
@@ -162,11 +161,14 @@ async fn serve(
         sessions: Arc::new(ProcSessions),
         config,
     }));
-    for line in engine
-        .canonicalise_stored_names()
-        .map_err(|e| e.to_string())?
-    {
-        eprintln!("twofoldd: {line}");
+    match engine.canonicalise_stored_names() {
+        Ok(lines) => lines.iter().for_each(|l| eprintln!("twofoldd: {l}")),
+        // A fleet's database may be away while this host starts: logins fail closed
+        // until it is back, and the schema is brought up to date then.
+        Err(e) if shared_store => {
+            eprintln!("twofoldd: {e}; serving anyway, logins fail until the database answers")
+        }
+        Err(e) => return Err(e.to_string()),
     }
     give_back_start_up_memory();
     let housekeeping = engine.clone();

@@ -799,7 +799,13 @@ impl Engine {
         }
     }
 
-    fn refuse(&self, action: &'static str, caller: &Caller, user: &str, why: String) -> ApiError {
+    pub(crate) fn refuse(
+        &self,
+        action: &'static str,
+        caller: &Caller,
+        user: &str,
+        why: String,
+    ) -> ApiError {
         self.audit_manage(action, "denied", caller, user, &why);
         ApiError::PermissionDenied(why)
     }

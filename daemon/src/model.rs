@@ -91,6 +91,51 @@ impl TrustKind {
             TrustKind::Device => "device",
         }
     }
+
+    /// The stored `kind` column (the schemas allow these two only).
+    pub fn from_column(column: &str) -> TrustKind {
+        if column == "device" {
+            TrustKind::Device
+        } else {
+            TrustKind::Session
+        }
+    }
+}
+
+impl FactorState {
+    /// The stored `state` column (the schemas allow 'pending' and 'active' only).
+    pub fn from_column(column: &str) -> FactorState {
+        if column == "active" {
+            FactorState::Active
+        } else {
+            FactorState::Pending
+        }
+    }
+}
+
+/// The secret a name without a factor is "checked" against: the same work as a real
+/// check, so the answer takes as long; its result is never used.
+const PHANTOM_SECRET: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+impl UserRecord {
+    /// The counting state of a name without a factor, as a record no code can match
+    /// (every store keeps these counts apart from the factors).
+    pub fn phantom(name: &str, failures: u32, lock_count: u32, locked_until: i64) -> UserRecord {
+        UserRecord {
+            name: name.to_owned(),
+            secret: PHANTOM_SECRET.to_owned(),
+            state: FactorState::Active,
+            enrolled_at: 0,
+            last_step: i64::MAX,
+            last_success: 0,
+            failures,
+            lock_count,
+            locked_until,
+            generation: 0,
+            // Checked like a TOTP factor: the same work, so the answer takes as long.
+            kind: crate::factor::FactorKind::Totp,
+        }
+    }
 }
 
 /// An enrolment deferral for a user (`alice`) or a group (`@staff`).

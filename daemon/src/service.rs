@@ -470,6 +470,37 @@ impl ManageService {
             .await
     }
 
+    async fn store_check(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<(String, String)>, TwofoldError> {
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
+        self.0
+            .run(caller.uid, move |e| e.store_check(&caller))
+            .await
+    }
+
+    async fn store_migrate(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(i64, i64), TwofoldError> {
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
+        self.0
+            .run(caller.uid, move |e| e.store_migrate(&caller))
+            .await
+    }
+
+    async fn store_import(
+        &self,
+        path: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<(String, String)>, TwofoldError> {
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
+        self.0
+            .run(caller.uid, move |e| e.store_import(&caller, &path))
+            .await
+    }
+
     async fn recovery_regenerate(
         &self,
         user: String,

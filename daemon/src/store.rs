@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::ops::DerefMut;
 use std::time::Duration;
 
+pub mod postgres;
+pub mod schema;
 pub mod sqlite;
 pub use sqlite::{MAX_PHANTOMS, SqliteStore, StoreGuard, StorePool};
 
@@ -23,6 +25,64 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The store `config` names, with `connections` for logins and changes (and the
+/// listings' apart). A PostgreSQL store is returned before it is reached: the database
+/// may be away when twofoldd starts, and every call tries again (failing closed).
+pub fn open(
+    config: &twofold_config::Config,
+    connections: usize,
+    hostname: &str,
+) -> Result<Box<dyn Stores>> {
+    use twofold_config::Backend;
+    match config.store.backend {
+        Backend::Sqlite => {
+            let first = SqliteStore::open(&config.daemon.database.0)?;
+            Ok(Box::new(StorePool::new(
+                first,
+                connections.saturating_sub(1),
+            )?))
+        }
+        Backend::Postgres => Ok(Box::new(open_postgres(config, hostname)?)),
+    }
+}
+
+/// The fleet store `[store]` describes, as this host (`[fleet]`) sees it.
+pub fn open_postgres(
+    config: &twofold_config::Config,
+    hostname: &str,
+) -> Result<postgres::PostgresStores> {
+    let s = &config.store;
+    let url = s
+        .url
+        .as_ref()
+        .ok_or_else(|| StoreError::Unavailable("[store] url is not set".into()))?;
+    let password = match &s.password_file {
+        Some(f) => Some(
+            crate::credentials::read_password_file(&f.0)
+                .map_err(|e| StoreError::Unavailable(format!("[store] password_file: {e}")))?,
+        ),
+        None => None,
+    };
+    let host = config
+        .fleet
+        .host
+        .as_ref()
+        .map_or(hostname, |h| h.0.as_str());
+    postgres::PostgresStores::new(postgres::PostgresOptions {
+        url: url.0.clone(),
+        password,
+        ca_file: s.ca_file.as_ref().map(|f| f.0.clone()),
+        pool_size: s.pool_size.get() as usize,
+        statement_timeout: Duration::from_millis(u64::from(s.statement_timeout_ms.get())),
+        connect_timeout: Duration::from_millis(u64::from(s.connect_timeout_ms.get())),
+        trust_scope: match &config.fleet.group {
+            Some(g) => format!("group:{}", g.0),
+            None => format!("host:{host}"),
+        },
+        application_name: format!("twofoldd@{host}"),
+    })
+}
 
 /// One connection to the store, used by one call at a time.
 pub trait Store: Listings + Send {
@@ -239,6 +299,19 @@ pub trait Stores: Send + Sync {
     fn reader(&self) -> Result<Lease<'_>>;
     /// How many calls can hold a connection at once.
     fn size(&self) -> usize;
+    /// `twofoldctl store check`: what the store is and holds, as (what, value) lines.
+    fn check(&self) -> Result<Vec<(String, String)>>;
+    /// `twofoldctl store migrate`: brings the schema to this version; returns the
+    /// version found before.
+    fn migrate(&self) -> Result<i64>;
+    /// `twofoldctl store import FILE`: copies a host's SQLite file into this store, which
+    /// must hold no factor yet. Returns how many rows each table received.
+    fn import_sqlite(&self, path: &std::path::Path) -> Result<Vec<(String, String)>> {
+        let _ = path;
+        Err(StoreError::Unavailable(
+            "only a PostgreSQL store ([store] backend = \"postgres\") imports a SQLite file".into(),
+        ))
+    }
 }
 
 /// Runs `f` on `store` and stops any statement still running after `limit`: an

@@ -373,6 +373,13 @@ pub trait Manage {
     /// under `accept_security_keys`, in place of the user's earlier ones; empty removes
     /// them (administrators only).
     fn user_set_security_keys(&self, user: &str, fingerprints: &[&str]) -> zbus::Result<()>;
+    /// What the store is and holds, as (what, value) lines (administrators only).
+    fn store_check(&self) -> zbus::Result<Vec<(String, String)>>;
+    /// Brings the store's schema up to date; returns the version found and the one now.
+    fn store_migrate(&self) -> zbus::Result<(i64, i64)>;
+    /// Copies the SQLite file at `path` (absolute, read by twofoldd) into a PostgreSQL
+    /// store that holds no factor yet (root only). Returns the rows each table received.
+    fn store_import(&self, path: &str) -> zbus::Result<Vec<(String, String)>>;
 }
 
 #[cfg(test)]

@@ -157,6 +157,32 @@ impl Stores for StorePool {
     fn size(&self) -> usize {
         StorePool::size(self)
     }
+
+    fn check(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let store = StorePool::reader(self)?;
+        let mut out = vec![
+            ("backend".to_string(), "sqlite".to_string()),
+            ("file".to_string(), store.path.display().to_string()),
+            ("schema".to_string(), store.schema_version()?.to_string()),
+        ];
+        let verdict: String = store
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        out.push(("integrity".to_string(), verdict));
+        for table in ["users", "trust", "deferrals", "recovery_codes"] {
+            let n: i64 =
+                store
+                    .conn
+                    .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            out.push((table.to_string(), n.to_string()));
+        }
+        Ok(out)
+    }
+
+    fn migrate(&self) -> Result<i64, StoreError> {
+        // Opening the file migrated it already.
+        StorePool::get(self)?.schema_version()
+    }
 }
 
 /// A lent connection as the engine sees it: a store, whatever its kind.

@@ -59,166 +59,11 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 12;
+pub(crate) use super::schema::{SCHEMA_VERSION, SQLITE as MIGRATIONS};
 
 /// Names without a factor whose wrong codes are counted (see `phantoms`) at most; beyond
 /// it the least recently tried go first.
 pub const MAX_PHANTOMS: i64 = 10_000;
-
-/// The secret a name without a factor is "checked" against: the same work as a real
-/// check, so the answer takes as long; its result is never used.
-const PHANTOM_SECRET: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-
-/// Each entry moves the schema from version i to i+1.
-const MIGRATIONS: &[&str] = &[
-    "
-    CREATE TABLE users (
-        name          TEXT PRIMARY KEY NOT NULL,
-        secret        TEXT NOT NULL,
-        state         TEXT NOT NULL CHECK (state IN ('pending', 'active')),
-        enrolled_at   INTEGER NOT NULL,
-        last_step     INTEGER NOT NULL DEFAULT -1,
-        last_success  INTEGER NOT NULL DEFAULT 0,
-        failures      INTEGER NOT NULL DEFAULT 0,
-        lock_count    INTEGER NOT NULL DEFAULT 0,
-        locked_until  INTEGER NOT NULL DEFAULT 0
-    ) STRICT;
-",
-    // Trusted sessions and remembered devices; enrolment deferrals.
-    "
-    CREATE TABLE trust (
-        id             TEXT PRIMARY KEY NOT NULL,
-        user           TEXT NOT NULL,
-        kind           TEXT NOT NULL CHECK (kind IN ('session', 'device')),
-        identity_hash  TEXT NOT NULL,
-        description    TEXT NOT NULL,
-        service        TEXT NOT NULL,
-        created_at     INTEGER NOT NULL,
-        last_used      INTEGER NOT NULL,
-        expires_at     INTEGER NOT NULL,
-        idle_seconds   INTEGER NOT NULL,
-        password_stamp TEXT
-    ) STRICT;
-    CREATE INDEX trust_by_identity ON trust (user, identity_hash);
-    CREATE TABLE deferrals (
-        subject     TEXT PRIMARY KEY NOT NULL,
-        until       INTEGER NOT NULL,
-        reason      TEXT NOT NULL,
-        created_at  INTEGER NOT NULL,
-        created_by  INTEGER NOT NULL
-    ) STRICT;
-",
-    // Who issued a pending secret: only an administrator may replace an administrator's.
-    // Rows from before are counted as an administrator's, the cautious reading.
-    "
-    ALTER TABLE users ADD COLUMN issued_by_admin INTEGER NOT NULL DEFAULT 1;
-",
-    // Wrong codes per user and source, and until when that source must wait.
-    "
-    CREATE TABLE backoff (
-        user        TEXT NOT NULL,
-        source      TEXT NOT NULL,
-        failures    INTEGER NOT NULL,
-        until       INTEGER NOT NULL,
-        updated_at  INTEGER NOT NULL,
-        PRIMARY KEY (user, source)
-    ) STRICT;
-",
-    // Generations bind an open conversation to the state that admitted it; the counter is
-    // global so a number is never handed out twice.
-    "
-    ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
-    CREATE TABLE generation_counter (n INTEGER NOT NULL) STRICT;
-    INSERT INTO generation_counter (n) VALUES (0);
-",
-    // Wrong codes for names with no factor (unenrolled or unknown), counted and locked like
-    // an enrolled account's, so the lockout does not tell who is enrolled.
-    "
-    CREATE TABLE phantoms (
-        name          TEXT PRIMARY KEY NOT NULL,
-        failures      INTEGER NOT NULL,
-        lock_count    INTEGER NOT NULL,
-        locked_until  INTEGER NOT NULL,
-        updated_at    INTEGER NOT NULL
-    ) STRICT;
-    CREATE INDEX phantoms_by_age ON phantoms (updated_at);
-",
-    // The expiry sweep searches instead of reading every trust row (issue 18).
-    "
-    CREATE INDEX trust_by_expiry ON trust (expires_at);
-",
-    // Which kind of factor a row is (factor.rs); every row before was TOTP.
-    "
-    ALTER TABLE users ADD COLUMN kind TEXT NOT NULL DEFAULT 'totp' CHECK (kind IN ('totp'));
-",
-    // Where a user's codes and notices are e-mailed, as an administrator set it.
-    "
-    CREATE TABLE contacts (
-        user   TEXT PRIMARY KEY NOT NULL,
-        email  TEXT NOT NULL
-    ) STRICT;
-",
-    // E-mail factors: `kind` loses its CHECK (SQLite cannot alter one, so the table is
-    // rebuilt; a kind this version does not know is refused when read, see `kind_of`),
-    // and every address on record without a factor becomes one.
-    "
-    CREATE TABLE users_v10 (
-        name            TEXT PRIMARY KEY NOT NULL,
-        secret          TEXT NOT NULL,
-        state           TEXT NOT NULL CHECK (state IN ('pending', 'active')),
-        enrolled_at     INTEGER NOT NULL,
-        last_step       INTEGER NOT NULL DEFAULT -1,
-        last_success    INTEGER NOT NULL DEFAULT 0,
-        failures        INTEGER NOT NULL DEFAULT 0,
-        lock_count      INTEGER NOT NULL DEFAULT 0,
-        locked_until    INTEGER NOT NULL DEFAULT 0,
-        issued_by_admin INTEGER NOT NULL DEFAULT 1,
-        generation      INTEGER NOT NULL DEFAULT 0,
-        kind            TEXT NOT NULL DEFAULT 'totp'
-    ) STRICT;
-    INSERT INTO users_v10 (name, secret, state, enrolled_at, last_step, last_success, failures,
-            lock_count, locked_until, issued_by_admin, generation, kind)
-        SELECT name, secret, state, enrolled_at, last_step, last_success, failures,
-            lock_count, locked_until, issued_by_admin, generation, kind FROM users;
-    DROP TABLE users;
-    ALTER TABLE users_v10 RENAME TO users;
-    INSERT INTO users (name, secret, state, enrolled_at, kind, failures, lock_count,
-            locked_until)
-        SELECT c.user, '', 'active', 0, 'email', COALESCE(p.failures, 0),
-            COALESCE(p.lock_count, 0), COALESCE(p.locked_until, 0)
-        FROM contacts c LEFT JOIN phantoms p ON p.name = c.user
-        WHERE c.user NOT IN (SELECT name FROM users);
-    DELETE FROM phantoms WHERE name IN (SELECT name FROM users);
-    CREATE INDEX contacts_by_email ON contacts (email COLLATE NOCASE);
-    CREATE TABLE mail_quota (
-        user          TEXT NOT NULL,
-        source        TEXT NOT NULL,
-        window_start  INTEGER NOT NULL,
-        sent          INTEGER NOT NULL,
-        PRIMARY KEY (user, source)
-    ) STRICT;
-",
-    // Recovery codes (recovery.rs): a name and an Argon2id hash each, never the code.
-    "
-    CREATE TABLE recovery_codes (
-        user        TEXT NOT NULL,
-        id          TEXT NOT NULL,
-        salt        TEXT NOT NULL,
-        hash        TEXT NOT NULL,
-        created_at  INTEGER NOT NULL,
-        PRIMARY KEY (user, id)
-    ) STRICT;
-",
-    // Security keys an administrator registered for a user (`accept_security_keys`).
-    "
-    CREATE TABLE security_keys (
-        user         TEXT NOT NULL,
-        fingerprint  TEXT NOT NULL,
-        added_at     INTEGER NOT NULL,
-        PRIMARY KEY (user, fingerprint)
-    ) STRICT;
-",
-];
 
 /// Opens the database file, never through a symbolic link.
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
@@ -508,7 +353,7 @@ impl Store for SqliteStore {
                 "SELECT state, issued_by_admin FROM users WHERE name = ?1
                      AND (kind != 'email' OR NOT ?2)",
                 params![name, by_admin],
-                |r| Ok((state_of(&r.get::<_, String>(0)?), r.get(1)?)),
+                |r| Ok((FactorState::from_column(&r.get::<_, String>(0)?), r.get(1)?)),
             )
             .optional()?;
         if let Err(refused) = lockout::may_issue(existing, replace, by_admin) {
@@ -1043,11 +888,7 @@ fn row_to_trust(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrustRecord> {
     Ok(TrustRecord {
         id: r.get(0)?,
         user: r.get(1)?,
-        kind: if kind == "device" {
-            TrustKind::Device
-        } else {
-            TrustKind::Session
-        },
+        kind: TrustKind::from_column(&kind),
         identity_hash: r.get(3)?,
         description: r.get(4)?,
         service: r.get(5)?,
@@ -1069,20 +910,11 @@ fn row_to_deferral(r: &rusqlite::Row<'_>) -> rusqlite::Result<Deferral> {
     })
 }
 
-/// The `state` column (the schema allows 'pending' and 'active' only).
-fn state_of(column: &str) -> FactorState {
-    if column == "active" {
-        FactorState::Active
-    } else {
-        FactorState::Pending
-    }
-}
-
 fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
         name: r.get(0)?,
         secret: r.get(1)?,
-        state: state_of(&r.get::<_, String>(2)?),
+        state: FactorState::from_column(&r.get::<_, String>(2)?),
         enrolled_at: r.get(3)?,
         last_step: r.get(4)?,
         last_success: r.get(5)?,
@@ -1113,20 +945,12 @@ fn phantom_record(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<UserReco
         .query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?
         .unwrap_or((0, 0, 0));
-    Ok(UserRecord {
-        name: name.to_owned(),
-        secret: PHANTOM_SECRET.to_owned(),
-        state: FactorState::Active,
-        enrolled_at: 0,
-        last_step: i64::MAX,
-        last_success: 0,
+    Ok(UserRecord::phantom(
+        name,
         failures,
         lock_count,
         locked_until,
-        generation: 0,
-        // Checked like a TOTP factor: the same work, so the answer takes as long.
-        kind: FactorKind::Totp,
-    })
+    ))
 }
 
 /// Gives `old`'s rows of `table` to `new`, where `new` has none of its own (those win), and

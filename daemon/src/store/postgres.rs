@@ -1,0 +1,1735 @@
+//! The PostgreSQL store: one database a fleet of hosts shares (docs/fleet.md).
+//!
+//! The engine's store port is synchronous (each call runs on a thread of its own); each
+//! call here drives its statements on a small runtime of this store's, with
+//! tokio-postgres pooled by deadpool, and never waits longer than the statement timeout.
+//! Every change that decides a login is one transaction that first takes the user's lock
+//! in the database (`pg_advisory_xact_lock`): the count is read, decided on and written
+//! under a lock PostgreSQL holds, so no two hosts decide on the same count, and the lock
+//! goes when the transaction ends or its connection drops. A connection that timed out
+//! or broke is closed, never lent again; the pool opens a new one for the next call.
+
+use super::schema::{POSTGRES, POSTGRES_BASELINE, POSTGRES_FIRST, SCHEMA_VERSION};
+use super::{Lease, Listings, Result, Store, StoreError, Stores};
+use crate::factor::FactorKind;
+use crate::lockout::{self, Backoff, LockoutPolicy, Match};
+use crate::model::{Attempt, Deferral, FactorState, Issued, TrustKind, TrustRecord, UserRecord};
+use crate::recovery::StoredCode;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_postgres::Row;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::types::ToSql;
+
+/// What `[store]` and `[fleet]` say, resolved: the password read, the host named.
+pub struct PostgresOptions {
+    pub url: String,
+    pub password: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub pool_size: usize,
+    pub statement_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Which hosts honour the trust this host creates: `host:NAME` or `group:NAME`.
+    pub trust_scope: String,
+    /// Shown in `pg_stat_activity`, so a database administrator sees which host it is.
+    pub application_name: String,
+}
+
+/// The advisory-lock class of twofold's per-user locks (the other key is the name's hash;
+/// two names with one hash only wait for each other).
+const USER_LOCK: i32 = 0x7466;
+/// The advisory lock two daemons starting together take around the migrations.
+const MIGRATION_LOCK: i64 = 0x7466_6d69_6772;
+/// A transaction left open by a host that froze holds its locks at most this long.
+const IDLE_IN_TRANSACTION_MS: u64 = 5000;
+
+#[path = "import.rs"]
+mod import;
+
+/// The pools of one database: connections for logins and changes, and one read-only
+/// connection apart for the listings.
+pub struct PostgresStores {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    writers: Pool,
+    readers: Pool,
+    size: usize,
+    scope: Arc<str>,
+    /// The longest one call waits for the database: the statement timeout, and a little
+    /// for the network.
+    call_limit: Duration,
+    /// Whether this daemon has seen the schema at [`SCHEMA_VERSION`]; until then every
+    /// call tries the migrations first (the database may be away when twofoldd starts).
+    ready: AtomicBool,
+    migrating: Mutex<()>,
+}
+
+impl PostgresStores {
+    /// The pools; nothing is connected yet (see [`PostgresStores::migrate`]).
+    pub fn new(o: PostgresOptions) -> Result<PostgresStores> {
+        let mut config = tokio_postgres::Config::from_str(&o.url)
+            .map_err(|e| StoreError::Unavailable(format!("[store] url: {e}")))?;
+        require_tls_off_this_host(&mut config)?;
+        if let Some(p) = &o.password {
+            config.password(p.trim_end_matches(['\n', '\r']));
+        }
+        config
+            .application_name(&o.application_name)
+            .connect_timeout(o.connect_timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            // A server that stops answering mid-statement is given up on by the kernel too.
+            .tcp_user_timeout(o.statement_timeout + o.connect_timeout);
+        let limits = format!(
+            "-c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            o.statement_timeout.as_millis(),
+            o.statement_timeout.as_millis(),
+            IDLE_IN_TRANSACTION_MS
+        );
+        let tls = tls_connector(o.ca_file.as_deref())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("twofold-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("cannot start a runtime: {e}")))?;
+        let pool = |options: String, size: usize| -> Result<Pool> {
+            let mut c = config.clone();
+            c.options(&options);
+            let manager = Manager::from_config(
+                c,
+                tls.clone(),
+                ManagerConfig {
+                    // A connection the server closed is noticed at once; a new one is
+                    // opened in its place.
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(size)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(o.statement_timeout))
+                .create_timeout(Some(o.connect_timeout))
+                .recycle_timeout(Some(o.connect_timeout))
+                .build()
+                .map_err(|e| StoreError::Unavailable(format!("cannot make the pool: {e}")))
+        };
+        let writers = pool(limits.clone(), o.pool_size)?;
+        let readers = pool(format!("{limits} -c default_transaction_read_only=on"), 1)?;
+        Ok(PostgresStores {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+            writers,
+            readers,
+            size: o.pool_size,
+            scope: o.trust_scope.into(),
+            call_limit: o.statement_timeout + o.connect_timeout,
+            ready: AtomicBool::new(false),
+            migrating: Mutex::new(()),
+        })
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`], under a lock that makes a second daemon
+    /// starting at the same moment wait and then find the work done. Returns the
+    /// version found before.
+    pub fn migrate(&self) -> Result<i64> {
+        let _one = self.migrating.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = self.lease(&self.writers)?;
+        let found = store.migrate()?;
+        self.ready.store(true, Ordering::Release);
+        Ok(found)
+    }
+
+    /// What `twofoldctl store check` reports: the server, the schema, how much is kept.
+    pub fn check(&self) -> Result<Vec<(String, String)>> {
+        let store = self.lease(&self.readers)?;
+        store.check()
+    }
+
+    fn lease(&self, pool: &Pool) -> Result<PostgresStore> {
+        let get = || self.handle.block_on(pool.get());
+        let client = if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::block_in_place(get)
+        } else {
+            get()
+        }
+        .map_err(|e| StoreError::Unavailable(pool_failure(e)))?;
+        Ok(PostgresStore {
+            client,
+            link: Link {
+                handle: self.handle.clone(),
+                limit: self.call_limit,
+                deadline: None,
+                broken: Cell::new(false),
+                scope: self.scope.clone(),
+            },
+        })
+    }
+
+    fn ready_lease(&self, pool: &Pool) -> Result<Lease<'_>> {
+        if !self.ready.load(Ordering::Acquire) {
+            self.migrate()?;
+        }
+        Ok(Box::new(Leased(Some(self.lease(pool)?))))
+    }
+}
+
+impl Drop for PostgresStores {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its threads, which is not allowed inside the
+        // daemon's own runtime; let them go instead.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Stores for PostgresStores {
+    fn get(&self) -> Result<Lease<'_>> {
+        self.ready_lease(&self.writers)
+    }
+
+    fn reader(&self) -> Result<Lease<'_>> {
+        self.ready_lease(&self.readers)
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn check(&self) -> Result<Vec<(String, String)>> {
+        let mut out = vec![("backend".to_string(), "postgres".to_string())];
+        out.push(("trust scope".to_string(), self.scope.to_string()));
+        out.extend(PostgresStores::check(self)?);
+        Ok(out)
+    }
+
+    fn migrate(&self) -> Result<i64> {
+        PostgresStores::migrate(self)
+    }
+
+    fn import_sqlite(&self, path: &std::path::Path) -> Result<Vec<(String, String)>> {
+        if !self.ready.load(Ordering::Acquire) {
+            PostgresStores::migrate(self)?;
+        }
+        let mut store = self.lease(&self.writers)?;
+        let copied = import::copy(&mut store, path);
+        if store.link.broken.get() {
+            drop(Object::take(store.client));
+        }
+        copied
+    }
+}
+
+fn pool_failure(e: deadpool_postgres::PoolError) -> String {
+    use deadpool_postgres::PoolError;
+    match e {
+        PoolError::Timeout(_) => {
+            "no PostgreSQL connection in time (the server is away, or every connection is busy)"
+                .into()
+        }
+        PoolError::Backend(e) => describe(&e),
+        other => other.to_string(),
+    }
+}
+
+/// A server on another host is reached over TLS only: `sslmode=prefer` (the default)
+/// would send codes and secrets in clear to whoever answers first without TLS.
+fn require_tls_off_this_host(config: &mut tokio_postgres::Config) -> Result<()> {
+    let local = config.get_hosts().iter().all(|h| match h {
+        Host::Unix(_) => true,
+        Host::Tcp(name) => ["localhost", "127.0.0.1", "::1"].contains(&name.as_str()),
+    }) && !config.get_hosts().is_empty();
+    if local {
+        return Ok(());
+    }
+    match config.get_ssl_mode() {
+        SslMode::Disable => Err(StoreError::Unavailable(
+            "[store] url: sslmode=disable is for a server on this host only; use TLS (ca_file)"
+                .into(),
+        )),
+        _ => {
+            config.ssl_mode(SslMode::Require);
+            Ok(())
+        }
+    }
+}
+
+/// rustls with the CA in `ca_file` (or the system's): the certificate and the server's
+/// name are always verified; there is no switch to turn that off.
+fn tls_connector(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let shown = path.display();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| StoreError::Unavailable(format!("[store] ca_file {shown}: {e}")))?
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Unavailable(format!("[store] ca_file {shown}: {e}")))?;
+            if certs.is_empty() {
+                return Err(StoreError::Unavailable(format!(
+                    "[store] ca_file {shown}: no PEM certificate in it"
+                )));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| {
+                    StoreError::Unavailable(format!("[store] ca_file {shown}: {e}"))
+                })?;
+            }
+        }
+        None => {
+            for c in rustls_native_certs::load_native_certs().certs {
+                // A system certificate rustls cannot use is no reason to stop.
+                let _ = roots.add(c);
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| StoreError::Unavailable(format!("TLS: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// A failure inside a call: PostgreSQL's (which may mean the connection is gone) or the
+/// store's own.
+enum Fail {
+    Pg(tokio_postgres::Error),
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for Fail {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Fail::Pg(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+type Pg<T> = std::result::Result<T, Fail>;
+
+/// PostgreSQL's error without the data it may quote (a row's key in `detail`).
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) if db.code() == &tokio_postgres::error::SqlState::QUERY_CANCELED => {
+            "a statement took longer than the statement timeout and was stopped".into()
+        }
+        Some(db) if db.code() == &tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE => {
+            "a lock was held longer than the statement timeout".into()
+        }
+        Some(db) => format!(
+            "PostgreSQL: {} (SQLSTATE {})",
+            db.message(),
+            db.code().code()
+        ),
+        None => format!("PostgreSQL: {e}"),
+    }
+}
+
+/// What each call needs besides its connection.
+struct Link {
+    handle: tokio::runtime::Handle,
+    limit: Duration,
+    deadline: Option<Instant>,
+    /// Set when the connection may be in any state (a timeout, a lost server): it is then
+    /// closed when the lease ends instead of going back to the pool.
+    broken: Cell<bool>,
+    scope: Arc<str>,
+}
+
+impl Link {
+    /// Runs one call's statements to their end, or gives up after the limit.
+    fn block<T>(&self, work: impl std::future::Future<Output = Pg<T>>) -> Result<T> {
+        let limit = match self.deadline {
+            Some(d) => d
+                .saturating_duration_since(crate::clock::monotonic())
+                .min(self.limit),
+            None => self.limit,
+        };
+        let run = || self.handle.block_on(tokio::time::timeout(limit, work));
+        // Start-up checks run on the daemon's runtime: step out of it to block.
+        let done = if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::block_in_place(run)
+        } else {
+            run()
+        };
+        match done {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(Fail::Store(e))) => Err(e),
+            Ok(Err(Fail::Pg(e))) => {
+                if e.as_db_error().is_none() || e.is_closed() {
+                    self.broken.set(true);
+                }
+                Err(StoreError::Unavailable(describe(&e)))
+            }
+            Err(_) => {
+                self.broken.set(true);
+                Err(StoreError::Unavailable(format!(
+                    "PostgreSQL did not answer within {} ms",
+                    limit.as_millis()
+                )))
+            }
+        }
+    }
+}
+
+/// One pooled connection, lent for one call.
+pub struct PostgresStore {
+    client: Object,
+    link: Link,
+}
+
+/// A lease as the engine sees it; a broken connection is closed when it ends.
+struct Leased(Option<PostgresStore>);
+
+impl Deref for Leased {
+    type Target = dyn Store;
+    fn deref(&self) -> &(dyn Store + 'static) {
+        self.0.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl DerefMut for Leased {
+    fn deref_mut(&mut self) -> &mut (dyn Store + 'static) {
+        self.0.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Leased {
+    fn drop(&mut self) {
+        if let Some(store) = self.0.take()
+            && store.link.broken.get()
+        {
+            drop(Object::take(store.client));
+        }
+    }
+}
+
+async fn exec(c: &impl GenericClient, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Pg<u64> {
+    let s = c.prepare_cached(sql).await?;
+    Ok(c.execute(&s, p).await?)
+}
+
+async fn opt(c: &impl GenericClient, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Pg<Option<Row>> {
+    let s = c.prepare_cached(sql).await?;
+    Ok(c.query_opt(&s, p).await?)
+}
+
+async fn one(c: &impl GenericClient, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Pg<Row> {
+    let s = c.prepare_cached(sql).await?;
+    Ok(c.query_one(&s, p).await?)
+}
+
+async fn rows(c: &impl GenericClient, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Pg<Vec<Row>> {
+    let s = c.prepare_cached(sql).await?;
+    Ok(c.query(&s, p).await?)
+}
+
+/// Takes `name`'s lock for the rest of the transaction: every decision about one user,
+/// from any host, happens one at a time.
+async fn lock_user(tx: &impl GenericClient, name: &str) -> Pg<()> {
+    exec(
+        tx,
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))::text",
+        &[&USER_LOCK, &name],
+    )
+    .await?;
+    Ok(())
+}
+
+const USER_COLUMNS: &str = "name, secret, state, enrolled_at, last_step, last_success, failures, \
+     lock_count, locked_until, generation, kind";
+const TRUST_COLUMNS: &str = "id, \"user\", kind, identity_hash, description, service, created_at, \
+     last_used, expires_at, idle_seconds, password_stamp";
+
+fn select_user() -> String {
+    format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1")
+}
+
+fn count(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+fn row_to_user(r: &Row) -> Pg<UserRecord> {
+    let stored: String = r.try_get(10)?;
+    let kind = FactorKind::parse(&stored).ok_or_else(|| {
+        StoreError::Unavailable(format!("unknown factor kind {stored:?} in the database"))
+    })?;
+    Ok(UserRecord {
+        name: r.try_get(0)?,
+        secret: r.try_get(1)?,
+        state: FactorState::from_column(&r.try_get::<_, String>(2)?),
+        enrolled_at: r.try_get(3)?,
+        last_step: r.try_get(4)?,
+        last_success: r.try_get(5)?,
+        failures: count(r.try_get(6)?),
+        lock_count: count(r.try_get(7)?),
+        locked_until: r.try_get(8)?,
+        generation: r.try_get(9)?,
+        kind,
+    })
+}
+
+fn row_to_trust(r: &Row) -> Pg<TrustRecord> {
+    let kind: String = r.try_get(2)?;
+    Ok(TrustRecord {
+        id: r.try_get(0)?,
+        user: r.try_get(1)?,
+        kind: TrustKind::from_column(&kind),
+        identity_hash: r.try_get(3)?,
+        description: r.try_get(4)?,
+        service: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+        last_used: r.try_get(7)?,
+        expires_at: r.try_get(8)?,
+        idle_seconds: r.try_get(9)?,
+        password_stamp: r.try_get(10)?,
+    })
+}
+
+fn row_to_deferral(r: &Row) -> Pg<Deferral> {
+    Ok(Deferral {
+        subject: r.try_get(0)?,
+        until: r.try_get(1)?,
+        reason: r.try_get(2)?,
+        created_at: r.try_get(3)?,
+        created_by: count(r.try_get(4)?),
+    })
+}
+
+const SELECT_DEFERRAL: &str =
+    "SELECT subject, until, reason, created_at, created_by FROM deferrals";
+
+async fn phantom_record(tx: &impl GenericClient, name: &str) -> Pg<UserRecord> {
+    let counters = opt(
+        tx,
+        "SELECT failures, lock_count, locked_until FROM phantoms WHERE name = $1",
+        &[&name],
+    )
+    .await?;
+    let (failures, lock_count, locked_until) = match counters {
+        Some(r) => (count(r.try_get(0)?), count(r.try_get(1)?), r.try_get(2)?),
+        None => (0, 0, 0),
+    };
+    Ok(UserRecord::phantom(
+        name,
+        failures,
+        lock_count,
+        locked_until,
+    ))
+}
+
+async fn put_phantom(
+    tx: &impl GenericClient,
+    name: &str,
+    failures: u32,
+    lock_count: u32,
+    locked_until: i64,
+    now: i64,
+) -> Pg<()> {
+    exec(
+        tx,
+        "INSERT INTO phantoms (name, failures, lock_count, locked_until, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (name) DO UPDATE SET failures = $2, lock_count = $3, locked_until = $4,
+             updated_at = $5",
+        &[
+            &name,
+            &i64::from(failures),
+            &i64::from(lock_count),
+            &locked_until,
+            &now,
+        ],
+    )
+    .await?;
+    exec(
+        tx,
+        "DELETE FROM phantoms WHERE name IN (SELECT name FROM phantoms ORDER BY updated_at
+             LIMIT GREATEST(0, (SELECT count(*) FROM phantoms) - $1))",
+        &[&super::MAX_PHANTOMS],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Gives `name` a generation no conversation has seen (see sqlite.rs).
+async fn new_generation(tx: &impl GenericClient, name: &str) -> Pg<()> {
+    exec(
+        tx,
+        "UPDATE users SET generation = nextval('generation_counter') WHERE name = $1",
+        &[&name],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn has_factor(tx: &impl GenericClient, name: &str) -> Pg<bool> {
+    Ok(one(
+        tx,
+        "SELECT EXISTS (SELECT 1 FROM users WHERE name = $1)",
+        &[&name],
+    )
+    .await?
+    .try_get(0)?)
+}
+
+async fn replace_recovery_codes(
+    tx: &impl GenericClient,
+    user: &str,
+    codes: &[StoredCode],
+    now: i64,
+) -> Pg<()> {
+    exec(
+        tx,
+        "DELETE FROM recovery_codes WHERE \"user\" = $1",
+        &[&user],
+    )
+    .await?;
+    for c in codes {
+        exec(
+            tx,
+            "INSERT INTO recovery_codes (\"user\", id, salt, hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            &[&user, &c.id, &c.salt, &c.hash, &now],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn end_trust(tx: &impl GenericClient, user: &str) -> Pg<u64> {
+    exec(tx, "DELETE FROM trust WHERE \"user\" = $1", &[&user]).await
+}
+
+async fn insert_email_factor(tx: &impl GenericClient, name: &str, now: i64) -> Pg<()> {
+    let carried = phantom_record(tx, name).await?;
+    exec(tx, "DELETE FROM phantoms WHERE name = $1", &[&name]).await?;
+    exec(
+        tx,
+        "INSERT INTO users (name, secret, state, enrolled_at, failures, lock_count,
+                 locked_until, kind)
+             VALUES ($1, '', 'active', $2, $3, $4, $5, 'email')",
+        &[
+            &name,
+            &now,
+            &i64::from(carried.failures),
+            &i64::from(carried.lock_count),
+            &carried.locked_until,
+        ],
+    )
+    .await?;
+    new_generation(tx, name).await
+}
+
+/// Replaces the previous record of `r`'s kind for the same device and service in this
+/// host's scope, then adds `r` there.
+async fn insert_trust(tx: &impl GenericClient, r: &TrustRecord, scope: &str) -> Pg<()> {
+    exec(
+        tx,
+        "DELETE FROM trust WHERE \"user\" = $1 AND identity_hash = $2 AND kind = $3
+             AND service = $4 AND scope = $5",
+        &[
+            &r.user,
+            &r.identity_hash,
+            &r.kind.as_str(),
+            &r.service,
+            &scope,
+        ],
+    )
+    .await?;
+    exec(
+        tx,
+        "INSERT INTO trust (id, \"user\", kind, identity_hash, description, service,
+                 created_at, last_used, expires_at, idle_seconds, password_stamp, scope)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        &[
+            &r.id,
+            &r.user,
+            &r.kind.as_str(),
+            &r.identity_hash,
+            &r.description,
+            &r.service,
+            &r.created_at,
+            &r.last_used,
+            &r.expires_at,
+            &r.idle_seconds,
+            &r.password_stamp,
+            &scope,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn unchanged(tx: &impl GenericClient, user: &str, generation: i64, now: i64) -> Pg<bool> {
+    let row = opt(
+        tx,
+        "SELECT generation, locked_until FROM users WHERE name = $1",
+        &[&user],
+    )
+    .await?;
+    Ok(match row {
+        Some(r) => r.try_get::<_, i64>(0)? == generation && r.try_get::<_, i64>(1)? <= now,
+        None => false,
+    })
+}
+
+async fn email_in(tx: &impl GenericClient, user: &str) -> Pg<Option<String>> {
+    Ok(
+        match opt(
+            tx,
+            "SELECT email FROM contacts WHERE \"user\" = $1",
+            &[&user],
+        )
+        .await?
+        {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        },
+    )
+}
+
+impl PostgresStore {
+    fn migrate(&mut self) -> Result<i64> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            exec(
+                &tx,
+                "SELECT pg_advisory_xact_lock($1)::text",
+                &[&MIGRATION_LOCK],
+            )
+            .await?;
+            tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+                .await?;
+            let found: i64 = match opt(&tx, "SELECT version FROM schema_version", &[]).await? {
+                Some(r) => r.try_get(0)?,
+                None => 0,
+            };
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::Unavailable(format!(
+                    "schema version {found} is newer than this twofoldd ({SCHEMA_VERSION})"
+                ))
+                .into());
+            }
+            if found != 0 && found < POSTGRES_FIRST {
+                return Err(StoreError::Unavailable(format!(
+                    "schema version {found} was never a PostgreSQL schema of twofold"
+                ))
+                .into());
+            }
+            if found == 0 {
+                tx.batch_execute(POSTGRES_BASELINE).await?;
+            }
+            let from = found.max(POSTGRES_FIRST) - POSTGRES_FIRST;
+            for sql in &POSTGRES[from as usize..] {
+                tx.batch_execute(sql).await?;
+            }
+            exec(&tx, "DELETE FROM schema_version", &[]).await?;
+            exec(
+                &tx,
+                "INSERT INTO schema_version (version) VALUES ($1)",
+                &[&SCHEMA_VERSION],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(found)
+        })
+    }
+
+    fn check(&self) -> Result<Vec<(String, String)>> {
+        let c = &self.client;
+        self.link.block(async move {
+            let mut out = Vec::new();
+            let server: String = one(c, "SHOW server_version", &[]).await?.try_get(0)?;
+            out.push(("server".to_string(), format!("PostgreSQL {server}")));
+            let version: i64 = one(c, "SELECT version FROM schema_version", &[])
+                .await?
+                .try_get(0)?;
+            out.push(("schema".to_string(), version.to_string()));
+            let tls: bool = one(
+                c,
+                "SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+            out.push((
+                "connection".to_string(),
+                if tls { "TLS" } else { "not encrypted (this host only)" }.to_string(),
+            ));
+            for table in ["users", "trust", "deferrals", "recovery_codes"] {
+                let n: i64 = one(c, &format!("SELECT count(*) FROM {table}"), &[])
+                    .await?
+                    .try_get(0)?;
+                out.push((table.to_string(), n.to_string()));
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl Store for PostgresStore {
+    #[cfg(test)]
+    fn sql_for_tests(&self, sql: &str) -> Result<()> {
+        let c = &self.client;
+        self.link
+            .block(async move { Ok(c.batch_execute(sql).await?) })
+    }
+
+    fn schema_version(&self) -> Result<i64> {
+        let c = &self.client;
+        self.link.block(async move {
+            Ok(one(c, "SELECT version FROM schema_version", &[])
+                .await?
+                .try_get(0)?)
+        })
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        let c = &self.client;
+        self.link.block(async move {
+            match opt(c, &select_user(), &[&name]).await? {
+                Some(r) => Ok(Some(row_to_user(&r)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn user_names(&self) -> Result<Vec<String>> {
+        let c = &self.client;
+        self.link.block(async move {
+            rows(c, "SELECT name FROM users", &[])
+                .await?
+                .iter()
+                .map(|r| Ok(r.try_get(0)?))
+                .collect()
+        })
+    }
+
+    fn put_pending(
+        &mut self,
+        name: &str,
+        kind: FactorKind,
+        secret: &str,
+        now: i64,
+        replace: bool,
+        by_admin: bool,
+        recovery: &[StoredCode],
+    ) -> Result<Issued> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, name).await?;
+            let existing = match opt(
+                &tx,
+                "SELECT state, issued_by_admin FROM users WHERE name = $1
+                     AND (kind <> 'email' OR NOT $2)",
+                &[&name, &by_admin],
+            )
+            .await?
+            {
+                Some(r) => Some((
+                    FactorState::from_column(&r.try_get::<_, String>(0)?),
+                    r.try_get(1)?,
+                )),
+                None => None,
+            };
+            if let Err(refused) = lockout::may_issue(existing, replace, by_admin) {
+                return Ok(refused);
+            }
+            let carried = phantom_record(&tx, name).await?;
+            exec(&tx, "DELETE FROM phantoms WHERE name = $1", &[&name]).await?;
+            exec(
+                &tx,
+                "INSERT INTO users (name, secret, state, enrolled_at, issued_by_admin, failures,
+                         lock_count, locked_until, kind)
+                     VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (name) DO UPDATE SET secret = $2, state = 'pending',
+                     enrolled_at = $3, last_step = -1, last_success = 0, issued_by_admin = $4,
+                     kind = $8",
+                &[
+                    &name,
+                    &secret,
+                    &now,
+                    &by_admin,
+                    &i64::from(carried.failures),
+                    &i64::from(carried.lock_count),
+                    &carried.locked_until,
+                    &kind.as_str(),
+                ],
+            )
+            .await?;
+            end_trust(&tx, name).await?;
+            new_generation(&tx, name).await?;
+            replace_recovery_codes(&tx, name, recovery, now).await?;
+            tx.commit().await?;
+            Ok(Issued::Stored)
+        })
+    }
+
+    fn put_confirmed(
+        &mut self,
+        name: &str,
+        kind: FactorKind,
+        secret: &str,
+        step: i64,
+        now: i64,
+        recovery: &[StoredCode],
+    ) -> Result<bool> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, name).await?;
+            let counters = match opt(&tx, &select_user(), &[&name]).await? {
+                None => phantom_record(&tx, name).await?,
+                Some(r) => {
+                    let r = row_to_user(&r)?;
+                    if r.kind != FactorKind::Email {
+                        return Ok(false);
+                    }
+                    r
+                }
+            };
+            if counters.locked_until > now {
+                return Ok(false);
+            }
+            exec(&tx, "DELETE FROM phantoms WHERE name = $1", &[&name]).await?;
+            exec(
+                &tx,
+                "INSERT INTO users (name, secret, state, enrolled_at, last_step, last_success,
+                         issued_by_admin, failures, lock_count, locked_until, kind)
+                     VALUES ($1, $2, 'active', $3, $4, $3, false, 0, $5, 0, $6)
+                 ON CONFLICT (name) DO UPDATE SET secret = $2, state = 'active',
+                     enrolled_at = $3, last_step = $4, last_success = $3,
+                     issued_by_admin = false, failures = 0, locked_until = 0, kind = $6",
+                &[
+                    &name,
+                    &secret,
+                    &now,
+                    &step,
+                    &i64::from(counters.lock_count),
+                    &kind.as_str(),
+                ],
+            )
+            .await?;
+            end_trust(&tx, name).await?;
+            new_generation(&tx, name).await?;
+            replace_recovery_codes(&tx, name, recovery, now).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    fn attempt(
+        &mut self,
+        name: &str,
+        source: &str,
+        now: i64,
+        policy: &LockoutPolicy,
+        check: &dyn Fn(&UserRecord) -> std::result::Result<Option<Match>, String>,
+    ) -> Result<Attempt> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            // The check and the count happen under this lock, which every host takes.
+            lock_user(&tx, name).await?;
+            let enrolled = match opt(&tx, &select_user(), &[&name]).await? {
+                Some(r) => Some(row_to_user(&r)?),
+                None => None,
+            };
+            let phantom = enrolled.is_none();
+            let user = match enrolled {
+                Some(user) => user,
+                None => phantom_record(&tx, name).await?,
+            };
+            let backoff = match opt(
+                &tx,
+                "SELECT failures, until FROM backoff WHERE \"user\" = $1 AND source = $2",
+                &[&name, &source],
+            )
+            .await?
+            {
+                Some(r) => Backoff {
+                    failures: count(r.try_get(0)?),
+                    until: r.try_get(1)?,
+                },
+                None => Backoff::default(),
+            };
+            let account = lockout::Account::of(&user, phantom);
+            if let Some(refused) = lockout::refused_before_checking(&account, &backoff, now) {
+                return Ok(refused);
+            }
+            let mut matched = check(&user).map_err(StoreError::Unavailable)?;
+            if let Some(Match::Recovery(id)) = &matched {
+                let there: bool = one(
+                    &tx,
+                    "SELECT EXISTS (SELECT 1 FROM recovery_codes WHERE \"user\" = $1 AND id = $2)",
+                    &[&name, id],
+                )
+                .await?
+                .try_get(0)?;
+                if !there || phantom {
+                    matched = None;
+                }
+            }
+            let d = lockout::decide(&account, &backoff, matched.clone(), policy, now);
+            if let (Some(_), Some(Match::Recovery(id))) = (&d.accepted, &matched) {
+                exec(
+                    &tx,
+                    "DELETE FROM recovery_codes WHERE \"user\" = $1 AND id = $2",
+                    &[&name, id],
+                )
+                .await?;
+            }
+            let c = d.counters;
+            if let Some(pass) = d.accepted {
+                exec(
+                    &tx,
+                    "UPDATE users SET last_step = COALESCE($2, last_step), last_success = $3,
+                         failures = $4, lock_count = $5, locked_until = $6,
+                         state = CASE WHEN $7 THEN 'active' ELSE state END WHERE name = $1",
+                    &[
+                        &name,
+                        &pass.step,
+                        &now,
+                        &i64::from(c.failures),
+                        &i64::from(c.lock_count),
+                        &c.locked_until,
+                        &pass.activate,
+                    ],
+                )
+                .await?;
+            } else if phantom {
+                put_phantom(&tx, name, c.failures, c.lock_count, c.locked_until, now).await?;
+            } else {
+                exec(
+                    &tx,
+                    "UPDATE users SET failures = $2, lock_count = $3, locked_until = $4
+                     WHERE name = $1",
+                    &[
+                        &name,
+                        &i64::from(c.failures),
+                        &i64::from(c.lock_count),
+                        &c.locked_until,
+                    ],
+                )
+                .await?;
+            }
+            match d.backoff {
+                None => {
+                    exec(
+                        &tx,
+                        "DELETE FROM backoff WHERE \"user\" = $1 AND source = $2",
+                        &[&name, &source],
+                    )
+                    .await?;
+                }
+                Some(b) => {
+                    exec(
+                        &tx,
+                        "INSERT INTO backoff (\"user\", source, failures, until, updated_at)
+                             VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (\"user\", source) DO UPDATE SET failures = $3, until = $4,
+                             updated_at = $5",
+                        &[&name, &source, &i64::from(b.failures), &b.until, &now],
+                    )
+                    .await?;
+                }
+            }
+            if d.ends_trust {
+                end_trust(&tx, name).await?;
+                new_generation(&tx, name).await?;
+            }
+            let outcome = d.attempt;
+            tx.commit().await?;
+            Ok(outcome)
+        })
+    }
+
+    fn reset(&mut self, name: &str, now: i64) -> Result<bool> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, name).await?;
+            let removed = exec(&tx, "DELETE FROM users WHERE name = $1", &[&name]).await? > 0;
+            end_trust(&tx, name).await?;
+            exec(&tx, "DELETE FROM backoff WHERE \"user\" = $1", &[&name]).await?;
+            exec(
+                &tx,
+                "DELETE FROM recovery_codes WHERE \"user\" = $1",
+                &[&name],
+            )
+            .await?;
+            if email_in(&tx, name).await?.is_some() {
+                insert_email_factor(&tx, name, now).await?;
+            }
+            tx.commit().await?;
+            Ok(removed)
+        })
+    }
+
+    fn rename_user(&mut self, old: &str, new: &str) -> Result<bool> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            // Both names, always in the same order: two renames cannot wait for each other.
+            let (first, second) = if old < new { (old, new) } else { (new, old) };
+            lock_user(&tx, first).await?;
+            lock_user(&tx, second).await?;
+            if has_factor(&tx, new).await? {
+                return Ok(false);
+            }
+            let moved = exec(
+                &tx,
+                "UPDATE users SET name = $2 WHERE name = $1",
+                &[&old, &new],
+            )
+            .await?
+                > 0;
+            end_trust(&tx, old).await?;
+            exec(&tx, "DELETE FROM backoff WHERE \"user\" = $1", &[&old]).await?;
+            // `new`'s own rows win; `old`'s that would clash go.
+            for (table, column, key) in [
+                ("deferrals", "subject", None),
+                ("contacts", "\"user\"", None),
+                ("recovery_codes", "\"user\"", Some("id")),
+                ("security_keys", "\"user\"", Some("fingerprint")),
+            ] {
+                let same_key = key
+                    .map(|k| format!(" AND o.{k} = t.{k}"))
+                    .unwrap_or_default();
+                exec(
+                    &tx,
+                    &format!(
+                        "UPDATE {table} t SET {column} = $2 WHERE t.{column} = $1 AND NOT EXISTS
+                             (SELECT 1 FROM {table} o WHERE o.{column} = $2{same_key})"
+                    ),
+                    &[&old, &new],
+                )
+                .await?;
+                exec(
+                    &tx,
+                    &format!("DELETE FROM {table} WHERE {column} = $1"),
+                    &[&old],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(moved)
+        })
+    }
+
+    fn unlock(&mut self, name: &str) -> Result<bool> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, name).await?;
+            let known = exec(
+                &tx,
+                "UPDATE users SET failures = 0, lock_count = 0, locked_until = 0 WHERE name = $1",
+                &[&name],
+            )
+            .await?
+                > 0;
+            exec(&tx, "DELETE FROM backoff WHERE \"user\" = $1", &[&name]).await?;
+            exec(&tx, "DELETE FROM phantoms WHERE name = $1", &[&name]).await?;
+            exec(&tx, "DELETE FROM mail_quota WHERE \"user\" = $1", &[&name]).await?;
+            tx.commit().await?;
+            Ok(known)
+        })
+    }
+
+    fn trust_for(&self, user: &str, identity_hash: &str) -> Result<Vec<TrustRecord>> {
+        let c = &self.client;
+        let scope = &*self.link.scope;
+        self.link.block(async move {
+            rows(
+                c,
+                &format!(
+                    "SELECT {TRUST_COLUMNS} FROM trust
+                     WHERE \"user\" = $1 AND identity_hash = $2 AND scope = $3"
+                ),
+                &[&user, &identity_hash, &scope],
+            )
+            .await?
+            .iter()
+            .map(row_to_trust)
+            .collect()
+        })
+    }
+
+    fn trust_of(&self, user: &str) -> Result<Vec<TrustRecord>> {
+        let c = &self.client;
+        self.link.block(async move {
+            rows(
+                c,
+                &format!(
+                    "SELECT {TRUST_COLUMNS} FROM trust WHERE \"user\" = $1 ORDER BY created_at"
+                ),
+                &[&user],
+            )
+            .await?
+            .iter()
+            .map(row_to_trust)
+            .collect()
+        })
+    }
+
+    fn put_trust(&mut self, r: &TrustRecord) -> Result<()> {
+        let Self { client, link } = self;
+        let scope = link.scope.clone();
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, &r.user).await?;
+            insert_trust(&tx, r, &scope).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn put_trust_if(&mut self, r: &TrustRecord, generation: i64) -> Result<bool> {
+        let Self { client, link } = self;
+        let scope = link.scope.clone();
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, &r.user).await?;
+            if !unchanged(&tx, &r.user, generation, r.created_at).await? {
+                return Ok(false);
+            }
+            insert_trust(&tx, r, &scope).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    fn phantom_locked_until(&mut self, name: &str) -> Result<i64> {
+        let c = &self.client;
+        self.link
+            .block(async move { Ok(phantom_record(c, name).await?.locked_until) })
+    }
+
+    fn still(&mut self, user: &str, generation: i64, now: i64) -> Result<bool> {
+        let c = &self.client;
+        self.link
+            .block(async move { unchanged(c, user, generation, now).await })
+    }
+
+    fn touch_trust(&mut self, id: &str, now: i64) -> Result<()> {
+        let c = &self.client;
+        self.link.block(async move {
+            exec(
+                c,
+                "UPDATE trust SET last_used = $2 WHERE id = $1",
+                &[&id, &now],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn revoke_trust(&mut self, user: &str, id: Option<&str>) -> Result<usize> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, user).await?;
+            let removed = match id {
+                None => end_trust(&tx, user).await?,
+                Some(prefix) if prefix.len() < 8 => 0,
+                Some(prefix) => {
+                    let ids: Vec<String> =
+                        rows(&tx, "SELECT id FROM trust WHERE \"user\" = $1", &[&user])
+                            .await?
+                            .iter()
+                            .map(|r| r.try_get::<_, String>(0))
+                            .collect::<std::result::Result<_, _>>()?;
+                    let matching: Vec<&String> =
+                        ids.iter().filter(|id| id.starts_with(prefix)).collect();
+                    match matching.as_slice() {
+                        [one_id] => exec(&tx, "DELETE FROM trust WHERE id = $1", &[one_id]).await?,
+                        _ => 0,
+                    }
+                }
+            };
+            new_generation(&tx, user).await?;
+            tx.commit().await?;
+            Ok(removed as usize)
+        })
+    }
+
+    fn purge_expired_trust(&mut self, now: i64, limit: u32) -> Result<usize> {
+        let c = &self.client;
+        self.link.block(async move {
+            Ok(exec(
+                c,
+                "DELETE FROM trust WHERE seq IN
+                     (SELECT seq FROM trust WHERE expires_at <= $1 LIMIT $2)",
+                &[&now, &i64::from(limit)],
+            )
+            .await? as usize)
+        })
+    }
+
+    fn purge_stale_counts(&mut self, now: i64) -> Result<()> {
+        let c = &self.client;
+        self.link.block(async move {
+            exec(
+                c,
+                "DELETE FROM backoff WHERE until <= $1 AND updated_at <= $1::BIGINT - 86400",
+                &[&now],
+            )
+            .await?;
+            exec(
+                c,
+                "DELETE FROM phantoms WHERE locked_until <= $1 AND updated_at <= $1::BIGINT - 86400",
+                &[&now],
+            )
+            .await?;
+            exec(
+                c,
+                "DELETE FROM mail_quota WHERE window_start <= $1::BIGINT - 3600",
+                &[&now],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn set_deferral(&mut self, d: &Deferral) -> Result<()> {
+        let c = &self.client;
+        self.link.block(async move {
+            exec(
+                c,
+                "INSERT INTO deferrals (subject, until, reason, created_at, created_by)
+                     VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (subject) DO UPDATE SET until = $2, reason = $3, created_at = $4,
+                     created_by = $5",
+                &[
+                    &d.subject,
+                    &d.until,
+                    &d.reason,
+                    &d.created_at,
+                    &i64::from(d.created_by),
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn clear_deferral(&mut self, subject: &str) -> Result<bool> {
+        let c = &self.client;
+        self.link.block(async move {
+            Ok(exec(c, "DELETE FROM deferrals WHERE subject = $1", &[&subject]).await? > 0)
+        })
+    }
+
+    fn deferrals(&self) -> Result<Vec<Deferral>> {
+        let c = &self.client;
+        self.link.block(async move {
+            rows(c, &format!("{SELECT_DEFERRAL} ORDER BY subject"), &[])
+                .await?
+                .iter()
+                .map(row_to_deferral)
+                .collect()
+        })
+    }
+
+    fn deferrals_of(&self, user: &str) -> Result<Vec<Deferral>> {
+        self.deferrals_for_users(user, user)
+    }
+
+    fn set_email(&mut self, user: &str, email: Option<&str>, now: i64) -> Result<()> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, user).await?;
+            match email {
+                Some(email) => {
+                    exec(
+                        &tx,
+                        "INSERT INTO contacts (\"user\", email) VALUES ($1, $2)
+                         ON CONFLICT (\"user\") DO UPDATE SET email = $2",
+                        &[&user, &email],
+                    )
+                    .await?;
+                    if !has_factor(&tx, user).await? {
+                        insert_email_factor(&tx, user, now).await?;
+                    } else {
+                        end_trust(&tx, user).await?;
+                        new_generation(&tx, user).await?;
+                    }
+                }
+                None => {
+                    exec(&tx, "DELETE FROM contacts WHERE \"user\" = $1", &[&user]).await?;
+                    let counters = opt(
+                        &tx,
+                        "SELECT failures, lock_count, locked_until FROM users
+                         WHERE name = $1 AND kind = 'email'",
+                        &[&user],
+                    )
+                    .await?;
+                    if let Some(r) = counters {
+                        exec(&tx, "DELETE FROM users WHERE name = $1", &[&user]).await?;
+                        end_trust(&tx, user).await?;
+                        exec(
+                            &tx,
+                            "DELETE FROM recovery_codes WHERE \"user\" = $1",
+                            &[&user],
+                        )
+                        .await?;
+                        put_phantom(
+                            &tx,
+                            user,
+                            count(r.try_get(0)?),
+                            count(r.try_get(1)?),
+                            r.try_get(2)?,
+                            now,
+                        )
+                        .await?;
+                    } else {
+                        end_trust(&tx, user).await?;
+                        new_generation(&tx, user).await?;
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn take_mail_turn(
+        &mut self,
+        user: &str,
+        source: &str,
+        now: i64,
+        per_hour: u32,
+        user_per_hour: u32,
+    ) -> Result<bool> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, user).await?;
+            exec(
+                &tx,
+                "DELETE FROM mail_quota WHERE \"user\" = $1
+                     AND (window_start <= $2::BIGINT - 3600 OR window_start > $2)",
+                &[&user, &now],
+            )
+            .await?;
+            let user_sent: i64 = one(
+                &tx,
+                "SELECT COALESCE(SUM(sent), 0)::BIGINT FROM mail_quota WHERE \"user\" = $1",
+                &[&user],
+            )
+            .await?
+            .try_get(0)?;
+            let (start, sent): (i64, i64) = match opt(
+                &tx,
+                "SELECT window_start, sent FROM mail_quota WHERE \"user\" = $1 AND source = $2",
+                &[&user, &source],
+            )
+            .await?
+            {
+                Some(r) => (r.try_get(0)?, r.try_get(1)?),
+                None => (now, 0),
+            };
+            if sent >= i64::from(per_hour) || user_sent >= i64::from(user_per_hour) {
+                return Ok(false);
+            }
+            exec(
+                &tx,
+                "INSERT INTO mail_quota (\"user\", source, window_start, sent)
+                     VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (\"user\", source) DO UPDATE SET window_start = $3, sent = $4",
+                &[&user, &source, &start, &(sent + 1)],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    fn put_recovery_codes(&mut self, user: &str, codes: &[StoredCode], now: i64) -> Result<bool> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, user).await?;
+            if !has_factor(&tx, user).await? {
+                return Ok(false);
+            }
+            replace_recovery_codes(&tx, user, codes, now).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    fn recovery_code(&self, user: &str, id: &str) -> Result<Option<StoredCode>> {
+        let c = &self.client;
+        self.link.block(async move {
+            match opt(
+                c,
+                "SELECT id, salt, hash FROM recovery_codes WHERE \"user\" = $1 AND id = $2",
+                &[&user, &id],
+            )
+            .await?
+            {
+                Some(r) => Ok(Some(StoredCode {
+                    id: r.try_get(0)?,
+                    salt: r.try_get(1)?,
+                    hash: r.try_get(2)?,
+                })),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn recovery_codes_left(&self, user: &str) -> Result<u32> {
+        let c = &self.client;
+        self.link.block(async move {
+            Ok(count(
+                one(
+                    c,
+                    "SELECT count(*) FROM recovery_codes WHERE \"user\" = $1",
+                    &[&user],
+                )
+                .await?
+                .try_get(0)?,
+            ))
+        })
+    }
+
+    fn set_security_keys(&mut self, user: &str, fingerprints: &[String], now: i64) -> Result<()> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, user).await?;
+            exec(
+                &tx,
+                "DELETE FROM security_keys WHERE \"user\" = $1",
+                &[&user],
+            )
+            .await?;
+            for f in fingerprints {
+                exec(
+                    &tx,
+                    "INSERT INTO security_keys (\"user\", fingerprint, added_at)
+                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&user, f, &now],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn security_key_registered(&self, user: &str, fingerprint: &str) -> Result<bool> {
+        let c = &self.client;
+        self.link.block(async move {
+            Ok(one(
+                c,
+                "SELECT EXISTS (SELECT 1 FROM security_keys
+                     WHERE \"user\" = $1 AND fingerprint = $2)",
+                &[&user, &fingerprint],
+            )
+            .await?
+            .try_get(0)?)
+        })
+    }
+
+    fn users_with_email(&self, email: &str, limit: u32) -> Result<Vec<String>> {
+        let c = &self.client;
+        self.link.block(async move {
+            rows(
+                c,
+                "SELECT \"user\" FROM contacts WHERE lower(email) = lower($1)
+                 ORDER BY \"user\" LIMIT $2",
+                &[&email, &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
+        })
+    }
+
+    fn email_of(&self, user: &str) -> Result<Option<String>> {
+        let c = &self.client;
+        self.link.block(async move { email_in(c, user).await })
+    }
+}
+
+impl Listings for PostgresStore {
+    fn set_time_limit(&mut self, deadline: Instant) -> Result<()> {
+        self.link.deadline = Some(deadline);
+        Ok(())
+    }
+
+    fn clear_time_limit(&mut self) {
+        self.link.deadline = None;
+    }
+
+    fn users_after(&self, after: &str, limit: u32) -> Result<Vec<UserRecord>> {
+        let c = &self.client;
+        self.link.block(async move {
+            rows(
+                c,
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE name > $1 ORDER BY name LIMIT $2"),
+                &[&after, &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(row_to_user)
+            .collect()
+        })
+    }
+
+    fn valid_trust_counts(
+        &self,
+        first: &str,
+        last: &str,
+        now: i64,
+    ) -> Result<HashMap<String, u32>> {
+        let c = &self.client;
+        self.link.block(async move {
+            rows(
+                c,
+                "SELECT \"user\", count(*) FROM trust
+                 WHERE \"user\" >= $1 AND \"user\" <= $2 AND expires_at > $3 GROUP BY \"user\"",
+                &[&first, &last, &now],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, count(r.try_get(1)?))))
+            .collect()
+        })
+    }
+
+    fn shared_addresses(&self, first: &str, last: &str) -> Result<Vec<String>> {
+        let c = &self.client;
+        self.link.block(async move {
+            rows(
+                c,
+                "SELECT c.\"user\" FROM contacts c WHERE c.\"user\" >= $1 AND c.\"user\" <= $2
+                     AND EXISTS (SELECT 1 FROM contacts d WHERE lower(d.email) = lower(c.email)
+                         AND d.\"user\" <> c.\"user\")",
+                &[&first, &last],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
+        })
+    }
+
+    fn recovery_counts(&self, first: &str, last: &str) -> Result<HashMap<String, u32>> {
+        let c = &self.client;
+        self.link.block(async move {
+            rows(
+                c,
+                "SELECT \"user\", count(*) FROM recovery_codes
+                 WHERE \"user\" >= $1 AND \"user\" <= $2 GROUP BY \"user\"",
+                &[&first, &last],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, count(r.try_get(1)?))))
+            .collect()
+        })
+    }
+
+    fn trust_after(
+        &self,
+        user: Option<&str>,
+        after: i64,
+        limit: u32,
+        now: i64,
+    ) -> Result<Vec<(i64, TrustRecord)>> {
+        let c = &self.client;
+        self.link.block(async move {
+            let limit = i64::from(limit);
+            let found = match user {
+                Some(user) => {
+                    rows(
+                        c,
+                        &format!(
+                            "SELECT {TRUST_COLUMNS}, seq FROM trust WHERE \"user\" = $1
+                                 AND seq > $2 AND expires_at > $3 ORDER BY seq LIMIT $4"
+                        ),
+                        &[&user, &after, &now, &limit],
+                    )
+                    .await?
+                }
+                None => {
+                    rows(
+                        c,
+                        &format!(
+                            "SELECT {TRUST_COLUMNS}, seq FROM trust
+                                 WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT $3"
+                        ),
+                        &[&after, &now, &limit],
+                    )
+                    .await?
+                }
+            };
+            found
+                .iter()
+                .map(|r| Ok((r.try_get(11)?, row_to_trust(r)?)))
+                .collect()
+        })
+    }
+
+    fn deferrals_after(&self, after: &str, limit: u32) -> Result<Vec<Deferral>> {
+        let c = &self.client;
+        self.link.block(async move {
+            rows(
+                c,
+                &format!("{SELECT_DEFERRAL} WHERE subject > $1 ORDER BY subject LIMIT $2"),
+                &[&after, &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(row_to_deferral)
+            .collect()
+        })
+    }
+
+    fn deferrals_for_users(&self, first: &str, last: &str) -> Result<Vec<Deferral>> {
+        let c = &self.client;
+        self.link.block(async move {
+            // Group subjects run from `@` up to `A` (see sqlite's listing.rs); text sorts
+            // as bytes here too (COLLATE "C").
+            rows(
+                c,
+                &format!(
+                    "{SELECT_DEFERRAL} WHERE (subject >= $1 AND subject <= $2)
+                         OR (subject >= '@' AND subject < 'A')"
+                ),
+                &[&first, &last],
+            )
+            .await?
+            .iter()
+            .map(row_to_deferral)
+            .collect()
+        })
+    }
+}
