@@ -60,7 +60,8 @@ pub fn start(dir: &Path, tls: Option<(&Path, &Path)>) -> Server {
     server
 }
 
-/// A company CA and a certificate it signed for `localhost`: (CA cert, cert, key).
+/// A company CA and a certificate it signed for `localhost` and `127.0.0.1` (the SMTP
+/// tests name the host, the PostgreSQL ones its address): (CA cert, cert, key).
 pub fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let p = |name: &str| dir.join(name);
     let openssl = |args: &[&str]| {
@@ -103,7 +104,7 @@ pub fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     ]);
     std::fs::write(
         p("ext.cnf"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
     openssl(&[
