@@ -340,7 +340,16 @@ fn describe(e: &tokio_postgres::Error) -> String {
             db.message(),
             db.code().code()
         ),
-        None => format!("PostgreSQL: {e}"),
+        None => {
+            // The cause says what to fix ("certificate verify failed", "connection refused").
+            let mut text = format!("PostgreSQL: {e}");
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            text
+        }
     }
 }
 
