@@ -51,6 +51,9 @@ cargo build --workspace --all-targets
 # pam_wrapper gives each process a /tmp/pam.X directory; keep parallelism low.
 # --show-output: every end-to-end test prints what it proved.
 cargo test --workspace --no-fail-fast -- --test-threads=4 --show-output
+# The end-to-end suites again on the PostgreSQL store (docs/fleet.md): one cluster for the
+# pass, a database of its own for every test world; SQLite-only tests say so and pass.
+bash tests/on-postgres.sh cargo test -p twofold-integration --no-fail-fast -- --test-threads=4 --show-output
 # The Debian packages: built, lintian-clean, installed into a clean Debian 12 root and
 # used there (root only: it makes a chroot; as another user it says so and skips).
 bash tests/packaging/run.sh

@@ -200,6 +200,56 @@ pub struct World {
     /// The account the daemon runs as, when not the test's own.
     daemon_user: Option<String>,
     pub bus_address: String,
+    /// The `[store]` section of this world's own PostgreSQL database, made at the first
+    /// configuration when the run is on the PostgreSQL store (see [`on_postgres`]).
+    store: std::sync::OnceLock<String>,
+}
+
+/// Whether this run tests the PostgreSQL store (`TWOFOLD_TEST_STORE=postgres`, set by
+/// tests/run.sh with a cluster of its own): every world then gets a database of its own.
+pub fn on_postgres() -> bool {
+    std::env::var("TWOFOLD_TEST_STORE").as_deref() == Ok("postgres")
+}
+
+/// What tests/on-postgres.sh tells the tests about its cluster.
+fn cluster_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: tests/on-postgres.sh sets it with TWOFOLD_TEST_STORE=postgres")
+    })
+}
+
+/// psql as the run's cluster's superuser, on `database`, with `flags`.
+fn cluster_psql_command(database: &str, flags: &[&str]) -> Command {
+    let mut cmd = Command::new(postgres::program("psql"));
+    cmd.args(flags)
+        .arg("-h")
+        .arg(cluster_var("TWOFOLD_TEST_PG_SOCKET"))
+        .args([
+            "-p",
+            &cluster_var("TWOFOLD_TEST_PG_PORT"),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+        ]);
+    cmd
+}
+
+/// Runs `sql` in `database` on the run's cluster, as its superuser.
+fn cluster_psql(database: &str, sql: &str) {
+    let out = cluster_psql_command(database, &["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(out.status.success(), "psql {sql}: {}", combined(&out));
+}
+
+/// Says so and returns true when the run is on PostgreSQL, for the tests of what only
+/// the SQLite store has (its file, its locks, its modes); they then prove nothing.
+pub fn sqlite_only(what: &str) -> bool {
+    if on_postgres() {
+        println!("not run on the PostgreSQL store: {what} is SQLite's");
+    }
+    on_postgres()
 }
 
 /// The code for `secret` now, waiting first if the current step ends within `margin`
@@ -371,6 +421,7 @@ impl World {
             daemon: None,
             daemon_user: None,
             bus_address,
+            store: std::sync::OnceLock::new(),
         };
         w.write_service("twofold", "");
         w.write_service("other", "");
@@ -382,14 +433,56 @@ impl World {
     }
 
     pub fn config_text(&self, extra: &str) -> String {
+        let store = if on_postgres() && !extra.contains("[store]") {
+            self.store.get_or_init(|| self.own_database()).as_str()
+        } else {
+            ""
+        };
         format!(
-            "version = 1\n[daemon]\nbus = \"{}\"\ndatabase = \"{}\"\nsyslog_socket = \"{}\"\nsocket = \"{}\"\n{}{extra}\n",
+            "version = 1\n[daemon]\nbus = \"{}\"\ndatabase = \"{}\"\nsyslog_socket = \"{}\"\nsocket = \"{}\"\n{}{extra}\n{store}",
             self.bus_address,
             self.path("state/twofold.db").display(),
             self.path("syslog").display(),
             self.socket_path().display(),
             admin_line()
         )
+    }
+
+    /// A database of this world's own on the run's cluster, and its `[store]` section.
+    fn own_database(&self) -> String {
+        let name = self.database_name();
+        cluster_psql(
+            "postgres",
+            &format!("CREATE DATABASE {name} OWNER {}", postgres::ROLE),
+        );
+        let password = self.path("db-password");
+        std::fs::copy(cluster_var("TWOFOLD_TEST_PG_PASSWORD_FILE"), &password)
+            .expect("password file");
+        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        format!(
+            "[store]\nbackend = \"postgres\"\nurl = \"postgresql://{}@127.0.0.1:{}/{name}\"\npassword_file = \"{}\"\n",
+            postgres::ROLE,
+            cluster_var("TWOFOLD_TEST_PG_PORT"),
+            password.display()
+        )
+    }
+
+    /// This world's database on the run's cluster: its directory's name.
+    fn database_name(&self) -> String {
+        self.dir
+            .path()
+            .file_name()
+            .expect("world directory")
+            .to_string_lossy()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect()
     }
 
     /// Starts twofoldd (as root, or as `run_as`) and waits for its name on the bus.
@@ -400,6 +493,14 @@ impl World {
             let st = Command::new("chown")
                 .arg(u)
                 .arg(self.path("run"))
+                .status()
+                .expect("chown");
+            assert!(st.success(), "chown {u}");
+        }
+        if let (Some(u), true) = (run_as, self.path("db-password").exists()) {
+            let st = Command::new("chown")
+                .arg(u)
+                .arg(self.path("db-password"))
                 .status()
                 .expect("chown");
             assert!(st.success(), "chown {u}");
@@ -469,19 +570,66 @@ impl World {
         config
     }
 
-    /// The running twofoldd's process id.
     /// Another writer takes the database's write lock (`BEGIN IMMEDIATE`), as a backup
-    /// tool or an administrator's sqlite3 would; it is released when the guard drops.
+    /// tool or an administrator's sqlite3 would; on PostgreSQL another session locks the
+    /// users table for writing (`LOCK TABLE … IN EXCLUSIVE MODE`: reads go on, as in SQLite's WAL). It is
+    /// released when the guard drops.
     pub fn lock_database(&self) -> DatabaseLock {
+        if on_postgres() {
+            return DatabaseLock::Postgres(self.lock_postgres_users());
+        }
         let conn = rusqlite::Connection::open(self.path("state/twofold.db")).expect("open");
         conn.execute_batch("BEGIN IMMEDIATE").expect("lock");
-        DatabaseLock(conn)
+        DatabaseLock::Sqlite(conn)
+    }
+
+    /// A psql session holding `users` locked until it is killed.
+    fn lock_postgres_users(&self) -> Child {
+        use std::io::BufRead;
+        // The table exists once the daemon has made the schema.
+        let _ = self.store.get_or_init(|| self.own_database());
+        let mut child = cluster_psql_command(&self.database_name(), &["-X", "-q", "-A", "-t"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("psql");
+        child
+            .stdin
+            .as_mut()
+            .expect("stdin")
+            .write_all(b"BEGIN;\nLOCK TABLE users IN EXCLUSIVE MODE;\nSELECT 'locked';\n")
+            .expect("psql stdin");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("psql stdout");
+        assert_eq!(line.trim(), "locked", "psql did not lock the table");
+        child
     }
 
     /// Adds `users` active factors (`seed000000`, ...) and `trust` trust rows spread
     /// evenly over them, valid until `expires_at`, in one transaction beside the running
     /// daemon (WAL lets it go on serving).
     pub fn seed_database(&self, users: u32, trust: u32, expires_at: i64) {
+        if on_postgres() {
+            let name = self.database_name();
+            cluster_psql(
+                &name,
+                &format!(
+                    "INSERT INTO users (name, secret, state, enrolled_at)
+                     SELECT 'seed' || lpad(i::text, 6, '0'), 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 'active', 0
+                     FROM generate_series(0, {users} - 1) i;
+                     INSERT INTO trust (id, \"user\", kind, identity_hash, description, service,
+                                        created_at, last_used, expires_at, idle_seconds, password_stamp, scope)
+                     SELECT lpad(to_hex(i), 8, '0') || substr(md5(random()::text), 1, 24),
+                            'seed' || lpad((i % {users})::text, 6, '0'), 'device', lpad(to_hex(i), 64, '0'),
+                            'ssh key from 192.0.2.1', 'sshd', 0, 0, {expires_at}, 0, NULL, 'host:seed'
+                     FROM generate_series(0, {trust} - 1) i;"
+                ),
+            );
+            return;
+        }
         let conn = rusqlite::Connection::open(self.path("state/twofold.db")).expect("open");
         conn.busy_timeout(Duration::from_secs(10))
             .expect("busy timeout");
@@ -824,11 +972,23 @@ pub fn qr_decode(dir: &Path, capture: &str, theme: &str) -> Option<String> {
 }
 
 /// The write lock of [`World::lock_database`].
-pub struct DatabaseLock(rusqlite::Connection);
+pub enum DatabaseLock {
+    Sqlite(rusqlite::Connection),
+    /// The psql session that holds it; its end releases it.
+    Postgres(Child),
+}
 
 impl Drop for DatabaseLock {
     fn drop(&mut self) {
-        let _ = self.0.execute_batch("ROLLBACK");
+        match self {
+            DatabaseLock::Sqlite(conn) => {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            DatabaseLock::Postgres(psql) => {
+                let _ = psql.kill();
+                let _ = psql.wait();
+            }
+        }
     }
 }
 

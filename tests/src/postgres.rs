@@ -258,6 +258,42 @@ impl Postgres {
             .unwrap_or_else(|e| panic!("pg_ctl start failed:\n{e}\nserver log:\n{}", self.log()));
     }
 
+    /// Freezes the server and every session of it (SIGSTOP): connections are accepted by
+    /// the kernel but nothing answers, as when the database host hangs. [`Postgres::resume`]
+    /// lets it go on.
+    pub fn freeze(&self) {
+        self.signal_all(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal_all(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    /// The postmaster (first line of `postmaster.pid`) and its children.
+    fn signal_all(&self, signal: nix::sys::signal::Signal) {
+        let pid_file =
+            std::fs::read_to_string(self.path("data/postmaster.pid")).expect("postmaster.pid");
+        let main: i32 = pid_file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("the postmaster's pid");
+        let children = Command::new("pgrep")
+            .arg("-P")
+            .arg(main.to_string())
+            .output()
+            .expect("pgrep");
+        let mut pids = vec![main];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok()),
+        );
+        for pid in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        }
+    }
+
     /// Whether the server is up (`pg_ctl status`).
     pub fn is_running(&self) -> bool {
         self.pg_ctl(&["status"]).is_ok()

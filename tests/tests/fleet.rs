@@ -11,6 +11,15 @@ const T0: i64 = 1_800_000_000;
 const KEY: &str =
     "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPBt/BNd5lA1dnF//n6CHzH8KvAg/yKN0naK8HbRXq9f";
 
+/// The date 30 days from now (UTC), for a deferral within `max_deferral_days`.
+fn in_30_days() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", "+30 days", "+%F"])
+        .output()
+        .expect("date");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 struct Fleet {
     hosts: Vec<World>,
     // Dropped last: the daemons stop before their database does.
@@ -170,11 +179,7 @@ fn an_unlock_a_reset_and_a_deferral_on_host_1_hold_at_host_3s_next_login() {
 
     let r = three.pam("twofold", "nobody", "");
     assert!(!r.passed(), "an unenrolled user without a deferral: {r:?}");
-    let until = std::process::Command::new("date")
-        .args(["-u", "-d", "+30 days", "+%F"])
-        .output()
-        .expect("date");
-    let until = String::from_utf8_lossy(&until.stdout).trim().to_string();
+    let until = in_30_days();
     let out = one.ctl(&["grace", "set", "nobody", "--until", &until], "");
     assert!(out.status.success(), "{}", combined(&out));
     let r = three.pam("twofold", "nobody", "");
@@ -325,5 +330,127 @@ fn tls_to_the_database_is_verified_against_the_ca_file() {
     assert!(!r.passed(), "{r:?}");
     println!(
         "proved: over TLS with the right CA file the login works and store check says TLS; with another CA the connection is refused and the login fails closed"
+    );
+}
+
+#[test]
+fn a_database_that_stops_answering_fails_the_login_within_the_timeouts() {
+    let f = fleet("", None);
+    let secret = f.hosts[0].enrol(me());
+    wait_for_step_margin(15);
+    assert!(
+        f.hosts[0]
+            .pam("twofold", me(), &format!("{}\n", fresh_code(&secret)))
+            .passed()
+    );
+    // The server and its sessions stop answering; connections are still accepted.
+    f.pg.freeze();
+    for (i, w) in f.hosts.iter().enumerate() {
+        let start = Instant::now();
+        let r = w.pam("twofold", me(), &format!("{}\n", fresh_code(&secret)));
+        let took = start.elapsed();
+        assert!(
+            !r.passed(),
+            "host {}: passed with a frozen database: {r:?}",
+            i + 1
+        );
+        // connect_timeout_ms + statement_timeout_ms (2 s each by default), inside the
+        // module's timeout= (10 s), whatever calls the login makes.
+        assert!(
+            took < Duration::from_secs(6),
+            "host {}: the refusal took {took:?}",
+            i + 1
+        );
+        assert!(!process_stopped(w.daemon_pid().expect("pid")));
+        println!(
+            "proved: host {}: with PostgreSQL frozen (SIGSTOP) the login failed closed in {took:?}",
+            i + 1
+        );
+    }
+    f.pg.resume();
+    wait_for_next_step();
+    let r = f.hosts[1].pam("twofold", me(), &format!("{}\n", fresh_code(&secret)));
+    assert!(r.passed(), "after the database answered again: {r:?}");
+    println!("proved: once PostgreSQL answers again the next login passes; no daemon restarted");
+}
+
+#[test]
+fn three_daemons_starting_together_on_an_empty_database_make_the_schema_once() {
+    let pg = Postgres::start();
+    let mut hosts: Vec<World> = (0..3).map(|_| World::bus_only()).collect();
+    let sections: Vec<String> = hosts
+        .iter()
+        .map(|w| store_section(w, &pg, &pg.url(), None))
+        .collect();
+    std::thread::scope(|s| {
+        for (w, section) in hosts.iter_mut().zip(&sections) {
+            s.spawn(move || w.start_daemon(section));
+        }
+    });
+    assert_eq!(
+        pg.psql(
+            "twofold",
+            "SELECT count(*), max(version) FROM schema_version"
+        ),
+        "1|12"
+    );
+    let secret = hosts[0].enrol(me());
+    for w in &hosts {
+        let check = combined(&w.ctl(&["store", "check"], ""));
+        assert!(check.contains("users           1"), "{check}");
+    }
+    hosts[2].write_service("twofold", &hosts[2].module_line(""));
+    let r = hosts[2].pam("twofold", me(), &format!("{}\n", fresh_code(&secret)));
+    assert!(r.passed(), "{r:?}");
+    println!(
+        "proved: three twofoldd started at once on an empty database: one schema (version 12), all three serve it"
+    );
+}
+
+#[test]
+fn a_hosts_sqlite_file_is_imported_once_into_an_empty_fleet_database() {
+    // This host's own store, as before the fleet.
+    let mut local = World::start("[store]\nbackend = \"sqlite\"\n");
+    local.write_service("twofold", &local.module_line(""));
+    let secret = local.enrol(me());
+    wait_for_step_margin(10);
+    let used = fresh_code(&secret);
+    assert!(local.pam("twofold", me(), &format!("{used}\n")).passed());
+    let until = in_30_days();
+    let out = local.ctl(&["grace", "set", "nobody", "--until", &until], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    local.stop_daemon();
+    let file = local.path("state/twofold.db");
+
+    let pg = Postgres::start();
+    let mut host = World::bus_only();
+    let section = store_section(&host, &pg, &pg.url(), None);
+    host.start_daemon(&section);
+    host.write_service("twofold", &host.module_line(""));
+    let out = host.ctl(&["store", "import", &file.to_string_lossy()], "");
+    let text = combined(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("users") && text.contains("recovery_codes"),
+        "{text}"
+    );
+    let r = host.pam("twofold", me(), &format!("{used}\n"));
+    assert!(
+        !r.passed(),
+        "a code used before the import passed again: {r:?}"
+    );
+    wait_for_next_step();
+    let r = host.pam("twofold", me(), &format!("{}\n", fresh_code(&secret)));
+    assert!(r.passed(), "the imported factor: {r:?}");
+    let grace = combined(&host.ctl(&["grace", "list"], ""));
+    assert!(grace.contains("nobody"), "{grace}");
+    let again = host.ctl(&["store", "import", &file.to_string_lossy()], "");
+    assert!(
+        !again.status.success() && combined(&again).contains("already"),
+        "{}",
+        combined(&again)
+    );
+    println!(
+        "proved: store import copied a host's SQLite state (factor, replay step, deferral, recovery codes) into PostgreSQL: the used code stays used, the next one passes; a second import is refused"
     );
 }

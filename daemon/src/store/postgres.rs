@@ -69,6 +69,30 @@ pub struct PostgresStores {
     /// call tries the migrations first (the database may be away when twofoldd starts).
     ready: AtomicBool,
     migrating: Mutex<()>,
+    /// After a call found the server away, calls fail at once for as long as that call
+    /// waited: a login makes several calls, and each must not wait the full limit again.
+    quiet: Arc<Quiet>,
+}
+
+/// Until when calls do not wait for a server that just failed to answer.
+#[derive(Default)]
+struct Quiet(Mutex<Option<Instant>>);
+
+impl Quiet {
+    fn failed(&self, waited: Duration) {
+        let until = crate::clock::monotonic() + waited;
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(until);
+    }
+
+    fn check(&self) -> Result<()> {
+        let until = *self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match until {
+            Some(t) if t > crate::clock::monotonic() => Err(StoreError::Unavailable(
+                "PostgreSQL did not answer a moment ago; not waiting for it again yet".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl PostgresStores {
@@ -133,6 +157,7 @@ impl PostgresStores {
             call_limit: o.statement_timeout + o.connect_timeout,
             ready: AtomicBool::new(false),
             migrating: Mutex::new(()),
+            quiet: Arc::default(),
         })
     }
 
@@ -154,13 +179,18 @@ impl PostgresStores {
     }
 
     fn lease(&self, pool: &Pool) -> Result<PostgresStore> {
+        self.quiet.check()?;
+        let started = crate::clock::monotonic();
         let get = || self.handle.block_on(pool.get());
         let client = if tokio::runtime::Handle::try_current().is_ok() {
             tokio::task::block_in_place(get)
         } else {
             get()
         }
-        .map_err(|e| StoreError::Unavailable(pool_failure(e)))?;
+        .map_err(|e| {
+            self.quiet.failed(crate::clock::monotonic() - started);
+            StoreError::Unavailable(pool_failure(e))
+        })?;
         Ok(PostgresStore {
             client,
             link: Link {
@@ -169,6 +199,7 @@ impl PostgresStores {
                 deadline: None,
                 broken: Cell::new(false),
                 scope: self.scope.clone(),
+                quiet: self.quiet.clone(),
             },
         })
     }
@@ -362,6 +393,7 @@ struct Link {
     /// closed when the lease ends instead of going back to the pool.
     broken: Cell<bool>,
     scope: Arc<str>,
+    quiet: Arc<Quiet>,
 }
 
 impl Link {
@@ -373,6 +405,7 @@ impl Link {
                 .min(self.limit),
             None => self.limit,
         };
+        let started = crate::clock::monotonic();
         let run = || self.handle.block_on(tokio::time::timeout(limit, work));
         // Start-up checks run on the daemon's runtime: step out of it to block.
         let done = if tokio::runtime::Handle::try_current().is_ok() {
@@ -386,11 +419,13 @@ impl Link {
             Ok(Err(Fail::Pg(e))) => {
                 if e.as_db_error().is_none() || e.is_closed() {
                     self.broken.set(true);
+                    self.quiet.failed(crate::clock::monotonic() - started);
                 }
                 Err(StoreError::Unavailable(describe(&e)))
             }
             Err(_) => {
                 self.broken.set(true);
+                self.quiet.failed(crate::clock::monotonic() - started);
                 Err(StoreError::Unavailable(format!(
                     "PostgreSQL did not answer within {} ms",
                     limit.as_millis()
@@ -1740,5 +1775,88 @@ impl Listings for PostgresStore {
             .map(row_to_deferral)
             .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> tokio_postgres::Config {
+        tokio_postgres::Config::from_str(url).unwrap()
+    }
+
+    #[test]
+    fn a_server_on_another_host_is_reached_over_tls_only() {
+        let mut remote = config("postgresql://twofold@db.example.org/twofold");
+        assert_eq!(remote.get_ssl_mode(), SslMode::Prefer);
+        require_tls_off_this_host(&mut remote).unwrap();
+        assert_eq!(
+            remote.get_ssl_mode(),
+            SslMode::Require,
+            "prefer falls back to clear text"
+        );
+        let mut clear = config("postgresql://twofold@db.example.org/twofold?sslmode=disable");
+        let e = require_tls_off_this_host(&mut clear)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sslmode=disable") && e.contains("this host only"),
+            "{e}"
+        );
+        let mut mixed =
+            config("postgresql://twofold@localhost,db.example.org/twofold?sslmode=disable");
+        assert!(
+            require_tls_off_this_host(&mut mixed).is_err(),
+            "one remote host is enough"
+        );
+    }
+
+    #[test]
+    fn a_server_on_this_host_may_go_without_tls() {
+        for url in [
+            "postgresql://twofold@127.0.0.1/twofold?sslmode=disable",
+            "postgresql://twofold@localhost:5433/twofold",
+            "postgresql://twofold@%2Frun%2Fpostgresql/twofold",
+        ] {
+            let mut c = config(url);
+            let before = c.get_ssl_mode();
+            require_tls_off_this_host(&mut c).unwrap();
+            assert_eq!(c.get_ssl_mode(), before, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("ca.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = tls_connector(Some(&empty)).err().unwrap().to_string();
+        assert!(
+            e.contains("[store] ca_file") && e.contains("no PEM certificate"),
+            "{e}"
+        );
+        let missing = dir.path().join("missing.pem");
+        let e = tls_connector(Some(&missing)).err().unwrap().to_string();
+        assert!(e.contains("missing.pem"), "{e}");
+    }
+
+    #[test]
+    fn a_broken_url_stops_the_start_naming_the_key() {
+        let options = |url: &str| PostgresOptions {
+            url: url.into(),
+            password: None,
+            ca_file: None,
+            pool_size: 1,
+            statement_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            trust_scope: "host:t".into(),
+            application_name: "t".into(),
+        };
+        let e = PostgresStores::new(options("postgresql://twofold@db/twofold?sslmode=sometimes"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("[store] url"), "{e}");
     }
 }
