@@ -454,3 +454,71 @@ fn a_hosts_sqlite_file_is_imported_once_into_an_empty_fleet_database() {
         "proved: store import copied a host's SQLite state (factor, replay step, deferral, recovery codes) into PostgreSQL: the used code stays used, the next one passes; a second import is refused"
     );
 }
+
+#[test]
+fn both_back_ends_end_with_the_same_tables_and_columns() {
+    use twofold_daemon::store::schema::{POSTGRES_ONLY, SQLITE_ONLY_TABLES};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("state/twofold.db");
+    twofold_daemon::store::SqliteStore::open(&file).expect("SQLite store");
+    let sqlite = rusqlite::Connection::open(&file).expect("open");
+    let mut ours: Vec<String> = Vec::new();
+    let tables: Vec<String> = sqlite
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .expect("tables")
+        .query_map([], |r| r.get(0))
+        .expect("tables")
+        .collect::<Result<_, _>>()
+        .expect("tables");
+    for table in tables
+        .iter()
+        .filter(|t| !SQLITE_ONLY_TABLES.contains(&t.as_str()))
+    {
+        let columns: Vec<String> = sqlite
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            .expect("columns")
+            .query_map([], |r| r.get(0))
+            .expect("columns")
+            .collect::<Result<_, _>>()
+            .expect("columns");
+        ours.extend(columns.into_iter().map(|c| format!("{table}.{c}")));
+    }
+    ours.sort();
+
+    let pg = Postgres::start();
+    let stores = twofold_daemon::store::postgres::PostgresStores::new(
+        twofold_daemon::store::postgres::PostgresOptions {
+            url: pg.url(),
+            password: Some(pg.password().to_string()),
+            ca_file: None,
+            pool_size: 1,
+            statement_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            trust_scope: "host:t".into(),
+            application_name: "schema-test".into(),
+        },
+    )
+    .expect("PostgreSQL store");
+    assert_eq!(stores.migrate().expect("migrate"), 0, "a new database");
+    let listed = pg.psql(
+        "twofold",
+        "SELECT table_name || '.' || column_name FROM information_schema.columns
+         WHERE table_schema = 'public' ORDER BY 1",
+    );
+    let mut theirs: Vec<String> = listed
+        .lines()
+        .filter(|c| {
+            !POSTGRES_ONLY
+                .iter()
+                .any(|(t, col)| *c == format!("{t}.{col}"))
+        })
+        .map(str::to_string)
+        .collect();
+    theirs.sort();
+    assert_eq!(ours, theirs, "SQLite's and PostgreSQL's schemas differ");
+    println!(
+        "proved: SQLite and PostgreSQL end with the same {} columns in the same tables (beside {:?})",
+        ours.len(),
+        POSTGRES_ONLY
+    );
+}

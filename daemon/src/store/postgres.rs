@@ -406,7 +406,11 @@ impl Link {
             None => self.limit,
         };
         let started = crate::clock::monotonic();
-        let run = || self.handle.block_on(tokio::time::timeout(limit, work));
+        // The timer is made inside this store's runtime (the caller may have none).
+        let run = || {
+            self.handle
+                .block_on(async { tokio::time::timeout(limit, work).await })
+        };
         // Start-up checks run on the daemon's runtime: step out of it to block.
         let done = if tokio::runtime::Handle::try_current().is_ok() {
             tokio::task::block_in_place(run)
