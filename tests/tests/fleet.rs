@@ -427,6 +427,19 @@ fn a_hosts_sqlite_file_is_imported_once_into_an_empty_fleet_database() {
     let section = store_section(&host, &pg, &pg.url(), None);
     host.start_daemon(&section);
     host.write_service("twofold", &host.module_line(""));
+    if is_root() && ensure_test_users() {
+        let denied = host.ctl_as(
+            Some(USER_A),
+            &["store", "import", &file.to_string_lossy()],
+            "",
+        );
+        assert!(
+            !denied.status.success() && combined(&denied).contains("only root"),
+            "{}",
+            combined(&denied)
+        );
+        println!("proved: store import is refused to another user than root");
+    }
     let out = host.ctl(&["store", "import", &file.to_string_lossy()], "");
     let text = combined(&out);
     assert!(out.status.success(), "{text}");
