@@ -27,7 +27,9 @@ pub struct StoreConfig {
     /// PEM certificates of the CA that signed the server's certificate; unset: the
     /// system's. The server's name is always checked against its certificate.
     pub ca_file: Option<AbsolutePath>,
-    /// Connections to the database. A login holds one for the few statements it makes.
+    /// Connections to the database. A login holds one for the few statements it makes;
+    /// twofoldd runs at most 4 calls at once, so more than 4 (and the listings' own) are
+    /// not used today.
     pub pool_size: Bounded<1, 64>,
     /// The longest one statement may run (or wait for a lock) before the server stops it
     /// and the login fails closed.
@@ -43,7 +45,7 @@ impl Default for StoreConfig {
             url: None,
             password_file: None,
             ca_file: None,
-            pool_size: Bounded(8),
+            pool_size: Bounded(4),
             statement_timeout_ms: Bounded(2000),
             connect_timeout_ms: Bounded(2000),
         }

@@ -421,7 +421,7 @@ fn a_postgres_store_and_a_fleet_are_read_with_their_defaults() {
     )
     .unwrap();
     assert_eq!(c.store.backend, Backend::Postgres);
-    assert_eq!(c.store.pool_size.get(), 8);
+    assert_eq!(c.store.pool_size.get(), 4);
     assert_eq!(c.store.statement_timeout_ms.get(), 2000);
     assert_eq!(c.fleet.group.unwrap().0, "web");
     assert_eq!(c.fleet.host, None);
