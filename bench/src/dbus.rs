@@ -46,45 +46,69 @@ pub async fn throughput(
     users: &[User],
     clients: usize,
 ) -> Result<Throughput, String> {
+    let mut runs = together(&[(target.clone(), users.to_vec())], clients).await?;
+    runs.pop().ok_or_else(|| "no run".to_string())
+}
+
+/// Like [`throughput`] for several daemons at once: `clients` connections to each
+/// target, all opened beforehand, all started together. Each target's `elapsed` runs from
+/// the common start to the end of its last client. Fails on the first failed login.
+pub async fn together(
+    runs: &[(Target, Vec<User>)],
+    clients: usize,
+) -> Result<Vec<Throughput>, String> {
     // Connecting is not part of the figure: a client here is a long-lived caller.
     let mut proxies = Vec::new();
-    for _ in 0..clients {
-        let conn = connect(target).await?;
-        proxies.push(auth_proxy(conn).await?);
-    }
-    let per_client = users.len().div_ceil(clients.max(1)).max(1);
-    let start = Instant::now();
-    let tasks: Vec<_> = proxies
-        .into_iter()
-        .zip(users.chunks(per_client))
-        .map(|(auth, mine)| {
-            let mine = mine.to_vec();
-            tokio::spawn(async move {
-                let mut times = Vec::with_capacity(mine.len());
-                for user in &mine {
-                    times.push(login(&auth, user).await?);
-                }
-                Ok::<_, String>(times)
-            })
-        })
-        .collect();
-    let mut run = Throughput {
-        target: target.label(),
-        clients,
-        elapsed: Duration::ZERO,
-        latencies: Vec::new(),
-        begins: Vec::new(),
-        answers: Vec::new(),
-    };
-    for task in tasks {
-        for (begin, answer) in task.await.map_err(|e| format!("client task: {e}"))?? {
-            run.latencies.push(begin + answer);
-            run.begins.push(begin);
-            run.answers.push(answer);
+    for (target, _) in runs {
+        let mut mine = Vec::new();
+        for _ in 0..clients {
+            let conn = connect(target).await?;
+            mine.push(auth_proxy(conn).await?);
         }
+        proxies.push(mine);
     }
-    run.elapsed = start.elapsed();
-    Ok(run)
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for ((_, users), auths) in runs.iter().zip(proxies) {
+        let per_client = users.len().div_ceil(clients.max(1)).max(1);
+        let mine: Vec<_> = auths
+            .into_iter()
+            .zip(users.chunks(per_client))
+            .map(|(auth, mine)| {
+                let mine = mine.to_vec();
+                tokio::spawn(async move {
+                    let mut times = Vec::with_capacity(mine.len());
+                    for user in &mine {
+                        times.push(login(&auth, user).await?);
+                    }
+                    Ok::<_, String>((times, Instant::now()))
+                })
+            })
+            .collect();
+        tasks.push(mine);
+    }
+    let mut out = Vec::new();
+    for ((target, _), tasks) in runs.iter().zip(tasks) {
+        let mut run = Throughput {
+            target: target.label(),
+            clients,
+            elapsed: Duration::ZERO,
+            latencies: Vec::new(),
+            begins: Vec::new(),
+            answers: Vec::new(),
+        };
+        for task in tasks {
+            let (times, done) = task.await.map_err(|e| format!("client task: {e}"))??;
+            run.elapsed = run.elapsed.max(done - start);
+            for (begin, answer) in times {
+                run.latencies.push(begin + answer);
+                run.begins.push(begin);
+                run.answers.push(answer);
+            }
+        }
+        out.push(run);
+    }
+    Ok(out)
 }
 
 async fn auth_proxy(conn: zbus::Connection) -> Result<AuthProxy<'static>, String> {

@@ -11,9 +11,13 @@
 //! 3. `pam-bench measure --dir DIR --out FILE` (under pam_wrapper): logins in this process
 //!    through libpam, module by module, then twofoldd without PAM over its socket and the
 //!    bus; writes the report.
+//! 4. `pam-bench fleet ...` (src/fleet.rs): the main daemon on SQLite, then three twofoldd
+//!    on one PostgreSQL (started by run.sh) at once, and where their time goes; run.sh
+//!    appends that section to the report.
 
 mod dbus;
 mod exchange;
+mod fleet;
 mod p2p;
 mod scale;
 mod stats;
@@ -59,6 +63,15 @@ enum Command {
         /// Logins of one client alone, for twofoldd's latency without contention.
         #[arg(long, default_value_t = 200)]
         sequential: usize,
+        /// The fleet figures' clients per daemon.
+        #[arg(long, default_value_t = 16)]
+        fleet_clients: usize,
+        /// The fleet figures' logins per client.
+        #[arg(long, default_value_t = 100)]
+        fleet_per_client: usize,
+        /// The fleet figures' PostgreSQL daemons.
+        #[arg(long, default_value_t = 3)]
+        fleet_daemons: usize,
     },
     /// The stores and PAM services of the scale figures, in DIR/scale.
     ScaleSetup {
@@ -100,6 +113,9 @@ enum Command {
         #[arg(long)]
         scale: bool,
     },
+    /// The fleet figures (run.sh starts PostgreSQL and the daemons): one SQLite twofoldd,
+    /// then several on one PostgreSQL at once; writes that section of the report to OUT.
+    Fleet(fleet::Args),
 }
 
 /// The PAM services compared; each is one line in its own file next to one shared `other`.
@@ -180,7 +196,17 @@ fn main() {
             clients,
             per_client,
             sequential,
-        } => setup(&dir, users, warmup, clients * per_client, sequential),
+            fleet_clients,
+            fleet_per_client,
+            fleet_daemons,
+        } => setup(
+            &dir,
+            users,
+            warmup,
+            clients * per_client,
+            sequential,
+            (fleet_clients, fleet_per_client, fleet_daemons),
+        ),
         Command::ScaleSetup {
             dir,
             measured,
@@ -195,6 +221,7 @@ fn main() {
             clients,
             scale,
         } => measure(&dir, &out, clients, scale),
+        Command::Fleet(args) => fleet::run(&args),
     };
     if let Err(e) = result {
         eprintln!("pam-bench: {e}");
@@ -251,7 +278,11 @@ fn setup(
     warmup: usize,
     concurrent: usize,
     sequential: usize,
+    (fleet_clients, fleet_per_client, daemons): (usize, usize, usize),
 ) -> Result<(), String> {
+    // The SQLite baseline logs in as many users as the whole fleet, so that both phases
+    // run long enough to measure.
+    let per_daemon = fleet_clients * fleet_per_client;
     let random = twofold_daemon::random::OsRandom;
     let mut all = Vec::new();
     // Warm-up and measured PAM users share one numbering: bench000, bench001, ...
@@ -281,8 +312,16 @@ fn setup(
     }
     // Users for the D-Bus figures, twofoldd only, apart for the socket and the bus.
     // "trusted": one user per transport for the trusted path (a session window, then no
-    // prompt).
+    // prompt). The fleet figures: "fleet-sqlite" log in on the main (SQLite) twofoldd,
+    // "fleet" on the PostgreSQL daemons (run.sh imports this store into PostgreSQL),
+    // after "fleet-warmup" (unmeasured: the daemons' pools open their connections).
     for (kind, count) in [
+        ("fleet-sqlite", per_daemon * daemons),
+        (
+            "fleet-warmup",
+            daemons * fleet_clients * fleet::WARMUP_PER_CLIENT,
+        ),
+        ("fleet", per_daemon * daemons),
         ("concurrent-socket", concurrent),
         ("sequential-socket", sequential),
         ("concurrent-bus", concurrent),
