@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 coproc CLUSTER { exec target/debug/pg_cluster; }
+cluster=$CLUSTER_PID
+# However this script ends, the cluster is stopped (pg_cluster stops it on SIGTERM).
+trap 'kill "$cluster" 2>/dev/null || true; wait "$cluster" 2>/dev/null || true' EXIT
 while read -r line <&"${CLUSTER[0]}"; do
   [ "$line" = ready ] && break
   export "${line?}"
@@ -13,7 +16,4 @@ done
 export TWOFOLD_TEST_STORE=postgres
 status=0
 "$@" || status=$?
-# Closing its input stops the cluster.
-exec {CLUSTER[1]}>&-
-wait "$CLUSTER_PID" || true
 exit $status

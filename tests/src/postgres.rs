@@ -330,6 +330,8 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         // Never started (initdb failed): nothing to stop.
         if self.path("data/postmaster.pid").exists() {
+            // A server a failed test left frozen (`freeze`) could not act on the stop.
+            self.resume();
             let _ = self.pg_ctl(&["-m", "immediate", "-w", "-t", PG_CTL_WAIT, "stop"]);
         }
     }
