@@ -11,7 +11,7 @@ mod store;
 mod when;
 
 pub use bounded::Bounded;
-pub use email_codes::{EmailCodesConfig, PLACEHOLDERS, TEXT_FILE, Template};
+pub use email_codes::{EmailCodesConfig, PLACEHOLDERS, TEXT_FILE, Template, text_template};
 pub use policy::{Profile, ServiceClass, ServicePolicy, ServicePolicyConfig, service_class};
 use serde::Deserialize;
 pub use smtp::{HostName, MailAddress, SmtpConfig, SmtpSecurity};

@@ -11,6 +11,8 @@ use std::ops::DerefMut;
 use std::time::Duration;
 
 pub mod postgres;
+#[cfg(test)]
+mod properties;
 pub mod schema;
 pub mod sqlite;
 pub use sqlite::{MAX_PHANTOMS, SqliteStore, StoreGuard, StorePool};
