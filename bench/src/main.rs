@@ -762,6 +762,7 @@ fn login(
         tty: None,
         env: env.to_vec(),
         pause: None,
+        quirk: Default::default(),
     })
 }
 

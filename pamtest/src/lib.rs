@@ -24,9 +24,13 @@ struct PamResponse {
     resp_retcode: c_int,
 }
 
+type ConvFn =
+    extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int;
+
 #[repr(C)]
 struct PamConv {
-    conv: extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int,
+    /// `None` is a NULL function pointer: an application that gives libpam none.
+    conv: Option<ConvFn>,
     appdata_ptr: *mut c_void,
 }
 
@@ -67,6 +71,24 @@ pub struct Transaction {
     pub env: Vec<String>,
     /// Holds the conversation open at a prompt, so a test can act while it waits.
     pub pause: Option<Pause>,
+    /// How the application answers, beside the scripted answers (checklist item 19).
+    pub quirk: Quirk,
+}
+
+/// Conversations a careless or hostile application makes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Quirk {
+    /// The scripted answers, as a terminal would give them.
+    #[default]
+    None,
+    /// No conversation function at all (a NULL pointer in `pam_conv`).
+    NoFunction,
+    /// Success, but no replies (`*resp` left NULL).
+    NullReplies,
+    /// Success, replies there, but each prompt's answer a NULL string.
+    NullAnswer,
+    /// Each answer the bytes 0xff 0xfe followed by the scripted answer: not UTF-8.
+    NotUtf8,
 }
 
 /// At prompt number `at_prompt` (0 = the first), creates `DIR/open` and waits (up to
@@ -95,6 +117,7 @@ const PAM_RHOST: c_int = 4;
 
 struct ConversationState {
     answers: std::collections::VecDeque<CString>,
+    quirk: Quirk,
     log: Vec<String>,
     prompts: usize,
     pause: Option<Pause>,
@@ -135,6 +158,10 @@ extern "C" fn conversation(
     // we allocate n responses with calloc, as libpam frees them with free().
     unsafe {
         let state = &mut *(appdata as *mut ConversationState);
+        if state.quirk == Quirk::NullReplies {
+            state.log.push("quirk: no replies".into());
+            return PAM_SUCCESS;
+        }
         let replies =
             libc::calloc(n as usize, std::mem::size_of::<PamResponse>()) as *mut PamResponse;
         if replies.is_null() {
@@ -153,7 +180,16 @@ extern "C" fn conversation(
                         libc::free(replies as *mut c_void);
                         return PAM_CONV_ERR;
                     };
-                    (*replies.add(i)).resp = libc::strdup(answer.as_ptr());
+                    (*replies.add(i)).resp = match state.quirk {
+                        Quirk::NullAnswer => std::ptr::null_mut(),
+                        Quirk::NotUtf8 => {
+                            let mut bytes = vec![0xff, 0xfe];
+                            bytes.extend_from_slice(answer.as_bytes());
+                            let raw = CString::new(bytes).unwrap_or_default();
+                            libc::strdup(raw.as_ptr())
+                        }
+                        _ => libc::strdup(answer.as_ptr()),
+                    };
                 }
                 PAM_ERROR_MSG => state.log.push(format!("error: {text}")),
                 _ => state.log.push(format!("info: {text}")),
@@ -173,9 +209,10 @@ pub fn run(t: &Transaction) -> Outcome {
         log: Vec::new(),
         prompts: 0,
         pause: t.pause.clone(),
+        quirk: t.quirk,
     };
     let conv = PamConv {
-        conv: conversation,
+        conv: (t.quirk != Quirk::NoFunction).then_some(conversation as ConvFn),
         appdata_ptr: &mut state as *mut ConversationState as *mut c_void,
     };
     let mut pamh: *mut c_void = std::ptr::null_mut();

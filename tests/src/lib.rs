@@ -1097,6 +1097,7 @@ pub fn ssh_transaction(
         tty: Some("ssh".into()),
         env: vec![format!("SSH_AUTH_INFO_0={auth_info}")],
         pause: None,
+        quirk: Default::default(),
     }
 }
 

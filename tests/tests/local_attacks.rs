@@ -196,6 +196,7 @@ fn held_ssh(answers: &[&str], at_prompt: usize, dir: &std::path::Path) -> Transa
             at_prompt,
             dir: dir.display().to_string(),
         }),
+        ..Default::default()
     }
 }
 

@@ -308,6 +308,7 @@ fn console_transaction(user: &str, answers: &[&str]) -> twofold_pamtest::Transac
         tty: Some("tty3".into()),
         env: Vec::new(),
         pause: None,
+        quirk: Default::default(),
     }
 }
 

@@ -297,6 +297,7 @@ fn wrong_codes_after_a_failed_password_cannot_lock_out_the_user_elsewhere() {
         tty: Some("ssh".into()),
         env: vec![],
         pause: None,
+        quirk: Default::default(),
     };
     let report = w.pam_inprocess(&[legit], &[]);
     let r = &report["results"][0];
