@@ -392,3 +392,90 @@ fn a_config_file_owned_by_another_user_is_refused() {
     assert!(e.contains("owned by uid 65534"), "{e}");
     println!("proved: a configuration file owned by another user is refused");
 }
+
+/// Unmounts the tmpfs of a test when it ends, however it ends.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+#[cfg_attr(not(as_root), ignore = "needs root: mounts a small tmpfs")]
+fn a_full_disk_or_a_removed_database_fails_the_login_safely_and_the_daemon_stays_up() {
+    if sqlite_only("the database's disk and file") {
+        return;
+    }
+    let mut w = World::bus_only();
+    let state = w.path("state");
+    std::fs::create_dir(&state).expect("mkdir");
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"])
+        .arg(&state)
+        .status()
+        .expect("mount")
+        .success();
+    assert!(ok, "mount a tmpfs");
+    let _mounted = Mounted(state.clone());
+    w.start_daemon("[lockout]\nsource_failures = 100");
+    w.write_service("twofold", &w.module_line(""));
+    let secret = w.enrol(me());
+    let filler = state.join("filler");
+    // Fill the disk to the last block.
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    wait_for_step_margin(10);
+    let code = fresh_code(&secret);
+    let r = w.pam("twofold", me(), &format!("{code}\n"));
+    let pid = w.daemon_pid().expect("pid");
+    assert!(!process_stopped(pid), "twofoldd died on a full disk");
+    if r.passed() {
+        // SQLite found room in pages it had already (the WAL is reused): then the step
+        // must be on record, and the same code refused.
+        let again = w.pam("twofold", me(), &format!("{code}\n"));
+        assert!(
+            !again.passed(),
+            "a code accepted on a full disk was not recorded"
+        );
+        println!(
+            "proved: on a full disk the login found room in the WAL and its step was recorded (the code is refused again)"
+        );
+        wait_for_next_step();
+    } else {
+        assert!(r.has("cannot check codes"), "{r:?}");
+        println!(
+            "proved: on a full disk the right code is refused with \"twofold cannot check codes right now\"; twofoldd stays up"
+        );
+    }
+    std::fs::remove_file(&filler).expect("free the disk");
+    // The refused code was not recorded as used: it is still good.
+    let r = w.pam("twofold", me(), &format!("{}\n", fresh_code(&secret)));
+    assert!(
+        r.passed(),
+        "after the disk had room again: {r:?}\n{}",
+        w.daemon_log()
+    );
+    println!("proved: with room on the disk again the next login passes, without a restart");
+
+    std::fs::remove_file(state.join("twofold.db")).expect("remove the database");
+    // Refused before any code is looked at (the log says why), so a used one serves.
+    let r = w.pam("twofold", me(), &format!("{}\n", fresh_code(&secret)));
+    assert!(
+        !r.passed(),
+        "a code was accepted into a removed database file: {r:?}"
+    );
+    assert!(!process_stopped(pid), "twofoldd died");
+    assert!(
+        w.daemon_log().contains("removed or replaced"),
+        "{}",
+        w.daemon_log()
+    );
+    println!(
+        "proved: with the database file removed under it, twofoldd refuses the right code (nothing is written to the unlinked file) and stays up"
+    );
+}

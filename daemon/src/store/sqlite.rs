@@ -57,6 +57,10 @@ pub use pool::{StoreGuard, StorePool};
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// The device and inode of the file opened (None: in memory). A file removed or
+    /// replaced under the running daemon is written to no more: a code accepted into an
+    /// unlinked file would be forgotten at the next start, and could be replayed then.
+    file: Option<(u64, u64)>,
 }
 
 pub(crate) use super::schema::{SCHEMA_VERSION, SQLITE as MIGRATIONS};
@@ -92,9 +96,27 @@ impl SqliteStore {
     /// A write transaction that takes the database's write lock at once: what it reads
     /// stays so until it commits, also against another daemon on the same file.
     fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>> {
+        self.still_the_file()?;
         Ok(self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    /// Whether `path` still names the file this connection has open.
+    fn still_the_file(&self) -> Result<()> {
+        let Some(opened) = self.file else {
+            return Ok(());
+        };
+        let now = std::fs::symlink_metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        if now == Some(opened) {
+            return Ok(());
+        }
+        Err(StoreError::Unavailable(format!(
+            "{}: the database file was removed or replaced while twofoldd ran; nothing more is written to it: restore it and restart twofoldd",
+            self.path.display()
+        )))
     }
 
     /// Opens (creating if needed) the database at `path`. Its directory is created 0700.
@@ -176,10 +198,15 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             path: path.to_owned(),
+            file: None,
         };
         store.configure()?;
         store.migrate()?;
         store.tighten_file_modes(owners)?;
+        // The file exists now (the migration wrote it): this is the one to keep writing.
+        let opened = std::fs::symlink_metadata(path)
+            .map_err(|e| StoreError::Unavailable(format!("{shown}: {e}")))?;
+        store.file = Some((opened.dev(), opened.ino()));
         Ok(store)
     }
 
@@ -189,6 +216,7 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn: connect(&self.path)?,
             path: self.path.clone(),
+            file: self.file,
         };
         store.configure()?;
         Ok(store)
@@ -209,6 +237,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn,
             path: self.path.clone(),
+            file: self.file,
         })
     }
 
@@ -217,6 +246,7 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn: Connection::open_in_memory()?,
             path: PathBuf::new(),
+            file: None,
         };
         store.configure()?;
         store.migrate()?;

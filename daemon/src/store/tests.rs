@@ -324,6 +324,7 @@ fn a_read_only_database_fails_the_attempt() {
     let mut s = SqliteStore {
         conn,
         path: db.clone(),
+        file: None,
     };
     assert!(
         s.attempt("alice", "host a", 1, &POLICY, &accept(1))
@@ -874,4 +875,26 @@ fn mail_turns_are_counted_per_source_and_per_user_per_hour() {
     assert!(!s.take_mail_turn("alice", "host a", 100_001, 1, 1).unwrap());
     s.unlock("alice").unwrap();
     assert!(s.take_mail_turn("alice", "host a", 100_002, 1, 1).unwrap());
+}
+
+#[test]
+fn a_database_file_removed_or_replaced_under_the_daemon_is_written_no_more() {
+    for replace in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state/twofold.db");
+        let mut s = SqliteStore::open(&db).unwrap();
+        s.put_pending("alice", FactorKind::Totp, "SECRET", 1, false, true, &[])
+            .unwrap();
+        std::fs::remove_file(&db).unwrap();
+        if replace {
+            std::fs::write(&db, b"garbage, not a database").unwrap();
+        }
+        let e = s
+            .attempt("alice", "src", 100, &POLICY, &accept(5))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("removed or replaced"), "{e}");
+        // Reads of what was open still work; no write reaches the unlinked file.
+        assert_eq!(s.user("alice").unwrap().unwrap().last_step, -1);
+    }
 }
