@@ -74,21 +74,22 @@ pub struct PostgresStores {
     quiet: Arc<Quiet>,
 }
 
-/// Until when calls do not wait for a server that just failed to answer.
+/// Until when calls do not wait for a server that just failed to answer, and why it
+/// failed (repeated to those calls: the cause is what an administrator needs).
 #[derive(Default)]
-struct Quiet(Mutex<Option<Instant>>);
+struct Quiet(Mutex<Option<(Instant, String)>>);
 
 impl Quiet {
-    fn failed(&self, waited: Duration) {
+    fn failed(&self, waited: Duration, why: &str) {
         let until = crate::clock::monotonic() + waited;
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(until);
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((until, why.to_owned()));
     }
 
     fn check(&self) -> Result<()> {
-        let until = *self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match until {
-            Some(t) if t > crate::clock::monotonic() => Err(StoreError::Unavailable(
-                "PostgreSQL did not answer a moment ago; not waiting for it again yet".into(),
+        let quiet = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match &*quiet {
+            Some((t, why)) if *t > crate::clock::monotonic() => Err(StoreError::Unavailable(
+                format!("{why} (a moment ago; not waiting for the server again yet)"),
             )),
             _ => Ok(()),
         }
@@ -188,8 +189,9 @@ impl PostgresStores {
             get()
         }
         .map_err(|e| {
-            self.quiet.failed(crate::clock::monotonic() - started);
-            StoreError::Unavailable(pool_failure(e))
+            let why = pool_failure(e);
+            self.quiet.failed(crate::clock::monotonic() - started, &why);
+            StoreError::Unavailable(why)
         })?;
         Ok(PostgresStore {
             client,
@@ -421,19 +423,18 @@ impl Link {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(Fail::Store(e))) => Err(e),
             Ok(Err(Fail::Pg(e))) => {
+                let why = describe(&e);
                 if e.as_db_error().is_none() || e.is_closed() {
                     self.broken.set(true);
-                    self.quiet.failed(crate::clock::monotonic() - started);
+                    self.quiet.failed(crate::clock::monotonic() - started, &why);
                 }
-                Err(StoreError::Unavailable(describe(&e)))
+                Err(StoreError::Unavailable(why))
             }
             Err(_) => {
+                let why = format!("PostgreSQL did not answer within {} ms", limit.as_millis());
                 self.broken.set(true);
-                self.quiet.failed(crate::clock::monotonic() - started);
-                Err(StoreError::Unavailable(format!(
-                    "PostgreSQL did not answer within {} ms",
-                    limit.as_millis()
-                )))
+                self.quiet.failed(crate::clock::monotonic() - started, &why);
+                Err(StoreError::Unavailable(why))
             }
         }
     }
@@ -608,6 +609,12 @@ async fn put_phantom(
         ],
     )
     .await?;
+    evict_phantoms(tx).await
+}
+
+/// Keeps `phantoms` within its bound; run for an enrolled name's wrong code too (see
+/// sqlite.rs: the same work for both).
+async fn evict_phantoms(tx: &impl GenericClient) -> Pg<()> {
     exec(
         tx,
         "DELETE FROM phantoms WHERE name IN (SELECT name FROM phantoms ORDER BY updated_at
@@ -1005,9 +1012,11 @@ impl Store for PostgresStore {
                 None => None,
             };
             let phantom = enrolled.is_none();
+            // Read either way, as in sqlite.rs: the same statements for both.
+            let counted = phantom_record(&tx, name).await?;
             let user = match enrolled {
                 Some(user) => user,
-                None => phantom_record(&tx, name).await?,
+                None => counted,
             };
             let backoff = match opt(
                 &tx,
@@ -1081,6 +1090,7 @@ impl Store for PostgresStore {
                     ],
                 )
                 .await?;
+                evict_phantoms(&tx).await?;
             }
             match d.backoff {
                 None => {

@@ -473,9 +473,12 @@ impl Store for SqliteStore {
         // A name without a factor goes through the same counting, waits and locks, kept
         // in `phantoms`, and no code ever passes for it.
         let phantom = enrolled.is_none();
+        // The name's phantom row is read either way (an enrolled name has none): the same
+        // statements for both, so the time does not tell them apart.
+        let counted = phantom_record(&tx, name)?;
         let user = match enrolled {
             Some(user) => user,
-            None => phantom_record(&tx, name)?,
+            None => counted,
         };
         let backoff = tx
             .prepare_cached("SELECT failures, until FROM backoff WHERE user = ?1 AND source = ?2")?
@@ -532,6 +535,7 @@ impl Store for SqliteStore {
                 "UPDATE users SET failures = ?2, lock_count = ?3, locked_until = ?4 WHERE name = ?1",
             )?
             .execute(params![name, c.failures, c.lock_count, c.locked_until])?;
+            evict_phantoms(&tx)?;
         }
         match d.backoff {
             None => {
@@ -1069,6 +1073,13 @@ fn put_phantom(
              updated_at = ?5",
     )?
     .execute(params![name, failures, lock_count, locked_until, now])?;
+    evict_phantoms(tx)
+}
+
+/// Keeps `phantoms` within [`MAX_PHANTOMS`] rows, the least recently tried going first.
+/// A wrong code for an enrolled name runs it too: the same work for both, so the time a
+/// wrong code takes does not tell who is enrolled (docs/reliability.md, "Enumeration").
+fn evict_phantoms(tx: &rusqlite::Transaction<'_>) -> Result<()> {
     tx.prepare_cached(
         "DELETE FROM phantoms WHERE name IN (SELECT name FROM phantoms ORDER BY updated_at
              LIMIT MAX(0, (SELECT COUNT(*) FROM phantoms) - ?1))",
