@@ -42,8 +42,10 @@ for t in "${targets[@]}"; do
   rm -f "$log"
 done
 cd ..
+section=$(mktemp)
 {
-  echo "# Reliability: fuzzing"
+  echo "<!-- fuzz:begin (bench/fuzz.sh) -->"
+  echo "## Fuzzing"
   echo
   echo "Written by \`bash bench/fuzz.sh\` on $(date -u +%Y-%m-%d) ($(nproc) CPUs, $(rustc +nightly --version)); building the targets took $built s."
   echo "Each target is the real parsing or validation code (fuzz/fuzz_targets/), run by libFuzzer with"
@@ -62,5 +64,19 @@ cd ..
   echo "- \`ssh_auth_info\`: sshd's \`SSH_AUTH_INFO_0\`, to the key fingerprint twofoldd derives from it."
   echo "- \`begin_body\`: arbitrary bytes decoded as \`Auth.Begin\`'s body (a \`LoginContext\`), the daemon's validation of it, and what the engine reads first (SSH or not, the key's fingerprint, the remote address)."
   echo "- \`answer_body\`: arbitrary bytes decoded as \`Auth.Answer\`'s body, the answer read as a recovery code."
-} >docs/reliability.md
-echo "bench/fuzz.sh: wrote docs/reliability.md"
+  echo "<!-- fuzz:end -->"
+} >"$section"
+# Only this part of docs/reliability.md is the script's; the rest is written by hand.
+python3 - "$section" docs/reliability.md <<'PY'
+import re, sys
+section = open(sys.argv[1]).read()
+try:
+    doc = open(sys.argv[2]).read()
+except FileNotFoundError:
+    doc = "# Reliability\n"
+pattern = re.compile(r"<!-- fuzz:begin.*?<!-- fuzz:end -->\n", re.S)
+doc = pattern.sub(lambda _: section, doc) if pattern.search(doc) else doc.rstrip("\n") + "\n\n" + section
+open(sys.argv[2], "w").write(doc)
+PY
+rm -f "$section"
+echo "bench/fuzz.sh: wrote the fuzzing part of docs/reliability.md"
