@@ -39,6 +39,30 @@ pub struct Throughput {
     pub answers: Vec<Duration>,
 }
 
+impl Throughput {
+    pub fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The table cells every throughput report shares: clients, logins, time, logins/s,
+    /// latency median and p95, `Begin` and `Answer` medians.
+    pub fn cells(&self) -> String {
+        use crate::stats::{Summary, ms};
+        let lat = Summary::of(&self.latencies);
+        format!(
+            "{} | {} | {:.2} s | {:.0} | {} | {} | {} | {}",
+            self.clients,
+            self.latencies.len(),
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            ms(lat.median),
+            ms(lat.p95),
+            ms(Summary::of(&self.begins).median),
+            ms(Summary::of(&self.answers).median),
+        )
+    }
+}
+
 /// Each of `clients` connections logs in its own share of `users` one after the other;
 /// the clients run concurrently. Fails on the first login that does not succeed.
 pub async fn throughput(

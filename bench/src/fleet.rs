@@ -8,7 +8,7 @@
 //! and runs `pam-bench fleet` after `measure`; its section is appended to the report.
 
 use crate::dbus::{self, Target, Throughput};
-use crate::stats::{Summary, ms};
+use crate::stats::Summary;
 use crate::{User, ratio, read_users};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -391,10 +391,6 @@ struct Figures {
     warmup: usize,
 }
 
-fn rate(t: &Throughput) -> f64 {
-    t.latencies.len() as f64 / t.elapsed.as_secs_f64()
-}
-
 fn column(values: &[f64], names: &[&str], name: &str) -> f64 {
     names
         .iter()
@@ -456,26 +452,14 @@ fn report(f: &Figures) -> String {
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
     let row = |s: &mut String, store: &str, daemons: usize, t: &Throughput| {
-        let lat = Summary::of(&t.latencies);
-        let _ = writeln!(
-            s,
-            "| {store} | {daemons} | {} | {} | {:.2} s | {:.0} | {} | {} | {} | {} |",
-            t.clients,
-            t.latencies.len(),
-            t.elapsed.as_secs_f64(),
-            rate(t),
-            ms(lat.median),
-            ms(lat.p95),
-            ms(Summary::of(&t.begins).median),
-            ms(Summary::of(&t.answers).median),
-        );
+        let _ = writeln!(s, "| {store} | {daemons} | {} |", t.cells());
     };
     row(&mut s, "SQLite", 1, &f.baseline);
     for (i, r) in f.runs.iter().enumerate() {
         row(&mut s, &format!("PostgreSQL, host{}", i + 1), 1, r);
     }
     row(&mut s, "**PostgreSQL, all**", daemons, &all);
-    let (fleet_rate, base_rate) = (rate(&all), rate(&f.baseline));
+    let (fleet_rate, base_rate) = (all.rate(), f.baseline.rate());
     let _ = writeln!(
         s,
         "\n**Fleet / SQLite**: {fleet_rate:.0} / {base_rate:.0} logins/s = **{:.2}x** \

@@ -459,12 +459,12 @@ impl World {
         std::fs::copy(cluster_var("TWOFOLD_TEST_PG_PASSWORD_FILE"), &password)
             .expect("password file");
         std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        format!(
-            "[store]\nbackend = \"postgres\"\nurl = \"postgresql://{}@127.0.0.1:{}/{name}\"\npassword_file = \"{}\"\n",
+        let url = format!(
+            "postgresql://{}@127.0.0.1:{}/{name}",
             postgres::ROLE,
-            cluster_var("TWOFOLD_TEST_PG_PORT"),
-            password.display()
-        )
+            cluster_var("TWOFOLD_TEST_PG_PORT")
+        );
+        postgres::store_section(&url, &password, None)
     }
 
     /// This world's database on the run's cluster: its directory's name.

@@ -14,6 +14,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// A daemon's `[store]` section for the database at `url`, its password in
+/// `password_file`, and TLS against `ca_file` when given.
+pub fn store_section(url: &str, password_file: &Path, ca_file: Option<&Path>) -> String {
+    let ca = ca_file
+        .map(|c| format!("ca_file = \"{}\"\n", c.display()))
+        .unwrap_or_default();
+    format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_file = \"{}\"\n{ca}",
+        password_file.display()
+    )
+}
+
 /// Where Debian's postgresql-15 puts the server and client programs.
 pub const BIN: &str = "/usr/lib/postgresql/15/bin";
 

@@ -30,13 +30,7 @@ struct Fleet {
 fn store_section(w: &World, pg: &Postgres, url: &str, ca: Option<&std::path::Path>) -> String {
     let password = w.path("db-password");
     pg.write_password_file(&password);
-    let ca = ca
-        .map(|c| format!("ca_file = \"{}\"\n", c.display()))
-        .unwrap_or_default();
-    format!(
-        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_file = \"{}\"\n{ca}",
-        password.display()
-    )
+    twofold_integration::postgres::store_section(url, &password, ca)
 }
 
 /// Three hosts (`host1`..`host3`) on one database; `extra` goes into each configuration.
@@ -201,7 +195,8 @@ fn an_unlock_a_reset_and_a_deferral_on_host_1_hold_at_host_3s_next_login() {
 )]
 fn trust_stays_with_its_host_unless_a_group_shares_it_and_a_revocation_reaches_all() {
     for (group, shared) in [("", false), ("group = \"web\"\n", true)] {
-        let f = fleet_with_group(group, T0);
+        // Lines right after `host = …` go into each host's `[fleet]`.
+        let f = fleet(group, Some(T0));
         let (one, two) = (&f.hosts[0], &f.hosts[1]);
         one.open_session_window("sshd", me(), KEY, T0);
         f.set_clock(T0 + 60);
@@ -227,22 +222,6 @@ fn trust_stays_with_its_host_unless_a_group_shares_it_and_a_revocation_reaches_a
             }
         );
     }
-}
-
-/// [`fleet`] with `group` (a `group = "…"` line, or nothing) in each host's `[fleet]`.
-fn fleet_with_group(group: &str, now: i64) -> Fleet {
-    let pg = Postgres::start();
-    let hosts = (1..=3)
-        .map(|i| {
-            let mut w = World::bus_only();
-            w.use_test_clock(now);
-            let store = store_section(&w, &pg, &pg.url(), None);
-            w.start_daemon(&format!("{store}[fleet]\nhost = \"host{i}\"\n{group}"));
-            w.write_service("sshd", &w.module_line(""));
-            w
-        })
-        .collect();
-    Fleet { hosts, pg }
 }
 
 #[test]

@@ -174,21 +174,14 @@ impl PostgresStores {
     }
 
     /// What `twofoldctl store check` reports: the server, the schema, how much is kept.
-    pub fn check(&self) -> Result<Vec<(String, String)>> {
-        let store = self.lease(&self.readers)?;
-        store.check()
+    fn server_facts(&self) -> Result<Vec<(String, String)>> {
+        self.lease(&self.readers)?.server_facts()
     }
 
     fn lease(&self, pool: &Pool) -> Result<PostgresStore> {
         self.quiet.check()?;
         let started = crate::clock::monotonic();
-        let get = || self.handle.block_on(pool.get());
-        let client = if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::task::block_in_place(get)
-        } else {
-            get()
-        }
-        .map_err(|e| {
+        let client = run_to_end(&self.handle, pool.get()).map_err(|e| {
             let why = pool_failure(e);
             self.quiet.failed(crate::clock::monotonic() - started, &why);
             StoreError::Unavailable(why)
@@ -206,11 +199,12 @@ impl PostgresStores {
         })
     }
 
-    fn ready_lease(&self, pool: &Pool) -> Result<Lease<'_>> {
+    /// A lease on a database whose schema this daemon has seen up to date.
+    fn ready_lease(&self, pool: &Pool) -> Result<Leased> {
         if !self.ready.load(Ordering::Acquire) {
             self.migrate()?;
         }
-        Ok(Box::new(Leased(Some(self.lease(pool)?))))
+        Ok(Leased(Some(self.lease(pool)?)))
     }
 }
 
@@ -226,11 +220,11 @@ impl Drop for PostgresStores {
 
 impl Stores for PostgresStores {
     fn get(&self) -> Result<Lease<'_>> {
-        self.ready_lease(&self.writers)
+        Ok(Box::new(self.ready_lease(&self.writers)?))
     }
 
     fn reader(&self) -> Result<Lease<'_>> {
-        self.ready_lease(&self.readers)
+        Ok(Box::new(self.ready_lease(&self.readers)?))
     }
 
     fn size(&self) -> usize {
@@ -240,7 +234,7 @@ impl Stores for PostgresStores {
     fn check(&self) -> Result<Vec<(String, String)>> {
         let mut out = vec![("backend".to_string(), "postgres".to_string())];
         out.push(("trust scope".to_string(), self.scope.to_string()));
-        out.extend(PostgresStores::check(self)?);
+        out.extend(self.server_facts()?);
         Ok(out)
     }
 
@@ -249,15 +243,8 @@ impl Stores for PostgresStores {
     }
 
     fn import_sqlite(&self, path: &std::path::Path) -> Result<Vec<(String, String)>> {
-        if !self.ready.load(Ordering::Acquire) {
-            PostgresStores::migrate(self)?;
-        }
-        let mut store = self.lease(&self.writers)?;
-        let copied = import::copy(&mut store, path);
-        if store.link.broken.get() {
-            drop(Object::take(store.client));
-        }
-        copied
+        let mut lease = self.ready_lease(&self.writers)?;
+        import::copy(lease.store(), path)
     }
 }
 
@@ -386,6 +373,16 @@ fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Drives `work` on this store's runtime from the calling thread. Start-up checks run on
+/// the daemon's runtime: they step out of it to block.
+fn run_to_end<T>(handle: &tokio::runtime::Handle, work: impl std::future::Future<Output = T>) -> T {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::task::block_in_place(|| handle.block_on(work))
+    } else {
+        handle.block_on(work)
+    }
+}
+
 /// What each call needs besides its connection.
 struct Link {
     handle: tokio::runtime::Handle,
@@ -409,17 +406,9 @@ impl Link {
         };
         let started = crate::clock::monotonic();
         // The timer is made inside this store's runtime (the caller may have none).
-        let run = || {
-            self.handle
-                .block_on(async { tokio::time::timeout(limit, work).await })
-        };
-        // Start-up checks run on the daemon's runtime: step out of it to block.
-        let done = if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::task::block_in_place(run)
-        } else {
-            run()
-        };
-        match done {
+        match run_to_end(&self.handle, async {
+            tokio::time::timeout(limit, work).await
+        }) {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(Fail::Store(e))) => Err(e),
             Ok(Err(Fail::Pg(e))) => {
@@ -449,6 +438,12 @@ pub struct PostgresStore {
 /// A lease as the engine sees it; a broken connection is closed when it ends.
 struct Leased(Option<PostgresStore>);
 
+impl Leased {
+    fn store(&mut self) -> &mut PostgresStore {
+        self.0.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
 impl Deref for Leased {
     type Target = dyn Store;
     fn deref(&self) -> &(dyn Store + 'static) {
@@ -458,7 +453,7 @@ impl Deref for Leased {
 
 impl DerefMut for Leased {
     fn deref_mut(&mut self) -> &mut (dyn Store + 'static) {
-        self.0.as_mut().unwrap_or_else(|| unreachable!())
+        self.store()
     }
 }
 
@@ -504,14 +499,21 @@ async fn lock_user(tx: &impl GenericClient, name: &str) -> Pg<()> {
     Ok(())
 }
 
-const USER_COLUMNS: &str = "name, secret, state, enrolled_at, last_step, last_success, failures, \
-     lock_count, locked_until, generation, kind";
-const TRUST_COLUMNS: &str = "id, \"user\", kind, identity_hash, description, service, created_at, \
-     last_used, expires_at, idle_seconds, password_stamp";
-
-fn select_user() -> String {
-    format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1")
+/// The columns that `row_to_user` and `row_to_trust` read, in their order; statements
+/// are made from them at compile time (the hot path formats nothing).
+macro_rules! user_columns {
+    () => {
+        "name, secret, state, enrolled_at, last_step, last_success, failures, lock_count, \
+         locked_until, generation, kind"
+    };
 }
+macro_rules! trust_columns {
+    () => {
+        "id, \"user\", kind, identity_hash, description, service, created_at, last_used, \
+         expires_at, idle_seconds, password_stamp"
+    };
+}
+const SELECT_USER: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE name = $1");
 
 fn count(v: i64) -> u32 {
     u32::try_from(v.max(0)).unwrap_or(u32::MAX)
@@ -564,8 +566,11 @@ fn row_to_deferral(r: &Row) -> Pg<Deferral> {
     })
 }
 
-const SELECT_DEFERRAL: &str =
-    "SELECT subject, until, reason, created_at, created_by FROM deferrals";
+macro_rules! select_deferral {
+    () => {
+        "SELECT subject, until, reason, created_at, created_by FROM deferrals"
+    };
+}
 
 async fn phantom_record(tx: &impl GenericClient, name: &str) -> Pg<UserRecord> {
     let counters = opt(
@@ -763,6 +768,18 @@ async fn email_in(tx: &impl GenericClient, user: &str) -> Pg<Option<String>> {
 }
 
 impl PostgresStore {
+    /// Every row `sql` returns, each made into a `T` by `f`.
+    fn all<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        f: impl Fn(&Row) -> Pg<T>,
+    ) -> Result<Vec<T>> {
+        let c = &self.client;
+        self.link
+            .block(async move { rows(c, sql, params).await?.iter().map(f).collect() })
+    }
+
     fn migrate(&mut self) -> Result<i64> {
         let Self { client, link } = self;
         link.block(async move {
@@ -794,6 +811,10 @@ impl PostgresStore {
             if found == 0 {
                 tx.batch_execute(POSTGRES_BASELINE).await?;
             }
+            if found == SCHEMA_VERSION {
+                // Up to date: every host's start finds it so, and writes nothing.
+                return Ok(found);
+            }
             let from = found.max(POSTGRES_FIRST) - POSTGRES_FIRST;
             for sql in &POSTGRES[from as usize..] {
                 tx.batch_execute(sql).await?;
@@ -810,7 +831,7 @@ impl PostgresStore {
         })
     }
 
-    fn check(&self) -> Result<Vec<(String, String)>> {
+    fn server_facts(&self) -> Result<Vec<(String, String)>> {
         let c = &self.client;
         self.link.block(async move {
             let mut out = Vec::new();
@@ -862,7 +883,7 @@ impl Store for PostgresStore {
     fn user(&self, name: &str) -> Result<Option<UserRecord>> {
         let c = &self.client;
         self.link.block(async move {
-            match opt(c, &select_user(), &[&name]).await? {
+            match opt(c, SELECT_USER, &[&name]).await? {
                 Some(r) => Ok(Some(row_to_user(&r)?)),
                 None => Ok(None),
             }
@@ -870,14 +891,7 @@ impl Store for PostgresStore {
     }
 
     fn user_names(&self) -> Result<Vec<String>> {
-        let c = &self.client;
-        self.link.block(async move {
-            rows(c, "SELECT name FROM users", &[])
-                .await?
-                .iter()
-                .map(|r| Ok(r.try_get(0)?))
-                .collect()
-        })
+        self.all("SELECT name FROM users", &[], |r| Ok(r.try_get(0)?))
     }
 
     fn put_pending(
@@ -954,7 +968,7 @@ impl Store for PostgresStore {
         link.block(async move {
             let tx = client.transaction().await?;
             lock_user(&tx, name).await?;
-            let counters = match opt(&tx, &select_user(), &[&name]).await? {
+            let counters = match opt(&tx, SELECT_USER, &[&name]).await? {
                 None => phantom_record(&tx, name).await?,
                 Some(r) => {
                     let r = row_to_user(&r)?;
@@ -1007,7 +1021,7 @@ impl Store for PostgresStore {
             let tx = client.transaction().await?;
             // The check and the count happen under this lock, which every host takes.
             lock_user(&tx, name).await?;
-            let enrolled = match opt(&tx, &select_user(), &[&name]).await? {
+            let enrolled = match opt(&tx, SELECT_USER, &[&name]).await? {
                 Some(r) => Some(row_to_user(&r)?),
                 None => None,
             };
@@ -1217,39 +1231,28 @@ impl Store for PostgresStore {
     }
 
     fn trust_for(&self, user: &str, identity_hash: &str) -> Result<Vec<TrustRecord>> {
-        let c = &self.client;
         let scope = &*self.link.scope;
-        self.link.block(async move {
-            rows(
-                c,
-                &format!(
-                    "SELECT {TRUST_COLUMNS} FROM trust
-                     WHERE \"user\" = $1 AND identity_hash = $2 AND scope = $3"
-                ),
-                &[&user, &identity_hash, &scope],
-            )
-            .await?
-            .iter()
-            .map(row_to_trust)
-            .collect()
-        })
+        self.all(
+            concat!(
+                "SELECT ",
+                trust_columns!(),
+                " FROM trust WHERE \"user\" = $1 AND identity_hash = $2 AND scope = $3"
+            ),
+            &[&user, &identity_hash, &scope],
+            row_to_trust,
+        )
     }
 
     fn trust_of(&self, user: &str) -> Result<Vec<TrustRecord>> {
-        let c = &self.client;
-        self.link.block(async move {
-            rows(
-                c,
-                &format!(
-                    "SELECT {TRUST_COLUMNS} FROM trust WHERE \"user\" = $1 ORDER BY created_at"
-                ),
-                &[&user],
-            )
-            .await?
-            .iter()
-            .map(row_to_trust)
-            .collect()
-        })
+        self.all(
+            concat!(
+                "SELECT ",
+                trust_columns!(),
+                " FROM trust WHERE \"user\" = $1 ORDER BY created_at"
+            ),
+            &[&user],
+            row_to_trust,
+        )
     }
 
     fn put_trust(&mut self, r: &TrustRecord) -> Result<()> {
@@ -1401,14 +1404,11 @@ impl Store for PostgresStore {
     }
 
     fn deferrals(&self) -> Result<Vec<Deferral>> {
-        let c = &self.client;
-        self.link.block(async move {
-            rows(c, &format!("{SELECT_DEFERRAL} ORDER BY subject"), &[])
-                .await?
-                .iter()
-                .map(row_to_deferral)
-                .collect()
-        })
+        self.all(
+            concat!(select_deferral!(), " ORDER BY subject"),
+            &[],
+            row_to_deferral,
+        )
     }
 
     fn deferrals_of(&self, user: &str) -> Result<Vec<Deferral>> {
@@ -1615,19 +1615,12 @@ impl Store for PostgresStore {
     }
 
     fn users_with_email(&self, email: &str, limit: u32) -> Result<Vec<String>> {
-        let c = &self.client;
-        self.link.block(async move {
-            rows(
-                c,
-                "SELECT \"user\" FROM contacts WHERE lower(email) = lower($1)
+        self.all(
+            "SELECT \"user\" FROM contacts WHERE lower(email) = lower($1)
                  ORDER BY \"user\" LIMIT $2",
-                &[&email, &i64::from(limit)],
-            )
-            .await?
-            .iter()
-            .map(|r| Ok(r.try_get(0)?))
-            .collect()
-        })
+            &[&email, &i64::from(limit)],
+            |r| Ok(r.try_get(0)?),
+        )
     }
 
     fn email_of(&self, user: &str) -> Result<Option<String>> {
@@ -1647,18 +1640,15 @@ impl Listings for PostgresStore {
     }
 
     fn users_after(&self, after: &str, limit: u32) -> Result<Vec<UserRecord>> {
-        let c = &self.client;
-        self.link.block(async move {
-            rows(
-                c,
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE name > $1 ORDER BY name LIMIT $2"),
-                &[&after, &i64::from(limit)],
-            )
-            .await?
-            .iter()
-            .map(row_to_user)
-            .collect()
-        })
+        self.all(
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE name > $1 ORDER BY name LIMIT $2"
+            ),
+            &[&after, &i64::from(limit)],
+            row_to_user,
+        )
     }
 
     fn valid_trust_counts(
@@ -1667,52 +1657,33 @@ impl Listings for PostgresStore {
         last: &str,
         now: i64,
     ) -> Result<HashMap<String, u32>> {
-        let c = &self.client;
-        self.link.block(async move {
-            rows(
-                c,
-                "SELECT \"user\", count(*) FROM trust
+        self.all(
+            "SELECT \"user\", count(*) FROM trust
                  WHERE \"user\" >= $1 AND \"user\" <= $2 AND expires_at > $3 GROUP BY \"user\"",
-                &[&first, &last, &now],
-            )
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, count(r.try_get(1)?))))
-            .collect()
-        })
+            &[&first, &last, &now],
+            |r| Ok((r.try_get(0)?, count(r.try_get(1)?))),
+        )
+        .map(|pairs| pairs.into_iter().collect())
     }
 
     fn shared_addresses(&self, first: &str, last: &str) -> Result<Vec<String>> {
-        let c = &self.client;
-        self.link.block(async move {
-            rows(
-                c,
-                "SELECT c.\"user\" FROM contacts c WHERE c.\"user\" >= $1 AND c.\"user\" <= $2
+        self.all(
+            "SELECT c.\"user\" FROM contacts c WHERE c.\"user\" >= $1 AND c.\"user\" <= $2
                      AND EXISTS (SELECT 1 FROM contacts d WHERE lower(d.email) = lower(c.email)
                          AND d.\"user\" <> c.\"user\")",
-                &[&first, &last],
-            )
-            .await?
-            .iter()
-            .map(|r| Ok(r.try_get(0)?))
-            .collect()
-        })
+            &[&first, &last],
+            |r| Ok(r.try_get(0)?),
+        )
     }
 
     fn recovery_counts(&self, first: &str, last: &str) -> Result<HashMap<String, u32>> {
-        let c = &self.client;
-        self.link.block(async move {
-            rows(
-                c,
-                "SELECT \"user\", count(*) FROM recovery_codes
+        self.all(
+            "SELECT \"user\", count(*) FROM recovery_codes
                  WHERE \"user\" >= $1 AND \"user\" <= $2 GROUP BY \"user\"",
-                &[&first, &last],
-            )
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, count(r.try_get(1)?))))
-            .collect()
-        })
+            &[&first, &last],
+            |r| Ok((r.try_get(0)?, count(r.try_get(1)?))),
+        )
+        .map(|pairs| pairs.into_iter().collect())
     }
 
     fn trust_after(
@@ -1729,25 +1700,26 @@ impl Listings for PostgresStore {
                 Some(user) => {
                     rows(
                         c,
-                        &format!(
-                            "SELECT {TRUST_COLUMNS}, seq FROM trust WHERE \"user\" = $1
-                                 AND seq > $2 AND expires_at > $3 ORDER BY seq LIMIT $4"
+                        concat!(
+                            "SELECT ",
+                            trust_columns!(),
+                            ", seq FROM trust WHERE \"user\" = $1 AND seq > $2 AND expires_at > $3 \
+                             ORDER BY seq LIMIT $4"
                         ),
                         &[&user, &after, &now, &limit],
                     )
                     .await?
                 }
-                None => {
-                    rows(
-                        c,
-                        &format!(
-                            "SELECT {TRUST_COLUMNS}, seq FROM trust
-                                 WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT $3"
-                        ),
-                        &[&after, &now, &limit],
-                    )
-                    .await?
-                }
+                None => rows(
+                    c,
+                    concat!(
+                        "SELECT ",
+                        trust_columns!(),
+                        ", seq FROM trust WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT $3"
+                    ),
+                    &[&after, &now, &limit],
+                )
+                .await?,
             };
             found
                 .iter()
@@ -1757,38 +1729,27 @@ impl Listings for PostgresStore {
     }
 
     fn deferrals_after(&self, after: &str, limit: u32) -> Result<Vec<Deferral>> {
-        let c = &self.client;
-        self.link.block(async move {
-            rows(
-                c,
-                &format!("{SELECT_DEFERRAL} WHERE subject > $1 ORDER BY subject LIMIT $2"),
-                &[&after, &i64::from(limit)],
-            )
-            .await?
-            .iter()
-            .map(row_to_deferral)
-            .collect()
-        })
+        self.all(
+            concat!(
+                select_deferral!(),
+                " WHERE subject > $1 ORDER BY subject LIMIT $2"
+            ),
+            &[&after, &i64::from(limit)],
+            row_to_deferral,
+        )
     }
 
     fn deferrals_for_users(&self, first: &str, last: &str) -> Result<Vec<Deferral>> {
-        let c = &self.client;
-        self.link.block(async move {
-            // Group subjects run from `@` up to `A` (see sqlite's listing.rs); text sorts
-            // as bytes here too (COLLATE "C").
-            rows(
-                c,
-                &format!(
-                    "{SELECT_DEFERRAL} WHERE (subject >= $1 AND subject <= $2)
-                         OR (subject >= '@' AND subject < 'A')"
-                ),
-                &[&first, &last],
-            )
-            .await?
-            .iter()
-            .map(row_to_deferral)
-            .collect()
-        })
+        // Group subjects run from `@` up to `A` (see sqlite's listing.rs); text sorts as
+        // bytes here too (COLLATE "C").
+        self.all(
+            concat!(
+                select_deferral!(),
+                " WHERE (subject >= $1 AND subject <= $2) OR (subject >= '@' AND subject < 'A')"
+            ),
+            &[&first, &last],
+            row_to_deferral,
+        )
     }
 }
 
