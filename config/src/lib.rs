@@ -237,6 +237,10 @@ pub enum Unenrolled {
     Ignore,
 }
 
+/// The default `[login] timing_floor_us`: above what a Begin costs in twofoldd's release
+/// build on a 2-core machine, NSS miss included (docs/reliability.md, "Enumeration").
+pub const TIMING_FLOOR_US: u32 = 250;
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoginConfig {
@@ -245,6 +249,10 @@ pub struct LoginConfig {
     pub unenrolled: Unenrolled,
     /// Seconds an unanswered conversation is kept.
     pub conversation_timeout_seconds: Bounded<10, 3600>,
+    /// Microseconds a reply that asks for a code or refuses one takes at least (then the
+    /// next doubling), so the time does not tell unknown, unenrolled and enrolled names
+    /// apart (daemon/src/pacing.rs).
+    pub timing_floor_us: Bounded<50, 100000>,
     /// PAM services that are sshd: only for these, and only when root runs them, is the
     /// SSH key that passed (and the remote address) taken as the device.
     pub ssh_services: Vec<ServicePattern>,
@@ -256,6 +264,7 @@ impl Default for LoginConfig {
             max_tries: Bounded(3),
             unenrolled: Unenrolled::Deny,
             conversation_timeout_seconds: Bounded(300),
+            timing_floor_us: Bounded(TIMING_FLOOR_US),
             ssh_services: vec![
                 ServicePattern("sshd".into()),
                 ServicePattern("sshd-*".into()),

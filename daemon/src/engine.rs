@@ -134,6 +134,8 @@ pub struct Engine {
     /// Shown in authenticator apps as `user@hostname`.
     pub(crate) hostname: String,
     conversations: Mutex<HashMap<String, Conversation>>,
+    /// `[login] timing_floor_us`.
+    timing_floor: std::time::Duration,
 }
 
 /// How long one page of a listing may take to read before it is stopped. A page of
@@ -142,6 +144,17 @@ pub const LISTING_TIME_LIMIT: std::time::Duration = std::time::Duration::from_se
 
 /// Trust records the expiry sweep deletes per transaction (a few milliseconds each).
 const SWEEP_BATCH: u32 = 1000;
+
+/// A reply and how long to hold it before it is sent.
+pub struct Paced<T> {
+    pub reply: T,
+    pub hold: std::time::Duration,
+}
+
+/// Outcomes that only a real account gets, and errors: holding them hides nothing.
+fn shows_an_account(action: Action) -> bool {
+    matches!(action, Action::Success | Action::OutOfScope | Action::Error)
+}
 
 pub struct Parts {
     pub config: Config,
@@ -178,6 +191,9 @@ impl Engine {
             },
             email: EmailFactor,
             email_codes_on: p.config.email_codes_on(),
+            timing_floor: std::time::Duration::from_micros(u64::from(
+                p.config.login.timing_floor_us.get(),
+            )),
             courier: p.courier,
             config: p.config,
             stores: p.store,
@@ -309,6 +325,47 @@ impl Engine {
             reason: reason.into(),
             ..Default::default()
         });
+    }
+
+    /// [`Engine::begin`], with how long its reply must be held (see [`crate::pacing`]):
+    /// a reply that asks for a code or refuses the login is, whoever the name is.
+    pub fn begin_paced(
+        &self,
+        caller: &Caller,
+        ctx: LoginContext,
+    ) -> Paced<Result<(String, Step), ApiError>> {
+        let started = crate::clock::monotonic();
+        let reply = self.begin(caller, ctx);
+        let held = matches!(&reply, Ok((_, step)) if !shows_an_account(step.action));
+        self.paced(reply, held, started)
+    }
+
+    /// [`Engine::answer`], with how long its reply must be held: a refused code's is.
+    pub fn answer_paced(
+        &self,
+        caller: &Caller,
+        id: &str,
+        response: &str,
+    ) -> Paced<Result<Step, ApiError>> {
+        let started = crate::clock::monotonic();
+        let at_code = lock(&self.conversations)
+            .get(id)
+            .is_some_and(|c| c.stage == Stage::Code);
+        let reply = self.answer(caller, id, response);
+        // A right code leads to a pass or the "remember this device?" question.
+        let held = at_code
+            && matches!(&reply, Ok(step) if !shows_an_account(step.action)
+                && step.action != Action::PromptVisible);
+        self.paced(reply, held, started)
+    }
+
+    fn paced<T>(&self, reply: T, held: bool, started: std::time::Instant) -> Paced<T> {
+        let hold = if held {
+            crate::pacing::hold(self.timing_floor, crate::clock::monotonic() - started)
+        } else {
+            std::time::Duration::ZERO
+        };
+        Paced { reply, hold }
     }
 
     /// Starts a login: returns the conversation id ("" when the first step is final) and

@@ -18,6 +18,7 @@ pub mod manage;
 pub mod model;
 pub mod notify;
 pub mod otp;
+pub mod pacing;
 pub mod peer;
 pub mod qr;
 pub mod random;

@@ -2,7 +2,7 @@
 //! connection), then runs the engine off the runtime's thread (see [`Shared::run`]).
 
 use crate::authz::Caller;
-use crate::engine::{ApiError, Engine};
+use crate::engine::{ApiError, Engine, Paced};
 use crate::peer::SocketPeer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -260,6 +260,15 @@ impl Shared {
     }
 }
 
+/// The reply, once its hold is over: the engine turn is given back first, and only this
+/// call's thread waits (the runtime's timer counts whole milliseconds).
+fn after_its_hold<T>(paced: Paced<Result<T, ApiError>>) -> Result<T, TwofoldError> {
+    if !paced.hold.is_zero() {
+        tokio::task::block_in_place(|| std::thread::sleep(paced.hold));
+    }
+    paced.reply.map_err(TwofoldError::from)
+}
+
 /// The login interface, with the peer when served on twofoldd's own socket (identified
 /// by the socket's SO_PEERCRED), or `None` on the bus (identified by the bus daemon).
 pub struct AuthService(pub Shared, pub Option<SocketPeer>);
@@ -272,9 +281,11 @@ impl AuthService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, Step), TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0
-            .run(caller.uid, move |e| e.begin(&caller, context))
-            .await
+        after_its_hold(
+            self.0
+                .run(caller.uid, move |e| Ok(e.begin_paced(&caller, context)))
+                .await?,
+        )
     }
 
     async fn answer(
@@ -284,11 +295,13 @@ impl AuthService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Step, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        self.0
-            .run(caller.uid, move |e| {
-                e.answer(&caller, &conversation, &response)
-            })
-            .await
+        after_its_hold(
+            self.0
+                .run(caller.uid, move |e| {
+                    Ok(e.answer_paced(&caller, &conversation, &response))
+                })
+                .await?,
+        )
     }
 
     async fn cancel(

@@ -11,10 +11,16 @@ const UNENROLLED: &str = "nobody";
 
 /// One try per login, and room for many wrong codes before the lock (which every name
 /// reaches alike; the measurement unlocks them all between rounds).
+/// `$TWOFOLD_ENUMERATION_FLOOR_US`, when set, is the daemon's `[login] timing_floor_us`.
 fn world() -> (World, String) {
-    let w = World::start(
-        "[login]\nmax_tries = 1\nunenrolled = \"deny\"\n[lockout]\nmax_failures = 100\nsource_failures = 100",
-    );
+    let floor = std::env::var("TWOFOLD_ENUMERATION_FLOOR_US")
+        .ok()
+        .filter(|f| !f.is_empty())
+        .map(|f| format!("timing_floor_us = {f}\n"))
+        .unwrap_or_default();
+    let w = World::start(&format!(
+        "[login]\nmax_tries = 1\nunenrolled = \"deny\"\n{floor}[lockout]\nmax_failures = 100\nsource_failures = 100",
+    ));
     w.write_service("twofold", &w.module_line(""));
     let secret = w.enrol(me());
     // Activated, as a real user's is.

@@ -1697,3 +1697,33 @@ mod local_attacks;
 mod recovery;
 mod security_keys;
 mod self_enrol;
+
+#[test]
+fn replies_that_ask_for_or_refuse_a_code_are_held_to_the_floor_and_passes_are_not() {
+    // A floor far above what these calls take, so every held reply is held.
+    let f = fixture_with("version = 1\n[login]\ntiming_floor_us = 100000\n");
+    let secret = f.enrol("alice");
+    f.clock.advance(30);
+    let floor = std::time::Duration::from_millis(100);
+    let held = |p: &std::time::Duration| !p.is_zero() && *p <= floor;
+    for name in ["alice", "bob", "nobody-here"] {
+        let begun = f.engine.begin_paced(&root(), ctx(name));
+        assert!(held(&begun.hold), "{name}: {:?}", begun.hold);
+        let (id, step) = begun.reply.unwrap();
+        assert_eq!(step.action, Action::PromptSecret, "{name}");
+        let refused = f.engine.answer_paced(&root(), &id, "000000");
+        assert!(held(&refused.hold), "{name}: {:?}", refused.hold);
+        assert_eq!(refused.reply.unwrap().action, Action::PromptSecret);
+    }
+    let (id, _) = f.engine.begin(&root(), ctx("alice")).unwrap();
+    let passed = f.engine.answer_paced(&root(), &id, &f.code(&secret, 0));
+    assert_eq!(passed.reply.unwrap().action, Action::Success);
+    assert!(passed.hold.is_zero(), "{:?}", passed.hold);
+    // Errors and calls that name no conversation are not held either.
+    let unknown = f.engine.answer_paced(&root(), "no-such-id", "000000");
+    assert!(unknown.reply.is_err() && unknown.hold.is_zero());
+    let out_of_scope = fixture_with("version = 1\n[login]\nunenrolled = \"ignore\"\n")
+        .engine
+        .begin_paced(&root(), ctx("bob"));
+    assert!(out_of_scope.hold.is_zero());
+}
