@@ -19,13 +19,17 @@ pub enum Judgement {
 
 /// Valid while now is before every limit: the record's own expiry, the checking service's
 /// current window (so tightening the policy takes effect at once) and the idle limit; and
-/// while the password is the one it was recorded with.
+/// while the password is the one it was recorded with. A record made or used later than
+/// now means the clock went back: it has lapsed, or every limit would stretch by the jump.
 pub fn judge(
     r: &TrustRecord,
     policy: &ServicePolicy,
     now: i64,
     password_stamp: Option<&str>,
 ) -> Judgement {
+    if r.created_at > now || r.last_used > now {
+        return Judgement::Lapsed;
+    }
     let within = |limit: i64| now < limit;
     let then = r.password_stamp.as_deref();
     let valid = match r.kind {
@@ -139,6 +143,18 @@ mod tests {
             Some("stamp".into()),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_record_made_or_used_after_now_has_lapsed_as_the_clock_went_back() {
+        for kind in [TrustKind::Session, TrustKind::Device] {
+            let mut r = record(kind);
+            assert_eq!(judge(&r, &POLICY, 1000, Some("stamp")), Judgement::Valid);
+            assert_eq!(judge(&r, &POLICY, 999, Some("stamp")), Judgement::Lapsed);
+            r.last_used = 5000;
+            assert_eq!(judge(&r, &POLICY, 4999, Some("stamp")), Judgement::Lapsed);
+            assert_eq!(judge(&r, &POLICY, 5000, Some("stamp")), Judgement::Valid);
+        }
     }
 
     #[test]
