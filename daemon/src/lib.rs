@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod audit_throttle;
 pub mod authz;
+pub mod bus;
 pub mod clock;
 pub mod credentials;
 pub mod email_codes;

@@ -9,6 +9,7 @@ use twofold_config::Config;
 use twofold_daemon::audit::SyslogAudit;
 use twofold_daemon::audit_throttle::ThrottledAudit;
 use twofold_daemon::authz::SystemUsers;
+use twofold_daemon::bus;
 use twofold_daemon::clock::{Clock, SystemClock};
 use twofold_daemon::email_codes::{Courier, MailCourier, NoCourier};
 use twofold_daemon::email_notices::EmailNotifier;
@@ -17,8 +18,8 @@ use twofold_daemon::identity::ProcSessions;
 use twofold_daemon::mail::{Mailer, SmtpMailer};
 use twofold_daemon::notify::{NoNotifier, Notifier};
 use twofold_daemon::random::OsRandom;
-use twofold_daemon::service::{AuthService, ManageService, Shared};
-use twofold_protocol::{BUS_NAME, OBJECT_PATH, SYSTEM_BUS_ADDRESS};
+use twofold_daemon::service::Shared;
+use twofold_protocol::{BUS_NAME, SYSTEM_BUS_ADDRESS};
 
 #[derive(Parser)]
 #[command(name = "twofoldd", version, about = "twofold's second-factor daemon")]
@@ -185,23 +186,18 @@ async fn serve(
     // Logins and twofoldctl come over the socket, which needs no bus daemon; the bus
     // serves other programs, and bus activation.
     let sockets = twofold_daemon::socket::listeners(&socket_path)?;
-    let bus = match connect_bus(&address).await {
-        Ok(bus) => Some(bus),
+    let shared = Shared::new(engine);
+    let bus = match bus::join(&address, &shared, 1).await {
+        Ok(bus) => {
+            eprintln!("twofoldd: serving {BUS_NAME} on {address}");
+            Some(bus)
+        }
         Err(e) if bus_optional => {
-            eprintln!("twofoldd: {e}; going on without the bus");
+            eprintln!("twofoldd: {e}; serving logins on the socket only until the bus is there");
             None
         }
         Err(e) => return Err(e),
     };
-    let dbus = match &bus {
-        Some(conn) => Some(
-            zbus::fdo::DBusProxy::new(conn)
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
-        None => None,
-    };
-    let shared = Shared::new(engine, dbus);
     tokio::spawn(twofold_daemon::socket::serve(
         sockets,
         shared.clone(),
@@ -212,36 +208,10 @@ async fn serve(
         socket_path.display(),
         twofold_protocol::root_socket_path(&socket_path).display()
     );
-    if let Some(conn) = &bus {
-        // Serve the interfaces before taking the name, so no call finds the name but no object.
-        let server = conn.object_server();
-        server
-            .at(OBJECT_PATH, AuthService(shared.clone(), None))
-            .await
-            .map_err(|e| e.to_string())?;
-        server
-            .at(OBJECT_PATH, ManageService(shared.clone(), None))
-            .await
-            .map_err(|e| e.to_string())?;
-        conn.request_name(BUS_NAME)
-            .await
-            .map_err(|e| format!("cannot own {BUS_NAME}: {e}"))?;
-        eprintln!("twofoldd: serving {BUS_NAME} on {address}");
-    } else {
-        eprintln!("twofoldd: serving logins on the socket only");
-    }
+    tokio::spawn(bus::stay_on(address, shared, bus));
     let _ = shutdown.await;
     eprintln!("twofoldd: stopping");
     Ok(())
-}
-
-/// Every call the daemon makes on the bus (to the bus driver) gives up after 5 s.
-async fn connect_bus(address: &str) -> Result<zbus::Connection, String> {
-    zbus::connection::Builder::address(address)
-        .method_timeout(std::time::Duration::from_secs(5))
-        .build()
-        .await
-        .map_err(|e| format!("cannot connect to the bus at {address}: {e}"))
 }
 
 /// glibc raises its mmap threshold to the size of each large block freed, so after a

@@ -47,6 +47,9 @@ pub struct Shared {
     engine: Arc<Engine>,
     /// The bus driver, to identify callers on the bus; None when serving the socket only.
     dbus: Option<fdo::DBusProxy<'static>>,
+    /// Which connection to the bus this is (see [`Shared::on_bus`]): a bus daemon that
+    /// starts again gives out the same unique names again.
+    bus_generation: u64,
     /// uid and pid per unique bus name: a connection's credentials never change and the
     /// bus never reuses a unique name, so each caller costs one lookup, not one per call.
     callers: Arc<Mutex<HashMap<String, Credentials>>>,
@@ -129,7 +132,7 @@ impl Drop for LookupSlot {
 }
 
 impl Shared {
-    pub fn new(engine: Arc<Engine>, dbus: Option<fdo::DBusProxy<'static>>) -> Shared {
+    pub fn new(engine: Arc<Engine>) -> Shared {
         // One engine call per database connection (see [`Shared::run`]), one of them
         // root's alone when there is more than one.
         let connections = engine.store_connections().max(1);
@@ -139,9 +142,25 @@ impl Shared {
             root_calls: Arc::new(tokio::sync::Semaphore::new(root_turns)),
             listing_calls: Arc::new(tokio::sync::Semaphore::new(LISTINGS_AT_ONCE)),
             engine,
-            dbus,
+            dbus: None,
+            bus_generation: 0,
             callers: Arc::default(),
             lookups: Arc::default(),
+        }
+    }
+
+    /// The same engine and turns, for callers on the bus `dbus` is the driver of: the
+    /// `generation`th connection to a bus. Callers are identified afresh and their
+    /// conversations are bound to names of this connection only, so a client of a bus
+    /// daemon that started again, given an earlier client's unique name, is not taken
+    /// for it.
+    pub fn on_bus(&self, dbus: fdo::DBusProxy<'static>, generation: u64) -> Shared {
+        Shared {
+            dbus: Some(dbus),
+            bus_generation: generation,
+            callers: Arc::default(),
+            lookups: Arc::default(),
+            ..self.clone()
         }
     }
 
@@ -166,7 +185,7 @@ impl Shared {
             .sender()
             .ok_or_else(|| denied("the call has no sender"))?
             .to_owned();
-        let bus_name = sender.to_string();
+        let bus_name = format!("bus{}/{sender}", self.bus_generation);
         let known = self
             .callers
             .lock()
@@ -183,7 +202,7 @@ impl Shared {
             .ok_or_else(|| denied("cannot identify the caller"))?;
         let creds = tokio::time::timeout(
             CREDENTIALS_TIMEOUT,
-            dbus.get_connection_credentials(sender.into()),
+            dbus.get_connection_credentials(sender.clone().into()),
         )
         .await
         .map_err(|_| denied("the bus did not say who the caller is in time"))?

@@ -330,6 +330,22 @@ impl PamRun {
     }
 }
 
+/// A dbus-daemon on `dir`/bus.conf, its socket `dir`/bus open to every test user.
+fn start_bus(dir: &Path) -> Child {
+    let socket = dir.join("bus");
+    let bus = Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", dir.join("bus.conf").display()))
+        .args(["--nofork", "--nopidfile"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dbus-daemon (apt-get install dbus-daemon)");
+    wait_until(|| socket.exists(), "the bus socket");
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))
+        .expect("chmod socket");
+    bus
+}
+
 impl World {
     /// A private bus and a daemon with `extra` appended to the test configuration.
     pub fn start(extra: &str) -> World {
@@ -403,16 +419,7 @@ impl World {
             )
         };
         std::fs::write(&config, bus_config(&socket, &extra_policy)).expect("bus.conf");
-        let bus = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--nopidfile"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon (apt-get install dbus-daemon)");
-        wait_until(|| socket.exists(), "the bus socket");
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))
-            .expect("chmod socket");
+        let bus = start_bus(dir.path());
         let bus_address = format!("unix:path={}", socket.display());
         let w = World {
             dir,
@@ -557,6 +564,13 @@ impl World {
     pub fn kill_bus(&mut self) {
         let _ = self.bus.kill();
         let _ = self.bus.wait();
+    }
+
+    /// A new dbus-daemon on the same address and policy, as after `systemctl restart dbus`
+    /// (call [`World::kill_bus`] first).
+    pub fn start_bus_again(&mut self) {
+        let _ = std::fs::remove_file(self.path("bus"));
+        self.bus = start_bus(self.dir.path());
     }
 
     /// Writes the daemon's configuration (with `extra`) and returns its path, for tests

@@ -34,6 +34,53 @@ fn logins_and_unlock_work_while_dbus_daemon_is_dead() {
 }
 
 #[test]
+fn twofoldd_is_back_on_a_bus_that_starts_again_and_takes_no_new_caller_for_an_old_one() {
+    require_root("other users' calls over the bus");
+    assert!(ensure_test_users());
+    let mut w = World::start("");
+    w.write_service("twofold", &w.bus_module_line(""));
+    let secret = w.enrol(me());
+    let bus = w.bus_address.clone();
+    // Root's calls on the first bus: their unique names are remembered as uid 0.
+    for _ in 0..5 {
+        let out = w.ctl(&["--bus", &bus, "status", me()], "");
+        assert!(out.status.success(), "{}", combined(&out));
+    }
+    w.kill_bus();
+    w.start_bus_again();
+    // Waited for in the log: a client polling the bus would use up the unique names
+    // that the calls below must be given.
+    let start = Instant::now();
+    let back = loop {
+        let log = w.daemon_log();
+        if log.contains(&format!("serving org.twofold.Twofold1 on {bus} again")) {
+            break start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "twofoldd is not back on the bus: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The new bus daemon gives out the first bus's unique names again: none of another
+    // user's connections may be taken for the root caller that once had its name.
+    for _ in 0..8 {
+        let out = w.ctl_as(Some(USER_A), &["--bus", &bus, "unlock", me()], "");
+        assert!(
+            !out.status.success() && combined(&out).contains("ermission"),
+            "{USER_A} unlocking {} over the new bus: {}",
+            me(),
+            combined(&out)
+        );
+    }
+    let r = w.pam("twofold", me(), &format!("{}\n", fresh_code(&secret)));
+    assert!(r.passed(), "a login over the new bus: {r:?}");
+    println!(
+        "proved: dbus-daemon killed and started again: twofoldd served the new bus after {back:?}, logins over it pass, and 8 calls of {USER_A} whose unique names root's calls had on the old bus were refused"
+    );
+}
+
+#[test]
 fn socket_activation_starts_the_daemon_at_the_first_connection() {
     let w = World::bus_only();
     let config = w.write_config("");
