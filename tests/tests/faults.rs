@@ -855,8 +855,8 @@ fn a_read_only_mount_over_the_state_directory_never_loses_an_accepted_code() {
         .join(" / ");
     let lower = start_said.to_lowercase();
     assert!(
-        lower.contains("database") && (lower.contains("readonly") || lower.contains("read-only")),
-        "twofoldd's refusal does not say the database is read-only: {start_said}"
+        lower.contains("twofold.db") && lower.contains("read-only file system"),
+        "twofoldd's refusal does not name the file and say it is read-only: {start_said}"
     );
     w.start_daemon(ONE_TRY);
     assert_eq!(integrity(&w), "ok");

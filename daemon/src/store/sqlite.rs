@@ -11,9 +11,26 @@ use super::{Listings, Result, Store, StoreError};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        // SQLite's own messages ("database is locked", "disk I/O error") hold no data.
+        // Said in words an administrator can act on; SQLite's own detail messages may
+        // quote a statement's values, so only the error's kind is told.
+        use rusqlite::ErrorCode as C;
         StoreError::Unavailable(match e {
-            rusqlite::Error::SqliteFailure(f, _) => format!("{:?}", f.code),
+            rusqlite::Error::SqliteFailure(f, _) => match f.code {
+                C::ReadOnly => {
+                    "the database cannot be written (a read-only file system or file)".into()
+                }
+                C::DiskFull => "the disk is full".into(),
+                C::SystemIoFailure => "a disk I/O error".into(),
+                C::DatabaseBusy | C::DatabaseLocked => {
+                    "the database is locked by another program".into()
+                }
+                C::DatabaseCorrupt | C::NotADatabase => {
+                    "the file is not an intact twofold database".into()
+                }
+                C::CannotOpen => "the database file cannot be opened".into(),
+                C::PermissionDenied => "permission denied".into(),
+                code => format!("{code:?}"),
+            },
             other => other.to_string(),
         })
     }
@@ -200,8 +217,13 @@ impl SqliteStore {
             path: path.to_owned(),
             file: None,
         };
-        store.configure()?;
-        store.migrate()?;
+        // At start, which file is as important as what went wrong with it.
+        let at_file = |e: StoreError| match e {
+            StoreError::Unavailable(why) => StoreError::Unavailable(format!("{shown}: {why}")),
+            other => other,
+        };
+        store.configure().map_err(at_file)?;
+        store.migrate().map_err(at_file)?;
         store.tighten_file_modes(owners)?;
         // The file exists now (the migration wrote it): this is the one to keep writing.
         let opened = std::fs::symlink_metadata(path)
