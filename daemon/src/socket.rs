@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,7 +32,7 @@ const ROOT_RESERVE: usize = 64;
 /// ones: the public socket at `path` (mode 0666) and the root-only one beside it (0600;
 /// see [`twofold_protocol::ROOT_SOCKET_NAME`]). Both serve the same interfaces; the
 /// kernel's file mode is what keeps other users off the second one.
-pub fn listeners(path: &Path) -> Result<Vec<UnixListener>, String> {
+pub fn listeners(path: &Path) -> Result<Vec<Listener>, String> {
     let passed = passed_by_systemd()?;
     if !passed.is_empty() {
         return passed
@@ -40,6 +40,11 @@ pub fn listeners(path: &Path) -> Result<Vec<UnixListener>, String> {
             .map(|l| {
                 l.set_nonblocking(true)
                     .and_then(|()| UnixListener::from_std(l))
+                    .map(|socket| Listener {
+                        socket,
+                        // systemd owns the file (`systemctl restart twofoldd.socket`).
+                        bound_at: None,
+                    })
                     .map_err(|e| format!("a socket systemd passed: {e}"))
             })
             .collect();
@@ -67,9 +72,61 @@ pub fn listeners(path: &Path) -> Result<Vec<UnixListener>, String> {
         ));
     }
     // Everyone may connect to the public socket: the daemon decides by the peer's uid.
-    let public = bind(path, 0o666)?;
-    let root_only = bind(&twofold_protocol::root_socket_path(path), 0o600)?;
-    Ok(vec![public, root_only])
+    let public = path.to_owned();
+    let root_only = twofold_protocol::root_socket_path(path);
+    Ok(vec![
+        Listener::bound(public, 0o666)?,
+        Listener::bound(root_only, 0o600)?,
+    ])
+}
+
+/// A listening socket, and where twofoldd bound it itself: a file removed under it (an
+/// administrator's `rm`, a clean-up of /run) is bound again within [`REBIND_CHECK`],
+/// or every login would fail (and pass, under `failmode=safe`) until a restart.
+pub struct Listener {
+    socket: UnixListener,
+    bound_at: Option<(PathBuf, u32)>,
+}
+
+/// How often a socket twofoldd bound itself is looked for at its path.
+const REBIND_CHECK: Duration = Duration::from_secs(1);
+
+impl Listener {
+    fn bound(path: PathBuf, mode: u32) -> Result<Listener, String> {
+        Ok(Listener {
+            socket: bind(&path, mode)?,
+            bound_at: Some((path, mode)),
+        })
+    }
+
+    /// The next connection; binds the socket again first if its file is gone.
+    async fn accept(&mut self) -> std::io::Result<UnixStream> {
+        let Some((path, mode)) = self.bound_at.clone() else {
+            return self.socket.accept().await.map(|(s, _)| s);
+        };
+        loop {
+            tokio::select! {
+                accepted = self.socket.accept() => return accepted.map(|(s, _)| s),
+                () = tokio::time::sleep(REBIND_CHECK) => {}
+            }
+            // Only a missing file: anything else at the path (another daemon's socket) is
+            // not ours to replace.
+            if std::fs::symlink_metadata(&path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            {
+                match bind(&path, mode) {
+                    Ok(socket) => {
+                        eprintln!(
+                            "twofoldd: {} was removed; listening there again",
+                            path.display()
+                        );
+                        self.socket = socket;
+                    }
+                    Err(e) => eprintln!("twofoldd: {} was removed and {e}", path.display()),
+                }
+            }
+        }
+    }
 }
 
 /// Binds a socket at `path` (replacing a stale socket, nothing else) with `mode`. The
@@ -120,7 +177,7 @@ struct Open {
 
 /// Accepts connections on every listener until the process ends; the bounds on open
 /// connections are shared by all of them.
-pub async fn serve(listeners: Vec<UnixListener>, shared: Shared, per_user: usize) {
+pub async fn serve(listeners: Vec<Listener>, shared: Shared, per_user: usize) {
     let open = Arc::new(Mutex::new(Open {
         by_uid: HashMap::new(),
         total: 0,
@@ -137,14 +194,14 @@ pub async fn serve(listeners: Vec<UnixListener>, shared: Shared, per_user: usize
 }
 
 async fn accept_loop(
-    listener: UnixListener,
+    mut listener: Listener,
     shared: Shared,
     open: Arc<Mutex<Open>>,
     next: Arc<AtomicU64>,
 ) {
     loop {
         let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+            Ok(stream) => stream,
             Err(e) => {
                 // Out of descriptors, say: wait a little rather than spin.
                 eprintln!("twofoldd: accept on the socket failed: {e}");
