@@ -260,3 +260,123 @@ mod tests {
         assert_eq!(a.id.len(), 64);
     }
 }
+
+/// For any record, policy and time: a valid record is within every one of its limits, so
+/// no window or remembered device outlives its hours, its idle limit or its own expiry
+/// by even one second, and none is valid before it was made or last used.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn policy() -> impl Strategy<Value = ServicePolicy> {
+        (0i64..50_000, 0i64..5_000, any::<bool>(), 1i64..100_000).prop_map(
+            |(session_seconds, idle_seconds, remember_device, remember_seconds)| ServicePolicy {
+                session_seconds,
+                idle_seconds,
+                remember_device,
+                remember_seconds,
+                trust_address: false,
+                accept_security_keys: false,
+                ssh: true,
+            },
+        )
+    }
+
+    fn record() -> impl Strategy<Value = TrustRecord> {
+        (
+            prop_oneof![Just(TrustKind::Session), Just(TrustKind::Device)],
+            0i64..100_000,
+            0i64..50_000,
+            0i64..200_000,
+            0i64..5_000,
+        )
+            .prop_map(
+                |(kind, created_at, used_after, lasts, idle_seconds)| TrustRecord {
+                    id: "id".into(),
+                    user: "alice".into(),
+                    kind,
+                    identity_hash: "h".into(),
+                    description: "d".into(),
+                    service: "sshd".into(),
+                    created_at,
+                    last_used: created_at + used_after,
+                    expires_at: created_at + lasts,
+                    idle_seconds,
+                    password_stamp: Some("stamp".into()),
+                },
+            )
+    }
+
+    /// A time at or next to one of a record's limits (where an off-by-one would show),
+    /// or anywhere.
+    #[derive(Debug, Clone)]
+    enum Instant {
+        Near(u8, i64),
+        Anywhere(i64),
+    }
+
+    impl Instant {
+        fn of(&self, r: &TrustRecord, p: &ServicePolicy) -> i64 {
+            match *self {
+                Instant::Near(limit, offset) => {
+                    let limits = [
+                        r.created_at,
+                        r.last_used,
+                        r.expires_at,
+                        r.created_at + p.session_seconds,
+                        r.last_used + r.idle_seconds,
+                        r.last_used + p.idle_seconds,
+                        r.created_at + p.remember_seconds,
+                    ];
+                    limits[usize::from(limit) % limits.len()] + offset
+                }
+                Instant::Anywhere(t) => t,
+            }
+        }
+    }
+
+    fn instant() -> impl Strategy<Value = Instant> {
+        prop_oneof![
+            3 => (any::<u8>(), -2i64..=2).prop_map(|(l, o)| Instant::Near(l, o)),
+            1 => (0i64..400_000).prop_map(Instant::Anywhere),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn a_valid_record_is_within_every_limit(r in record(), p in policy(), at in instant()) {
+            let now = at.of(&r, &p);
+            if judge(&r, &p, now, Some("stamp")) != Judgement::Valid {
+                return Ok(());
+            }
+            prop_assert!(r.created_at <= now && r.last_used <= now);
+            prop_assert!(now < r.expires_at);
+            match r.kind {
+                TrustKind::Session => {
+                    prop_assert!(now < r.created_at + p.session_seconds);
+                    for idle in [r.idle_seconds, p.idle_seconds] {
+                        prop_assert!(idle == 0 || now < r.last_used + idle);
+                    }
+                }
+                TrustKind::Device => {
+                    prop_assert!(p.remember_device && now < r.created_at + p.remember_seconds);
+                }
+            }
+            // Another password, or none where there was one: never valid.
+            prop_assert_ne!(judge(&r, &p, now, Some("other")), Judgement::Valid);
+            prop_assert_ne!(judge(&r, &p, now, None), Judgement::Valid);
+        }
+
+        #[test]
+        fn once_lapsed_by_time_a_record_unused_since_stays_lapsed(r in record(), p in policy(), at in instant(), later in 1i64..400_000) {
+            let now = at.of(&r, &p);
+            // Lapsed at `now` though made and used before it: no later time revives it.
+            if r.last_used <= now && judge(&r, &p, now, Some("stamp")) == Judgement::Lapsed {
+                prop_assert_eq!(judge(&r, &p, now + later, Some("stamp")), Judgement::Lapsed);
+            }
+        }
+    }
+}
