@@ -1177,3 +1177,40 @@ fn a_socket_file_removed_under_the_running_daemon_is_bound_again_and_logins_fail
         "proved: with both socket files removed the right code fails closed in {took:?} (PAM_AUTHINFO_UNAVAIL), twofoldctl exits 3, failmode=safe lets the login through without a code; twofoldd bound both again {back:?} after it ran again (modes 0666 and 0600), the next login passed, no restart"
     );
 }
+
+#[test]
+fn another_program_reading_the_database_while_twofoldd_runs_loses_nothing_twofoldd_writes() {
+    if sqlite_only("the database file another program opens") {
+        return;
+    }
+    let mut w = World::start("");
+    w.write_service("twofold", &w.module_line(""));
+    let secret = w.enrol(me());
+    let wal = w.path("state/twofold.db-wal");
+    // An administrator's `sqlite3 twofold.db 'select ...'`: a read-write connection,
+    // closed again. SQLite deletes the WAL at the last connection's close unless another
+    // process holds its locks, which twofoldd lost when it opened its own files to
+    // chmod them (a close drops every POSIX lock of the process on the file).
+    {
+        let other = rusqlite::Connection::open(w.path("state/twofold.db")).expect("open");
+        let users: i64 = other
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(users, 1);
+    }
+    assert!(wal.exists(), "the WAL twofoldd writes was deleted under it");
+    wait_for_step_margin(10);
+    let code = fresh_code(&secret);
+    let r = w.pam("twofold", me(), &format!("{code}\n"));
+    assert!(r.passed(), "{r:?}");
+    w.stop_daemon();
+    w.start_daemon("");
+    let again = w.pam("twofold", me(), &format!("{code}\n"));
+    assert!(
+        !again.passed(),
+        "a code accepted after another program read the database passed again after a restart: {again:?}"
+    );
+    println!(
+        "proved: after another program opened and closed the database read-write, twofoldd's WAL was still there, and a code accepted afterwards was still refused as used after a restart"
+    );
+}

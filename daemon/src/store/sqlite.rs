@@ -224,7 +224,7 @@ impl SqliteStore {
         };
         store.configure().map_err(at_file)?;
         store.migrate().map_err(at_file)?;
-        store.tighten_file_modes(owners)?;
+        tighten_file_modes(path, owners)?;
         // The file exists now (the migration wrote it): this is the one to keep writing.
         let opened = std::fs::symlink_metadata(path)
             .map_err(|e| StoreError::Unavailable(format!("{shown}: {e}")))?;
@@ -311,43 +311,6 @@ impl SqliteStore {
             [SCHEMA_VERSION],
         )?;
         tx.commit()?;
-        Ok(())
-    }
-
-    /// 0600 on the database and its -wal/-shm files, set through a descriptor opened
-    /// without following a link, after checking what that descriptor is.
-    fn tighten_file_modes(&self, owners: &[u32]) -> Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        for p in database_files(&self.path) {
-            let file = match std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc_flags())
-                .open(&p)
-            {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-                    return Err(StoreError::NotPrivate(
-                        p.display().to_string(),
-                        "it is a symbolic link".into(),
-                    ));
-                }
-                Err(e) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "cannot open {}: {e}",
-                        p.display()
-                    )));
-                }
-            };
-            let meta = file
-                .metadata()
-                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", p.display())))?;
-            check_file(&p, &meta, owners)?;
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot chmod {}: {e}", p.display()))
-                })?;
-        }
         Ok(())
     }
 
@@ -934,9 +897,26 @@ fn owner_problem(uid: u32, owners: &[u32]) -> String {
     )
 }
 
-/// Opening for fchmod: no link followed, no blocking on a FIFO, no controlling tty.
-fn libc_flags() -> i32 {
-    nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC
+/// Makes the database's files (those that exist) 0600, by path. Never by opening them:
+/// closing any descriptor of a file drops every POSIX lock this process holds on it,
+/// SQLite's too, and another process's connection would then take itself for the last
+/// one and delete the WAL this daemon still writes. The directory is the owners' alone
+/// (checked before), so nobody else can put a link in a file's place meanwhile.
+fn tighten_file_modes(path: &Path, owners: &[u32]) -> Result<()> {
+    for p in database_files(path) {
+        let meta = match std::fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StoreError::Unavailable(format!("{}: {e}", p.display()))),
+        };
+        check_file(&p, &meta, owners)?;
+        if meta.mode() & 0o777 != 0o600 {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+                StoreError::Unavailable(format!("cannot chmod {}: {e}", p.display()))
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn row_to_trust(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrustRecord> {

@@ -898,3 +898,50 @@ fn a_database_file_removed_or_replaced_under_the_daemon_is_written_no_more() {
         assert_eq!(s.user("alice").unwrap().unwrap().last_step, -1);
     }
 }
+
+/// The POSIX locks this process holds on `files` (/proc/locks names them by inode).
+fn posix_locks_on(files: &[PathBuf]) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let inodes: Vec<u64> = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.ino())
+        .collect();
+    let me = std::process::id().to_string();
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("POSIX"))
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // "1: POSIX ADVISORY READ PID MAJ:MIN:INODE START END"
+            f.get(4) == Some(&me.as_str())
+                && f.get(5)
+                    .and_then(|dev_ino| dev_ino.rsplit(':').next())
+                    .and_then(|i| i.parse::<u64>().ok())
+                    .is_some_and(|i| inodes.contains(&i))
+        })
+        .count()
+}
+
+#[test]
+fn opening_a_store_keeps_sqlites_locks_so_no_other_process_deletes_its_wal() {
+    // Closing any descriptor of a file drops all of this process's POSIX locks on it, the
+    // ones SQLite holds too; another process's connection then thinks it is the last one
+    // and deletes the WAL that this store still writes (lost at the next start).
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state/twofold.db");
+    // Once on a new file, once on the existing one.
+    for user in ["alice", "bob"] {
+        let mut s = SqliteStore::open(&db).unwrap();
+        s.put_pending(user, FactorKind::Totp, "SECRET", 1, false, true, &[])
+            .unwrap();
+        let files = database_files(&db);
+        assert!(
+            posix_locks_on(&files) > 0,
+            "the store holds no lock on {}",
+            db.display()
+        );
+        drop(s);
+    }
+}
