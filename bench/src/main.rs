@@ -1017,6 +1017,14 @@ fn report(r: &Results) -> String {
     }
     let _ = writeln!(
         s,
+        "\nOf `Begin`, up to {} µs is the timing floor by design: a reply that asks for a \
+         code leaves twofoldd no sooner than `[login] timing_floor_us` after its engine \
+         call began, so the time to the prompt does not tell an unknown name from an \
+         enrolled one (docs/security.md, issue 12); a right code's `Answer` is not held.",
+        twofold_config::TIMING_FLOOR_US
+    );
+    let _ = writeln!(
+        s,
         "\nFor comparison, on an open connection (the throughput table's single client, \
          whose users are not accounts: NSS is asked and says no): `Begin` {}, `Answer` {}; \
          one trivial call {}.",
