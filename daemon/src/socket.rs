@@ -44,6 +44,7 @@ pub fn listeners(path: &Path) -> Result<Vec<Listener>, String> {
                         socket,
                         // systemd owns the file (`systemctl restart twofoldd.socket`).
                         bound_at: None,
+                        rebind_failed: false,
                     })
                     .map_err(|e| format!("a socket systemd passed: {e}"))
             })
@@ -86,6 +87,8 @@ pub fn listeners(path: &Path) -> Result<Vec<Listener>, String> {
 pub struct Listener {
     socket: UnixListener,
     bound_at: Option<(PathBuf, u32)>,
+    /// Whether the last try to bind it again failed (said once, not every second).
+    rebind_failed: bool,
 }
 
 /// How often a socket twofoldd bound itself is looked for at its path.
@@ -96,6 +99,7 @@ impl Listener {
         Ok(Listener {
             socket: bind(&path, mode)?,
             bound_at: Some((path, mode)),
+            rebind_failed: false,
         })
     }
 
@@ -121,8 +125,16 @@ impl Listener {
                             path.display()
                         );
                         self.socket = socket;
+                        self.rebind_failed = false;
                     }
-                    Err(e) => eprintln!("twofoldd: {} was removed and {e}", path.display()),
+                    Err(e) if !self.rebind_failed => {
+                        eprintln!(
+                            "twofoldd: {} was removed and {e}; trying every second",
+                            path.display()
+                        );
+                        self.rebind_failed = true;
+                    }
+                    Err(_) => {}
                 }
             }
         }
