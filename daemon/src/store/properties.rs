@@ -1,6 +1,7 @@
 //! The lockout and replay rules, as a store applies them, against a simple model: for any
 //! sequence of right codes (new steps and replays), wrong codes from a few sources, time
-//! moving on, and unlocks, the store's answers and counters are the model's.
+//! moving on, unlocks, resets (a new factor), session windows kept and revoked, the
+//! store's answers, counters and trust records are the model's.
 
 use super::Store;
 use super::sqlite::SqliteStore;
@@ -35,6 +36,11 @@ enum Op {
     },
     Wait(i64),
     Unlock,
+    /// The administrator's reset (lost phone) and a new enrolment.
+    Reset,
+    /// A session window kept after a right code (`put_trust_if`, as the engine does).
+    KeepWindow,
+    Revoke,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -44,6 +50,9 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0u8..3).prop_map(|source| Op::Wrong { source }),
         2 => (1i64..1200).prop_map(Op::Wait),
         1 => Just(Op::Unlock),
+        1 => Just(Op::Reset),
+        2 => Just(Op::KeepWindow),
+        1 => Just(Op::Revoke),
     ]
 }
 
@@ -56,6 +65,8 @@ struct Model {
     last_step: i64,
     /// Per source: wrong codes and until when it waits.
     sources: HashMap<u8, (u32, i64)>,
+    /// Trust records kept (one device, one service: at most one).
+    windows: usize,
 }
 
 /// The answer, as far as the model predicts it.
@@ -93,6 +104,8 @@ impl Model {
             self.locked_until = now + length;
             self.lock_count += 1;
             self.failures = 0;
+            // A lock ends all trust.
+            self.windows = 0;
         } else {
             // A lock that ended is forgotten (0: not locked); its count stays.
             self.locked_until = 0;
@@ -129,6 +142,23 @@ fn outcome(a: &Attempt) -> Outcome {
     }
 }
 
+/// A session window of alice's one device, made at `now`.
+fn window(now: i64) -> crate::model::TrustRecord {
+    crate::model::TrustRecord {
+        id: "window".into(),
+        user: "alice".into(),
+        kind: crate::model::TrustKind::Session,
+        identity_hash: "device".into(),
+        description: "ssh key".into(),
+        service: "sshd".into(),
+        created_at: now,
+        last_used: now,
+        expires_at: now + 3600,
+        idle_seconds: 0,
+        password_stamp: None,
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -157,6 +187,30 @@ proptest! {
                     model.sources.clear();
                     continue;
                 }
+                Op::Reset => {
+                    prop_assert!(store.reset("alice", now).unwrap());
+                    store.put_pending("alice", FactorKind::Totp, "SECRET", now, false, true, &[]).unwrap();
+                    model = Model { last_step: -1, ..Model::default() };
+                    prop_assert_eq!(store.trust_of("alice").unwrap().len(), 0, "after a reset");
+                    continue;
+                }
+                Op::KeepWindow => {
+                    let generation = store.user("alice").unwrap().unwrap().generation;
+                    let kept = store.put_trust_if(&window(now), generation).unwrap();
+                    // Not for a locked account.
+                    prop_assert_eq!(kept, model.locked_until <= now, "a window kept at {}", now);
+                    if kept {
+                        model.windows = 1;
+                    }
+                    prop_assert_eq!(store.trust_of("alice").unwrap().len(), model.windows);
+                    continue;
+                }
+                Op::Revoke => {
+                    store.revoke_trust("alice", None).unwrap();
+                    model.windows = 0;
+                    prop_assert_eq!(store.trust_of("alice").unwrap().len(), 0, "after a revocation");
+                    continue;
+                }
             };
             let from = format!("192.0.2.{source}");
             let check = move |_: &crate::model::UserRecord| Ok(step.map(Match::Step));
@@ -172,6 +226,11 @@ proptest! {
             if model.last_step >= 0 {
                 prop_assert_eq!(r.last_step, model.last_step);
             }
+            prop_assert_eq!(
+                store.trust_of("alice").unwrap().len(),
+                model.windows,
+                "trust records after {:?}", op
+            );
         }
     }
 }
