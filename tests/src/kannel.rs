@@ -63,7 +63,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -177,12 +177,12 @@ impl Kannel {
         // Built before anything starts, so a failure below still stops what did.
         let mut kannel = Kannel {
             dir,
-            admin_port: free_port(),
-            smsbox_port: free_port(),
-            smsc_port: free_port(),
-            sendsms_port: free_port(),
-            password: random_hex(),
-            admin_password: random_hex(),
+            admin_port: crate::free_port(),
+            smsbox_port: crate::free_port(),
+            smsc_port: crate::free_port(),
+            sendsms_port: crate::free_port(),
+            password: crate::random_hex(),
+            admin_password: crate::random_hex(),
             bearerbox: None,
             fakesmsc: None,
             smsbox: None,
@@ -754,21 +754,6 @@ fn complete_answer(answer: &[u8]) -> Option<io::Result<(u16, String)>> {
             format!("not an HTTP answer: {head:?}"),
         )),
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
-}
-
-fn random_hex() -> String {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .expect("/dev/urandom");
-    data_encoding::HEXLOWER.encode(&bytes)
 }
 
 #[cfg(test)]

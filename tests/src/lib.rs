@@ -331,6 +331,23 @@ impl PamRun {
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// 128 random bits in hex, for the passwords of the servers a test starts.
+pub fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("/dev/urandom");
+    data_encoding::HEXLOWER.encode(&bytes)
+}
+
 /// A dbus-daemon on `dir`/bus.conf, its socket `dir`/bus open to every test user.
 fn start_bus(dir: &Path) -> Child {
     let socket = dir.join("bus");

@@ -8,7 +8,6 @@
 //! the tests themselves use the `postgres` superuser over the Unix socket, trusted.
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -90,8 +89,8 @@ impl Postgres {
         // Built before the server starts, so a failure below still stops and removes it.
         let pg = Postgres {
             dir,
-            port: free_port(),
-            password: random_password(),
+            port: crate::free_port(),
+            password: crate::random_hex(),
             tls,
             account: crate::is_root().then_some(SERVER_ACCOUNT),
         };
@@ -375,21 +374,6 @@ fn client() -> Command {
     cmd.env("PGPASSFILE", "/dev/null/no-pgpass")
         .env("PGCONNECT_TIMEOUT", "10");
     cmd
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
-}
-
-fn random_password() -> String {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .expect("/dev/urandom");
-    data_encoding::HEXLOWER.encode(&bytes)
 }
 
 /// Runs `cmd` to the end, failing the test if it takes longer than [`COMMAND_LIMIT`]
