@@ -1,13 +1,3 @@
-//! `Auth.Answer`'s body (conversation id, answer) decoded from arbitrary bytes, and the
-//! answer read as a recovery code.
+//! `Auth.Answer`'s body: see `twofold_fuzz_bodies::answer_body`.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-use zbus::wire::LE;
-use zbus::wire::serialized::{Context, Data};
-
-fuzz_target!(|data: &[u8]| {
-    let body = Data::new(data, Context::new(LE, 0));
-    if let Ok(((_id, answer), _)) = body.deserialize::<(String, String)>() {
-        let _ = twofold_daemon::recovery::parse(&answer);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| twofold_fuzz_bodies::answer_body(data));

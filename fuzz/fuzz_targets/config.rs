@@ -1,9 +1,3 @@
-//! `twofoldd --check-config`: the TOML file parsed and every value and relation checked.
+//! A configuration file, as `twofoldd --check-config` reads it: see `twofold_fuzz_bodies::config`.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = twofold_config::Config::parse(text, "fuzz.toml");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| twofold_fuzz_bodies::config(data));

@@ -1,9 +1,3 @@
-//! sshd's `SSH_AUTH_INFO_0` (the methods and keys that passed) and the key fingerprint
-//! twofoldd derives from it.
+//! sshd's `SSH_AUTH_INFO_0`: see `twofold_fuzz_bodies::ssh_auth_info`.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    let _ = twofold_daemon::identity::ssh_key_fingerprint(&text);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| twofold_fuzz_bodies::ssh_auth_info(data));
