@@ -186,7 +186,7 @@ async fn serve(
     // Logins and twofoldctl come over the socket, which needs no bus daemon; the bus
     // serves other programs, and bus activation.
     let sockets = twofold_daemon::socket::listeners(&socket_path)?;
-    let shared = Shared::new(engine);
+    let shared = Shared::new(engine).map_err(|e| format!("cannot start a thread: {e}"))?;
     let bus = match bus::join(&address, &shared, 1).await {
         Ok(bus) => {
             eprintln!("twofoldd: serving {BUS_NAME} on {address}");

@@ -7,7 +7,10 @@
 //! name falls into the same step as the others. Replies that show a real account anyway
 //! (a pass, a trusted device, out of scope) and errors are not held.
 
-use std::time::Duration;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Beyond this many floors the work itself varies by far more than a lookup costs, and a
 /// hold would only add to a login that is already slow (a store waiting for its lock).
@@ -23,6 +26,94 @@ pub fn hold(floor: Duration, worked: Duration) -> Duration {
         target *= 2;
     }
     target - worked
+}
+
+/// Holds replies on one thread of its own: the runtime's timer counts whole milliseconds,
+/// coarser than the floor, and a thread per held reply would let a flood of wrong codes
+/// take every thread the runtime has (each waits on this one instead, costing nothing).
+#[derive(Clone)]
+pub struct Pacer(Arc<(Mutex<BinaryHeap<Reverse<Due>>>, Condvar)>);
+
+struct Due {
+    at: Instant,
+    seq: u64,
+    wake: tokio::sync::oneshot::Sender<()>,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+impl Pacer {
+    pub fn start() -> std::io::Result<Pacer> {
+        let pacer = Pacer(Arc::default());
+        let inner = pacer.0.clone();
+        std::thread::Builder::new()
+            .name("twofold-pacer".into())
+            .spawn(move || wake_when_due(&inner))?;
+        Ok(pacer)
+    }
+
+    /// Returns `d` from now (at once for zero). Should the pacer's thread be gone, the
+    /// wait ends at once: only the evenness of the time would be lost, never a decision.
+    pub async fn hold(&self, d: Duration) {
+        if d.is_zero() {
+            return;
+        }
+        let (wake, woken) = tokio::sync::oneshot::channel();
+        {
+            let (due, added) = &*self.0;
+            let Ok(mut due) = due.lock() else { return };
+            // Only breaks ties between replies due at the same instant.
+            let seq = due.len() as u64;
+            due.push(Reverse(Due {
+                at: crate::clock::monotonic() + d,
+                seq,
+                wake,
+            }));
+            added.notify_one();
+        }
+        let _ = woken.await;
+    }
+}
+
+fn wake_when_due(inner: &(Mutex<BinaryHeap<Reverse<Due>>>, Condvar)) {
+    let (due, added) = inner;
+    let Ok(mut queue) = due.lock() else { return };
+    loop {
+        let now = crate::clock::monotonic();
+        match queue.peek() {
+            None => match added.wait(queue) {
+                Ok(q) => queue = q,
+                Err(_) => return,
+            },
+            Some(Reverse(first)) if first.at <= now => {
+                if let Some(Reverse(first)) = queue.pop() {
+                    let _ = first.wake.send(());
+                }
+            }
+            Some(Reverse(first)) => {
+                let wait = first.at - now;
+                match added.wait_timeout(queue, wait) {
+                    Ok((q, _)) => queue = q,
+                    Err(_) => return,
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -42,6 +133,27 @@ mod tests {
         // Every reply of one step ends at the same moment, whatever its own work took.
         for worked in [0, 40, 130, 249] {
             assert_eq!(worked * US + hold(floor, worked * US), floor);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_pacer_holds_each_reply_its_own_time_on_one_thread() {
+        let pacer = Pacer::start().unwrap();
+        let started = crate::clock::monotonic();
+        let holds = [900, 300, 600, 0].map(|us| {
+            let pacer = pacer.clone();
+            tokio::spawn(async move {
+                pacer.hold(us * US).await;
+                (us, crate::clock::monotonic() - started)
+            })
+        });
+        for h in holds {
+            let (us, took) = h.await.unwrap();
+            assert!(took >= us * US, "{us} µs held only {took:?}");
+            assert!(
+                took < us * US + Duration::from_millis(50),
+                "{us} µs held {took:?}"
+            );
         }
     }
 

@@ -61,6 +61,8 @@ pub struct Shared {
     /// Turns for the listings, apart: they read on a connection of their own, so a
     /// flood of them waits for these turns and never for a login's.
     listing_calls: Arc<tokio::sync::Semaphore>,
+    /// Holds the replies that must not come back sooner than the timing floor.
+    pacer: crate::pacing::Pacer,
 }
 
 /// Listings that run at once: one per read-only connection (`StorePool::reader`).
@@ -132,12 +134,13 @@ impl Drop for LookupSlot {
 }
 
 impl Shared {
-    pub fn new(engine: Arc<Engine>) -> Shared {
+    pub fn new(engine: Arc<Engine>) -> std::io::Result<Shared> {
         // One engine call per database connection (see [`Shared::run`]), one of them
         // root's alone when there is more than one.
         let connections = engine.store_connections().max(1);
         let root_turns = usize::from(connections > 1);
-        Shared {
+        Ok(Shared {
+            pacer: crate::pacing::Pacer::start()?,
             engine_calls: Arc::new(tokio::sync::Semaphore::new(connections - root_turns)),
             root_calls: Arc::new(tokio::sync::Semaphore::new(root_turns)),
             listing_calls: Arc::new(tokio::sync::Semaphore::new(LISTINGS_AT_ONCE)),
@@ -146,7 +149,7 @@ impl Shared {
             bus_generation: 0,
             callers: Arc::default(),
             lookups: Arc::default(),
-        }
+        })
     }
 
     /// The same engine and turns, for callers on the bus `dbus` is the driver of: the
@@ -279,13 +282,15 @@ impl Shared {
     }
 }
 
-/// The reply, once its hold is over: the engine turn is given back first, and only this
-/// call's thread waits (the runtime's timer counts whole milliseconds).
-fn after_its_hold<T>(paced: Paced<Result<T, ApiError>>) -> Result<T, TwofoldError> {
-    if !paced.hold.is_zero() {
-        tokio::task::block_in_place(|| std::thread::sleep(paced.hold));
+impl Shared {
+    /// The reply, once its hold is over (the engine turn is given back first).
+    async fn after_its_hold<T>(
+        &self,
+        paced: Paced<Result<T, ApiError>>,
+    ) -> Result<T, TwofoldError> {
+        self.pacer.hold(paced.hold).await;
+        paced.reply.map_err(TwofoldError::from)
     }
-    paced.reply.map_err(TwofoldError::from)
 }
 
 /// The login interface, with the peer when served on twofoldd's own socket (identified
@@ -300,11 +305,11 @@ impl AuthService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, Step), TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        after_its_hold(
-            self.0
-                .run(caller.uid, move |e| Ok(e.begin_paced(&caller, context)))
-                .await?,
-        )
+        let paced = self
+            .0
+            .run(caller.uid, move |e| Ok(e.begin_paced(&caller, context)))
+            .await?;
+        self.0.after_its_hold(paced).await
     }
 
     async fn answer(
@@ -314,13 +319,13 @@ impl AuthService {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Step, TwofoldError> {
         let caller = self.0.caller(&header, self.1.as_ref()).await?;
-        after_its_hold(
-            self.0
-                .run(caller.uid, move |e| {
-                    Ok(e.answer_paced(&caller, &conversation, &response))
-                })
-                .await?,
-        )
+        let paced = self
+            .0
+            .run(caller.uid, move |e| {
+                Ok(e.answer_paced(&caller, &conversation, &response))
+            })
+            .await?;
+        self.0.after_its_hold(paced).await
     }
 
     async fn cancel(
