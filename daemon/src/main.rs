@@ -75,17 +75,17 @@ fn main() -> ExitCode {
         }
     };
     let served = runtime.block_on(serve(config, clock(&args), shutdown));
-    // A call may still wait for the database (3 s busy timeout) or housekeeping run:
-    // stop within half a second anyway. Every store change is one transaction, so what is cut
-    // short is rolled back, and that login fails closed.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("twofoldd: {e}");
-            ExitCode::FAILURE
-        }
+    if let Err(e) = served {
+        runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+        eprintln!("twofoldd: {e}");
+        return ExitCode::FAILURE;
     }
+    // Stopped by a signal: the process ends here, without tearing the runtime down. A
+    // call may still wait for the database (3 s busy timeout), and zbus panicked when the
+    // runtime went away under its blocking work (seen in the soak). Every store change is
+    // one transaction, so what is cut short is rolled back, and that login fails closed,
+    // as after SIGKILL (faults::sigkill_…).
+    std::process::exit(0)
 }
 
 /// Engine calls that may run at once, each on its own thread with its own database
