@@ -22,7 +22,9 @@ measure() { # OUT [FLOOR_US]
 }
 measure "$least" 50
 measure "$default"
-python3 - "$least" "$default" "$tries" docs/reliability.md <<'PY'
+section=$(mktemp)
+trap 'rm -f "$least" "$default" "$section"' EXIT
+python3 - "$least" "$default" "$tries" "$section" <<'PY'
 import math, random, re, sys, statistics
 least, default, tries, doc = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 def read(path):
@@ -78,13 +80,7 @@ for title, path in [("Floor at its least (50 µs)", least), ("Default floor (250
     text += [f"### {title}", ""] + t + ["", "Reading: " + reading, ""]
 text.append("A Mann-Whitney probability of 0.5 means a try of one kind is as likely to be the slower as not.")
 text.append("<!-- enumeration:end -->")
-section = "\n".join(text) + "\n"
-try:
-    old = open(doc).read()
-except FileNotFoundError:
-    old = "# Reliability\n"
-pattern = re.compile(r"<!-- enumeration:begin.*?<!-- enumeration:end -->\n", re.S)
-new = pattern.sub(lambda _: section, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + section
-open(doc, "w").write(new)
-print(section)
+open(doc, "w").write("\n".join(text) + "\n")
 PY
+python3 bench/write_section.py enumeration "$section" docs/reliability.md
+cat "$section"

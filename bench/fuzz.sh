@@ -78,17 +78,6 @@ section=$(mktemp)
   echo "- \`manage_body\`: the first byte picks one of the 17 \`Manage\` methods or \`Auth.Cancel\` and the caller (root, an ordinary user, a member of \`admin_group\`); the rest is decoded as that method's body and handed to the real engine (SQLite in memory, kept across inputs, rebuilt every 100,000). An ordinary user who gets an administrator's method through, or another user's status, enrolment or trust, fails it like a panic. Recovery codes (ten Argon2id hashes, ~200 ms) are made for one input in 256; \`store_import\` opens no file (the SQLite store refuses before)."
   echo "<!-- fuzz:end -->"
 } >"$section"
-# Only this part of docs/reliability.md is the script's; the rest is written by hand.
-python3 - "$section" docs/reliability.md <<'PY'
-import re, sys
-section = open(sys.argv[1]).read()
-try:
-    doc = open(sys.argv[2]).read()
-except FileNotFoundError:
-    doc = "# Reliability\n"
-pattern = re.compile(r"<!-- fuzz:begin.*?<!-- fuzz:end -->\n", re.S)
-doc = pattern.sub(lambda _: section, doc) if pattern.search(doc) else doc.rstrip("\n") + "\n\n" + section
-open(sys.argv[2], "w").write(doc)
-PY
+python3 bench/write_section.py fuzz "$section" docs/reliability.md
 rm -f "$section"
 echo "bench/fuzz.sh: wrote the fuzzing part of docs/reliability.md"

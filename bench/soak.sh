@@ -179,18 +179,7 @@ if s["problems"]:
 L.append("<!-- soak:end -->")
 open(section, "w").write("\n".join(L) + "\n")
 PY
-# Only this part of docs/reliability.md is the script's; the rest is written by hand.
-python3 - "$section" docs/reliability.md <<'PY'
-import re, sys
-section = open(sys.argv[1]).read()
-try:
-    doc = open(sys.argv[2]).read()
-except FileNotFoundError:
-    doc = "# Reliability\n"
-pattern = re.compile(r"<!-- soak:begin.*?<!-- soak:end -->\n", re.S)
-doc = pattern.sub(lambda _: section, doc) if pattern.search(doc) else doc.rstrip("\n") + "\n\n" + section
-open(sys.argv[2], "w").write(doc)
-PY
+python3 bench/write_section.py soak "$section" docs/reliability.md
 cat "$section"
 if [ "$run" != 0 ]; then
   echo "bench/soak.sh: a criterion failed (see the table above and $out/summary.json)" >&2

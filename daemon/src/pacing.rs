@@ -34,15 +34,15 @@ pub fn hold(floor: Duration, worked: Duration) -> Duration {
 #[derive(Clone)]
 pub struct Pacer(Arc<(Mutex<BinaryHeap<Reverse<Due>>>, Condvar)>);
 
+/// A reply's wake-up, ordered by when it is due (two due at once go in either order).
 struct Due {
     at: Instant,
-    seq: u64,
     wake: tokio::sync::oneshot::Sender<()>,
 }
 
 impl PartialEq for Due {
     fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
+        self.at == other.at
     }
 }
 impl Eq for Due {}
@@ -53,7 +53,7 @@ impl PartialOrd for Due {
 }
 impl Ord for Due {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
+        self.at.cmp(&other.at)
     }
 }
 
@@ -77,11 +77,8 @@ impl Pacer {
         {
             let (due, added) = &*self.0;
             let Ok(mut due) = due.lock() else { return };
-            // Only breaks ties between replies due at the same instant.
-            let seq = due.len() as u64;
             due.push(Reverse(Due {
                 at: crate::clock::monotonic() + d,
-                seq,
                 wake,
             }));
             added.notify_one();

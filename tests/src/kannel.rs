@@ -64,7 +64,6 @@
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -283,9 +282,7 @@ impl Kannel {
 
     /// Writes the password, one line, to `path` with mode 0600 (a credentials file).
     pub fn write_password_file(&self, path: &Path) {
-        std::fs::write(path, format!("{}\n", self.password)).expect("password file");
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .expect("chmod the password file");
+        crate::write_secret_file(path, &self.password);
     }
 
     /// The directory with kannel.conf and the logs.

@@ -339,6 +339,14 @@ pub fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
+/// Writes `secret`, one line, to `path` with mode 0600: a credentials file, as the
+/// daemon's `password_file` settings read them.
+pub fn write_secret_file(path: &Path, secret: &str) {
+    std::fs::write(path, format!("{secret}\n")).expect("password file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod the password file");
+}
+
 /// 128 random bits in hex, for the passwords of the servers a test starts.
 pub fn random_hex() -> String {
     let mut bytes = [0u8; 16];

@@ -180,9 +180,7 @@ impl Postgres {
 
     /// Writes the password, one line, to `path` with mode 0600 (for `password_file`).
     pub fn write_password_file(&self, path: &Path) {
-        std::fs::write(path, format!("{}\n", self.password)).expect("password file");
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .expect("chmod the password file");
+        crate::write_secret_file(path, &self.password);
     }
 
     /// The CA certificate (PEM) that signed the server's certificate; TLS servers only.
