@@ -7,12 +7,22 @@ use crate::World;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A name no other test of this run uses, e.g. `twofold-4711-3`.
+/// The prefixes [`unique`] names files in /etc with.
+const PREFIXES: [&str; 2] = ["sshd-twofold", "sudo-twofold"];
+
+/// Where those files go.
+const SYSTEM_DIRS: [&str; 3] = ["/etc/pam.d", "/etc/sudoers.d", "/usr/local/sbin"];
+
+/// A name no other test of this run uses, e.g. `sudo-twofold-4711-3`. The first call
+/// removes what killed runs left behind (see [`sweep_leftovers`]).
 pub fn unique(prefix: &str) -> String {
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(sweep_leftovers);
     format!(
         "{prefix}-{}-{}",
         std::process::id(),
@@ -20,9 +30,34 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Removes the files of earlier runs whose process is gone: a run that is killed (a
+/// stopped CI, SIGKILL) drops nothing, and a sudoers.d file it left routes the test user's
+/// sudo to its PAM service whenever its name sorts after the new one's.
+fn sweep_leftovers() {
+    for dir in SYSTEM_DIRS {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let owner = PREFIXES.iter().find_map(|p| {
+                let rest = name.strip_prefix(p)?.strip_prefix('-')?;
+                let (pid, n) = rest.split_once('-')?;
+                n.parse::<u32>().ok()?;
+                pid.parse::<u32>().ok()
+            });
+            if let Some(pid) = owner {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
 /// Files and links put into the system for one test; removed when dropped.
 #[derive(Default)]
-pub struct Installed(Vec<PathBuf>);
+pub struct Installed(Vec<PathBuf>, Option<MutexGuard<'static, ()>>);
 
 impl Installed {
     pub fn file(&mut self, path: impl Into<PathBuf>, content: &str, mode: u32) {
@@ -39,6 +74,12 @@ impl Installed {
         std::os::unix::fs::symlink(target, &link)
             .unwrap_or_else(|e| panic!("symlink {}: {e}", link.display()));
         self.0.push(link);
+    }
+
+    /// Holds `lock` until these files are removed.
+    fn holding(mut self, lock: &'static Mutex<()>) -> Installed {
+        self.1 = Some(lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        self
     }
 }
 
@@ -374,9 +415,11 @@ pub fn ssh(sshd: &Sshd, user: &str, key: Option<&Path>, answers: &Answers) -> Se
 }
 
 /// Routes `user`'s sudo to `/etc/pam.d/SERVICE` (and turns sudo's own timestamp cache
-/// off, so every sudo runs PAM) with a sudoers.d file of its own.
+/// off, so every sudo runs PAM) with a sudoers.d file of its own. One test at a time
+/// routes sudo: with two such files for one user, the one whose name sorts last wins.
 pub fn sudo_service(user: &str, service: &str, auth_lines: &str) -> Installed {
-    let mut installed = Installed::default();
+    static ROUTING_SUDO: Mutex<()> = Mutex::new(());
+    let mut installed = Installed::default().holding(&ROUTING_SUDO);
     let pam = format!("{auth_lines}account required pam_unix.so\nsession required pam_permit.so\n");
     installed.file(format!("/etc/pam.d/{service}"), &pam, 0o644);
     let rules = format!(
