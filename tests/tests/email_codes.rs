@@ -125,7 +125,11 @@ fn a_superseded_or_other_logins_code_fails_and_the_hourly_cap_holds() {
     let run = w.pam("twofold", user, "\n\n");
     assert!(run.has("a code is on its way"), "{run:?}");
     let run = w.pam("twofold", user, "\n");
-    assert!(run.has("No more codes by e-mail for now"), "{run:?}");
+    assert!(
+        run.has("No more codes by e-mail for now"),
+        "{run:?}\n{}",
+        w.daemon_log()
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         server.delivered().len(),
@@ -133,6 +137,47 @@ fn a_superseded_or_other_logins_code_fails_and_the_hourly_cap_holds() {
         "the cap let a mail through"
     );
     println!("proved: at most per_hour mails with codes per user");
+}
+
+#[test]
+fn the_hourly_cap_holds_when_the_clock_jumps_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = smtp::start(dir.path(), None);
+    const T0: i64 = 1_800_000_000;
+    let w = World::start_at(
+        &format!(
+            "{}[email_codes]\nenabled = true\nper_hour = 2\n",
+            plain_section(server.port, 10)
+        ),
+        T0,
+    );
+    w.write_service("twofold", &w.module_line(""));
+    let user = me();
+    let n = set_my_address(&w, &server);
+    let run = w.pam("twofold", user, "\n\n");
+    assert!(run.has("a code is on its way"), "{run:?}");
+    server.wait_for(n + 2);
+    for (back, label) in [(1, "a second"), (3600, "an hour")] {
+        w.set_clock(T0 - back);
+        let run = w.pam("twofold", user, "\n");
+        assert!(
+            run.has("No more codes by e-mail for now"),
+            "the clock set back {label} gave the mails back: {run:?}\n{}",
+            w.daemon_log()
+        );
+    }
+    // The hour runs from the jump: it neither ends early nor lasts up to the old hour.
+    w.set_clock(T0 - 3600 + 3599);
+    let run = w.pam("twofold", user, "\n");
+    assert!(run.has("No more codes by e-mail for now"), "{run:?}");
+    w.set_clock(T0 - 3600 + 3600);
+    let run = w.pam("twofold", user, "\n");
+    assert!(run.has("a code is on its way"), "{run:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.delivered().len(), n + 3, "mails sent");
+    println!(
+        "proved: with 2 mails an hour sent, setting the clock back a second or an hour sends none, and the hour runs from the jump"
+    );
 }
 
 #[test]

@@ -1486,10 +1486,16 @@ impl Store for PostgresStore {
         link.block(async move {
             let tx = client.transaction().await?;
             lock_user(&tx, user).await?;
+            // As in the SQLite store: a window ahead of the clock starts again now.
             exec(
                 &tx,
-                "DELETE FROM mail_quota WHERE \"user\" = $1
-                     AND (window_start <= $2::BIGINT - 3600 OR window_start > $2)",
+                "DELETE FROM mail_quota WHERE \"user\" = $1 AND window_start <= $2::BIGINT - 3600",
+                &[&user, &now],
+            )
+            .await?;
+            exec(
+                &tx,
+                "UPDATE mail_quota SET window_start = $2 WHERE \"user\" = $1 AND window_start > $2",
                 &[&user, &now],
             )
             .await?;
@@ -1511,6 +1517,7 @@ impl Store for PostgresStore {
                 None => (now, 0),
             };
             if sent >= i64::from(per_hour) || user_sent >= i64::from(user_per_hour) {
+                tx.commit().await?;
                 return Ok(false);
             }
             exec(

@@ -756,9 +756,13 @@ impl Store for SqliteStore {
         user_per_hour: u32,
     ) -> Result<bool> {
         let tx = self.immediate()?;
-        // Windows that ended (or lie ahead: the clock went back) count for nothing.
+        // Windows that ended count for nothing. One that lies ahead (the clock went back)
+        // starts again now with what it holds: the jump neither gives mails back nor
+        // stretches the hour by its length.
+        tx.prepare_cached("DELETE FROM mail_quota WHERE user = ?1 AND window_start <= ?2 - 3600")?
+            .execute(params![user, now])?;
         tx.prepare_cached(
-            "DELETE FROM mail_quota WHERE user = ?1 AND (window_start <= ?2 - 3600 OR window_start > ?2)",
+            "UPDATE mail_quota SET window_start = ?2 WHERE user = ?1 AND window_start > ?2",
         )?
         .execute(params![user, now])?;
         let user_sent: u32 = tx
@@ -772,6 +776,7 @@ impl Store for SqliteStore {
             .optional()?
             .unwrap_or((now, 0));
         if sent >= per_hour || user_sent >= user_per_hour {
+            tx.commit()?;
             return Ok(false);
         }
         tx.prepare_cached(

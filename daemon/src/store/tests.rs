@@ -866,9 +866,14 @@ fn mail_turns_are_counted_per_source_and_per_user_per_hour() {
     );
     assert!(turn("bob", "host a", 1500), "bob has his own");
     assert!(turn("alice", "host a", 4600), "a new hour");
-    // A clock that went back does not stretch the hour forever.
+    // A clock that went back neither gives the mails back nor stretches the hour
+    // forever: the hour starts again at the new "now", with what was sent.
     assert!(turn("carol", "host a", 10_000));
-    assert!(turn("carol", "host a", 5_000));
+    assert!(turn("carol", "host a", 10_001));
+    assert!(!turn("carol", "host a", 9_999), "one second back");
+    assert!(!turn("carol", "host a", 5_000), "an hour and more back");
+    assert!(!turn("carol", "host a", 8_599));
+    assert!(turn("carol", "host a", 8_600), "an hour after the jump");
     s.purge_stale_counts(100_000).unwrap();
     assert!(s.take_mail_turn("alice", "host a", 100_000, 1, 1).unwrap());
     // An unlock gives the mails back.
