@@ -147,3 +147,73 @@ pub struct Deferral {
     pub created_at: i64,
     pub created_by: u32,
 }
+
+/// How often one user may be texted a code (`[sms]`): texts cost money and a flood of
+/// them is a nuisance, so each user's are paced and counted by the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmsLimits {
+    /// The least time, in seconds, between two texts.
+    pub min_interval: i64,
+    /// Texts in any 900 seconds.
+    pub per_15_minutes: u32,
+    /// Texts in any 86,400 seconds.
+    pub per_day: u32,
+}
+
+/// What `take_sms_turn` decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsTurn {
+    /// A text may go now; it is counted already.
+    Granted,
+    /// None may go for this many seconds (at least 1).
+    Wait(i64),
+}
+
+impl SmsLimits {
+    /// Seconds from `now` until one more text is allowed after those `sent` (newest
+    /// first, none later than `now`, none a day old): 0 when one is allowed now. Each
+    /// limit, once met, stays met while nothing is sent, so the longest wait is the wait.
+    /// A limit of 0 texts allows none: the answer is then its whole window.
+    pub fn wait(&self, sent: &[i64], now: i64) -> i64 {
+        let full = |limit: u32, window: i64| -> i64 {
+            if limit == 0 {
+                return window;
+            }
+            // The limit-th newest text leaves the window last of those that fill it.
+            match sent.get(limit as usize - 1) {
+                Some(t) => t.saturating_add(window).saturating_sub(now).max(0),
+                None => 0,
+            }
+        };
+        let interval = sent.first().map_or(0, |last| {
+            last.saturating_add(self.min_interval)
+                .saturating_sub(now)
+                .max(0)
+        });
+        interval
+            .max(full(self.per_15_minutes, 900))
+            .max(full(self.per_day, 86_400))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_of_the_waits_is_the_wait() {
+        let l = SmsLimits {
+            min_interval: 60,
+            per_15_minutes: 2,
+            per_day: 3,
+        };
+        assert_eq!(l.wait(&[], 0), 0);
+        assert_eq!(l.wait(&[100], 130), 30);
+        assert_eq!(l.wait(&[100, 50], 130), 50 + 900 - 130);
+        assert_eq!(l.wait(&[2000, 1000, 0], 2100), 86_400 - 2100);
+        assert_eq!(l.wait(&[100], 1000), 0);
+        // No text at all is allowed by a limit of 0.
+        let none = SmsLimits { per_day: 0, ..l };
+        assert_eq!(none.wait(&[], 0), 86_400);
+    }
+}

@@ -5,7 +5,7 @@
 
 use crate::factor::FactorKind;
 use crate::lockout::{LockoutPolicy, Match};
-use crate::model::{Attempt, Deferral, Issued, TrustRecord, UserRecord};
+use crate::model::{Attempt, Deferral, Issued, SmsLimits, SmsTurn, TrustRecord, UserRecord};
 use std::collections::HashMap;
 use std::ops::DerefMut;
 use std::time::Duration;
@@ -249,6 +249,22 @@ pub trait Store: Listings + Send {
     fn users_with_email(&self, email: &str, limit: u32) -> Result<Vec<String>>;
     /// The address an administrator set for `user`, if any.
     fn email_of(&self, user: &str) -> Result<Option<String>>;
+    /// Sets (Some) or removes (None) the number (E.164, validated by the caller) that
+    /// `user`'s SMS codes go to. A number is no factor of its own (no `users` row is
+    /// made), but codes texted to the old one must not count: any change of number ends
+    /// the user's trust and, when the user has a factor, its open conversations (a new
+    /// generation), in one transaction. The same number again changes nothing.
+    fn set_phone(&mut self, user: &str, phone: Option<&str>, now: i64) -> Result<()>;
+    /// The number an administrator set for `user`, if any.
+    fn phone_of(&self, user: &str) -> Result<Option<String>>;
+    /// Up to `limit` users, in name order, whose number is `phone` (exact match).
+    fn users_with_phone(&self, phone: &str, limit: u32) -> Result<Vec<String>>;
+    /// One text to `user` at `now` if `limits` allow it (and then counted), else how many
+    /// seconds until one would be (at least 1). A text recorded later than `now` (the
+    /// clock went back) counts as sent at `now`, and is kept so even when the turn is
+    /// refused: a clock set back neither gives texts back nor stretches a window by the
+    /// jump. Texts a day old go; the user keeps at most `per_day` rows.
+    fn take_sms_turn(&mut self, user: &str, now: i64, limits: &SmsLimits) -> Result<SmsTurn>;
 }
 
 /// The administrative listings, page by page, and the time limit that stops a page that

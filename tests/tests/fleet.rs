@@ -381,7 +381,7 @@ fn three_daemons_starting_together_on_an_empty_database_make_the_schema_once() {
             "twofold",
             "SELECT count(*), max(version) FROM schema_version"
         ),
-        "1|12"
+        format!("1|{}", twofold_daemon::store::schema::SCHEMA_VERSION)
     );
     let secret = hosts[0].enrol(me());
     for w in &hosts {
@@ -392,7 +392,8 @@ fn three_daemons_starting_together_on_an_empty_database_make_the_schema_once() {
     let r = hosts[2].pam("twofold", me(), &format!("{}\n", fresh_code(&secret)));
     assert!(r.passed(), "{r:?}");
     println!(
-        "proved: three twofoldd started at once on an empty database: one schema (version 12), all three serve it"
+        "proved: three twofoldd started at once on an empty database: one schema (version {}), all three serve it",
+        twofold_daemon::store::schema::SCHEMA_VERSION
     );
 }
 

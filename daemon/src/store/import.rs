@@ -23,6 +23,8 @@ const TABLES: &[&str] = &[
     "mail_quota",
     "recovery_codes",
     "security_keys",
+    "phones",
+    "sms_sends",
 ];
 
 /// A copy may take minutes (a million trust rows); each statement still has its timeout.

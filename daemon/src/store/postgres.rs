@@ -13,7 +13,9 @@ use super::schema::{POSTGRES, POSTGRES_BASELINE, POSTGRES_FIRST, SCHEMA_VERSION}
 use super::{Lease, Listings, Result, Store, StoreError, Stores};
 use crate::factor::FactorKind;
 use crate::lockout::{self, Backoff, LockoutPolicy, Match};
-use crate::model::{Attempt, Deferral, FactorState, Issued, TrustKind, TrustRecord, UserRecord};
+use crate::model::{
+    Attempt, Deferral, FactorState, Issued, SmsLimits, SmsTurn, TrustKind, TrustRecord, UserRecord,
+};
 use crate::recovery::StoredCode;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::cell::Cell;
@@ -767,6 +769,15 @@ async fn email_in(tx: &impl GenericClient, user: &str) -> Pg<Option<String>> {
     )
 }
 
+async fn phone_in(tx: &impl GenericClient, user: &str) -> Pg<Option<String>> {
+    Ok(
+        match opt(tx, "SELECT phone FROM phones WHERE \"user\" = $1", &[&user]).await? {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        },
+    )
+}
+
 impl PostgresStore {
     /// Every row `sql` returns, each made into a `T` by `f`.
     fn all<T>(
@@ -1185,6 +1196,7 @@ impl Store for PostgresStore {
                 ("contacts", "\"user\"", None),
                 ("recovery_codes", "\"user\"", Some("id")),
                 ("security_keys", "\"user\"", Some("fingerprint")),
+                ("phones", "\"user\"", None),
             ] {
                 let same_key = key
                     .map(|k| format!(" AND o.{k} = t.{k}"))
@@ -1205,6 +1217,13 @@ impl Store for PostgresStore {
                 )
                 .await?;
             }
+            // No key: `new`'s texts and `old`'s all count, none is given back.
+            exec(
+                &tx,
+                "UPDATE sms_sends SET \"user\" = $2 WHERE \"user\" = $1",
+                &[&old, &new],
+            )
+            .await?;
             tx.commit().await?;
             Ok(moved)
         })
@@ -1225,6 +1244,7 @@ impl Store for PostgresStore {
             exec(&tx, "DELETE FROM backoff WHERE \"user\" = $1", &[&name]).await?;
             exec(&tx, "DELETE FROM phantoms WHERE name = $1", &[&name]).await?;
             exec(&tx, "DELETE FROM mail_quota WHERE \"user\" = $1", &[&name]).await?;
+            exec(&tx, "DELETE FROM sms_sends WHERE \"user\" = $1", &[&name]).await?;
             tx.commit().await?;
             Ok(known)
         })
@@ -1367,6 +1387,12 @@ impl Store for PostgresStore {
             exec(
                 c,
                 "DELETE FROM mail_quota WHERE window_start <= $1::BIGINT - 3600",
+                &[&now],
+            )
+            .await?;
+            exec(
+                c,
+                "DELETE FROM sms_sends WHERE sent_at <= $1::BIGINT - 86400",
                 &[&now],
             )
             .await?;
@@ -1633,6 +1659,102 @@ impl Store for PostgresStore {
     fn email_of(&self, user: &str) -> Result<Option<String>> {
         let c = &self.client;
         self.link.block(async move { email_in(c, user).await })
+    }
+
+    fn set_phone(&mut self, user: &str, phone: Option<&str>, _now: i64) -> Result<()> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, user).await?;
+            if phone_in(&tx, user).await?.as_deref() == phone {
+                return Ok(());
+            }
+            match phone {
+                Some(phone) => {
+                    exec(
+                        &tx,
+                        "INSERT INTO phones (\"user\", phone) VALUES ($1, $2)
+                         ON CONFLICT (\"user\") DO UPDATE SET phone = $2",
+                        &[&user, &phone],
+                    )
+                    .await?;
+                }
+                None => {
+                    exec(&tx, "DELETE FROM phones WHERE \"user\" = $1", &[&user]).await?;
+                }
+            }
+            // As in the SQLite store: codes texted to the old number end with it.
+            end_trust(&tx, user).await?;
+            if has_factor(&tx, user).await? {
+                new_generation(&tx, user).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn phone_of(&self, user: &str) -> Result<Option<String>> {
+        let c = &self.client;
+        self.link.block(async move { phone_in(c, user).await })
+    }
+
+    fn users_with_phone(&self, phone: &str, limit: u32) -> Result<Vec<String>> {
+        self.all(
+            "SELECT \"user\" FROM phones WHERE phone = $1 ORDER BY \"user\" LIMIT $2",
+            &[&phone, &i64::from(limit)],
+            |r| Ok(r.try_get(0)?),
+        )
+    }
+
+    fn take_sms_turn(&mut self, user: &str, now: i64, limits: &SmsLimits) -> Result<SmsTurn> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, user).await?;
+            // As in the SQLite store: texts ahead of the clock were sent now, those a day
+            // old go, and so do those beyond the newest `per_day`.
+            exec(
+                &tx,
+                "UPDATE sms_sends SET sent_at = $2 WHERE \"user\" = $1 AND sent_at > $2",
+                &[&user, &now],
+            )
+            .await?;
+            exec(
+                &tx,
+                "DELETE FROM sms_sends WHERE \"user\" = $1 AND sent_at <= $2::BIGINT - 86400",
+                &[&user, &now],
+            )
+            .await?;
+            exec(
+                &tx,
+                "DELETE FROM sms_sends WHERE ctid IN (SELECT ctid FROM sms_sends
+                     WHERE \"user\" = $1 ORDER BY sent_at DESC OFFSET $2)",
+                &[&user, &i64::from(limits.per_day)],
+            )
+            .await?;
+            let sent = rows(
+                &tx,
+                "SELECT sent_at FROM sms_sends WHERE \"user\" = $1 ORDER BY sent_at DESC",
+                &[&user],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<Vec<i64>, _>>()?;
+            let wait = limits.wait(&sent, now);
+            if wait > 0 {
+                tx.commit().await?;
+                return Ok(SmsTurn::Wait(wait));
+            }
+            exec(
+                &tx,
+                "INSERT INTO sms_sends (\"user\", sent_at) VALUES ($1, $2)",
+                &[&user, &now],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(SmsTurn::Granted)
+        })
     }
 }
 

@@ -9,7 +9,7 @@
 //! (`COLLATE "C"`, as SQLite does), and integers are BIGINT.
 
 /// The version both back ends' schemas reach.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 /// SQLite: each entry moves the schema from version i to i+1.
 pub const SQLITE: &[&str] = &[
@@ -160,6 +160,20 @@ pub const SQLITE: &[&str] = &[
         PRIMARY KEY (user, fingerprint)
     ) STRICT;
 ",
+    // SMS codes (issue 16): the number an administrator set for a user (not a factor of
+    // its own), and each text sent to the user in the last day, for its limits.
+    "
+    CREATE TABLE phones (
+        user   TEXT PRIMARY KEY NOT NULL,
+        phone  TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX phones_by_phone ON phones (phone);
+    CREATE TABLE sms_sends (
+        user     TEXT NOT NULL,
+        sent_at  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX sms_sends_by_user ON sms_sends (user, sent_at);
+",
 ];
 
 /// The version PostgreSQL's history starts at: [`POSTGRES_BASELINE`] creates it.
@@ -251,7 +265,21 @@ pub const POSTGRES_BASELINE: &str = r#"
 "#;
 
 /// PostgreSQL: each entry moves the schema from version `POSTGRES_FIRST + i` one up.
-pub const POSTGRES: &[&str] = &[];
+pub const POSTGRES: &[&str] = &[
+    // 13: as SQLite's.
+    r#"
+    CREATE TABLE phones (
+        "user"  TEXT COLLATE "C" PRIMARY KEY,
+        phone   TEXT NOT NULL
+    );
+    CREATE INDEX phones_by_phone ON phones (phone);
+    CREATE TABLE sms_sends (
+        "user"   TEXT COLLATE "C" NOT NULL,
+        sent_at  BIGINT NOT NULL
+    );
+    CREATE INDEX sms_sends_by_user ON sms_sends ("user", sent_at);
+"#,
+];
 
 /// Columns only one back end has (see the module's doc), left out when the two are
 /// compared.

@@ -38,7 +38,9 @@ impl From<rusqlite::Error> for StoreError {
 
 use crate::factor::FactorKind;
 use crate::lockout::{self, Backoff, LockoutPolicy, Match};
-use crate::model::{Attempt, Deferral, FactorState, Issued, TrustKind, TrustRecord, UserRecord};
+use crate::model::{
+    Attempt, Deferral, FactorState, Issued, SmsLimits, SmsTurn, TrustKind, TrustRecord, UserRecord,
+};
 use crate::recovery::StoredCode;
 
 /// The columns that `row_to_user` and `row_to_trust` read, in their order.
@@ -573,6 +575,9 @@ impl Store for SqliteStore {
             ("contacts", "user"),
             ("recovery_codes", "user"),
             ("security_keys", "user"),
+            ("phones", "user"),
+            // No key: `new`'s texts and `old`'s all count, none is given back.
+            ("sms_sends", "user"),
         ] {
             move_rows(&tx, table, column, old, new)?;
         }
@@ -589,6 +594,7 @@ impl Store for SqliteStore {
         tx.execute("DELETE FROM backoff WHERE user = ?1", [name])?;
         tx.execute("DELETE FROM phantoms WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM mail_quota WHERE user = ?1", [name])?;
+        tx.execute("DELETE FROM sms_sends WHERE user = ?1", [name])?;
         tx.commit()?;
         Ok(known)
     }
@@ -672,6 +678,8 @@ impl Store for SqliteStore {
             "DELETE FROM mail_quota WHERE window_start <= ?1 - 3600",
             [now],
         )?;
+        self.conn
+            .execute("DELETE FROM sms_sends WHERE sent_at <= ?1 - 86400", [now])?;
         Ok(())
     }
 
@@ -858,6 +866,76 @@ impl Store for SqliteStore {
             .query_row([user], |r| r.get(0))
             .optional()?)
     }
+
+    fn set_phone(&mut self, user: &str, phone: Option<&str>, _now: i64) -> Result<()> {
+        let tx = self.immediate()?;
+        let before: Option<String> = tx
+            .prepare_cached(SELECT_PHONE_OF_USER)?
+            .query_row([user], |r| r.get(0))
+            .optional()?;
+        if before.as_deref() == phone {
+            return Ok(());
+        }
+        match phone {
+            Some(phone) => {
+                tx.execute(
+                    "INSERT INTO phones (user, phone) VALUES (?1, ?2)
+                     ON CONFLICT(user) DO UPDATE SET phone = ?2",
+                    [user, phone],
+                )?;
+            }
+            None => {
+                tx.execute("DELETE FROM phones WHERE user = ?1", [user])?;
+            }
+        }
+        // Codes already texted went to the old number: nothing they earned stays, and
+        // none still open passes.
+        tx.execute("DELETE FROM trust WHERE user = ?1", [user])?;
+        if has_factor(&tx, user)? {
+            new_generation(&tx, user)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn phone_of(&self, user: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached(SELECT_PHONE_OF_USER)?
+            .query_row([user], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn users_with_phone(&self, phone: &str, limit: u32) -> Result<Vec<String>> {
+        let mut q = self.conn.prepare_cached(SELECT_USERS_WITH_PHONE)?;
+        let names = q.query_map(params![phone, limit], |r| r.get(0))?;
+        Ok(names.collect::<rusqlite::Result<Vec<String>>>()?)
+    }
+
+    fn take_sms_turn(&mut self, user: &str, now: i64, limits: &SmsLimits) -> Result<SmsTurn> {
+        let tx = self.immediate()?;
+        // Texts "sent" after now (the clock went back) were sent now; those a day old
+        // count for nothing; beyond the newest `per_day` none decides anything.
+        tx.prepare_cached("UPDATE sms_sends SET sent_at = ?2 WHERE user = ?1 AND sent_at > ?2")?
+            .execute(params![user, now])?;
+        tx.prepare_cached("DELETE FROM sms_sends WHERE user = ?1 AND sent_at <= ?2 - 86400")?
+            .execute(params![user, now])?;
+        tx.prepare_cached(TRIM_SMS_SENDS)?
+            .execute(params![user, limits.per_day])?;
+        let sent = tx
+            .prepare_cached(SELECT_SMS_SENDS_OF_USER)?
+            .query_map([user], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        let wait = limits.wait(&sent, now);
+        if wait > 0 {
+            tx.commit()?;
+            return Ok(SmsTurn::Wait(wait));
+        }
+        tx.prepare_cached("INSERT INTO sms_sends (user, sent_at) VALUES (?1, ?2)")?
+            .execute(params![user, now])?;
+        tx.commit()?;
+        Ok(SmsTurn::Granted)
+    }
 }
 
 const SELECT_USER_BY_NAME: &str = concat!(select_user!(), " WHERE name = ?1");
@@ -866,6 +944,14 @@ const PURGE_EXPIRED_TRUST: &str =
     "DELETE FROM trust WHERE rowid IN (SELECT rowid FROM trust WHERE expires_at <= ?1 LIMIT ?2)";
 const SELECT_TRUST_BY_IDENTITY: &str =
     concat!(select_trust!(), " WHERE user = ?1 AND identity_hash = ?2");
+const SELECT_PHONE_OF_USER: &str = "SELECT phone FROM phones WHERE user = ?1";
+const SELECT_USERS_WITH_PHONE: &str =
+    "SELECT user FROM phones WHERE phone = ?1 ORDER BY user LIMIT ?2";
+const SELECT_SMS_SENDS_OF_USER: &str =
+    "SELECT sent_at FROM sms_sends WHERE user = ?1 ORDER BY sent_at DESC";
+/// All but the user's newest ?2 texts.
+const TRIM_SMS_SENDS: &str = "DELETE FROM sms_sends WHERE rowid IN (SELECT rowid FROM sms_sends \
+     WHERE user = ?1 ORDER BY sent_at DESC LIMIT -1 OFFSET ?2)";
 
 /// The database file and the -wal and -shm files SQLite keeps beside it.
 fn database_files(path: &Path) -> [PathBuf; 3] {
@@ -995,7 +1081,8 @@ fn phantom_record(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<UserReco
 }
 
 /// Gives `old`'s rows of `table` to `new`, where `new` has none of its own (those win), and
-/// drops what is left of `old`'s. `table` and `column` are this file's constants.
+/// drops what is left of `old`'s; a table without a unique key (`sms_sends`) gets both's.
+/// `table` and `column` are this file's constants.
 fn move_rows(
     tx: &rusqlite::Transaction<'_>,
     table: &str,

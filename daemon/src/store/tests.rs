@@ -690,6 +690,18 @@ fn per_user_and_login_statements_search_an_index_in_a_large_store() {
             listing::SELECT_DEFERRALS_AFTER,
             vec![user, limit],
         ),
+        ("a user's number", SELECT_PHONE_OF_USER, vec![user]),
+        (
+            "the users of a number",
+            SELECT_USERS_WITH_PHONE,
+            vec![hash, limit],
+        ),
+        ("a user's texts", SELECT_SMS_SENDS_OF_USER, vec![user]),
+        (
+            "a user's texts beyond the limit",
+            TRIM_SMS_SENDS,
+            vec![user, limit],
+        ),
     ] {
         let plan = plan(&s, sql, &params);
         assert!(
@@ -949,4 +961,324 @@ fn opening_a_store_keeps_sqlites_locks_so_no_other_process_deletes_its_wal() {
         );
         drop(s);
     }
+}
+
+/// Numbers as an administrator would set them (E.164).
+const ALICE_PHONE: &str = "+4915112345678";
+const OTHER_PHONE: &str = "+33612345678";
+
+/// `[sms]`'s defaults: a minute apart, 3 in 15 minutes, 10 a day.
+const SMS: SmsLimits = SmsLimits {
+    min_interval: 60,
+    per_15_minutes: 3,
+    per_day: 10,
+};
+
+/// How many texts the store keeps for `user`, and the latest one's time.
+fn sms_rows(s: &SqliteStore, user: &str) -> (i64, Option<i64>) {
+    s.conn_for_tests()
+        .query_row(
+            "SELECT count(*), max(sent_at) FROM sms_sends WHERE user = ?1",
+            [user],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+/// A session window of `user`'s, made at `now`.
+fn session_of(user: &str, now: i64) -> TrustRecord {
+    TrustRecord {
+        id: format!("{user}-window"),
+        user: user.into(),
+        kind: TrustKind::Session,
+        identity_hash: "device".into(),
+        description: "ssh key".into(),
+        service: "sshd".into(),
+        created_at: now,
+        last_used: now,
+        expires_at: now + 3600,
+        idle_seconds: 0,
+        password_stamp: None,
+    }
+}
+
+#[test]
+fn a_number_is_set_changed_removed_and_found_exactly() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    assert_eq!(s.phone_of("alice").unwrap(), None);
+    s.set_phone("alice", Some(ALICE_PHONE), 0).unwrap();
+    s.set_phone("bob", Some(ALICE_PHONE), 0).unwrap();
+    s.set_phone("carol", Some(OTHER_PHONE), 0).unwrap();
+    assert_eq!(s.phone_of("alice").unwrap().as_deref(), Some(ALICE_PHONE));
+    assert_eq!(
+        s.users_with_phone(ALICE_PHONE, 10).unwrap(),
+        ["alice", "bob"]
+    );
+    assert_eq!(s.users_with_phone(ALICE_PHONE, 1).unwrap(), ["alice"]);
+    assert!(
+        s.users_with_phone("+491511234567", 10).unwrap().is_empty(),
+        "a prefix is not the number"
+    );
+    s.set_phone("alice", Some(OTHER_PHONE), 0).unwrap();
+    assert_eq!(s.phone_of("alice").unwrap().as_deref(), Some(OTHER_PHONE));
+    assert_eq!(s.users_with_phone(ALICE_PHONE, 10).unwrap(), ["bob"]);
+    assert_eq!(
+        s.users_with_phone(OTHER_PHONE, 10).unwrap(),
+        ["alice", "carol"]
+    );
+    s.set_phone("alice", None, 0).unwrap();
+    assert_eq!(s.phone_of("alice").unwrap(), None);
+    assert_eq!(s.users_with_phone(OTHER_PHONE, 10).unwrap(), ["carol"]);
+    // A number is no factor of its own, unlike an address.
+    assert!(s.user_names().unwrap().is_empty());
+}
+
+#[test]
+fn a_changed_number_ends_open_conversations_and_trust() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
+        .unwrap();
+    let generation = |s: &SqliteStore| s.user("alice").unwrap().unwrap().generation;
+    let before = generation(&s);
+    s.set_phone("alice", Some(ALICE_PHONE), 10).unwrap();
+    let set = generation(&s);
+    assert!(set > before, "setting a number keeps open codes");
+    assert!(!s.still("alice", before, 10).unwrap());
+    s.put_trust(&session_of("alice", 20)).unwrap();
+    // The same number again changes nothing.
+    s.set_phone("alice", Some(ALICE_PHONE), 30).unwrap();
+    assert_eq!(generation(&s), set);
+    assert_eq!(s.trust_of("alice").unwrap().len(), 1);
+    s.set_phone("alice", Some(OTHER_PHONE), 40).unwrap();
+    let changed = generation(&s);
+    assert!(
+        changed > set,
+        "a code texted to the old number would still pass"
+    );
+    assert!(!s.still("alice", set, 40).unwrap());
+    assert!(s.still("alice", changed, 40).unwrap());
+    assert!(
+        s.trust_of("alice").unwrap().is_empty(),
+        "trust earned through the old number stayed"
+    );
+    s.set_phone("alice", None, 50).unwrap();
+    let removed = generation(&s);
+    assert!(removed > changed, "removing the number keeps open codes");
+    s.set_phone("alice", None, 60).unwrap();
+    assert_eq!(generation(&s), removed);
+    // Without a factor there is no generation to change, and no factor is made.
+    s.set_phone("bob", Some(ALICE_PHONE), 70).unwrap();
+    s.set_phone("bob", Some(OTHER_PHONE), 70).unwrap();
+    assert_eq!(s.user("bob").unwrap(), None);
+}
+
+#[test]
+fn sms_turns_keep_the_least_interval_between_texts() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    let mut turn = |now: i64| s.take_sms_turn("alice", now, &SMS).unwrap();
+    assert_eq!(turn(1000), SmsTurn::Granted);
+    assert_eq!(turn(1030), SmsTurn::Wait(30));
+    assert_eq!(turn(1059), SmsTurn::Wait(1));
+    assert_eq!(turn(1060), SmsTurn::Granted);
+    assert_eq!(
+        s.take_sms_turn("bob", 1060, &SMS).unwrap(),
+        SmsTurn::Granted,
+        "bob has his own"
+    );
+}
+
+#[test]
+fn sms_turns_allow_three_in_any_15_minutes_and_refusals_count_for_nothing() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    let mut turn = |now: i64| s.take_sms_turn("alice", now, &SMS).unwrap();
+    for now in [1000, 1060, 1120] {
+        assert_eq!(turn(now), SmsTurn::Granted, "at {now}");
+    }
+    // The first of the three leaves the window at 1900.
+    assert_eq!(turn(1180), SmsTurn::Wait(720));
+    assert_eq!(turn(1899), SmsTurn::Wait(1));
+    assert_eq!(turn(1900), SmsTurn::Granted);
+    assert_eq!(sms_rows(&s, "alice"), (4, Some(1900)));
+}
+
+#[test]
+fn sms_turns_allow_per_day_and_keep_at_most_that_many_rows() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    let day = SmsLimits {
+        min_interval: 10,
+        per_15_minutes: 10,
+        per_day: 4,
+    };
+    for now in [1000, 1010, 1020, 1030] {
+        assert_eq!(
+            s.take_sms_turn("alice", now, &day).unwrap(),
+            SmsTurn::Granted
+        );
+    }
+    assert_eq!(
+        s.take_sms_turn("alice", 1040, &day).unwrap(),
+        SmsTurn::Wait(86_360)
+    );
+    assert_eq!(
+        s.take_sms_turn("alice", 87_399, &day).unwrap(),
+        SmsTurn::Wait(1)
+    );
+    assert_eq!(
+        s.take_sms_turn("bob", 1000, &day).unwrap(),
+        SmsTurn::Granted
+    );
+    assert_eq!(
+        s.take_sms_turn("alice", 87_400, &day).unwrap(),
+        SmsTurn::Granted
+    );
+    // The text a day old went with the call; bob's stays until the sweep.
+    assert_eq!(sms_rows(&s, "alice"), (4, Some(87_400)));
+    assert_eq!(sms_rows(&s, "bob"), (1, Some(1000)));
+    // A lower limit leaves the newest texts only, which decide the same.
+    let lower = SmsLimits { per_day: 2, ..day };
+    assert_eq!(
+        s.take_sms_turn("alice", 87_410, &lower).unwrap(),
+        SmsTurn::Wait(1030 + 86_400 - 87_410)
+    );
+    assert_eq!(sms_rows(&s, "alice"), (2, Some(87_400)));
+    s.purge_stale_counts(87_400).unwrap();
+    assert_eq!(sms_rows(&s, "bob"), (0, None));
+    assert_eq!(sms_rows(&s, "alice"), (2, Some(87_400)));
+    s.purge_stale_counts(87_400 + 86_400).unwrap();
+    assert_eq!(sms_rows(&s, "alice"), (0, None));
+}
+
+#[test]
+fn a_clock_set_back_gives_no_texts_back_and_stretches_no_window() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    let mut turn = |now: i64| s.take_sms_turn("alice", now, &SMS).unwrap();
+    for now in [10_000, 10_060, 10_120] {
+        assert_eq!(turn(now), SmsTurn::Granted, "at {now}");
+    }
+    // One second back: the last text counts as sent at 10 119; the window still ends
+    // when the first text leaves it.
+    assert_eq!(turn(10_119), SmsTurn::Wait(10_000 + 900 - 10_119));
+    // An hour back: all three were sent "now"; a wait of 15 minutes, not 15 minutes
+    // and the hour.
+    assert_eq!(turn(6_519), SmsTurn::Wait(900));
+    assert_eq!(turn(7_418), SmsTurn::Wait(1));
+    assert_eq!(turn(7_419), SmsTurn::Granted);
+    assert_eq!(sms_rows(&s, "alice"), (4, Some(7_419)));
+    // A refused turn keeps what it rewrote.
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    s.take_sms_turn("bob", 5_000, &SMS).unwrap();
+    assert_eq!(
+        s.take_sms_turn("bob", 4_000, &SMS).unwrap(),
+        SmsTurn::Wait(60)
+    );
+    assert_eq!(sms_rows(&s, "bob"), (1, Some(4_000)));
+}
+
+#[test]
+fn an_unlock_gives_the_texts_back() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
+        .unwrap();
+    for now in [1000, 1060, 1120] {
+        assert_eq!(
+            s.take_sms_turn("alice", now, &SMS).unwrap(),
+            SmsTurn::Granted
+        );
+    }
+    assert_eq!(
+        s.take_sms_turn("alice", 1130, &SMS).unwrap(),
+        SmsTurn::Wait(770)
+    );
+    assert!(s.unlock("alice").unwrap());
+    assert_eq!(sms_rows(&s, "alice"), (0, None));
+    assert_eq!(
+        s.take_sms_turn("alice", 1130, &SMS).unwrap(),
+        SmsTurn::Granted
+    );
+}
+
+#[test]
+fn a_rename_carries_the_number_and_the_texts() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    s.put_pending("Alice", FactorKind::Totp, "S", 0, false, true, &[])
+        .unwrap();
+    s.set_phone("Alice", Some(ALICE_PHONE), 0).unwrap();
+    for now in [1000, 1060, 1120] {
+        s.take_sms_turn("Alice", now, &SMS).unwrap();
+    }
+    assert!(s.rename_user("Alice", "alice").unwrap());
+    assert_eq!(s.phone_of("Alice").unwrap(), None);
+    assert_eq!(s.phone_of("alice").unwrap().as_deref(), Some(ALICE_PHONE));
+    assert_eq!(s.users_with_phone(ALICE_PHONE, 10).unwrap(), ["alice"]);
+    assert_eq!(
+        s.take_sms_turn("alice", 1180, &SMS).unwrap(),
+        SmsTurn::Wait(720),
+        "a rename gave the texts back"
+    );
+    assert_eq!(sms_rows(&s, "Alice"), (0, None));
+    // The new name's own number wins; its own texts and the old name's all count.
+    s.put_pending("bob", FactorKind::Totp, "S", 0, false, true, &[])
+        .unwrap();
+    s.set_phone("bob", Some(ALICE_PHONE), 0).unwrap();
+    s.set_phone("robert", Some(OTHER_PHONE), 0).unwrap();
+    s.take_sms_turn("robert", 1000, &SMS).unwrap();
+    s.take_sms_turn("bob", 1060, &SMS).unwrap();
+    s.take_sms_turn("bob", 1120, &SMS).unwrap();
+    assert!(s.rename_user("bob", "robert").unwrap());
+    assert_eq!(s.phone_of("robert").unwrap().as_deref(), Some(OTHER_PHONE));
+    assert_eq!(s.phone_of("bob").unwrap(), None);
+    assert_eq!(
+        s.take_sms_turn("robert", 1180, &SMS).unwrap(),
+        SmsTurn::Wait(720)
+    );
+}
+
+#[test]
+fn a_reset_keeps_the_number_and_the_texts() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
+        .unwrap();
+    s.set_phone("alice", Some(ALICE_PHONE), 0).unwrap();
+    assert_eq!(
+        s.take_sms_turn("alice", 1000, &SMS).unwrap(),
+        SmsTurn::Granted
+    );
+    // As with an address: a lost phone is not a lost number, and no way out of limits.
+    assert!(s.reset("alice", 1010).unwrap());
+    assert_eq!(s.phone_of("alice").unwrap().as_deref(), Some(ALICE_PHONE));
+    assert_eq!(
+        s.take_sms_turn("alice", 1030, &SMS).unwrap(),
+        SmsTurn::Wait(30)
+    );
+}
+
+#[test]
+fn a_version_12_database_gets_the_sms_tables_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state/db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    std::fs::set_permissions(db.parent().unwrap(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let old = Connection::open(&db).unwrap();
+    old.execute_batch(&MIGRATIONS[..12].concat()).unwrap();
+    old.execute_batch(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL);
+         INSERT INTO schema_version VALUES (12);
+         INSERT INTO users (name, secret, state, enrolled_at) VALUES ('alice', 'S', 'active', 5);
+         INSERT INTO contacts (user, email) VALUES ('alice', 'alice@example.org');",
+    )
+    .unwrap();
+    drop(old);
+    let mut s = SqliteStore::open(&db).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(s.user("alice").unwrap().unwrap().secret, "S");
+    assert_eq!(
+        s.email_of("alice").unwrap().as_deref(),
+        Some("alice@example.org")
+    );
+    assert_eq!(s.phone_of("alice").unwrap(), None);
+    s.set_phone("alice", Some(ALICE_PHONE), 10).unwrap();
+    assert_eq!(
+        s.take_sms_turn("alice", 10, &SMS).unwrap(),
+        SmsTurn::Granted
+    );
 }
