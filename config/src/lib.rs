@@ -6,6 +6,7 @@ mod bounded;
 mod email_codes;
 mod file;
 mod policy;
+mod sms;
 mod smtp;
 mod store;
 mod when;
@@ -14,6 +15,7 @@ pub use bounded::Bounded;
 pub use email_codes::{EmailCodesConfig, PLACEHOLDERS, TEXT_FILE, Template, text_template};
 pub use policy::{Profile, ServiceClass, ServicePolicy, ServicePolicyConfig, service_class};
 use serde::Deserialize;
+pub use sms::{HttpUrl, KannelConfig, NumberPrefix, SmsConfig};
 pub use smtp::{HostName, MailAddress, SmtpConfig, SmtpSecurity};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,6 +64,9 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     #[serde(default)]
     pub email_codes: EmailCodesConfig,
+    /// Codes by SMS, and the gateway they go through.
+    #[serde(default)]
+    pub sms: SmsConfig,
     /// Where the state is kept: SQLite (the default) or a fleet's PostgreSQL.
     #[serde(default)]
     pub store: StoreConfig,
@@ -85,6 +90,7 @@ impl Default for Config {
             enrolment: EnrolmentConfig::default(),
             smtp: None,
             email_codes: EmailCodesConfig::default(),
+            sms: SmsConfig::default(),
             store: StoreConfig::default(),
             fleet: FleetConfig::default(),
             policy: BTreeMap::new(),
@@ -427,6 +433,12 @@ impl Config {
         self.smtp.is_some() && self.email_codes.enabled && self.profile != Profile::Strict
     }
 
+    /// Whether logins may ask for codes by SMS: `[sms] enabled` with its gateway (never
+    /// in the strict profile).
+    pub fn sms_on(&self) -> bool {
+        self.sms.enabled && self.sms.kannel.is_some() && self.profile != Profile::Strict
+    }
+
     /// The trust policy for PAM service `service`.
     pub fn service_policy(&self, service: &str) -> ServicePolicy {
         let ssh = self.login.ssh_services.iter().any(|s| s.matches(service));
@@ -456,6 +468,16 @@ impl Config {
                 message: "[email_codes] enabled = true is not allowed with profile = \"strict\" (NIST SP 800-63B does not accept e-mail as an out-of-band channel)".into(),
             });
         }
+        if self.profile == Profile::Strict && self.sms.enabled {
+            return Err(ConfigError::Invalid {
+                path: origin.into(),
+                message: "[sms] enabled = true is not allowed with profile = \"strict\" (NIST SP 800-63B restricts SMS: SIM swaps and number porting hand the codes to someone else)".into(),
+            });
+        }
+        self.sms.check().map_err(|message| ConfigError::Invalid {
+            path: origin.into(),
+            message,
+        })?;
         if self.lockout.max_seconds.0 < self.lockout.base_seconds.0 {
             return Err(ConfigError::Invalid {
                 path: origin.into(),

@@ -106,10 +106,17 @@ enum Command {
     /// with `[login] unenrolled = "deny"` (the default) it is refused until they enrol
     /// again, unless a grace period (`twofoldctl grace set`) lets them in with a reminder;
     /// with `unenrolled = "ignore"` the password alone decides.
+    ///
+    /// `--factor sms` removes only the number codes are texted to (a lost or stolen
+    /// phone whose app is elsewhere), and ends the codes texted to it.
     #[command(after_help = EXIT_CODES)]
     Reset {
         /// The account whose factor is removed.
         user: String,
+        /// Which: `all` (the default: the factor, its trust and recovery codes) or `sms`
+        /// (the number only).
+        #[arg(long, value_enum, default_value = "all")]
+        factor: ResetWhat,
     },
     /// End a lockout after too many wrong codes (administrators only).
     #[command(after_help = EXIT_CODES)]
@@ -150,17 +157,25 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ResetWhat {
+    All,
+    Sms,
+}
+
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Set where USER's codes and notices are e-mailed (--email, --no-email), or the
-    /// security keys that may stand in for a code over SSH (--security-key, --no-security-keys).
+    /// Set where USER's codes and notices are e-mailed (--email, --no-email), the number
+    /// codes are texted to (--phone, --no-phone), or the security keys that may stand in
+    /// for a code over SSH (--security-key, --no-security-keys).
     ///
     /// Only an administrator sets them, never taken from anything the user can edit
     /// (GECOS, a file in their home). The old address and the new are both told. A user
-    /// without a factor gets the e-mail factor with an address.
+    /// without a factor gets the e-mail factor with an address. A new number ends the
+    /// codes texted before, and the user is told by e-mail.
     #[command(after_help = EXIT_CODES)]
     #[command(group(clap::ArgGroup::new("what").required(true).multiple(true)
-        .args(["email", "no_email", "security_key", "no_security_keys"])))]
+        .args(["email", "no_email", "phone", "no_phone", "security_key", "no_security_keys"])))]
     Set {
         /// The account.
         user: String,
@@ -170,13 +185,19 @@ enum UserCommand {
         /// Remove the address.
         #[arg(long, conflicts_with = "email")]
         no_email: bool,
+        /// The number codes are texted to, in E.164 form: +4915112345678.
+        #[arg(long, value_name = "+NUMBER", conflicts_with_all = ["email", "no_email"])]
+        phone: Option<String>,
+        /// Remove the number (a lost phone: `reset USER --factor sms` does the same).
+        #[arg(long, conflicts_with_all = ["phone", "email", "no_email"])]
+        no_phone: bool,
         /// The fingerprint of a FIDO2 key (`ssh-keygen -lf key.pub`: SHA256:…) whose SSH
         /// logins pass without a code where `accept_security_keys` is on; repeat for more.
         /// Replaces the keys registered before.
-        #[arg(long, value_name = "SHA256:…", conflicts_with_all = ["email", "no_email"])]
+        #[arg(long, value_name = "SHA256:…", conflicts_with_all = ["email", "no_email", "phone", "no_phone"])]
         security_key: Vec<String>,
         /// Remove every registered security key.
-        #[arg(long, conflicts_with_all = ["security_key", "email", "no_email"])]
+        #[arg(long, conflicts_with_all = ["security_key", "email", "no_email", "phone", "no_phone"])]
         no_security_keys: bool,
     },
 }
@@ -493,7 +514,14 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             })
             .await?;
         }
-        Command::Reset { user } => {
+        Command::Reset {
+            user,
+            factor: ResetWhat::Sms,
+        } => {
+            manage.user_set_phone(user, "").await.map_err(z)?;
+            output::done(user, "phone number removed", true, cli.json);
+        }
+        Command::Reset { user, .. } => {
             let removed = manage.reset(user).await.map_err(z)?;
             output::done(
                 user,
@@ -605,6 +633,33 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             output::done(
                 user,
                 &format!("{} security key(s) registered", keys.len()),
+                true,
+                cli.json,
+            );
+        }
+        Command::User(UserCommand::Set {
+            user,
+            phone,
+            no_phone,
+            ..
+        }) if phone.is_some() || *no_phone => {
+            let number = phone.as_deref().unwrap_or("");
+            let sharing = manage.user_set_phone(user, number).await.map_err(z)?;
+            if !sharing.is_empty() {
+                // A shared phone lets each of its holders pass as the others.
+                eprintln!(
+                    "twofoldctl: warning: {} also use{} this number; whoever holds that phone gets each of their texted codes",
+                    sharing.join(", "),
+                    if sharing.len() == 1 { "s" } else { "" }
+                );
+            }
+            output::done(
+                user,
+                if number.is_empty() {
+                    "phone number removed"
+                } else {
+                    "phone number set"
+                },
                 true,
                 cli.json,
             );

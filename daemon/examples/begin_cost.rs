@@ -41,6 +41,7 @@ fn main() -> Result<(), String> {
         audit: Arc::new(MemoryAudit::default()),
         notifier: Arc::new(twofold_daemon::notify::NoNotifier),
         courier: Arc::new(twofold_daemon::email_codes::NoCourier),
+        texter: Arc::new(twofold_daemon::sms::NoTexter),
         hostname: "bench".into(),
         sessions: Arc::new(ProcSessions),
     });

@@ -91,7 +91,7 @@ fn digest(salt: &[u8; 16], code: &str) -> [u8; 32] {
 }
 
 /// Six decimal digits, uniform (rejection sampling: no digit is likelier than another).
-fn six_digits(random: &dyn Random) -> Result<String, String> {
+pub(crate) fn six_digits(random: &dyn Random) -> Result<String, String> {
     const LIMIT: u32 = u32::MAX - (u32::MAX % 1_000_000) - 1;
     loop {
         let mut b = [0u8; 4];

@@ -107,6 +107,10 @@ pub fn message(n: &Notice) -> Mail {
             "notice address changed",
             "The e-mail address for your two-factor notices was changed.",
         ),
+        Change::PhoneChanged => (
+            "phone number changed",
+            "The phone number your login codes are texted to was changed or removed.",
+        ),
         Change::RecoveryCodeUsed => (
             "recovery code used",
             "One of your recovery codes was used to log in; it no longer works.",

@@ -15,6 +15,7 @@ use crate::model::{Attempt, TrustKind, UserRecord};
 use crate::notify::{Change, Notice, Notifier};
 use crate::otp::OtpParams;
 use crate::random::{Random, random_hex};
+use crate::sms::{TextedCodes, Texter};
 use crate::store::{self, Lease, Store, StoreError, Stores};
 use crate::trust::{self, Judgement};
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ pub use crate::factor::CODE_PROMPT;
 /// no one who has an address on record.
 pub const CODE_OR_EMAIL_PROMPT: &str = "Verification code (or press Enter for one by e-mail): ";
 const EMAILED_PROMPT: &str = "Code from the e-mail: ";
+const TEXTED_PROMPT: &str = "Code from the text (or 'sms' for a new one): ";
 /// The same words whether or not an address is on record (and a mail went out).
 const MAYBE_SENT: &str = "If an e-mail address is on record for you, a code is on its way to it.";
 const NOT_SENT: &str = "The e-mail with your code could not be sent. Use your authenticator app, or ask your administrator.";
@@ -103,6 +105,11 @@ struct Conversation {
     /// The code e-mailed for this login, if one was asked for (a new one replaces it).
     mailed: Option<MailedCode>,
     mail_requests: u32,
+    /// The number this login may have a code texted to (`sms_codes`), the codes texted,
+    /// and how many it asked for.
+    sms: Option<sms_codes::SmsOffer>,
+    texted: TextedCodes,
+    texts_asked: u32,
     /// What admitted the conversation past its code, checked again at every later step:
     /// the factor's generation (a new secret, a lock or a revocation changes it) and the
     /// password fingerprint read when the code was right.
@@ -123,6 +130,11 @@ pub struct Engine {
     /// Whether logins may ask for a code by e-mail (`Config::email_codes_on`).
     email_codes_on: bool,
     courier: Arc<dyn Courier>,
+    /// Whether logins may ask for a code by SMS (`Config::sms_on`), and who texts it.
+    sms_on: bool,
+    texter: Arc<dyn Texter>,
+    /// When this daemon sent its texts of the last minute (`[sms] global_per_minute`).
+    texts_sent: Mutex<std::collections::VecDeque<i64>>,
     pub(crate) lockout: LockoutPolicy,
     stores: Box<dyn Stores>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -167,6 +179,8 @@ pub struct Parts {
     pub notifier: Arc<dyn Notifier>,
     /// Delivers e-mailed codes ([`email_codes::NoCourier`] sends nothing).
     pub courier: Arc<dyn Courier>,
+    /// Sends texted codes ([`crate::sms::NoTexter`] sends nothing).
+    pub texter: Arc<dyn Texter>,
     pub hostname: String,
     pub sessions: Arc<dyn SessionLookup>,
 }
@@ -195,6 +209,9 @@ impl Engine {
                 p.config.login.timing_floor_us.get(),
             )),
             courier: p.courier,
+            sms_on: p.config.sms_on(),
+            texter: p.texter,
+            texts_sent: Mutex::new(std::collections::VecDeque::new()),
             config: p.config,
             stores: p.store,
             clock: p.clock,
@@ -222,6 +239,20 @@ impl Engine {
             CODE_OR_EMAIL_PROMPT
         } else {
             CODE_PROMPT
+        }
+    }
+
+    /// What a conversation at its code asks with now: for the code just sent, or with
+    /// what the login may ask for instead of an app's code.
+    fn prompt_of(&self, conv: &Conversation) -> String {
+        if conv.mailed.is_some() {
+            EMAILED_PROMPT.into()
+        } else if !conv.texted.is_empty() {
+            TEXTED_PROMPT.into()
+        } else if let Some(offer) = &conv.sms {
+            offer.prompt(self.email_codes_on)
+        } else {
+            self.code_prompt().into()
         }
     }
 
@@ -451,8 +482,19 @@ impl Engine {
                 Err(e) => return Ok((String::new(), self.store_failed(caller.uid, &ctx, &e))),
             }
         }
-        let step = Step::prompt(Action::PromptSecret, self.code_prompt());
-        self.open(caller, ctx, Stage::Code, true, identity, now, step)
+        let offer = self.sms_offer(
+            &user,
+            self_enrol::first_factor_passed(&ctx, caller, &self.config),
+        );
+        let step = match &offer {
+            Some(offer) => Step::prompt(Action::PromptSecret, &offer.prompt(self.email_codes_on)),
+            None => Step::prompt(Action::PromptSecret, self.code_prompt()),
+        };
+        let (id, step) = self.open(caller, ctx, Stage::Code, true, identity, now, step)?;
+        if let Some(conv) = lock(&self.conversations).get_mut(&id) {
+            conv.sms = offer;
+        }
+        Ok((id, step))
     }
 
     /// A user with no factor: a grace period, a refusal after the deadline, or (with no
@@ -639,6 +681,9 @@ impl Engine {
                 enrolling: None,
                 mailed: None,
                 mail_requests: 0,
+                sms: None,
+                texted: TextedCodes::default(),
+                texts_asked: 0,
                 admitted: None,
                 expires_at: now + i64::from(self.config.login.conversation_timeout_seconds.get()),
             },
@@ -701,6 +746,9 @@ impl Engine {
         response: &str,
         now: i64,
     ) -> Result<Step, ApiError> {
+        if conv.sms.is_some() && response.trim().eq_ignore_ascii_case(sms_codes::KEYWORD) {
+            return Ok(self.text_code(id, conv, now));
+        }
         if self.email_codes_on && response.trim().is_empty() {
             return Ok(self.mail_code(id, conv, now));
         }
@@ -718,6 +766,7 @@ impl Engine {
             Err(e) => return Ok(self.store_failed(conv.caller_uid, &conv.context, &e)),
         };
         let mailed_code_used = std::cell::Cell::new(false);
+        let texted_code_used = std::cell::Cell::new(false);
         let attempt = self.with_store(|s| {
             s.attempt(
                 &conv.context.user,
@@ -730,11 +779,15 @@ impl Engine {
                         mailed_code_used.set(true);
                         Ok(Some(Match::Once))
                     }
+                    _ if conv.texted.matches(response, now, user.generation) => {
+                        texted_code_used.set(true);
+                        Ok(Some(Match::Once))
+                    }
                     _ => self.factor(user.kind).verify(&user.secret, response, now),
                 },
             )
         });
-        let mailed_code_used = mailed_code_used.get();
+        let (mailed_code_used, texted_code_used) = (mailed_code_used.get(), texted_code_used.get());
         let (caller_uid, ctx) = (conv.caller_uid, &conv.context);
         let failed = match attempt {
             Ok(Attempt::Accepted {
@@ -751,11 +804,14 @@ impl Engine {
                         "recovery code used"
                     } else if mailed_code_used {
                         "e-mailed code verified"
+                    } else if texted_code_used {
+                        "texted code verified"
                     } else {
                         "code verified"
                     },
                 );
                 conv.mailed = None;
+                conv.texted.clear();
                 // Only a login with a device identity can leave trust behind, and only
                 // trust needs the password fingerprint: the others skip the shadow look-up.
                 conv.admitted = conv.identity.is_some().then(|| Admitted {
@@ -819,13 +875,9 @@ impl Engine {
             .mailed
             .as_ref()
             .is_some_and(|m| matches!(m.delivery.state(), DeliveryState::Failed(_)));
-        let prompt = if conv.mailed.is_some() {
-            EMAILED_PROMPT
-        } else {
-            self.code_prompt()
-        };
+        let prompt = self.prompt_of(&conv);
         lock(&self.conversations).insert(id.to_owned(), conv);
-        let step = Step::prompt(Action::PromptSecret, prompt).error(WRONG_CODE);
+        let step = Step::prompt(Action::PromptSecret, &prompt).error(WRONG_CODE);
         Ok(if undelivered {
             step.error(NOT_SENT)
         } else {
@@ -1228,9 +1280,6 @@ pub(crate) fn throttled_step(seconds_left: i64) -> Step {
     ))
 }
 
-/// Where wrong codes come from, for the per-source wait: a user's own process by its
-/// uid (it could name any address), a root caller (sshd, sudo) by the remote address it
-/// reports, else by the requesting user PAM names (su, sudo).
 /// A login in words for a notice: the service and where it came from.
 fn login_detail(ctx: &LoginContext) -> String {
     let mut d = format!("{} login", ctx.service);
@@ -1264,6 +1313,9 @@ fn utc_time(unix: i64) -> String {
         .replace('Z', " UTC")
 }
 
+/// Where wrong codes come from, for the per-source wait: a user's own process by its
+/// uid (it could name any address), a root caller (sshd, sudo) by the remote address it
+/// reports, else by the requesting user PAM names (su, sudo).
 pub(crate) fn source_of(ctx: &LoginContext, caller_uid: u32) -> String {
     if caller_uid != 0 {
         format!("uid {caller_uid}")
@@ -1318,6 +1370,7 @@ pub fn validate_context(ctx: &LoginContext) -> Result<(), ApiError> {
 }
 
 mod self_enrol;
+mod sms_codes;
 mod store_admin;
 
 #[cfg(test)]

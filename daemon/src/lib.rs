@@ -25,6 +25,8 @@ pub mod qr;
 pub mod random;
 pub mod recovery;
 pub mod service;
+pub mod sms;
 pub mod socket;
 pub mod store;
+pub mod tls;
 pub mod trust;

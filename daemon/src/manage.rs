@@ -606,6 +606,52 @@ impl Engine {
         Ok(sharing)
     }
 
+    /// Sets the number `user`'s codes are texted to (E.164; administrators only: a number
+    /// is a way in); an empty `number` removes it. A changed number ends the codes texted
+    /// before (a new number is a new authenticator), and the user is told by e-mail where
+    /// an address is on record. Returns the other users (at most ten) with that number.
+    pub fn set_phone(
+        &self,
+        caller: &Caller,
+        user: &str,
+        number: &str,
+    ) -> Result<Vec<String>, ApiError> {
+        check_user_name(user)?;
+        self.policy()
+            .require_admin(caller)
+            .map_err(|d| self.refuse("user-set", caller, user, d.0))?;
+        let user = &self.canonical(user, true)?;
+        let number = number.trim();
+        if !number.is_empty() && !crate::sms::valid_number(number) {
+            return Err(ApiError::InvalidInput(
+                "expected a phone number in E.164 form: + and the country code, no spaces (e.g. +4915112345678)".into(),
+            ));
+        }
+        let new = (!number.is_empty()).then_some(number);
+        let now = self.clock.now();
+        let sharing = self
+            .with_store(|s| {
+                s.set_phone(user, new, now)?;
+                match new {
+                    Some(number) => s.users_with_phone(number, 11),
+                    None => Ok(Vec::new()),
+                }
+            })
+            .map_err(store_error)?;
+        let sharing: Vec<String> = sharing.into_iter().filter(|u| u != user).take(10).collect();
+        self.notify(
+            user,
+            Change::PhoneChanged,
+            by_whom(self.users.as_ref(), caller, user),
+        );
+        let what = match new {
+            Some(n) => format!("phone number set to {}", crate::sms::masked(n)),
+            None => "phone number removed".into(),
+        };
+        self.audit_manage("user-set", "success", caller, user, &what);
+        Ok(sharing)
+    }
+
     /// Registers `fingerprints` (`SHA256:…`, as `ssh-keygen -lf` prints them) as the
     /// security keys that may stand in for a code over SSH under `accept_security_keys`,
     /// in place of the user's earlier ones; an empty list removes them (administrators

@@ -21,6 +21,9 @@ pub enum Change {
     /// An administrator changed where the user's codes and notices go (told to the old
     /// address and to the new).
     EmailChanged,
+    /// An administrator set, changed or removed the number codes are texted to (a new
+    /// number is a new authenticator: a SIM swap looks like this).
+    PhoneChanged,
     /// Trusted sessions or remembered devices were revoked.
     TrustRevoked,
     /// A login was told to remember its device.

@@ -493,6 +493,18 @@ impl ManageService {
             .await
     }
 
+    async fn user_set_phone(
+        &self,
+        user: String,
+        number: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<String>, TwofoldError> {
+        let caller = self.0.caller(&header, self.1.as_ref()).await?;
+        self.0
+            .run(caller.uid, move |e| e.set_phone(&caller, &user, &number))
+            .await
+    }
+
     async fn user_set_security_keys(
         &self,
         user: String,

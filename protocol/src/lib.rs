@@ -366,6 +366,10 @@ pub trait Manage {
     /// address removes it. A user without a factor gets the e-mail factor. Returns the
     /// other users (at most ten) with the same address.
     fn user_set_email(&self, user: &str, address: &str) -> zbus::Result<Vec<String>>;
+    /// The number (E.164) the user's codes are texted to (administrators only); empty
+    /// removes it. Codes texted before end. Returns the other users (at most ten) with
+    /// the same number.
+    fn user_set_phone(&self, user: &str, number: &str) -> zbus::Result<Vec<String>>;
     /// New recovery codes for the user in place of the old ones (administrators only);
     /// returned this once.
     fn recovery_regenerate(&self, user: &str) -> zbus::Result<Vec<String>>;

@@ -138,7 +138,7 @@ impl Engine {
 /// whose pam.d line says so (`offer_enrolment`: a `requisite` password before it). With
 /// a `required` password a wrong one would not stop the stack, and whoever knew only the
 /// name could set up their own app on the account.
-fn first_factor_passed(
+pub(super) fn first_factor_passed(
     ctx: &LoginContext,
     caller: &Caller,
     config: &twofold_config::Config,

@@ -6,6 +6,7 @@ use crate::factor::FactorKind;
 use crate::notify::{Change, MemoryNotifier};
 use crate::otp;
 use crate::random::OsRandom;
+use crate::sms::MemoryTexter;
 use crate::store::{SqliteStore, StorePool};
 use std::sync::atomic::{AtomicU32, Ordering};
 use twofold_protocol::{TrustInfo, UserStatus};
@@ -79,6 +80,7 @@ struct Fixture {
     audit: Arc<MemoryAudit>,
     notices: Arc<MemoryNotifier>,
     courier: Arc<MemoryCourier>,
+    texter: Arc<MemoryTexter>,
     users: Arc<Users>,
 }
 
@@ -90,6 +92,7 @@ fn fixture_with(config_text: &str) -> Fixture {
     let audit = Arc::new(MemoryAudit::default());
     let notices = Arc::new(MemoryNotifier::default());
     let courier = Arc::new(MemoryCourier::default());
+    let texter = Arc::new(MemoryTexter::default());
     let users = Arc::new(Users {
         password_generation: AtomicU32::new(0),
         stamp_reads: AtomicU32::new(0),
@@ -103,6 +106,7 @@ fn fixture_with(config_text: &str) -> Fixture {
         audit: audit.clone(),
         notifier: notices.clone(),
         courier: courier.clone(),
+        texter: texter.clone(),
         hostname: "host".into(),
         sessions: Arc::new(Sessions),
     });
@@ -112,6 +116,7 @@ fn fixture_with(config_text: &str) -> Fixture {
         audit,
         notices,
         courier,
+        texter,
         users,
     }
 }
@@ -1697,6 +1702,7 @@ mod local_attacks;
 mod recovery;
 mod security_keys;
 mod self_enrol;
+mod sms_codes;
 
 #[test]
 fn replies_that_ask_for_or_refuse_a_code_are_held_to_the_floor_and_passes_are_not() {

@@ -206,6 +206,7 @@ impl Harness {
             audit: Arc::new(NullAudit),
             notifier: Arc::new(DroppedNotices),
             courier: Arc::new(NoCourier),
+            texter: Arc::new(twofold_daemon::sms::NoTexter),
             hostname: "fuzz".into(),
             sessions: Arc::new(Sessions),
         });

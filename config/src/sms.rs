@@ -1,0 +1,178 @@
+//! `[sms]`: one-time codes texted to the number an administrator set, through an SMS
+//! gateway (`[sms.kannel]`: Kannel's smsbox). SMS is a restricted authenticator (NIST SP
+//! 800-63B: SIM swaps, number porting), so it is off unless set, refused by the strict
+//! profile, and sent only to the country prefixes listed (toll fraud).
+
+use crate::{AbsolutePath, Bounded};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// Whether logins may ask for a code by SMS (needs a gateway section).
+    pub enabled: bool,
+    /// How long a code is valid.
+    pub valid_minutes: Bounded<1, 10>,
+    /// The least time between two texts to one user.
+    pub min_interval_seconds: Bounded<10, 3600>,
+    /// Texts one user may be sent in 15 minutes, and in a day.
+    pub per_15_minutes: Bounded<1, 10>,
+    pub per_day: Bounded<1, 50>,
+    /// Texts this daemon sends in a minute to everyone together.
+    pub global_per_minute: Bounded<1, 10000>,
+    /// The number prefixes texts may go to, e.g. `["+49", "+33"]`; required when SMS is
+    /// on: a number elsewhere is never texted.
+    pub allowed_prefixes: Vec<NumberPrefix>,
+    /// Kannel's smsbox, the gateway (the only one so far).
+    pub kannel: Option<KannelConfig>,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            enabled: false,
+            valid_minutes: Bounded(5),
+            min_interval_seconds: Bounded(60),
+            per_15_minutes: Bounded(3),
+            per_day: Bounded(10),
+            global_per_minute: Bounded(60),
+            allowed_prefixes: Vec::new(),
+            kannel: None,
+        }
+    }
+}
+
+impl SmsConfig {
+    /// Whether `number` (E.164) may be texted.
+    pub fn may_text(&self, number: &str) -> bool {
+        self.allowed_prefixes
+            .iter()
+            .any(|p| number.starts_with(&p.0))
+    }
+
+    /// What the types cannot say.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let Some(kannel) = &self.kannel else {
+            return Err("[sms] enabled = true needs a gateway: an [sms.kannel] section".into());
+        };
+        if self.allowed_prefixes.is_empty() {
+            return Err(
+                "[sms] enabled = true needs allowed_prefixes, the number prefixes texts may go to (e.g. [\"+49\"])".into(),
+            );
+        }
+        kannel.check()
+    }
+}
+
+/// `[sms.kannel]`: smsbox's sendsms HTTP interface.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KannelConfig {
+    /// The sendsms URL, e.g. `http://127.0.0.1:13013/cgi-bin/sendsms`. Plain `http` only
+    /// to this machine: the password and the code must not cross a network in clear.
+    pub url: HttpUrl,
+    /// A `sendsms-user` of smsbox, and the file its password is read from (never the
+    /// password itself in this file).
+    pub username: String,
+    pub password_file: AbsolutePath,
+    /// How long one request may take, connection included.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: Bounded<1, 30>,
+    /// PEM certificates trusted beside the system's, for an `https` URL.
+    pub ca_file: Option<AbsolutePath>,
+}
+
+fn default_timeout() -> Bounded<1, 30> {
+    Bounded(5)
+}
+
+impl KannelConfig {
+    fn check(&self) -> Result<(), String> {
+        if self.username.is_empty()
+            || self.username.len() > 64
+            || self.username.chars().any(|c| c.is_control())
+        {
+            return Err("[sms.kannel] username: 1 to 64 printable characters".into());
+        }
+        if self.url.scheme() == "http" && !self.url.is_local() {
+            return Err(format!(
+                "[sms.kannel] url {:?}: plain http is for a gateway on this machine only (localhost): use https",
+                self.url.0
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An `http://` or `https://` URL with a host, without user info or fragment.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct HttpUrl(pub String);
+
+impl HttpUrl {
+    pub fn scheme(&self) -> &str {
+        self.0.split_once("://").map_or("", |(s, _)| s)
+    }
+
+    /// The host, without port or brackets.
+    pub fn host(&self) -> &str {
+        let rest = self.0.split_once("://").map_or("", |(_, r)| r);
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => authority.split(':').next().unwrap_or(""),
+        }
+    }
+
+    fn is_local(&self) -> bool {
+        ["localhost", "127.0.0.1", "::1"].contains(&self.host())
+    }
+}
+
+impl TryFrom<String> for HttpUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let url = HttpUrl(s);
+        let bad = |why: &str| Err(format!("{:?} is not a usable URL: {why}", url.0));
+        if !["http", "https"].contains(&url.scheme()) {
+            return bad("it must start with http:// or https://");
+        }
+        if url.0.len() > 512 || url.0.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return bad("at most 512 characters, no spaces or control characters");
+        }
+        let authority = url.0.split_once("://").map_or("", |(_, r)| r);
+        let authority = authority.split(['/', '?']).next().unwrap_or("");
+        if authority.contains('@') || url.0.contains('#') {
+            return bad("no user name, password or fragment in it");
+        }
+        if url.host().is_empty() {
+            return bad("no host");
+        }
+        Ok(url)
+    }
+}
+
+/// The start of an E.164 number: `+` and 1 to 6 digits, the first not 0.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct NumberPrefix(pub String);
+
+impl TryFrom<String> for NumberPrefix {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let digits = s.strip_prefix('+').unwrap_or("");
+        let ok = (1..=6).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if ok {
+            Ok(NumberPrefix(s))
+        } else {
+            Err(format!(
+                "expected a number prefix such as \"+49\" (+ and 1 to 6 digits), got {s:?}"
+            ))
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Texted one-time codes: the [`SmsTransport`] port a gateway adapter implements (Kannel
+//! in `sms/kannel.rs`), the [`Texter`] that sends without holding up the engine for
+//! long, the codes a login holds while it waits (salted hashes; the two latest count,
+//! because texts arrive late), the message, and the masked number logins show.
+
+pub mod kannel;
+
+use crate::email_codes::six_digits;
+use crate::otp::constant_time_eq;
+use crate::random::Random;
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// One text to one number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sms {
+    /// E.164, `+` and digits.
+    pub to: String,
+    pub text: String,
+    /// How long the gateway should keep trying (the code's lifetime).
+    pub valid_minutes: u32,
+}
+
+/// What the gateway said about a text it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Passed on towards the operator.
+    Sent,
+    /// Kept to send once the gateway's link to the operator is back.
+    Queued,
+}
+
+/// Failures name what went wrong, never the text, the number or a password.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SmsError {
+    #[error("the [sms] settings cannot be used: {0}")]
+    Settings(String),
+    /// The gateway said no for good (a wrong password, no route): trying again will not help.
+    #[error("the SMS gateway refused the text: {0}")]
+    Refused(String),
+    /// Down, full or silent: later may work.
+    #[error("the SMS gateway is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type Texting<'a> = Pin<Box<dyn Future<Output = Result<Accepted, SmsError>> + Send + 'a>>;
+
+/// A gateway: hands one text over, within its own timeout and retries.
+pub trait SmsTransport: Send + Sync {
+    fn send<'a>(&'a self, sms: &'a Sms) -> Texting<'a>;
+}
+
+/// How a text handed to a [`Texter`] fares: the gateway's answer, once it came.
+pub struct Outcome(mpsc::Receiver<Result<Accepted, SmsError>>);
+
+impl Outcome {
+    /// An outcome that is already known.
+    pub fn known(result: Result<Accepted, SmsError>) -> Outcome {
+        let (tx, rx) = mpsc::channel();
+        let _ = tx.send(result);
+        Outcome(rx)
+    }
+
+    /// Waits at most `limit` for the gateway's answer; None if it has not come.
+    pub fn wait(&self, limit: Duration) -> Option<Result<Accepted, SmsError>> {
+        match self.0.recv_timeout(limit) {
+            Ok(r) => Some(r),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(Err(SmsError::Unavailable(
+                "the sending task ended without an answer".into(),
+            ))),
+        }
+    }
+}
+
+/// Hands texts to a gateway in tasks of their own, so that a login waits for the
+/// gateway's answer only as long as it chooses to ([`Outcome::wait`]).
+pub trait Texter: Send + Sync {
+    fn dispatch(&self, user: &str, sms: Sms) -> Outcome;
+}
+
+/// Texts in delivery at once, at most: beyond, a request fails at once.
+const IN_FLIGHT: usize = 16;
+
+/// Sends through an [`SmsTransport`] on a tokio runtime.
+pub struct GatewayTexter {
+    transport: std::sync::Arc<dyn SmsTransport>,
+    runtime: tokio::runtime::Handle,
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl GatewayTexter {
+    /// On the current runtime.
+    pub fn start(transport: std::sync::Arc<dyn SmsTransport>) -> GatewayTexter {
+        GatewayTexter {
+            transport,
+            runtime: tokio::runtime::Handle::current(),
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
+        }
+    }
+}
+
+impl Texter for GatewayTexter {
+    fn dispatch(&self, user: &str, sms: Sms) -> Outcome {
+        let Ok(turn) = self.in_flight.clone().try_acquire_owned() else {
+            return Outcome::known(Err(SmsError::Unavailable(
+                "too many texts are waiting for the gateway".into(),
+            )));
+        };
+        let (tx, rx) = mpsc::channel();
+        let transport = self.transport.clone();
+        let user = user.to_owned();
+        self.runtime.spawn(async move {
+            let _turn = turn;
+            let result = transport.send(&sms).await;
+            if let Err(e) = &result {
+                eprintln!("twofoldd: the text for user {user:?} was not sent: {e}");
+            }
+            let _ = tx.send(result);
+        });
+        Outcome(rx)
+    }
+}
+
+/// Sends nothing: SMS is off.
+pub struct NoTexter;
+
+impl Texter for NoTexter {
+    fn dispatch(&self, _: &str, _: Sms) -> Outcome {
+        Outcome::known(Err(SmsError::Settings("no SMS gateway is set up".into())))
+    }
+}
+
+/// Keeps every text and answers as told; for tests.
+#[cfg(test)]
+#[derive(Default)]
+pub struct MemoryTexter {
+    pub sent: std::sync::Mutex<Vec<(String, Sms)>>,
+    /// The answer to give instead of `Sent`.
+    pub answer: std::sync::Mutex<Option<Result<Accepted, SmsError>>>,
+}
+
+#[cfg(test)]
+impl Texter for MemoryTexter {
+    fn dispatch(&self, user: &str, sms: Sms) -> Outcome {
+        let answer = self
+            .answer
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or(None)
+            .unwrap_or(Ok(Accepted::Sent));
+        if answer.is_ok() {
+            if let Ok(mut sent) = self.sent.lock() {
+                sent.push((user.to_owned(), sms));
+            }
+        }
+        Outcome::known(answer)
+    }
+}
+
+/// A texted code as the login keeps it.
+#[derive(Debug, Clone)]
+struct Sent {
+    salt: [u8; 16],
+    hash: [u8; 32],
+    expires_at: i64,
+}
+
+/// The codes texted for one login: the latest two count (a text may arrive after the
+/// user asked again), each once, while valid and while the user's factor is the one of
+/// `generation` (a new number, a reset or a lock ends them).
+#[derive(Debug, Default)]
+pub struct TextedCodes {
+    latest: Vec<Sent>,
+    generation: i64,
+}
+
+impl TextedCodes {
+    /// A new code from the CSPRNG, valid for `valid_seconds`; returns it once, for the text.
+    pub fn add(
+        &mut self,
+        random: &dyn Random,
+        now: i64,
+        valid_seconds: i64,
+        generation: i64,
+    ) -> Result<String, String> {
+        let code = six_digits(random)?;
+        let mut salt = [0u8; 16];
+        random.fill(&mut salt)?;
+        if generation != self.generation {
+            self.latest.clear();
+            self.generation = generation;
+        }
+        self.latest.push(Sent {
+            hash: digest(&salt, &code),
+            salt,
+            expires_at: now + valid_seconds,
+        });
+        if self.latest.len() > 2 {
+            self.latest.remove(0);
+        }
+        Ok(code)
+    }
+
+    /// Forgets the latest code (its text was not sent).
+    pub fn forget_latest(&mut self) {
+        self.latest.pop();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+
+    /// Whether `answer` (spaces ignored) is one of the codes, still valid, for the factor
+    /// of `generation`. Both are compared, in constant time, whichever matches.
+    pub fn matches(&self, answer: &str, now: i64, generation: i64) -> bool {
+        let answer: String = answer.chars().filter(|c| !c.is_whitespace()).collect();
+        let mut right = false;
+        for sent in &self.latest {
+            let same = constant_time_eq(&digest(&sent.salt, &answer), &sent.hash);
+            right |= same && now < sent.expires_at;
+        }
+        right && generation == self.generation
+    }
+
+    /// Forgets the codes (one passed: the login is over).
+    pub fn clear(&mut self) {
+        self.latest.clear();
+    }
+}
+
+fn digest(salt: &[u8; 16], code: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(code.as_bytes());
+    h.finalize().into()
+}
+
+/// Whether `s` is an E.164 number: `+`, a first digit 1-9, 8 to 15 digits in all.
+pub fn valid_number(s: &str) -> bool {
+    let Some(digits) = s.strip_prefix('+') else {
+        return false;
+    };
+    (8..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// `+49*******678`: the first three characters and the last three digits, enough for the
+/// user to recognise their phone and for no one to dial it.
+pub fn masked(number: &str) -> String {
+    let n = number.len();
+    if n < 7 || !number.is_ascii() {
+        return "*".repeat(n.max(1));
+    }
+    format!("{}{}{}", &number[..3], "*".repeat(n - 6), &number[n - 3..])
+}
+
+/// The text: the code first (phones show the start of a text in the notification), what
+/// it is for, until when, and what to do if it was not the user who asked. At most 160
+/// GSM-7 characters for the longest host and service names that fit: longer ones are cut.
+pub fn message(code: &str, host: &str, service: &str, minutes: u32) -> String {
+    let shorten = |s: &str, max: usize| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(max)
+            .collect()
+    };
+    format!(
+        "{code} is your twofold login code for {} on {}, valid {minutes} min. Not you? Tell IT at once.",
+        shorten(service, 32),
+        shorten(host, 44),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::OsRandom;
+
+    #[test]
+    fn the_two_latest_codes_count_each_while_valid_and_only_for_their_generation() {
+        let r = OsRandom;
+        let mut codes = TextedCodes::default();
+        let first = codes.add(&r, 1000, 300, 7).unwrap();
+        let second = codes.add(&r, 1010, 300, 7).unwrap();
+        let third = codes.add(&r, 1020, 300, 7).unwrap();
+        assert_eq!(first.len(), 6);
+        assert!(
+            !codes.matches(&first, 1030, 7),
+            "the third code pushed the first out"
+        );
+        assert!(codes.matches(&second, 1030, 7));
+        assert!(codes.matches(&format!("{} {}", &third[..3], &third[3..]), 1030, 7));
+        assert!(!codes.matches(&second, 1310, 7), "expired at 1010 + 300");
+        assert!(codes.matches(&third, 1319, 7));
+        assert!(
+            !codes.matches(&third, 1030, 8),
+            "a new number or a lock ends them"
+        );
+        assert!(!codes.matches("", 1030, 7) && !codes.matches("000000x", 1030, 7));
+        codes.clear();
+        assert!(codes.is_empty() && !codes.matches(&third, 1030, 7));
+        // A code for a new generation drops the old ones.
+        let old = codes.add(&r, 2000, 300, 7).unwrap();
+        let new = codes.add(&r, 2001, 300, 8).unwrap();
+        assert!(!codes.matches(&old, 2002, 8) && codes.matches(&new, 2002, 8));
+    }
+
+    #[test]
+    fn numbers_are_e164_and_shown_masked() {
+        for good in ["+4915112345678", "+12025550123", "+33612345678"] {
+            assert!(valid_number(good), "{good}");
+        }
+        for bad in [
+            "",
+            "4915112345678",
+            "+0915112345678",
+            "+49 151 12345678",
+            "+1234567",
+            "+1234567890123456",
+            "+49151-1234567",
+            "++4915112345678",
+        ] {
+            assert!(!valid_number(bad), "{bad}");
+        }
+        assert_eq!(masked("+4915112345678"), "+49********678");
+        assert_eq!(masked("+12025550123"), "+12******123");
+    }
+
+    #[test]
+    fn the_text_fits_one_sms_and_starts_with_the_code() {
+        let long = "h".repeat(300);
+        let text = message("123456", &long, &long, 10);
+        assert!(text.starts_with("123456 is your twofold login code"));
+        assert!(text.len() <= 160, "{} characters: {text}", text.len());
+        assert!(text.contains("valid 10 min") && text.contains("Not you?"));
+        let odd = message("123456", "host\nname", "sshd\u{1b}[2J", 5);
+        assert!(!odd.contains('\n') && !odd.contains('\u{1b}'), "{odd}");
+    }
+}
