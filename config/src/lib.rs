@@ -436,7 +436,7 @@ impl Config {
     /// Whether logins may ask for codes by SMS: `[sms] enabled` with its gateway (never
     /// in the strict profile).
     pub fn sms_on(&self) -> bool {
-        self.sms.enabled && self.sms.kannel.is_some() && self.profile != Profile::Strict
+        self.sms.enabled && self.sms.gateways() == 1 && self.profile != Profile::Strict
     }
 
     /// The trust policy for PAM service `service`.

@@ -23,7 +23,8 @@ pub struct SmsConfig {
     /// The number prefixes texts may go to, e.g. `["+49", "+33"]`; required when SMS is
     /// on: a number elsewhere is never texted.
     pub allowed_prefixes: Vec<NumberPrefix>,
-    /// Kannel's smsbox, the gateway (the only one so far).
+    /// The gateway: exactly one of these sections is set when SMS is on.
+    /// `[sms.kannel]`: Kannel's smsbox.
     pub kannel: Option<KannelConfig>,
 }
 
@@ -43,6 +44,11 @@ impl Default for SmsConfig {
 }
 
 impl SmsConfig {
+    /// How many gateway sections are set (one is needed).
+    pub fn gateways(&self) -> usize {
+        usize::from(self.kannel.is_some())
+    }
+
     /// Whether `number` (E.164) may be texted.
     pub fn may_text(&self, number: &str) -> bool {
         self.allowed_prefixes
@@ -55,15 +61,22 @@ impl SmsConfig {
         if !self.enabled {
             return Ok(());
         }
-        let Some(kannel) = &self.kannel else {
-            return Err("[sms] enabled = true needs a gateway: an [sms.kannel] section".into());
-        };
+        match self.gateways() {
+            0 => {
+                return Err("[sms] enabled = true needs a gateway: an [sms.kannel] section".into());
+            }
+            1 => {}
+            _ => return Err("[sms] has more than one gateway section: keep one".into()),
+        }
         if self.allowed_prefixes.is_empty() {
             return Err(
                 "[sms] enabled = true needs allowed_prefixes, the number prefixes texts may go to (e.g. [\"+49\"])".into(),
             );
         }
-        kannel.check()
+        if let Some(kannel) = &self.kannel {
+            kannel.check()?;
+        }
+        Ok(())
     }
 }
 

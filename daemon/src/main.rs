@@ -19,8 +19,7 @@ use twofold_daemon::mail::{Mailer, SmtpMailer};
 use twofold_daemon::notify::{NoNotifier, Notifier};
 use twofold_daemon::random::OsRandom;
 use twofold_daemon::service::Shared;
-use twofold_daemon::sms::kannel::KannelTransport;
-use twofold_daemon::sms::{GatewayTexter, NoTexter, Texter};
+use twofold_daemon::sms::{self, GatewayTexter, NoTexter, Texter};
 use twofold_protocol::{BUS_NAME, SYSTEM_BUS_ADDRESS};
 
 #[derive(Parser)]
@@ -150,11 +149,9 @@ async fn serve(
         None => (Arc::new(NoNotifier), Arc::new(NoCourier)),
     };
     // Texts go through the gateway [sms] names; settings that cannot be used stop the start.
-    let texter: Arc<dyn Texter> = match (&config.sms.kannel, config.sms_on()) {
-        (Some(kannel), true) => Arc::new(GatewayTexter::start(Arc::new(
-            KannelTransport::new(kannel).map_err(|e| e.to_string())?,
-        ))),
-        _ => Arc::new(NoTexter),
+    let texter: Arc<dyn Texter> = match sms::gateway(&config).map_err(|e| e.to_string())? {
+        Some(gateway) => Arc::new(GatewayTexter::start(gateway)),
+        None => Arc::new(NoTexter),
     };
     let engine = Arc::new(Engine::new(Parts {
         store,

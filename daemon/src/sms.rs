@@ -11,7 +11,7 @@ use crate::random::Random;
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 /// One text to one number.
@@ -53,6 +53,19 @@ pub trait SmsTransport: Send + Sync {
     fn send<'a>(&'a self, sms: &'a Sms) -> Texting<'a>;
 }
 
+/// The gateway `[sms]` names, its settings read (password and CA files): a setting that
+/// cannot be used stops the start with its reason. None: SMS is off.
+pub fn gateway(config: &twofold_config::Config) -> Result<Option<Arc<dyn SmsTransport>>, SmsError> {
+    if !config.sms_on() {
+        return Ok(None);
+    }
+    let c = &config.sms;
+    if let Some(k) = &c.kannel {
+        return Ok(Some(Arc::new(kannel::KannelTransport::new(k)?)));
+    }
+    Err(SmsError::Settings("no gateway section".into()))
+}
+
 /// How a text handed to a [`Texter`] fares: the gateway's answer, once it came.
 pub struct Outcome(mpsc::Receiver<Result<Accepted, SmsError>>);
 
@@ -87,18 +100,18 @@ const IN_FLIGHT: usize = 16;
 
 /// Sends through an [`SmsTransport`] on a tokio runtime.
 pub struct GatewayTexter {
-    transport: std::sync::Arc<dyn SmsTransport>,
+    transport: Arc<dyn SmsTransport>,
     runtime: tokio::runtime::Handle,
-    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl GatewayTexter {
     /// On the current runtime.
-    pub fn start(transport: std::sync::Arc<dyn SmsTransport>) -> GatewayTexter {
+    pub fn start(transport: Arc<dyn SmsTransport>) -> GatewayTexter {
         GatewayTexter {
             transport,
             runtime: tokio::runtime::Handle::current(),
-            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
         }
     }
 }
