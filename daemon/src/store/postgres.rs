@@ -289,41 +289,8 @@ fn require_tls_off_this_host(config: &mut tokio_postgres::Config) -> Result<()> 
 fn tls_connector(
     ca_file: Option<&std::path::Path>,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let shown = path.display();
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| StoreError::Unavailable(format!("[store] ca_file {shown}: {e}")))?
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| StoreError::Unavailable(format!("[store] ca_file {shown}: {e}")))?;
-            if certs.is_empty() {
-                return Err(StoreError::Unavailable(format!(
-                    "[store] ca_file {shown}: no PEM certificate in it"
-                )));
-            }
-            for c in certs {
-                roots.add(c).map_err(|e| {
-                    StoreError::Unavailable(format!("[store] ca_file {shown}: {e}"))
-                })?;
-            }
-        }
-        None => {
-            for c in rustls_native_certs::load_native_certs().certs {
-                // A system certificate rustls cannot use is no reason to stop.
-                let _ = roots.add(c);
-            }
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| StoreError::Unavailable(format!("TLS: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = crate::tls::client_config(ca_file)
+        .map_err(|e| StoreError::Unavailable(format!("[store] {e}")))?;
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
