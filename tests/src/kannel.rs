@@ -298,6 +298,12 @@ impl Kannel {
         http_get(&format!("{}?{}", self.sendsms_url(), query(&all)), timeout)
     }
 
+    /// The file fakesmsc prints the messages it receives to, one `Got message N: <…>`
+    /// line each.
+    pub fn messages_file(&self) -> PathBuf {
+        self.path("fakesmsc.out")
+    }
+
     /// Every message fakesmsc received so far, oldest first.
     pub fn messages(&self) -> Vec<Sms> {
         let bytes = std::fs::read(self.path("fakesmsc.out")).unwrap_or_default();

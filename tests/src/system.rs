@@ -239,6 +239,9 @@ pub struct Answers {
     /// Take the offer to set up an app at login: type the code (oathtool) of the key the
     /// offer shows, at this Unix time (the daemon's test clock).
     pub enrol_at: Option<i64>,
+    /// Answer `sms` to the offer and type the code from the first text after the first
+    /// `.1` that fakesmsc's output file `.0` shows (`Kannel::messages_file`).
+    pub texts: Option<(PathBuf, usize)>,
 }
 
 impl Answers {
@@ -256,6 +259,16 @@ impl Answers {
         Answers {
             password: Some(PASSWORD.into()),
             codes: codes.iter().map(|c| c.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The test user's password, then `sms` and the code from the next text fakesmsc
+    /// writes to `messages` (which holds `seen` messages now).
+    pub fn password_then_text(messages: &Path, seen: usize) -> Answers {
+        Answers {
+            password: Some(PASSWORD.into()),
+            texts: Some((messages.to_path_buf(), seen)),
             ..Default::default()
         }
     }
@@ -327,6 +340,17 @@ fn expect_script(
             dir = dir.display()
         )
     });
+    // "sms" at the offer; the code is read from the text fakesmsc receives next.
+    let text_rules = answers.texts.as_ref().map_or(String::new(), |(file, seen)| {
+        format!(
+            r#"  "'sms' to text a code to " {{ send -- "sms\r"; exp_continue }}
+  -re {{Code sent by SMS to [^\r\n]* min: }} {{
+     set texted [exec -ignorestderr sh -c {{for i in $(seq 100); do n=$(grep -a -c 'Got message' {file}); if [ "$n" -gt {seen} ]; then grep -a -oE 'text [0-9]{{6}} is your twofold' {file} | sed -n "$(({seen} + 1))p" | cut -d' ' -f2; exit 0; fi; sleep 0.1; done; exit 1}}]
+     send -- "$texted\r"; exp_continue }}
+"#,
+            file = file.display()
+        )
+    });
     // The offer's key is remembered; at its prompt the app's code for it is typed.
     let enrol_rules = answers.enrol_at.map_or(String::new(), |t| {
         format!(
@@ -346,7 +370,7 @@ set password {password}
 set trust {trust}
 {env}spawn -noecho {spawn}
 expect {{
-{mail_rules}{enrol_rules}  -re "\[Pp\]assword( for \[^:\]*)?: ?$" {{ send -- "$password\r"; exp_continue }}
+{mail_rules}{text_rules}{enrol_rules}  -re "\[Pp\]assword( for \[^:\]*)?: ?$" {{ send -- "$password\r"; exp_continue }}
   "Verification code: " {{
      if {{[llength $codes] == 0}} {{ puts "\nEXPECT: no code left to type"; exit 3 }}
      send -- "[lindex $codes 0]\r"; set codes [lrange $codes 1 end]; exp_continue }}

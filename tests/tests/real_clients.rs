@@ -399,6 +399,71 @@ fn sshd_sudo_and_console_login_take_a_code_by_email() {
     not(as_root),
     ignore = "needs root: real sshd, sudo and login, test users"
 )]
+fn sshd_and_sudo_take_a_code_by_sms_through_kannel() {
+    use twofold_integration::kannel::{self, Kannel};
+    if !kannel::installed_or_skip("sshd_and_sudo_take_a_code_by_sms_through_kannel") {
+        return;
+    }
+    root_with_users();
+    let k = Kannel::start();
+    let password = k.dir().join("sms.password");
+    k.write_password_file(&password);
+    let (w, _) = world_with_alice(&format!(
+        "[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.kannel]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n",
+        k.sendsms_url(),
+        k.username(),
+        password.display()
+    ));
+    let out = w.ctl(&["user", "set", USER_A, "--phone", "+4915112345678"], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    // The password is requisite before twofold, and the pam.d line says so: only then is
+    // SMS offered.
+    let stack = format!(
+        "auth requisite pam_unix.so\n{}",
+        w.module_line("offer_enrolment")
+    );
+    w.set_clock(T0 + 30);
+    let sshd = Sshd::start(&w, "keyboard-interactive", &stack);
+    let s = ssh(
+        &sshd,
+        USER_A,
+        None,
+        &Answers::password_then_text(&k.messages_file(), k.messages().len()),
+    );
+    assert!(
+        s.ran() && s.prompts("Code sent by SMS to +49********678 at ") == 1,
+        "{s:?}\n{}\n{}",
+        sshd.log(),
+        w.daemon_log()
+    );
+    println!(
+        "proved: ssh (keyboard-interactive): password, 'sms', the code from the text Kannel delivered, the command ran"
+    );
+
+    // The next text after the least interval (60 s, on the daemon's clock).
+    w.set_clock(T0 + 120);
+    let service = unique("sudo-twofold");
+    let _sudo = sudo_service(USER_A, &service, &stack);
+    let s = sudo_on_a_terminal(
+        USER_A,
+        &Answers::password_then_text(&k.messages_file(), k.messages().len()),
+    );
+    assert!(
+        s.ran() && s.has("uid=0") && s.prompts("Code sent by SMS to ") == 1,
+        "{s:?}\n{}",
+        w.daemon_log()
+    );
+    assert_eq!(k.messages().len(), 2, "one text per login");
+    println!(
+        "proved: sudo on a terminal: password, 'sms', the texted code, the command ran as uid 0"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(as_root),
+    ignore = "needs root: real sshd, sudo and login, test users"
+)]
 fn sshd_offers_an_app_at_the_first_login_and_it_is_active_after_the_first_code() {
     root_with_users();
     let w = World::start_at("[enrolment]\ndeadline = \"2099-01-01\"\n", T0);
