@@ -198,7 +198,8 @@ impl Entry for UserStatus {
                "last_success": self.last_success, "failures": self.failures,
                "locked_until": self.locked_until, "in_scope": self.in_scope,
                "grace_until": self.grace_until, "trusted": self.trusted,
-               "recovery_codes": self.recovery_codes, "email_shared": self.email_shared})
+               "recovery_codes": self.recovery_codes, "email_shared": self.email_shared,
+               "phone": self.phone, "phone_shared": self.phone_shared})
     }
 
     fn text(&self) -> String {
@@ -217,8 +218,14 @@ impl Entry for UserStatus {
             0 => String::new(),
             n => format!(", {n} recovery code(s) left"),
         };
+        if !s.phone.is_empty() {
+            recovery.push_str(&format!(", codes by SMS to {}", s.phone));
+        }
         if s.email_shared {
             recovery.push_str("\n  warning: another user has the same e-mail address");
+        }
+        if s.phone_shared {
+            recovery.push_str("\n  warning: another user has the same phone number");
         }
         if !s.in_scope {
             format!(

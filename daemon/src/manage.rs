@@ -60,11 +60,13 @@ fn next_cursor<T>(page: &[T], limit: u32, cursor: impl Fn(&T) -> String) -> Stri
 const MAX_CODE_LEN: usize = 16;
 
 /// What a status counts beside the record.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 struct Counts {
     trusted: u32,
     recovery: u32,
     email_shared: bool,
+    /// The number on record and whether another user has it.
+    phone: Option<(String, bool)>,
 }
 
 impl Engine {
@@ -316,6 +318,10 @@ impl Engine {
                         }
                         None => false,
                     },
+                    phone: store
+                        .phones_between(user, user)
+                        .map_err(store_error)?
+                        .remove(user.as_str()),
                 },
             )
         };
@@ -336,7 +342,7 @@ impl Engine {
             .map_err(|d| self.refuse("list", caller, "", d.0))?;
         let (after, limit) = (name_cursor(after)?, page_size(limit)?);
         let now = self.clock.now();
-        let (records, deferrals, counts, recovery, shared) = self
+        let (records, deferrals, counts, recovery, shared, phones) = self
             .read_for_listing(|s| {
                 let records = s.users_after(after, limit)?;
                 let (Some(first), Some(last)) = (records.first(), records.last()) else {
@@ -346,13 +352,15 @@ impl Engine {
                         Default::default(),
                         Default::default(),
                         Vec::new(),
+                        Default::default(),
                     ));
                 };
                 let deferrals = s.deferrals_for_users(&first.name, &last.name)?;
                 let counts = s.valid_trust_counts(&first.name, &last.name, now)?;
                 let recovery = s.recovery_counts(&first.name, &last.name)?;
                 let shared = s.shared_addresses(&first.name, &last.name)?;
-                Ok((records, deferrals, counts, recovery, shared))
+                let phones = s.phones_between(&first.name, &last.name)?;
+                Ok((records, deferrals, counts, recovery, shared, phones))
             })
             .map_err(store_error)?;
         let next = next_cursor(&records, limit, |r| r.name.clone());
@@ -363,6 +371,7 @@ impl Engine {
                     trusted: counts.get(&r.name).copied().unwrap_or(0),
                     recovery: recovery.get(&r.name).copied().unwrap_or(0),
                     email_shared: shared.contains(&r.name),
+                    phone: phones.get(&r.name).cloned(),
                 };
                 self.status_of(&r.name, Some(r), &deferrals, counted)
             })
@@ -414,6 +423,11 @@ impl Engine {
             trusted: counts.trusted,
             recovery_codes: counts.recovery,
             email_shared: counts.email_shared,
+            phone: counts
+                .phone
+                .as_ref()
+                .map_or(String::new(), |(n, _)| crate::sms::masked(n)),
+            phone_shared: counts.phone.as_ref().is_some_and(|(_, shared)| *shared),
         })
     }
 

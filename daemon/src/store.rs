@@ -286,6 +286,9 @@ pub trait Listings {
 
     /// The users from `first` to `last` whose address another user has too.
     fn shared_addresses(&self, first: &str, last: &str) -> Result<Vec<String>>;
+    /// The numbers of the users from `first` to `last` who have one, and whether another
+    /// user has it too.
+    fn phones_between(&self, first: &str, last: &str) -> Result<HashMap<String, (String, bool)>>;
     /// How many recovery codes each user from `first` to `last` has left; users with
     /// none are absent.
     fn recovery_counts(&self, first: &str, last: &str) -> Result<HashMap<String, u32>>;

@@ -275,6 +275,10 @@ pub struct UserStatus {
     /// Another user has the same e-mail address: whoever reads that mailbox gets the
     /// codes of each.
     pub email_shared: bool,
+    /// The number codes are texted to, masked (`+49********678`), or "".
+    pub phone: String,
+    /// Another user has the same number: whoever holds that phone gets the codes of each.
+    pub phone_shared: bool,
 }
 
 /// A trusted session window or remembered device, as `TrustList` reports it.

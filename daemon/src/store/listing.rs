@@ -63,6 +63,17 @@ impl Listings for SqliteStore {
         Ok(rows)
     }
 
+    fn phones_between(&self, first: &str, last: &str) -> Result<HashMap<String, (String, bool)>> {
+        let rows = self
+            .conn
+            .prepare_cached(SELECT_PHONES_BETWEEN)?
+            .query_map(rusqlite::params![first, last], |r| {
+                Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(rows)
+    }
+
     fn recovery_counts(&self, first: &str, last: &str) -> Result<HashMap<String, u32>> {
         let rows = self
             .conn
@@ -143,3 +154,6 @@ pub(super) const SELECT_DEFERRALS_FOR_USERS: &str = concat!(
     select_deferral!(),
     " WHERE (subject >= ?1 AND subject <= ?2) OR (subject >= '@' AND subject < 'A')"
 );
+/// A page's numbers, each with whether another user has it (by the number's index).
+pub(super) const SELECT_PHONES_BETWEEN: &str = "SELECT p.user, p.phone, EXISTS (SELECT 1 FROM phones q \
+     WHERE q.phone = p.phone AND q.user != p.user) FROM phones p WHERE p.user >= ?1 AND p.user <= ?2";

@@ -1772,6 +1772,17 @@ impl Listings for PostgresStore {
         )
     }
 
+    fn phones_between(&self, first: &str, last: &str) -> Result<HashMap<String, (String, bool)>> {
+        self.all(
+            "SELECT p.\"user\", p.phone, EXISTS (SELECT 1 FROM phones q
+                 WHERE q.phone = p.phone AND q.\"user\" <> p.\"user\")
+             FROM phones p WHERE p.\"user\" >= $1 AND p.\"user\" <= $2",
+            &[&first, &last],
+            |r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))),
+        )
+        .map(|rows| rows.into_iter().collect())
+    }
+
     fn recovery_counts(&self, first: &str, last: &str) -> Result<HashMap<String, u32>> {
         self.all(
             "SELECT \"user\", count(*) FROM recovery_codes

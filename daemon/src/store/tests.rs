@@ -692,6 +692,11 @@ fn per_user_and_login_statements_search_an_index_in_a_large_store() {
         ),
         ("a user's number", SELECT_PHONE_OF_USER, vec![user]),
         (
+            "a page's numbers",
+            listing::SELECT_PHONES_BETWEEN,
+            vec![user, last],
+        ),
+        (
             "the users of a number",
             SELECT_USERS_WITH_PHONE,
             vec![hash, limit],

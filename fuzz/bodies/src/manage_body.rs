@@ -64,9 +64,11 @@ pub enum Method {
     RecoveryRegenerate,
     /// `Auth.Cancel(conversation)`.
     Cancel,
+    /// Last, so that the seeds' method numbers stay as they were.
+    UserSetPhone,
 }
 
-pub const METHODS: [Method; 18] = [
+pub const METHODS: [Method; 19] = [
     Method::Enrol,
     Method::ConfirmEnrolment,
     Method::Status,
@@ -85,6 +87,7 @@ pub const METHODS: [Method; 18] = [
     Method::StoreImport,
     Method::RecoveryRegenerate,
     Method::Cancel,
+    Method::UserSetPhone,
 ];
 
 /// Who calls.
@@ -316,6 +319,11 @@ impl Harness {
             Method::UserSetEmail => {
                 if let Ok(((user, address), _)) = data.deserialize::<(String, String)>() {
                     admin_only(method, who, &e.set_email(c, &user, &address));
+                }
+            }
+            Method::UserSetPhone => {
+                if let Ok(((user, number), _)) = data.deserialize::<(String, String)>() {
+                    admin_only(method, who, &e.set_phone(c, &user, &number));
                 }
             }
             Method::UserSetSecurityKeys => {
@@ -706,6 +714,19 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         UserSetEmail,
         Alice,
         bytes(&("alice", "a@b.example")),
+    );
+    add(
+        "phone-set",
+        UserSetPhone,
+        Root,
+        bytes(&("alice", "+4915112345678")),
+    );
+    add("phone-remove", UserSetPhone, Carol, bytes(&("bob", "")));
+    add(
+        "phone-denied",
+        UserSetPhone,
+        Alice,
+        bytes(&("alice", "+4915112345678")),
     );
     add(
         "keys-set",

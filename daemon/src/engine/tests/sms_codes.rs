@@ -331,9 +331,30 @@ fn only_administrators_set_numbers_and_only_e164_ones() {
         );
     }
     f.enrol("bob");
+    f.enrol("carol");
     f.set_phone("alice", ALICE);
     let shared = f.engine.set_phone(&root(), "bob", ALICE).unwrap();
     assert_eq!(shared, ["alice"], "a shared number is reported");
+    f.set_phone("carol", "+33612345678");
+    // status and list show the number masked, and flag a shared one.
+    let status = f.engine.status(&root(), "alice").unwrap();
+    assert_eq!(
+        (status.phone.as_str(), status.phone_shared),
+        ("+49********678", true)
+    );
+    let (page, _) = f.engine.list(&root(), "", 10).unwrap();
+    let shown: Vec<(&str, &str, bool)> = page
+        .iter()
+        .map(|s| (s.user.as_str(), s.phone.as_str(), s.phone_shared))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("alice", "+49********678", true),
+            ("bob", "+49********678", true),
+            ("carol", "+33******678", false)
+        ]
+    );
 }
 
 #[test]
