@@ -132,7 +132,7 @@ pub struct Engine {
     courier: Arc<dyn Courier>,
     /// Whether logins may ask for a code by SMS (`Config::sms_on`), and who texts it.
     sms_on: bool,
-    texter: Arc<dyn Texter>,
+    pub(crate) texter: Arc<dyn Texter>,
     /// When this daemon sent its texts of the last minute (`[sms] global_per_minute`).
     texts_sent: Mutex<std::collections::VecDeque<i64>>,
     pub(crate) lockout: LockoutPolicy,

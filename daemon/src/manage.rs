@@ -643,8 +643,10 @@ impl Engine {
         }
         let new = (!number.is_empty()).then_some(number);
         let now = self.clock.now();
+        let mut old = None;
         let sharing = self
             .with_store(|s| {
+                old = s.phone_of(user)?;
                 s.set_phone(user, new, now)?;
                 match new {
                     Some(number) => s.users_with_phone(number, 11),
@@ -658,12 +660,33 @@ impl Engine {
             Change::PhoneChanged,
             by_whom(self.users.as_ref(), caller, user),
         );
+        if let Some(old) = old.filter(|o| Some(o.as_str()) != new) {
+            self.text_old_number(user, old);
+        }
         let what = match new {
             Some(n) => format!("phone number set to {}", crate::sms::masked(n)),
             None => "phone number removed".into(),
         };
         self.audit_manage("user-set", "success", caller, user, &what);
         Ok(sharing)
+    }
+
+    /// Tells the phone that no longer gets `user`'s codes (a SIM swap starts with a number
+    /// changed on someone's behalf), if SMS is on and the number may be texted. Nothing
+    /// waits for the gateway; a failure is in twofoldd's log.
+    fn text_old_number(&self, user: &str, old: String) {
+        if !self.config.sms_on() || !self.config.sms.may_text(&old) {
+            return;
+        }
+        let text = crate::sms::changed_notice(&self.hostname);
+        let _ = self.texter.dispatch(
+            user,
+            crate::sms::Sms {
+                to: old,
+                text,
+                valid_minutes: 60,
+            },
+        );
     }
 
     /// Registers `fingerprints` (`SHA256:…`, as `ssh-keygen -lf` prints them) as the

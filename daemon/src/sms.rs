@@ -289,6 +289,18 @@ pub fn message(code: &str, host: &str, service: &str, minutes: u32) -> String {
     )
 }
 
+/// The text to a number that no longer gets a user's codes.
+pub fn changed_notice(host: &str) -> String {
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(60)
+        .collect();
+    format!(
+        "This phone no longer gets twofold login codes for {host}. Did not ask for that? Tell IT at once."
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

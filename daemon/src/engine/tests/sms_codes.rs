@@ -309,7 +309,37 @@ fn a_new_number_ends_the_codes_texted_before_and_is_told_by_mail() {
         errors(&step).join(" ").contains("No number is on record"),
         "{step:?}"
     );
-    assert!(removed.texts().is_empty());
+    // Only the notice to the number that was removed, no code.
+    let sent: Vec<String> = removed.texts().into_iter().map(|(_, s)| s.text).collect();
+    assert!(
+        sent.len() == 1 && sent[0].starts_with("This phone no longer gets"),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn the_number_that_loses_the_codes_is_told_by_text() {
+    let f = with_sms("");
+    f.enrol("alice");
+    f.set_phone("alice", ALICE);
+    assert!(f.texts().is_empty(), "a first number is not texted");
+    f.set_phone("alice", "+33612345678");
+    f.set_phone("alice", "+33612345678");
+    f.set_phone("alice", "");
+    let told: Vec<(String, String)> = f
+        .texts()
+        .into_iter()
+        .map(|(_, sms)| (sms.to, sms.text))
+        .collect();
+    let notice = "This phone no longer gets twofold login codes for host. Did not ask for that? Tell IT at once.";
+    assert_eq!(
+        told,
+        [
+            (ALICE.to_string(), notice.to_string()),
+            ("+33612345678".to_string(), notice.to_string())
+        ],
+        "the old number when it changed and when it was removed; nothing for the same number again"
+    );
 }
 
 #[test]
