@@ -120,7 +120,7 @@ L.append("A restart's time runs from the signal to the new daemon's \"serving\" 
          "`BEGIN IMMEDIATE` held by another connection; the SMTP server is killed and started again on its port.")
 L.append("")
 incs = s["incarnations"]
-L.append("| incarnation | served | samples | VmRSS first / last / max | descriptors first / last / max | flatness after 30 s (median of first tenth -> last tenth) | end |")
+L.append("| incarnation | served | samples | VmRSS first / last / max | descriptors first / last / max | flatness after 30 s (VmRSS: median of first tenth -> last tenth; descriptors: fewest) | end |")
 L.append("|---|---|---|---|---|---|---|")
 short = []
 for i in incs:
