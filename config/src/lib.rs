@@ -7,6 +7,8 @@ mod email_codes;
 mod file;
 mod policy;
 mod sms;
+mod sms_command;
+mod sms_http;
 mod smtp;
 mod store;
 mod when;
@@ -16,6 +18,10 @@ pub use email_codes::{EmailCodesConfig, PLACEHOLDERS, TEXT_FILE, Template, text_
 pub use policy::{Profile, ServiceClass, ServicePolicy, ServicePolicyConfig, service_class};
 use serde::Deserialize;
 pub use sms::{HttpUrl, KannelConfig, NumberPrefix, SmsConfig};
+pub use sms_command::CommandGatewayConfig;
+pub use sms_http::{
+    FieldTemplate, HttpAuth, HttpBody, HttpGatewayConfig, HttpMethod, SuccessPattern,
+};
 pub use smtp::{HostName, MailAddress, SmtpConfig, SmtpSecurity};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! 800-63B: SIM swaps, number porting), so it is off unless set, refused by the strict
 //! profile, and sent only to the country prefixes listed (toll fraud).
 
-use crate::{AbsolutePath, Bounded};
+use crate::{AbsolutePath, Bounded, CommandGatewayConfig, HttpGatewayConfig};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -26,6 +26,10 @@ pub struct SmsConfig {
     /// The gateway: exactly one of these sections is set when SMS is on.
     /// `[sms.kannel]`: Kannel's smsbox.
     pub kannel: Option<KannelConfig>,
+    /// `[sms.http]`: a commercial gateway's HTTP interface, from a template.
+    pub http: Option<HttpGatewayConfig>,
+    /// `[sms.command]`: a program on this machine (gammu-smsd-inject, a site script).
+    pub command: Option<CommandGatewayConfig>,
 }
 
 impl Default for SmsConfig {
@@ -39,6 +43,8 @@ impl Default for SmsConfig {
             global_per_minute: Bounded(60),
             allowed_prefixes: Vec::new(),
             kannel: None,
+            http: None,
+            command: None,
         }
     }
 }
@@ -47,6 +53,8 @@ impl SmsConfig {
     /// How many gateway sections are set (one is needed).
     pub fn gateways(&self) -> usize {
         usize::from(self.kannel.is_some())
+            + usize::from(self.http.is_some())
+            + usize::from(self.command.is_some())
     }
 
     /// Whether `number` (E.164) may be texted.
@@ -63,7 +71,10 @@ impl SmsConfig {
         }
         match self.gateways() {
             0 => {
-                return Err("[sms] enabled = true needs a gateway: an [sms.kannel] section".into());
+                return Err(
+                    "[sms] enabled = true needs a gateway: an [sms.kannel], [sms.http] or [sms.command] section"
+                        .into(),
+                );
             }
             1 => {}
             _ => return Err("[sms] has more than one gateway section: keep one".into()),
@@ -75,6 +86,12 @@ impl SmsConfig {
         }
         if let Some(kannel) = &self.kannel {
             kannel.check()?;
+        }
+        if let Some(http) = &self.http {
+            http.check()?;
+        }
+        if let Some(command) = &self.command {
+            command.check()?;
         }
         Ok(())
     }
@@ -94,7 +111,7 @@ pub struct KannelConfig {
     /// How long one request may take, connection included.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: Bounded<1, 30>,
-    /// PEM certificates trusted beside the system's, for an `https` URL.
+    /// PEM certificates trusted instead of the system's, for an `https` URL.
     pub ca_file: Option<AbsolutePath>,
 }
 
@@ -140,7 +157,7 @@ impl HttpUrl {
         }
     }
 
-    fn is_local(&self) -> bool {
+    pub(crate) fn is_local(&self) -> bool {
         ["localhost", "127.0.0.1", "::1"].contains(&self.host())
     }
 }

@@ -3,6 +3,8 @@
 //! long, the codes a login holds while it waits (salted hashes; the two latest count,
 //! because texts arrive late), the message, and the masked number logins show.
 
+pub mod command;
+pub mod http;
 pub mod kannel;
 
 use crate::email_codes::six_digits;
@@ -62,6 +64,12 @@ pub fn gateway(config: &twofold_config::Config) -> Result<Option<Arc<dyn SmsTran
     let c = &config.sms;
     if let Some(k) = &c.kannel {
         return Ok(Some(Arc::new(kannel::KannelTransport::new(k)?)));
+    }
+    if let Some(h) = &c.http {
+        return Ok(Some(Arc::new(http::HttpTransport::new(h)?)));
+    }
+    if let Some(c) = &c.command {
+        return Ok(Some(Arc::new(command::CommandTransport::new(c)?)));
     }
     Err(SmsError::Settings("no gateway section".into()))
 }

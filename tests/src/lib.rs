@@ -4,6 +4,7 @@
 //! stopped when the test's [`World`] is dropped. Binaries come from the workspace's
 //! target directory: run `cargo build --workspace` first (tests/run.sh does).
 
+pub mod https;
 pub mod kannel;
 pub mod postgres;
 pub mod smtp;
