@@ -9,6 +9,7 @@ mod policy;
 mod sms;
 mod sms_command;
 mod sms_http;
+mod sms_text;
 mod smtp;
 mod store;
 mod when;
@@ -22,6 +23,7 @@ pub use sms_command::CommandGatewayConfig;
 pub use sms_http::{
     FieldTemplate, HttpAuth, HttpBody, HttpGatewayConfig, HttpMethod, SuccessPattern,
 };
+pub use sms_text::{DEFAULT_SMS_TEXT, SMS_MAX_HOST, SMS_MAX_SERVICE, SMS_TEXT_FILE, sms_text};
 pub use smtp::{HostName, MailAddress, SmtpConfig, SmtpSecurity};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -429,6 +431,13 @@ impl Config {
                     path: text_path.display().to_string(),
                     message,
                 })?;
+        }
+        let sms_path = path.with_file_name(SMS_TEXT_FILE);
+        if let Some(text) = file::read_checked(&sms_path)? {
+            config.sms.text = sms_text(&text).map_err(|message| ConfigError::Invalid {
+                path: sms_path.display().to_string(),
+                message,
+            })?;
         }
         Ok(config)
     }

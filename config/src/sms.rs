@@ -3,7 +3,7 @@
 //! 800-63B: SIM swaps, number porting), so it is off unless set, refused by the strict
 //! profile, and sent only to the country prefixes listed (toll fraud).
 
-use crate::{AbsolutePath, Bounded, CommandGatewayConfig, HttpGatewayConfig};
+use crate::{AbsolutePath, Bounded, CommandGatewayConfig, HttpGatewayConfig, Template};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -26,6 +26,9 @@ pub struct SmsConfig {
     /// The gateway: exactly one of these sections is set when SMS is on.
     /// `[sms.kannel]`: Kannel's smsbox.
     pub kannel: Option<KannelConfig>,
+    /// The text (`sms-code.txt`), set by [`crate::Config::load`].
+    #[serde(skip)]
+    pub text: Template,
     /// `[sms.http]`: a commercial gateway's HTTP interface, from a template.
     pub http: Option<HttpGatewayConfig>,
     /// `[sms.command]`: a program on this machine (gammu-smsd-inject, a site script).
@@ -43,6 +46,7 @@ impl Default for SmsConfig {
             global_per_minute: Bounded(60),
             allowed_prefixes: Vec::new(),
             kannel: None,
+            text: Template(crate::DEFAULT_SMS_TEXT.into()),
             http: None,
             command: None,
         }

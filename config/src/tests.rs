@@ -460,3 +460,33 @@ fn a_bad_store_section_names_the_line_and_key_or_the_rule() {
     let e = error_of("version = 1\n[fleet]\ngroup = \"a:b\"\n");
     assert!(e.contains("line 3") && e.contains("group"), "{e}");
 }
+
+#[test]
+fn the_sms_text_is_read_from_beside_the_file_and_one_that_would_not_fit_is_refused() {
+    let (dir, path) = safe_config();
+    assert_eq!(
+        Config::load(&path).unwrap().sms.text.0,
+        crate::DEFAULT_SMS_TEXT
+    );
+    let text = dir.path().join(crate::SMS_TEXT_FILE);
+    std::fs::write(
+        &text,
+        "{code}: Anmeldung an {host}, {minutes} Min. gültig\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&text, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let c = Config::load(&path).unwrap();
+    assert_eq!(
+        c.sms.text.0,
+        "{code}: Anmeldung an {host}, {minutes} Min. gültig"
+    );
+    std::fs::write(&text, format!("{{code}} {}", "x".repeat(200))).unwrap();
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("sms-code.txt") && e.contains("one SMS holds 160"),
+        "{e}"
+    );
+    std::fs::set_permissions(&text, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(e.contains("sms-code.txt") && e.contains("refused"), "{e}");
+}

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
+use twofold_config::{SMS_MAX_HOST, SMS_MAX_SERVICE, Template};
 
 /// One text to one number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,21 +281,22 @@ pub fn masked(number: &str) -> String {
     format!("{}{}{}", &number[..3], "*".repeat(n - 6), &number[n - 3..])
 }
 
-/// The text: the code first (phones show the start of a text in the notification), what
-/// it is for, until when, and what to do if it was not the user who asked. At most 160
-/// GSM-7 characters for the longest host and service names that fit: longer ones are cut.
-pub fn message(code: &str, host: &str, service: &str, minutes: u32) -> String {
+/// The text from `[sms]`'s template (`sms-code.txt`, checked to fit one GSM SMS with the
+/// longest names): host and service names are cut to those lengths, and only printable
+/// ASCII of them is kept, so nothing in a name can make the text longer or odd.
+pub fn message(template: &Template, code: &str, host: &str, service: &str, minutes: u32) -> String {
     let shorten = |s: &str, max: usize| -> String {
         s.chars()
             .filter(|c| c.is_ascii_graphic())
             .take(max)
             .collect()
     };
-    format!(
-        "{code} is your twofold login code for {} on {}, valid {minutes} min. Not you? Tell IT at once.",
-        shorten(service, 32),
-        shorten(host, 44),
-    )
+    template.render(&[
+        ("code", code),
+        ("host", &shorten(host, SMS_MAX_HOST)),
+        ("service", &shorten(service, SMS_MAX_SERVICE)),
+        ("minutes", &minutes.to_string()),
+    ])
 }
 
 /// The text to a number that no longer gets a user's codes.
@@ -367,11 +369,12 @@ mod tests {
     #[test]
     fn the_text_fits_one_sms_and_starts_with_the_code() {
         let long = "h".repeat(300);
-        let text = message("123456", &long, &long, 10);
+        let built_in = twofold_config::SmsConfig::default().text;
+        let text = message(&built_in, "123456", &long, &long, 10);
         assert!(text.starts_with("123456 is your twofold login code"));
         assert!(text.len() <= 160, "{} characters: {text}", text.len());
         assert!(text.contains("valid 10 min") && text.contains("Not you?"));
-        let odd = message("123456", "host\nname", "sshd\u{1b}[2J", 5);
+        let odd = message(&built_in, "123456", "host\nname", "sshd\u{1b}[2J", 5);
         assert!(!odd.contains('\n') && !odd.contains('\u{1b}'), "{odd}");
     }
 }

@@ -162,7 +162,13 @@ impl Engine {
                 );
             }
         };
-        let text = sms::message(&code, &self.hostname, &ctx.service, minutes);
+        let text = sms::message(
+            &self.config.sms.text,
+            &code,
+            &self.hostname,
+            &ctx.service,
+            minutes,
+        );
         let outcome = self.texter.dispatch(
             &user,
             Sms {
