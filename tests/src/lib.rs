@@ -7,6 +7,7 @@
 pub mod https;
 pub mod kannel;
 pub mod postgres;
+pub mod sms;
 pub mod smtp;
 pub mod system;
 

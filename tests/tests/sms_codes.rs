@@ -5,9 +5,11 @@
 
 use std::time::Duration;
 use twofold_integration::kannel::{Kannel, installed_or_skip};
+use twofold_integration::sms::{
+    NUMBER, ask_and_hear_unavailable, ask_for_a_text, code_in, ready_to_text, sms_config,
+};
 use twofold_integration::*;
 
-const NUMBER: &str = "+4915112345678";
 const WAIT: Duration = Duration::from_secs(10);
 
 /// A daemon texting through `kannel` (its password file written beside it), the user
@@ -19,24 +21,17 @@ fn world_with_sms(kannel: &Kannel, password: Option<&str>, extra: &str) -> (Worl
         Some(p) => write_secret_file(&file, p),
         None => kannel.write_password_file(&file),
     }
-    let w = World::start(&format!(
-        "[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n{extra}\n[sms.kannel]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n",
-        kannel.sendsms_url(),
-        kannel.username(),
-        file.display()
+    let w = World::start(&sms_config(
+        extra,
+        &format!(
+            "[sms.kannel]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n",
+            kannel.sendsms_url(),
+            kannel.username(),
+            file.display()
+        ),
     ));
-    w.write_service("twofold", &w.module_line("offer_enrolment"));
-    let secret = w.enrol(me());
-    let out = w.ctl(&["user", "set", me(), "--phone", NUMBER], "");
-    assert!(out.status.success(), "{}", combined(&out));
+    let secret = ready_to_text(&w);
     (w, secret)
-}
-
-/// The six digits a text starts with.
-fn code_in(text: &str) -> String {
-    let code: String = text.chars().take(6).collect();
-    assert!(code.chars().all(|c| c.is_ascii_digit()), "{text}");
-    code
 }
 
 #[test]
@@ -46,15 +41,7 @@ fn sms_at_the_prompt_texts_a_code_that_logs_in_once() {
     }
     let kannel = Kannel::start();
     let (w, _) = world_with_sms(&kannel, None, "");
-    let mut login = w.pam_typing("twofold", me());
-    login.wait_for("'sms' to text a code to +49********678");
-    login.line("sms");
-    let shown = login.wait_for("valid 5 min: ");
-    assert!(
-        shown.contains("Code sent by SMS to +49********678 at "),
-        "{shown}\n{}",
-        w.daemon_log()
-    );
+    let mut login = ask_for_a_text(&w);
     let sms = kannel
         .wait_for_message(WAIT)
         .unwrap_or_else(|| panic!("no text arrived\n{}\n{}", kannel.logs(), w.daemon_log()));
@@ -101,19 +88,9 @@ fn kannel_down_or_refusing_is_told_at_once_locks_nothing_and_the_app_still_works
     let mut kannel = Kannel::start();
     let (w, secret) = world_with_sms(&kannel, None, "min_interval_seconds = 10");
     kannel.stop_smsbox();
-    let started = std::time::Instant::now();
-    let mut login = w.pam_typing("twofold", me());
-    login.line("sms");
-    let shown = login.wait_for("Use your authenticator app, or try again later.");
-    let took = started.elapsed();
-    assert!(
-        shown.contains("The text could not be sent (the SMS gateway is unavailable)"),
-        "{shown}\n{}",
-        w.daemon_log()
-    );
-    assert!(took < Duration::from_secs(5), "told after {took:?}");
+    let (mut login, took) = ask_and_hear_unavailable(&w, Duration::from_secs(5));
     // The same login goes on with the app's code.
-    login.line(&code_at_time(&secret, now()));
+    login.line(&code_at_time(&secret, unix_now() as i64));
     let run = login.finish();
     assert!(run.passed(), "{run:?}");
     assert!(
@@ -144,11 +121,4 @@ fn kannel_down_or_refusing_is_told_at_once_locks_nothing_and_the_app_still_works
     println!(
         "proved: Kannel's 403 for a wrong password is told as a refusal and logged as HTTP 403, without the password"
     );
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }

@@ -9,9 +9,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use twofold_integration::sms::{
+    NUMBER, ask_and_hear_unavailable, ask_for_a_text, code_in, ready_to_text, sms_config,
+};
 use twofold_integration::*;
 
-const NUMBER: &str = "+4915112345678";
 const INJECT: &str = "/usr/bin/gammu-smsd-inject";
 const SMSD: &str = "/usr/bin/gammu-smsd";
 
@@ -59,33 +61,21 @@ fn world_with_script(extra: &str, command: &str) -> (World, String, PathBuf, Pat
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let w = started(
         w,
-        &format!(
-            "[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n{extra}\n[sms.command]\nprogram = \"{}\"\n{command}\n",
-            script.display()
+        &sms_config(
+            extra,
+            &format!(
+                "[sms.command]\nprogram = \"{}\"\n{command}\n",
+                script.display()
+            ),
         ),
     );
-    let secret = enrolled_with_number(&w);
+    let secret = ready_to_text(&w);
     (w, secret, script, texts)
 }
 
 fn started(mut w: World, extra: &str) -> World {
     w.start_daemon(extra);
-    w.write_service("twofold", &w.module_line("offer_enrolment"));
     w
-}
-
-fn enrolled_with_number(w: &World) -> String {
-    let secret = w.enrol(me());
-    let out = w.ctl(&["user", "set", me(), "--phone", NUMBER], "");
-    assert!(out.status.success(), "{}", combined(&out));
-    secret
-}
-
-/// The six digits a text starts with.
-fn code_in(text: &str) -> String {
-    let code: String = text.chars().take(6).collect();
-    assert!(code.chars().all(|c| c.is_ascii_digit()), "{text}");
-    code
 }
 
 fn uid_of(name: &str) -> u32 {
@@ -108,15 +98,7 @@ fn expected_uid() -> u32 {
 #[test]
 fn sms_at_the_prompt_runs_the_program_with_the_number_as_argument_and_the_text_on_stdin() {
     let (w, _, script, texts) = world_with_script("", "");
-    let mut login = w.pam_typing("twofold", me());
-    login.wait_for("'sms' to text a code to +49********678");
-    login.line("sms");
-    let shown = login.wait_for("valid 5 min: ");
-    assert!(
-        shown.contains("Code sent by SMS to +49********678 at "),
-        "{shown}\n{}",
-        w.daemon_log()
-    );
+    let mut login = ask_for_a_text(&w);
     let run = std::fs::read_to_string(texts.join("run")).expect("the script ran");
     let args: Vec<&str> = run.lines().filter(|l| l.starts_with("arg ")).collect();
     assert_eq!(
@@ -209,18 +191,8 @@ fn a_refusal_a_temporary_failure_and_a_hang_are_told_at_once_and_the_app_still_w
 
     unlock();
     behave("hang");
-    let started = Instant::now();
-    let mut login = w.pam_typing("twofold", me());
-    login.line("sms");
-    let shown = login.wait_for("Use your authenticator app, or try again later.");
-    let took = started.elapsed();
-    assert!(
-        shown.contains("The text could not be sent (the SMS gateway is unavailable)"),
-        "{shown}\n{}",
-        w.daemon_log()
-    );
-    assert!(took < Duration::from_secs(3), "told after {took:?}");
-    login.line(&code_at_time(&secret, now()));
+    let (mut login, took) = ask_and_hear_unavailable(&w, Duration::from_secs(3));
+    login.line(&code_at_time(&secret, unix_now() as i64));
     let result = login.finish();
     assert!(result.passed(), "{result:?}\n{}", w.daemon_log());
     assert!(
@@ -380,12 +352,15 @@ fn gammu_smsd_inject_queues_the_text_and_gammu_smsd_sends_it_through_its_dummy_p
     let user = if is_root() { "user = \"gammu\"\n" } else { "" };
     let w = started(
         w,
-        &format!(
-            "[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n\n[sms.command]\nprogram = \"{INJECT}\"\nargs = [\"-c\", \"{}\", \"TEXT\"]\n{user}",
-            gammu.config().display()
+        &sms_config(
+            "",
+            &format!(
+                "[sms.command]\nprogram = \"{INJECT}\"\nargs = [\"-c\", \"{}\", \"TEXT\"]\n{user}",
+                gammu.config().display()
+            ),
         ),
     );
-    enrolled_with_number(&w);
+    ready_to_text(&w);
     let mut login = w.pam_typing("twofold", me());
     login.wait_for("'sms' to text a code to +49********678");
     login.line("sms");
@@ -517,13 +492,6 @@ fn a_root_that_cannot_switch_to_the_user_stops_the_start() {
     println!(
         "proved: without CAP_SETUID/CAP_SETGID twofoldd refuses to start with [sms.command] and names the unit settings it needs"
     );
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 fn wait_for(mut done: impl FnMut() -> bool, limit: Duration) -> bool {

@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 use twofold_integration::https::{Gateway, Request};
+use twofold_integration::sms::{NUMBER, ask_for_a_text, code_in, ready_to_text, sms_config};
 use twofold_integration::*;
 
-const NUMBER: &str = "+4915112345678";
 const WAIT: Duration = Duration::from_secs(10);
 const QUEUED: &str = r#"{"sid": "SM0123", "status": "queued", "to": "+4915112345678"}"#;
 
@@ -17,13 +17,8 @@ const QUEUED: &str = r#"{"sid": "SM0123", "status": "queued", "to": "+4915112345
 /// and `NUMBER` on record, and the service `twofold` whose pam.d line says a password
 /// came first (`offer_enrolment`). Returns the world and the app's secret.
 fn world_with(section: &str, extra: &str) -> (World, String) {
-    let w = World::start(&format!(
-        "[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n{extra}\n[sms.http]\n{section}"
-    ));
-    w.write_service("twofold", &w.module_line("offer_enrolment"));
-    let secret = w.enrol(me());
-    let out = w.ctl(&["user", "set", me(), "--phone", NUMBER], "");
-    assert!(out.status.success(), "{}", combined(&out));
+    let w = World::start(&sms_config(extra, &format!("[sms.http]\n{section}")));
+    let secret = ready_to_text(&w);
     (w, secret)
 }
 
@@ -42,13 +37,6 @@ fn json_section(gateway: &Gateway, success: &str) -> (String, String) {
     (section, token)
 }
 
-/// The six digits a text starts with.
-fn code_in(text: &str) -> String {
-    let code: String = text.chars().take(6).collect();
-    assert!(code.chars().all(|c| c.is_ascii_digit()), "{text}");
-    code
-}
-
 /// The one request `gateway` got (after `before` earlier ones).
 fn the_request(gateway: &Gateway, before: usize, w: &World) -> Request {
     let seen = gateway.wait_for_requests(before + 1, WAIT);
@@ -61,15 +49,7 @@ fn sms_at_the_prompt_posts_json_with_the_header_from_its_file_and_the_code_logs_
     let gateway = Gateway::start(201, QUEUED);
     let (section, token) = json_section(&gateway, r#""status": ?"queued""#);
     let (w, _) = world_with(&section, "");
-    let mut login = w.pam_typing("twofold", me());
-    login.wait_for("'sms' to text a code to +49********678");
-    login.line("sms");
-    let shown = login.wait_for("valid 5 min: ");
-    assert!(
-        shown.contains("Code sent by SMS to +49********678 at "),
-        "{shown}\n{}",
-        w.daemon_log()
-    );
+    let mut login = ask_for_a_text(&w);
     let r = the_request(&gateway, 0, &w);
     assert_eq!(
         (r.method.as_str(), r.path.as_str()),
