@@ -247,7 +247,7 @@ impl Engine {
     fn prompt_of(&self, conv: &Conversation) -> String {
         if conv.mailed.is_some() {
             EMAILED_PROMPT.into()
-        } else if !conv.texted.is_empty() {
+        } else if !conv.texted.is_empty() && conv.sms.is_some() {
             TEXTED_PROMPT.into()
         } else if let Some(offer) = &conv.sms {
             offer.prompt(self.email_codes_on)

@@ -439,8 +439,11 @@ impl Engine {
             .map_err(|d| self.refuse("reset", caller, user, d.0))?;
         let user = &self.canonical(user, false)?;
         let now = self.clock.now();
-        let removed = self
-            .with_store(|s| s.reset(user, now))
+        let (removed, number) = self
+            .with_store(|s| {
+                let number = s.phone_of(user)?;
+                Ok((s.reset(user, now)?, number))
+            })
             .map_err(store_error)?;
         if removed {
             self.notify(
@@ -448,6 +451,9 @@ impl Engine {
                 Change::FactorRemoved,
                 by_whom(self.users.as_ref(), caller, user),
             );
+        }
+        if let Some(number) = number {
+            self.text_old_number(user, number);
         }
         self.audit_manage(
             "reset",
@@ -655,12 +661,16 @@ impl Engine {
             })
             .map_err(store_error)?;
         let sharing: Vec<String> = sharing.into_iter().filter(|u| u != user).take(10).collect();
+        if old.as_deref() == new {
+            // Nothing changed: no alarm that would teach users to ignore real ones.
+            return Ok(sharing);
+        }
         self.notify(
             user,
             Change::PhoneChanged,
             by_whom(self.users.as_ref(), caller, user),
         );
-        if let Some(old) = old.filter(|o| Some(o.as_str()) != new) {
+        if let Some(old) = old {
             self.text_old_number(user, old);
         }
         let what = match new {

@@ -311,6 +311,33 @@ pub fn changed_notice(host: &str) -> String {
     )
 }
 
+/// A stand-in gateway for the adapters' tests.
+#[cfg(test)]
+pub(crate) mod test_gateway {
+    use std::io::{Read, Write};
+
+    /// A plain-HTTP gateway on 127.0.0.1 answering every request with `answer`; counts
+    /// the requests.
+    pub fn gateway(
+        answer: &'static str,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/send", listener.local_addr().unwrap());
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = [0u8; 8192];
+                let _ = stream.read(&mut buf);
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        (url, count)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,8 +15,9 @@ pub(super) const KEYWORD: &str = "sms";
 /// Texts one login may ask for.
 const TEXTS_PER_LOGIN: u32 = 3;
 /// How long a login waits for the gateway's answer, so that a refused or failed text is
-/// said at once; a text still on its way after that is taken as sent.
-const GATEWAY_WAIT: Duration = Duration::from_secs(3);
+/// said at once; a text still on its way after that is taken as sent. The wait holds
+/// one of the engine's turns, so it is short (and texts are few: the limits come first).
+const GATEWAY_WAIT: Duration = Duration::from_millis(1500);
 
 /// The number a login may text, decided when it began.
 #[derive(Debug, Clone)]
@@ -117,6 +118,18 @@ impl Engine {
             per_15_minutes: self.config.sms.per_15_minutes.get(),
             per_day: self.config.sms.per_day.get(),
         };
+        // A full minute refuses before the user's own limits count the text; the turn
+        // is taken only once they grant it (a refused ask must not use up everyone's).
+        if !self.global_sms_turn(now, false) {
+            self.audit_login(
+                "sms-code",
+                caller_uid,
+                &ctx,
+                "refused: [sms] global_per_minute is reached",
+            );
+            let step = again(&conv, "Too many texts are being sent right now; try again in a minute, or use your authenticator app.".into());
+            return keep(conv, step);
+        }
         match self.with_store(|s| s.take_sms_turn(&user, now, &limits)) {
             Ok(SmsTurn::Granted) => {}
             Ok(SmsTurn::Wait(seconds)) => {
@@ -136,13 +149,7 @@ impl Engine {
             }
             Err(e) => return self.store_failed(caller_uid, &ctx, &e),
         }
-        if !self.global_sms_turn(now) {
-            self.audit_login(
-                "sms-code",
-                caller_uid,
-                &ctx,
-                "refused: [sms] global_per_minute is reached",
-            );
+        if !self.global_sms_turn(now, true) {
             let step = again(&conv, "Too many texts are being sent right now; try again in a minute, or use your authenticator app.".into());
             return keep(conv, step);
         }
@@ -217,9 +224,9 @@ impl Engine {
         keep(conv, Step::prompt(Action::PromptSecret, &prompt))
     }
 
-    /// One of `[sms] global_per_minute` texts in the last 60 s, for everyone together
-    /// (a flood of logins must not run up the bill).
-    fn global_sms_turn(&self, now: i64) -> bool {
+    /// Whether one of `[sms] global_per_minute` texts in the last 60 s, for everyone
+    /// together, is left (a flood of logins must not run up the bill); `take` takes it.
+    fn global_sms_turn(&self, now: i64, take: bool) -> bool {
         let mut sent = lock(&self.texts_sent);
         // A clock gone back keeps what was sent (as now), like the per-user limits.
         for t in sent.iter_mut() {
@@ -229,7 +236,9 @@ impl Engine {
         if sent.len() >= self.config.sms.global_per_minute.get() as usize {
             return false;
         }
-        sent.push_back(now);
+        if take {
+            sent.push_back(now);
+        }
         true
     }
 }

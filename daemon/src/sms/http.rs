@@ -329,7 +329,6 @@ fn describe_tls(e: &rustls::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
 
     const NUMBER: &str = "+4915112345678";
 
@@ -509,24 +508,7 @@ mod tests {
         assert_eq!(quote("x\u{1b}[2J y\r\nz", &[]), "x [2J y z");
     }
 
-    /// A plain-HTTP gateway on 127.0.0.1 answering every request with `answer`; counts
-    /// the requests.
-    fn gateway(answer: &'static str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/send", listener.local_addr().unwrap());
-        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let seen = count.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let mut buf = [0u8; 8192];
-                let _ = stream.read(&mut buf);
-                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let _ = stream.write_all(answer.as_bytes());
-            }
-        });
-        (url, count)
-    }
+    use crate::sms::test_gateway::gateway;
 
     const FIELDS: &str = "fields = { to = \"{phone}\", text = \"{text}\" }\n";
 

@@ -3,7 +3,9 @@
 //! What Kannel answers (measured with Kannel 1.4.5, see tests/src/kannel.rs): `202` with
 //! `0: Accepted…` or `3: Queued…` (its link to the operator is down); `403` for a wrong
 //! password or no route (for good); `503` when its queue is full. A refused connection
-//! or a `503` is tried once more within 2 s.
+//! or a `503` is tried once more within 2 s: Kannel took nothing then. Anything else
+//! (a timeout, an answer cut short) is not, since Kannel may have the text already and
+//! a second request would send it twice.
 
 use super::{Accepted, Sms, SmsError, SmsTransport, Texting};
 use std::time::Duration;
@@ -13,6 +15,8 @@ use twofold_config::KannelConfig;
 /// one is not started.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 const RETRY_WITHIN: Duration = Duration::from_secs(2);
+/// Kannel's answers are a line; more is not read (a gateway must not fill our memory).
+const MAX_ANSWER: usize = 4096;
 
 pub struct KannelTransport {
     client: reqwest::Client,
@@ -45,7 +49,8 @@ impl KannelTransport {
         })
     }
 
-    async fn try_once(&self, sms: &Sms) -> Result<Accepted, SmsError> {
+    /// One request; the error says whether Kannel surely took nothing (worth a retry).
+    async fn try_once(&self, sms: &Sms) -> Result<Accepted, (SmsError, bool)> {
         let validity = sms.valid_minutes.to_string();
         let mut query = vec![
             ("username", self.username.as_str()),
@@ -58,20 +63,28 @@ impl KannelTransport {
             // Without these, smsbox sends characters GSM 7-bit lacks as '?'.
             query.extend([("coding", "2"), ("charset", "UTF-8")]);
         }
-        let response = self
+        let mut response = self
             .client
             .get(&self.url)
             .query(&query)
             .send()
             .await
             // reqwest's errors name the URL with its query: say only what kind it was.
-            .map_err(|e| SmsError::Unavailable(kind_of(&e)))?;
+            .map_err(|e| (SmsError::Unavailable(kind_of(&e)), e.is_connect()))?;
         let status = response.status().as_u16();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| SmsError::Unavailable(kind_of(&e)))?;
-        judge(status, &body)
+        let mut body = Vec::new();
+        while body.len() < MAX_ANSWER {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => return Err((SmsError::Unavailable(kind_of(&e)), false)),
+            }
+        }
+        body.truncate(MAX_ANSWER);
+        judge(status, &String::from_utf8_lossy(&body)).map_err(|e| {
+            let retry = status == 503;
+            (e, retry)
+        })
     }
 }
 
@@ -80,24 +93,26 @@ impl SmsTransport for KannelTransport {
         Box::pin(async move {
             let started = tokio::time::Instant::now();
             match self.try_once(sms).await {
-                Err(SmsError::Unavailable(why)) if started.elapsed() < RETRY_WITHIN => {
+                Err((SmsError::Unavailable(why), true)) if started.elapsed() < RETRY_WITHIN => {
                     tokio::time::sleep(RETRY_AFTER).await;
-                    self.try_once(sms).await.map_err(|e| match e {
+                    self.try_once(sms).await.map_err(|(e, _)| match e {
                         SmsError::Unavailable(again) => {
                             SmsError::Unavailable(format!("{why}; tried again: {again}"))
                         }
                         other => other,
                     })
                 }
-                other => other,
+                other => other.map_err(|(e, _)| e),
             }
         })
     }
 }
 
-/// What Kannel's answer means.
+/// What Kannel's answer means. Quoted in errors, it loses control characters and runs of
+/// six or more digits (a gateway that echoes the request would show number and code).
 fn judge(status: u16, body: &str) -> Result<Accepted, SmsError> {
-    let said: String = body.chars().filter(|c| !c.is_control()).take(80).collect();
+    let said = masked_digits(&body.chars().filter(|c| !c.is_control()).collect::<String>());
+    let said: String = said.chars().take(80).collect();
     match status {
         200..=299 if body.starts_with("0:") => Ok(Accepted::Sent),
         200..=299 if body.starts_with("3:") => Ok(Accepted::Queued),
@@ -105,6 +120,29 @@ fn judge(status: u16, body: &str) -> Result<Accepted, SmsError> {
         400..=499 => Err(SmsError::Refused(format!("HTTP {status} {said:?}"))),
         _ => Err(SmsError::Unavailable(format!("HTTP {status} {said:?}"))),
     }
+}
+
+fn masked_digits(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 6 {
+            out.push_str("[digits]");
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
 }
 
 fn kind_of(e: &reqwest::Error) -> String {
@@ -147,5 +185,83 @@ mod tests {
             panic!("accepted")
         };
         assert!(!e.to_string().contains('\n'), "{e}");
+        let Err(e) = judge(400, "to=+4915112345678&text=123456 is your code, 12345") else {
+            panic!("accepted")
+        };
+        let said = e.to_string();
+        assert!(
+            !said.contains("4915112345678") && !said.contains("123456") && said.contains("12345"),
+            "{said}"
+        );
+    }
+
+    /// A transport to `url` with a password file in `dir`.
+    fn transport(dir: &std::path::Path, url: &str, timeout: u32) -> KannelTransport {
+        use std::os::unix::fs::PermissionsExt;
+        let file = dir.join("password");
+        std::fs::write(&file, "secret\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = format!(
+            "version = 1\n[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.kannel]\nurl = \"{url}\"\nusername = \"twofold\"\npassword_file = \"{}\"\ntimeout_seconds = {timeout}\n",
+            file.display()
+        );
+        let config = twofold_config::Config::parse(&config, "test").unwrap();
+        KannelTransport::new(config.sms.kannel.as_ref().unwrap()).unwrap()
+    }
+
+    fn sms() -> Sms {
+        Sms {
+            to: "+4915112345678".into(),
+            text: "123456 is your code".into(),
+            valid_minutes: 5,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_503_is_tried_once_more_a_timeout_is_not_and_a_long_answer_is_cut() {
+        use crate::sms::test_gateway::gateway;
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().unwrap();
+        let (url, count) = gateway(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 36\r\nConnection: close\r\n\r\nTemporal failure, try again later.\r\n",
+        );
+        let e = transport(dir.path(), &url, 5)
+            .send(&sms())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, SmsError::Unavailable(_)), "{e}");
+        assert_eq!(count.load(SeqCst), 2, "tried once more");
+
+        // Accepted and never answered: Kannel may have the text; one request only.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/cgi-bin/sendsms", silent.local_addr().unwrap());
+        let started = crate::clock::monotonic();
+        let e = transport(dir.path(), &url, 1)
+            .send(&sms())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            SmsError::Unavailable("no answer within the timeout".into())
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(1900),
+            "retried"
+        );
+        drop(silent);
+
+        // A gateway that goes on and on: read up to MAX_ANSWER, no more.
+        let huge: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 202 Accepted\r\nContent-Length: 50000000\r\n\r\n0: Accepted{}",
+                "x".repeat(1 << 20)
+            )
+            .into_boxed_str(),
+        );
+        let (url, _) = gateway(huge);
+        let started = crate::clock::monotonic();
+        let sent = transport(dir.path(), &url, 5).send(&sms()).await;
+        assert_eq!(sent, Ok(Accepted::Sent));
+        assert!(started.elapsed() < std::time::Duration::from_secs(3));
     }
 }

@@ -1129,6 +1129,7 @@ impl Store for PostgresStore {
                 &[&name],
             )
             .await?;
+            exec(&tx, "DELETE FROM phones WHERE \"user\" = $1", &[&name]).await?;
             if email_in(&tx, name).await?.is_some() {
                 insert_email_factor(&tx, name, now).await?;
             }

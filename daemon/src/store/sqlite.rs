@@ -553,6 +553,8 @@ impl Store for SqliteStore {
         tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
         tx.execute("DELETE FROM backoff WHERE user = ?1", [name])?;
         tx.execute("DELETE FROM recovery_codes WHERE user = ?1", [name])?;
+        // A lost phone often holds the SIM too: its number gets no more codes.
+        tx.execute("DELETE FROM phones WHERE user = ?1", [name])?;
         // The address an administrator set is not the lost device: it stays a factor.
         if email_in(&tx, name)?.is_some() {
             insert_email_factor(&tx, name, now)?;

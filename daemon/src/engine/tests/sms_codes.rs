@@ -226,6 +226,48 @@ fn the_global_cap_holds_for_everyone_together() {
 }
 
 #[test]
+fn asks_the_users_own_limits_refuse_use_up_no_one_elses_texts() {
+    let f = with_sms("global_per_minute = 2");
+    for user in ["alice", "bob"] {
+        f.enrol(user);
+        f.set_phone(user, ALICE);
+    }
+    let (id, _) = f.begin_after_password("alice");
+    for _ in 0..3 {
+        f.engine.answer(&root(), &id, "sms").unwrap();
+    }
+    assert_eq!(
+        f.texts().len(),
+        1,
+        "alice's interval refused her second and third"
+    );
+    let (id, _) = f.begin_after_password("bob");
+    let step = f.engine.answer(&root(), &id, "sms").unwrap();
+    assert!(step.prompt.starts_with("Code sent"), "{step:?}");
+}
+
+#[test]
+fn setting_the_same_number_again_alarms_no_one() {
+    let f = with_sms("");
+    f.enrol("alice");
+    f.engine
+        .set_email(&root(), "alice", "alice@example.org")
+        .unwrap();
+    f.set_phone("alice", ALICE);
+    f.set_phone("alice", ALICE);
+    let alarms = f
+        .notices
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| n.change == Change::PhoneChanged)
+        .count();
+    assert_eq!(alarms, 1);
+    assert!(f.texts().is_empty());
+}
+
+#[test]
 fn a_gateway_that_fails_is_said_at_once_counts_nothing_and_its_code_is_void() {
     let f = with_sms("");
     f.enrol("alice");
@@ -340,6 +382,21 @@ fn the_number_that_loses_the_codes_is_told_by_text() {
         ],
         "the old number when it changed and when it was removed; nothing for the same number again"
     );
+}
+
+#[test]
+fn a_reset_for_a_lost_phone_removes_the_number_too() {
+    let f = with_sms("");
+    f.enrol("alice");
+    f.set_phone("alice", ALICE);
+    assert!(f.engine.reset(&root(), "alice").unwrap());
+    assert_eq!(f.engine.status(&root(), "alice").unwrap().phone, "");
+    let told: Vec<String> = f.texts().into_iter().map(|(_, s)| s.to).collect();
+    assert_eq!(told, [ALICE], "the number that lost the codes is told");
+    // Enrolled again, the user is not offered texts to the old number.
+    f.enrol("alice");
+    let (_, first) = f.begin_after_password("alice");
+    assert_eq!(first.prompt, CODE_PROMPT);
 }
 
 #[test]
