@@ -311,6 +311,43 @@ pub fn changed_notice(host: &str) -> String {
     )
 }
 
+/// How much of a gateway's answer an error quotes.
+const QUOTED: usize = 80;
+
+/// At most [`QUOTED`] characters of `body`, printable, without `hidden` nor any run of
+/// 6 or more digits (a code, a number in another format).
+pub(crate) fn quote(body: &str, hidden: &[&str]) -> String {
+    let mut text = body.to_owned();
+    for h in hidden.iter().filter(|h| h.len() >= 4) {
+        text = text.replace(h, "[…]");
+    }
+    let mut out = String::new();
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 6 {
+            out.push_str("[digits]");
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        flush(&mut digits, &mut out);
+        if c.is_control() {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    let squeezed = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    squeezed.chars().take(QUOTED).collect()
+}
+
 /// A stand-in gateway for the adapters' tests.
 #[cfg(test)]
 pub(crate) mod test_gateway {

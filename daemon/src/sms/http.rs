@@ -13,7 +13,7 @@
 //! that does not match `success` is not quoted at all: such an answer describes the
 //! message, number and text included (Twilio's does).
 
-use super::{Accepted, Sms, SmsError, SmsTransport, Texting};
+use super::{Accepted, Sms, SmsError, SmsTransport, Texting, quote};
 use reqwest::header::{HeaderName, HeaderValue};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,8 +25,6 @@ const RETRY_AFTER: Duration = Duration::from_millis(500);
 const RETRY_WITHIN: Duration = Duration::from_secs(2);
 /// The most of an answer that is read (to match `success` and to quote from).
 const MAX_ANSWER: usize = 64 * 1024;
-/// The most of an answer an error quotes.
-const QUOTED: usize = 80;
 
 enum Auth {
     None,
@@ -229,40 +227,6 @@ fn judge(status: u16, body: &str, success: Option<&regex::Regex>, hidden: &[&str
         )))),
         _ => Try::Done(Err(SmsError::Refused(quoted()))),
     }
-}
-
-/// At most [`QUOTED`] characters of `body`, printable, without `hidden` nor any run of
-/// 6 or more digits (a code, a number in another format).
-fn quote(body: &str, hidden: &[&str]) -> String {
-    let mut text = body.to_owned();
-    for h in hidden.iter().filter(|h| h.len() >= 4) {
-        text = text.replace(h, "[…]");
-    }
-    let mut out = String::new();
-    let mut digits = String::new();
-    let flush = |digits: &mut String, out: &mut String| {
-        if digits.len() >= 6 {
-            out.push_str("[digits]");
-        } else {
-            out.push_str(digits);
-        }
-        digits.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        flush(&mut digits, &mut out);
-        if c.is_control() {
-            out.push(' ');
-        } else {
-            out.push(c);
-        }
-    }
-    flush(&mut digits, &mut out);
-    let squeezed = out.split_whitespace().collect::<Vec<_>>().join(" ");
-    squeezed.chars().take(QUOTED).collect()
 }
 
 /// A request that got no answer.

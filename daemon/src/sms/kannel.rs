@@ -111,8 +111,7 @@ impl SmsTransport for KannelTransport {
 /// What Kannel's answer means. Quoted in errors, it loses control characters and runs of
 /// six or more digits (a gateway that echoes the request would show number and code).
 fn judge(status: u16, body: &str) -> Result<Accepted, SmsError> {
-    let said = masked_digits(&body.chars().filter(|c| !c.is_control()).collect::<String>());
-    let said: String = said.chars().take(80).collect();
+    let said = super::quote(body, &[]);
     match status {
         200..=299 if body.starts_with("0:") => Ok(Accepted::Sent),
         200..=299 if body.starts_with("3:") => Ok(Accepted::Queued),
@@ -120,29 +119,6 @@ fn judge(status: u16, body: &str) -> Result<Accepted, SmsError> {
         400..=499 => Err(SmsError::Refused(format!("HTTP {status} {said:?}"))),
         _ => Err(SmsError::Unavailable(format!("HTTP {status} {said:?}"))),
     }
-}
-
-fn masked_digits(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut digits = String::new();
-    let flush = |digits: &mut String, out: &mut String| {
-        if digits.len() >= 6 {
-            out.push_str("[digits]");
-        } else {
-            out.push_str(digits);
-        }
-        digits.clear();
-    };
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-        } else {
-            flush(&mut digits, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut digits, &mut out);
-    out
 }
 
 fn kind_of(e: &reqwest::Error) -> String {

@@ -31,6 +31,18 @@ impl Fixture {
         sms.text[..6].to_owned()
     }
 
+    /// Who was told by e-mail that their number changed, at which address.
+    fn phone_alarms(&self) -> Vec<(String, String)> {
+        self.notices
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| n.change == Change::PhoneChanged)
+            .map(|n| (n.user.clone(), n.to.clone()))
+            .collect()
+    }
+
     fn set_phone(&self, user: &str, number: &str) {
         self.engine.set_phone(&root(), user, number).unwrap();
     }
@@ -255,15 +267,7 @@ fn setting_the_same_number_again_alarms_no_one() {
         .unwrap();
     f.set_phone("alice", ALICE);
     f.set_phone("alice", ALICE);
-    let alarms = f
-        .notices
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|n| n.change == Change::PhoneChanged)
-        .count();
-    assert_eq!(alarms, 1);
+    assert_eq!(f.phone_alarms().len(), 1);
     assert!(f.texts().is_empty());
 }
 
@@ -324,15 +328,7 @@ fn a_new_number_ends_the_codes_texted_before_and_is_told_by_mail() {
     f.engine.answer(&root(), &id, "sms").unwrap();
     let code = f.texted_code();
     f.set_phone("alice", "+33612345678");
-    let told: Vec<_> = f
-        .notices
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|n| n.change == Change::PhoneChanged)
-        .map(|n| (n.user.clone(), n.to.clone()))
-        .collect();
+    let told = f.phone_alarms();
     // Told when the number was set, and again when it changed.
     let alice = ("alice".to_string(), "alice@example.org".to_string());
     assert_eq!(told, [alice.clone(), alice]);
