@@ -21,17 +21,13 @@ pub struct CommandGatewayConfig {
     /// Arguments before the number, e.g. `["-c", "/etc/gammu-smsdrc", "TEXT"]`.
     #[serde(default)]
     pub args: Vec<String>,
-    /// The account the program runs as (never root); twofoldd not running as root runs
-    /// it as its own account.
-    #[serde(default = "default_user")]
+    /// The account the program runs as: one of its own (never root, nor `nobody`, which
+    /// other services share: any of them could read a code from the program's input);
+    /// twofoldd not running as root runs it as its own account.
     pub user: String,
     /// How long the program may take; then it is killed and the gateway is unavailable.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: Bounded<1, 60>,
-}
-
-fn default_user() -> String {
-    "nobody".into()
 }
 
 fn default_timeout() -> Bounded<1, 60> {
@@ -55,7 +51,12 @@ impl CommandGatewayConfig {
         }
         if self.user == "root" {
             return Err(
-                "[sms.command] user = \"root\" is refused: the program runs as an unprivileged account (the default is \"nobody\")".into(),
+                "[sms.command] user = \"root\" is refused: the program runs as an unprivileged account of its own".into(),
+            );
+        }
+        if self.user == "nobody" {
+            return Err(
+                "[sms.command] user = \"nobody\" is refused: other services run as nobody, and any of them could read the codes the program is given; create an account of its own (adduser --system twofold-sms)".into(),
             );
         }
         if self.args.len() > ARGS_MAX {
@@ -101,14 +102,17 @@ mod tests {
 
     #[test]
     fn a_command_section_is_read_with_its_defaults() {
-        let c = with_command("program = \"/usr/bin/gammu-smsd-inject\"\n").unwrap();
+        let e = with_command("program = \"/usr/bin/gammu-smsd-inject\"\n").unwrap_err();
+        assert!(e.contains("missing field `user`"), "{e}");
+        let c = with_command("program = \"/usr/bin/gammu-smsd-inject\"\nuser = \"twofold-sms\"\n")
+            .unwrap();
         let command = c.sms.command.clone().unwrap();
         assert_eq!(
             command.program.0,
             std::path::PathBuf::from("/usr/bin/gammu-smsd-inject")
         );
         assert!(command.args.is_empty());
-        assert_eq!(command.user, "nobody");
+        assert_eq!(command.user, "twofold-sms");
         assert_eq!(command.timeout_seconds.get(), 10);
         assert!(c.sms_on());
         let c = with_command(
@@ -135,8 +139,8 @@ mod tests {
         let command = with_command(&keys).unwrap().sms.command.unwrap();
         assert_eq!(
             (command.user.as_str(), command.timeout_seconds.get()),
-            ("nobody", 10),
-            "the defaults shown"
+            ("twofold-sms", 10),
+            "the example and the default shown"
         );
         assert!(command.args.is_empty(), "the default shown");
         // The Gammu example.
@@ -152,33 +156,40 @@ mod tests {
     fn root_a_bad_program_path_bad_arguments_and_a_second_gateway_are_refused() {
         let e = with_command("program = \"/usr/bin/true\"\nuser = \"root\"\n").unwrap_err();
         assert!(e.contains("user = \"root\" is refused"), "{e}");
+        let e = with_command("program = \"/usr/bin/true\"\nuser = \"nobody\"\n").unwrap_err();
+        assert!(e.contains("user = \"nobody\" is refused"), "{e}");
         for user in ["", "-x", "a b", "x:y", &"a".repeat(33)] {
             let e = with_command(&format!("program = \"/usr/bin/true\"\nuser = \"{user}\"\n"))
                 .unwrap_err();
             assert!(e.contains("[sms.command] user"), "{user}: {e}");
         }
         for program in ["usr/bin/true", "true", "", "/usr/bin/"] {
-            let e = with_command(&format!("program = \"{program}\"\n")).unwrap_err();
+            let e = with_command(&format!("program = \"{program}\"\nuser = \"u\"\n")).unwrap_err();
             assert!(
                 e.contains("expected an absolute path") || e.contains("the path of a program"),
                 "{program}: {e}"
             );
         }
-        let e = with_command("user = \"nobody\"\n").unwrap_err();
+        let e = with_command("user = \"twofold-sms\"\n").unwrap_err();
         assert!(e.contains("program"), "{e}");
-        let e = with_command("program = \"/usr/bin/true\"\ntimeout_seconds = 61\n").unwrap_err();
+        let e = with_command("program = \"/usr/bin/true\"\nuser = \"u\"\ntimeout_seconds = 61\n")
+            .unwrap_err();
         assert!(e.contains("between 1 and 60"), "{e}");
-        let e = with_command("program = \"/usr/bin/true\"\nargs = [\"a\\nb\"]\n").unwrap_err();
+        let e = with_command("program = \"/usr/bin/true\"\nuser = \"u\"\nargs = [\"a\\nb\"]\n")
+            .unwrap_err();
         assert!(e.contains("no control characters"), "{e}");
         let many = vec!["\"x\""; 17].join(", ");
-        let e =
-            with_command(&format!("program = \"/usr/bin/true\"\nargs = [{many}]\n")).unwrap_err();
+        let e = with_command(&format!(
+            "program = \"/usr/bin/true\"\nuser = \"u\"\nargs = [{many}]\n"
+        ))
+        .unwrap_err();
         assert!(e.contains("at most 16"), "{e}");
-        let e = with_command("program = \"/usr/bin/true\"\nshell = true\n").unwrap_err();
+        let e =
+            with_command("program = \"/usr/bin/true\"\nuser = \"u\"\nshell = true\n").unwrap_err();
         assert!(e.contains("unknown field"), "{e}");
         // Two gateways: the generic rule.
         let e = Config::parse(
-            "version = 1\n[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.command]\nprogram = \"/usr/bin/true\"\n[sms.kannel]\nurl = \"http://127.0.0.1:13013/cgi-bin/sendsms\"\nusername = \"u\"\npassword_file = \"/p\"\n",
+            "version = 1\n[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.command]\nprogram = \"/usr/bin/true\"\nuser = \"u\"\n[sms.kannel]\nurl = \"http://127.0.0.1:13013/cgi-bin/sendsms\"\nusername = \"u\"\npassword_file = \"/p\"\n",
             "t",
         )
         .unwrap_err()

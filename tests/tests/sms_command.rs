@@ -18,7 +18,7 @@ const INJECT: &str = "/usr/bin/gammu-smsd-inject";
 const SMSD: &str = "/usr/bin/gammu-smsd";
 
 /// What the script writes for each run, into `texts` (mode 0777: as root it runs as
-/// `nobody`), and what it then does: `texts/behave` says `fail` (status 1, with a
+/// `PROGRAM_USER`), and what it then does: `texts/behave` says `fail` (status 1, with a
 /// message naming the number and a code), `tempfail` (75), `hang` (a child that sleeps,
 /// its pids written down) or nothing (status 0).
 const SCRIPT: &str = r#"#!/bin/sh
@@ -64,8 +64,9 @@ fn world_with_script(extra: &str, command: &str) -> (World, String, PathBuf, Pat
         &sms_config(
             extra,
             &format!(
-                "[sms.command]\nprogram = \"{}\"\n{command}\n",
-                script.display()
+                "[sms.command]\nprogram = \"{}\"\n{}{command}\n",
+                script.display(),
+                program_user()
             ),
         ),
     );
@@ -86,10 +87,20 @@ fn uid_of(name: &str) -> u32 {
         .unwrap_or_else(|| panic!("no user {name}"))
 }
 
-/// The account the program is expected to run as: `nobody` as root, else the test's own.
+/// The account the program runs as (`user`): a test account as root, the test's own
+/// otherwise (a twofoldd not started as root runs it as itself).
+const PROGRAM_USER: &str = USER_B;
+
+fn program_user() -> String {
+    if is_root() {
+        ensure_test_users();
+    }
+    format!("user = \"{PROGRAM_USER}\"\n")
+}
+
 fn expected_uid() -> u32 {
     if is_root() {
-        uid_of("nobody")
+        uid_of(PROGRAM_USER)
     } else {
         nix::unistd::geteuid().as_raw()
     }
@@ -457,7 +468,7 @@ fn a_program_others_could_change_stops_the_start() {
         "[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.command]\nprogram = \"{}\"\n",
         program.display()
     );
-    let said = refused_start(&w, &sms, &[]);
+    let said = refused_start(&w, &format!("{sms}{}", program_user()), &[]);
     assert!(
         said.contains("[sms.command] program")
             && said.contains("writable by its group or others (mode 775)"),
@@ -465,8 +476,10 @@ fn a_program_others_could_change_stops_the_start() {
     );
     let said = refused_start(&w, &format!("{sms}user = \"root\"\n"), &[]);
     assert!(said.contains("user = \"root\" is refused"), "{said}");
+    let said = refused_start(&w, &format!("{sms}user = \"nobody\"\n"), &[]);
+    assert!(said.contains("user = \"nobody\" is refused"), "{said}");
     println!(
-        "proved: twofoldd does not start with a group-writable program, nor with user = \"root\", and says why"
+        "proved: twofoldd does not start with a group-writable program, nor with user = \"root\" or \"nobody\", and says why"
     );
 }
 
@@ -478,15 +491,20 @@ fn a_program_others_could_change_stops_the_start() {
 fn a_root_that_cannot_switch_to_the_user_stops_the_start() {
     require_root("starts twofoldd without CAP_SETUID");
     let w = World::bus_only();
-    let sms = "[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.command]\nprogram = \"/bin/true\"\n";
+    let sms = format!(
+        "[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.command]\nprogram = \"/bin/true\"\n{}",
+        program_user()
+    );
     // As the shipped unit's CapabilityBoundingSet= leaves it.
     let said = refused_start(
         &w,
-        sms,
+        &sms,
         &["setpriv", "--bounding-set=-setuid,-setgid", "--"],
     );
     assert!(
-        said.contains("cannot run the program as user \"nobody\"") && said.contains("CAP_SETUID"),
+        said.contains(&format!(
+            "cannot run the program as user \"{PROGRAM_USER}\""
+        )) && said.contains("CAP_SETUID"),
         "{said}"
     );
     println!(
