@@ -13,13 +13,13 @@
 //! characters dropped, runs of 6 digits or more masked: no code, no number).
 
 use super::{Accepted, Sms, SmsError, SmsTransport, Texting};
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::pin::pin;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use twofold_config::CommandGatewayConfig;
 
 /// What is kept of each of the program's standard output and error (the rest is read and
@@ -108,8 +108,8 @@ impl CommandTransport {
         })
     }
 
-    fn command(&self, to: &str) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(&self.real);
+    fn command(&self, to: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.real);
         cmd.arg0(&self.program)
             .args(&self.args)
             .arg(to)
@@ -120,8 +120,7 @@ impl CommandTransport {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+            .process_group(0);
         let account = self.account;
         // SAFETY: `enter` makes only async-signal-safe system calls, no allocation.
         unsafe {
@@ -130,70 +129,95 @@ impl CommandTransport {
         cmd
     }
 
-    /// Runs the program once for `sms`, within the timeout.
+    /// Runs the program once for `sms`, within the timeout, on a blocking thread: tokio's
+    /// own process support would give every process that links tokio with this crate's
+    /// features (the PAM module in sshd) a signal socket pair for good.
     async fn run(&self, sms: &Sms) -> Result<Run, SmsError> {
-        let mut child = self
-            .command(&sms.to)
-            .spawn()
-            .map_err(|e| SmsError::Unavailable(format!("cannot start the command: {e}")))?;
-        let group = child.id();
-        let stdin = child.stdin.take();
-        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let cmd = self.command(&sms.to);
         let mut line = sms.text.clone().into_bytes();
         line.push(b'\n');
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let status = {
-            let mut running = pin!(async {
-                if let Some(mut stdin) = stdin {
-                    // A program that does not read its input ends the pipe: its status says
-                    // what it did.
-                    let _ = stdin.write_all(&line).await;
-                }
-                child.wait().await
-            });
-            let mut reading =
-                pin!(async { tokio::join!(keep(stdout, &mut out), keep(stderr, &mut err)) });
-            let deadline = tokio::time::sleep(self.timeout);
-            let mut deadline = pin!(deadline);
-            let mut read = false;
-            let status = loop {
-                tokio::select! {
-                    status = &mut running => break Some(status),
-                    _ = &mut reading, if !read => read = true,
-                    () = &mut deadline => break None,
-                }
-            };
-            if status.is_some() && !read {
-                let _ = tokio::time::timeout(OUTPUT_GRACE, &mut reading).await;
-            }
-            status
-        };
-        let ended = match status {
-            Some(Ok(status)) => ended(status),
-            Some(Err(e)) => {
-                return Err(SmsError::Unavailable(format!(
-                    "cannot wait for the command: {e}"
-                )));
-            }
-            None => {
-                // Its children too (a script's `sleep`): the group is the child's pid, and
-                // the child, not yet waited for, keeps that pid from being reused.
-                if let Some(pid) = group.and_then(|p| i32::try_from(p).ok()) {
-                    let _ = nix::sys::signal::killpg(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-                let _ = child.kill().await;
-                Ended::TimedOut
-            }
-        };
-        Ok(Run {
-            ended,
-            stdout: out,
-            stderr: err,
-        })
+        let timeout = self.timeout;
+        tokio::task::spawn_blocking(move || run_blocking(cmd, line, timeout))
+            .await
+            .map_err(|e| SmsError::Unavailable(format!("the command's thread failed: {e}")))?
     }
+}
+
+fn run_blocking(
+    mut cmd: std::process::Command,
+    line: Vec<u8>,
+    timeout: Duration,
+) -> Result<Run, SmsError> {
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| SmsError::Unavailable(format!("cannot start the command: {e}")))?;
+    let group = child.id();
+    if let Some(mut stdin) = child.stdin.take() {
+        // A program that does not read its input ends the pipe: its status says what it did.
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&line);
+        });
+    }
+    let reader = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(keep(pipe));
+        });
+        rx
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let deadline = crate::clock::monotonic() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(Ok(status)),
+            Ok(None) if crate::clock::monotonic() >= deadline => break None,
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => break Some(Err(e)),
+        }
+    };
+    let ended = match status {
+        Some(Ok(status)) => ended(status),
+        Some(Err(e)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SmsError::Unavailable(format!(
+                "cannot wait for the command: {e}"
+            )));
+        }
+        None => {
+            // Its children too (a script's `sleep`): the group is the child's pid, and
+            // the child, not yet waited for, keeps that pid from being reused.
+            if let Ok(pid) = i32::try_from(group) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            Ended::TimedOut
+        }
+    };
+    // A background child holding the pipes must not stall the answer.
+    let stdout = out.recv_timeout(OUTPUT_GRACE).unwrap_or_default();
+    let stderr = err.recv_timeout(OUTPUT_GRACE).unwrap_or_default();
+    Ok(Run {
+        ended,
+        stdout,
+        stderr,
+    })
 }
 
 impl SmsTransport for CommandTransport {
@@ -263,15 +287,16 @@ fn said(output: &[u8]) -> Option<String> {
     Some(masked.trim_end().chars().take(SAID_MAX).collect())
 }
 
-/// Reads `pipe` to its end into `kept`, up to `OUTPUT_KEPT` bytes, dropping the rest.
-async fn keep<R: AsyncRead + Unpin>(pipe: Option<R>, kept: &mut Vec<u8>) {
+/// Reads `pipe` to its end, keeping up to `OUTPUT_KEPT` bytes and dropping the rest.
+fn keep(pipe: Option<Box<dyn std::io::Read + Send>>) -> Vec<u8> {
+    let mut kept = Vec::new();
     let Some(mut pipe) = pipe else {
-        return;
+        return kept;
     };
     let mut buf = [0u8; 1024];
     loop {
-        match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+        match pipe.read(&mut buf) {
+            Ok(0) | Err(_) => return kept,
             Ok(n) => {
                 let room = OUTPUT_KEPT.saturating_sub(kept.len());
                 kept.extend_from_slice(&buf[..n.min(room)]);
