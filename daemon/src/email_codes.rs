@@ -83,7 +83,8 @@ impl MailedCode {
     }
 }
 
-fn digest(salt: &[u8; 16], code: &str) -> [u8; 32] {
+/// A code as a login keeps it: SHA-256 of a random salt and the code (texted codes too).
+pub(crate) fn digest(salt: &[u8; 16], code: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(salt);
     h.update(code.as_bytes());

@@ -178,11 +178,7 @@ impl Engine {
         caller: &Caller,
         user: &str,
     ) -> Result<Vec<String>, ApiError> {
-        check_user_name(user)?;
-        self.policy()
-            .require_admin(caller)
-            .map_err(|d| self.refuse("recovery", caller, user, d.0))?;
-        let user = &self.canonical(user, false)?;
+        let user = &self.admin_target(caller, user, "recovery", false)?;
         let codes = crate::recovery::issue(self.random.as_ref()).map_err(ApiError::Store)?;
         let now = self.clock.now();
         let stored = self
@@ -433,11 +429,7 @@ impl Engine {
 
     /// Removes a user's factor (lost phone). Returns whether there was one.
     pub fn reset(&self, caller: &Caller, user: &str) -> Result<bool, ApiError> {
-        check_user_name(user)?;
-        self.policy()
-            .require_admin(caller)
-            .map_err(|d| self.refuse("reset", caller, user, d.0))?;
-        let user = &self.canonical(user, false)?;
+        let user = &self.admin_target(caller, user, "reset", false)?;
         let now = self.clock.now();
         let (removed, number) = self
             .with_store(|s| {
@@ -470,11 +462,7 @@ impl Engine {
     }
 
     pub fn unlock(&self, caller: &Caller, user: &str) -> Result<(), ApiError> {
-        check_user_name(user)?;
-        self.policy()
-            .require_admin(caller)
-            .map_err(|d| self.refuse("unlock", caller, user, d.0))?;
-        let user = &self.canonical(user, false)?;
+        let user = &self.admin_target(caller, user, "unlock", false)?;
         if !self.with_store(|s| s.unlock(user)).map_err(store_error)? {
             return Err(ApiError::NotEnrolled(format!("{user} has no factor")));
         }
@@ -584,11 +572,7 @@ impl Engine {
         user: &str,
         address: &str,
     ) -> Result<Vec<String>, ApiError> {
-        check_user_name(user)?;
-        self.policy()
-            .require_admin(caller)
-            .map_err(|d| self.refuse("user-set", caller, user, d.0))?;
-        let user = &self.canonical(user, true)?;
+        let user = &self.admin_target(caller, user, "user-set", true)?;
         let address = address.trim();
         if !address.is_empty() && twofold_config::MailAddress::plain(address).is_err() {
             return Err(ApiError::InvalidInput(
@@ -608,7 +592,7 @@ impl Engine {
                 }
             })
             .map_err(store_error)?;
-        let sharing: Vec<String> = sharing.into_iter().filter(|u| u != user).take(10).collect();
+        let sharing = others_than(sharing, user);
         if new.is_some() {
             self.notify(user, Change::EmailChanged, detail);
         }
@@ -636,11 +620,7 @@ impl Engine {
         user: &str,
         number: &str,
     ) -> Result<Vec<String>, ApiError> {
-        check_user_name(user)?;
-        self.policy()
-            .require_admin(caller)
-            .map_err(|d| self.refuse("user-set", caller, user, d.0))?;
-        let user = &self.canonical(user, true)?;
+        let user = &self.admin_target(caller, user, "user-set", true)?;
         let number = number.trim();
         if !number.is_empty() && !crate::sms::valid_number(number) {
             return Err(ApiError::InvalidInput(
@@ -660,7 +640,7 @@ impl Engine {
                 }
             })
             .map_err(store_error)?;
-        let sharing: Vec<String> = sharing.into_iter().filter(|u| u != user).take(10).collect();
+        let sharing = others_than(sharing, user);
         if old.as_deref() == new {
             // Nothing changed: no alarm that would teach users to ignore real ones.
             return Ok(sharing);
@@ -709,11 +689,7 @@ impl Engine {
         user: &str,
         fingerprints: &[String],
     ) -> Result<(), ApiError> {
-        check_user_name(user)?;
-        self.policy()
-            .require_admin(caller)
-            .map_err(|d| self.refuse("user-set", caller, user, d.0))?;
-        let user = &self.canonical(user, true)?;
+        let user = &self.admin_target(caller, user, "user-set", true)?;
         if fingerprints.len() > MAX_SECURITY_KEYS {
             return Err(ApiError::InvalidInput(format!(
                 "at most {MAX_SECURITY_KEYS} security keys per user"
@@ -882,6 +858,23 @@ impl Engine {
     /// `user`'s canonical name (see `authz::Account`). A name NSS does not know is an
     /// error with `must_exist`, else kept as given, so an administrator can still clear a
     /// deleted account's records. A failed lookup is an error either way.
+    /// The account an administrator's `action` is on: a valid name, called by an
+    /// administrator (refused and audited otherwise), under its canonical name
+    /// ([`Engine::canonical`]).
+    fn admin_target(
+        &self,
+        caller: &Caller,
+        user: &str,
+        action: &'static str,
+        must_exist: bool,
+    ) -> Result<String, ApiError> {
+        check_user_name(user)?;
+        self.policy()
+            .require_admin(caller)
+            .map_err(|d| self.refuse(action, caller, user, d.0))?;
+        self.canonical(user, must_exist)
+    }
+
     fn canonical(&self, user: &str, must_exist: bool) -> Result<String, ApiError> {
         check_user_name(user)?;
         match self.users.account(user) {
@@ -924,4 +917,10 @@ fn by_whom(users: &dyn UserDb, caller: &Caller, user: &str) -> String {
     } else {
         format!("by an administrator (uid {})", caller.uid)
     }
+}
+
+/// The users of `with` other than `user`, at most ten: those who share an address or a
+/// number with `user`.
+fn others_than(with: Vec<String>, user: &str) -> Vec<String> {
+    with.into_iter().filter(|u| u != user).take(10).collect()
 }

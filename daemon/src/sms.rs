@@ -7,10 +7,9 @@ pub mod command;
 pub mod http;
 pub mod kannel;
 
-use crate::email_codes::six_digits;
+use crate::email_codes::{digest, six_digits};
 use crate::otp::constant_time_eq;
 use crate::random::Random;
-use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, mpsc};
@@ -54,6 +53,24 @@ pub type Texting<'a> = Pin<Box<dyn Future<Output = Result<Accepted, SmsError>> +
 /// A gateway: hands one text over, within its own timeout and retries.
 pub trait SmsTransport: Send + Sync {
     fn send<'a>(&'a self, sms: &'a Sms) -> Texting<'a>;
+}
+
+/// The HTTP client of the gateways that speak HTTP: TLS as [`crate::tls`] sets it up
+/// (always verified), the gateway's timeout for each request, no redirect (a gateway that
+/// redirects is not the one configured), no proxy from the environment.
+pub(crate) fn http_client(
+    ca_file: Option<&std::path::Path>,
+    timeout_seconds: u32,
+) -> Result<reqwest::Client, String> {
+    let tls = crate::tls::client_config(ca_file)?;
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(u64::from(timeout_seconds)))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(concat!("twofoldd/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
 }
 
 /// The gateway `[sms]` names, its settings read (password and CA files): a setting that
@@ -252,13 +269,6 @@ impl TextedCodes {
     pub fn clear(&mut self) {
         self.latest.clear();
     }
-}
-
-fn digest(salt: &[u8; 16], code: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(salt);
-    h.update(code.as_bytes());
-    h.finalize().into()
 }
 
 /// Whether `s` is an E.164 number: `+`, a first digit 1-9, 8 to 15 digits in all.

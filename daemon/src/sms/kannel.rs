@@ -31,16 +31,11 @@ impl KannelTransport {
         let settings = |e: String| SmsError::Settings(format!("[sms.kannel] {e}"));
         let password =
             crate::credentials::read_password_file(&c.password_file.0).map_err(settings)?;
-        let tls = crate::tls::client_config(c.ca_file.as_ref().map(|p| p.0.as_path()))
-            .map_err(settings)?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(Duration::from_secs(u64::from(c.timeout_seconds.get())))
-            // A gateway that redirects is not the one configured.
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .map_err(|e| settings(format!("HTTP client: {e}")))?;
+        let client = super::http_client(
+            c.ca_file.as_ref().map(|p| p.0.as_path()),
+            c.timeout_seconds.get(),
+        )
+        .map_err(settings)?;
         Ok(KannelTransport {
             client,
             url: c.url.0.clone(),

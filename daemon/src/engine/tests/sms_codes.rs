@@ -12,6 +12,14 @@ fn with_sms(extra: &str) -> Fixture {
     fixture_with(&format!("{WITH_SMS}{extra}\n{KANNEL}"))
 }
 
+/// [`with_sms`], with alice enrolled and `ALICE` her number.
+fn alice_with_a_number(extra: &str) -> Fixture {
+    let f = with_sms(extra);
+    f.enrol("alice");
+    f.set_phone("alice", ALICE);
+    f
+}
+
 /// A login whose stack checked the password first (`offer_enrolment` in pam.d).
 fn after_password(user: &str) -> LoginContext {
     LoginContext {
@@ -65,9 +73,7 @@ fn errors(step: &Step) -> Vec<&str> {
 
 #[test]
 fn a_texted_code_logs_in_once_and_the_prompt_shows_only_the_masked_number() {
-    let f = with_sms("");
-    f.enrol("alice");
-    f.set_phone("alice", ALICE);
+    let f = alice_with_a_number("");
     let (id, first) = f.begin_after_password("alice");
     assert_eq!(
         first.prompt,
@@ -106,9 +112,7 @@ fn a_texted_code_logs_in_once_and_the_prompt_shows_only_the_masked_number() {
 
 #[test]
 fn no_offer_without_a_first_factor_a_number_or_an_allowed_prefix() {
-    let f = with_sms("");
-    f.enrol("alice");
-    f.set_phone("alice", ALICE);
+    let f = alice_with_a_number("");
     // The stack says nothing of a first factor: a stranger who knows the name must not
     // be able to send texts, so "sms" is just a wrong code.
     let steps = f.login("alice", &["sms"]);
@@ -133,9 +137,7 @@ fn no_offer_without_a_first_factor_a_number_or_an_allowed_prefix() {
 
 #[test]
 fn the_two_latest_codes_pass_an_older_one_and_another_logins_do_not() {
-    let f = with_sms("min_interval_seconds = 10");
-    f.enrol("alice");
-    f.set_phone("alice", ALICE);
+    let f = alice_with_a_number("min_interval_seconds = 10");
     let (other, _) = f.begin_after_password("alice");
     let (id, _) = f.begin_after_password("alice");
     let mut codes = Vec::new();
@@ -161,9 +163,7 @@ fn the_two_latest_codes_pass_an_older_one_and_another_logins_do_not() {
 
 #[test]
 fn limits_say_when_to_try_again_and_never_lock() {
-    let f = with_sms("");
-    f.enrol("alice");
-    f.set_phone("alice", ALICE);
+    let f = alice_with_a_number("");
     let (id, _) = f.begin_after_password("alice");
     f.engine.answer(&root(), &id, "sms").unwrap();
     f.clock.advance(20);
@@ -191,9 +191,7 @@ fn limits_say_when_to_try_again_and_never_lock() {
     let record = f.engine.with_store(|s| s.user("alice")).unwrap().unwrap();
     assert_eq!(record.locked_until, 0, "limits never lock");
     // A login may ask three times at most, whatever the limits allow.
-    let g = with_sms("min_interval_seconds = 10\nper_15_minutes = 10");
-    g.enrol("alice");
-    g.set_phone("alice", ALICE);
+    let g = alice_with_a_number("min_interval_seconds = 10\nper_15_minutes = 10");
     let (id, _) = g.begin_after_password("alice");
     for _ in 0..3 {
         g.engine.answer(&root(), &id, "sms").unwrap();
@@ -273,9 +271,7 @@ fn setting_the_same_number_again_alarms_no_one() {
 
 #[test]
 fn a_gateway_that_fails_is_said_at_once_counts_nothing_and_its_code_is_void() {
-    let f = with_sms("");
-    f.enrol("alice");
-    f.set_phone("alice", ALICE);
+    let f = alice_with_a_number("");
     for (answer, said) in [
         (
             SmsError::Unavailable("cannot connect".into()),
@@ -337,9 +333,7 @@ fn a_new_number_ends_the_codes_texted_before_and_is_told_by_mail() {
         !matches!(&after, Ok(step) if step.action == Action::Success),
         "a code texted to the old number passed: {after:?}"
     );
-    let removed = with_sms("");
-    removed.enrol("alice");
-    removed.set_phone("alice", ALICE);
+    let removed = alice_with_a_number("");
     let (id, _) = removed.begin_after_password("alice");
     removed.set_phone("alice", "");
     let step = removed.engine.answer(&root(), &id, "sms").unwrap();
@@ -357,9 +351,7 @@ fn a_new_number_ends_the_codes_texted_before_and_is_told_by_mail() {
 
 #[test]
 fn the_number_that_loses_the_codes_is_told_by_text() {
-    let f = with_sms("");
-    f.enrol("alice");
-    f.set_phone("alice", ALICE);
+    let f = alice_with_a_number("");
     assert!(f.texts().is_empty(), "a first number is not texted");
     f.set_phone("alice", "+33612345678");
     f.set_phone("alice", "+33612345678");
@@ -382,9 +374,7 @@ fn the_number_that_loses_the_codes_is_told_by_text() {
 
 #[test]
 fn a_reset_for_a_lost_phone_removes_the_number_too() {
-    let f = with_sms("");
-    f.enrol("alice");
-    f.set_phone("alice", ALICE);
+    let f = alice_with_a_number("");
     assert!(f.engine.reset(&root(), "alice").unwrap());
     assert_eq!(f.engine.status(&root(), "alice").unwrap().phone, "");
     let told: Vec<String> = f.texts().into_iter().map(|(_, s)| s.to).collect();
