@@ -122,3 +122,48 @@ fn kannel_down_or_refusing_is_told_at_once_locks_nothing_and_the_app_still_works
         "proved: Kannel's 403 for a wrong password is told as a refusal and logged as HTTP 403, without the password"
     );
 }
+
+#[test]
+fn a_flood_of_sms_answers_from_parallel_logins_sends_one_text() {
+    if !installed_or_skip("a_flood_of_sms_answers_from_parallel_logins_sends_one_text") {
+        return;
+    }
+    let kannel = Kannel::start();
+    let (w, _) = world_with_sms(&kannel, None, "");
+    let login = twofold_pamtest::Transaction {
+        service: "twofold".into(),
+        user: me().into(),
+        answers: vec!["sms".into()],
+        ..Default::default()
+    };
+    // 16 host processes at once, each a login answering `sms` to the offer.
+    let conversations: Vec<Vec<String>> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| first_outcome(&w.pam_inprocess(std::slice::from_ref(&login), &[])).1)
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let told = |what: &str| {
+        conversations
+            .iter()
+            .filter(|c| c.iter().any(|line| line.contains(what)))
+            .count()
+    };
+    let (sent, limited) = (
+        told("Code sent by SMS"),
+        told("SMS limit reached; try again in"),
+    );
+    assert_eq!(
+        (sent, limited),
+        (1, 15),
+        "{conversations:#?}\n{}",
+        w.daemon_log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(kannel.messages().len(), 1, "{:?}", kannel.messages());
+    println!(
+        "proved: 16 parallel logins answering 'sms' sent exactly one text; the other 15 were told when to try again"
+    );
+}

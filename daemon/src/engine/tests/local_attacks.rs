@@ -56,7 +56,36 @@ fn names_with_newlines_or_nul_are_refused_by_every_new_method() {
             ),
             "{name:?}"
         );
+        assert!(
+            matches!(
+                f.engine.set_phone(&root(), name, "+4915112345678"),
+                Err(ApiError::InvalidInput(_))
+            ),
+            "{name:?}"
+        );
     }
+    // Nor does a number with a newline, a NUL or an ANSI escape get in (blanks around it
+    // are trimmed, as for an address).
+    for number in [
+        "+49151\n12345678",
+        "+49151\u{0}12345678",
+        "+49\u{1b}[2J15112345678",
+    ] {
+        assert!(
+            matches!(
+                f.engine.set_phone(&root(), "alice", number),
+                Err(ApiError::InvalidInput(_))
+            ),
+            "{number:?}"
+        );
+    }
+    f.engine
+        .set_phone(&root(), "alice", " +4915112345678\n")
+        .unwrap();
+    assert_eq!(
+        f.engine.status(&root(), "alice").unwrap().phone,
+        "+49********678"
+    );
 }
 
 #[test]

@@ -375,10 +375,23 @@ fn the_number_that_loses_the_codes_is_told_by_text() {
 #[test]
 fn a_reset_for_a_lost_phone_removes_the_number_too() {
     let f = alice_with_a_number("");
+    // A login waiting at "Code sent by SMS" when the administrator resets.
+    let (id, _) = f.begin_after_password("alice");
+    f.engine.answer(&root(), &id, "sms").unwrap();
+    let code = f.texted_code();
     assert!(f.engine.reset(&root(), "alice").unwrap());
+    let after = f.engine.answer(&root(), &id, &code);
+    assert!(
+        !matches!(&after, Ok(step) if step.action == Action::Success),
+        "a code texted before the reset passed: {after:?}"
+    );
     assert_eq!(f.engine.status(&root(), "alice").unwrap().phone, "");
     let told: Vec<String> = f.texts().into_iter().map(|(_, s)| s.to).collect();
-    assert_eq!(told, [ALICE], "the number that lost the codes is told");
+    assert_eq!(
+        told,
+        [ALICE, ALICE],
+        "the code, then the notice that the number lost the codes"
+    );
     // Enrolled again, the user is not offered texts to the old number.
     f.enrol("alice");
     let (_, first) = f.begin_after_password("alice");
@@ -466,4 +479,32 @@ fn the_strict_profile_refuses_sms_and_sms_needs_its_gateway_and_prefixes() {
         )
         .is_ok()
     );
+}
+
+#[test]
+fn a_huge_answer_is_a_wrong_code_and_a_padded_sms_one_request() {
+    let f = alice_with_a_number("");
+    let (id, _) = f.begin_after_password("alice");
+    // 64 KiB of digits: a wrong code, counted, nothing texted.
+    let step = f
+        .engine
+        .answer(&root(), &id, &"7".repeat(64 * 1024))
+        .unwrap();
+    assert!(
+        errors(&step).contains(&"Wrong code, try again."),
+        "{step:?}"
+    );
+    assert!(f.texts().is_empty());
+    assert_eq!(f.failures("alice"), 1);
+    // `sms` in 64 KiB of blanks is `sms`, as blanks are a request for a mail
+    // (local_attacks::huge_answers_…): one text, within the limits like any other.
+    let padded = format!("{}sms{}", " ".repeat(32 * 1024), " ".repeat(32 * 1024));
+    let step = f.engine.answer(&root(), &id, &padded).unwrap();
+    assert!(step.prompt.starts_with("Code sent by SMS"), "{step:?}");
+    let step = f.engine.answer(&root(), &id, &padded).unwrap();
+    assert!(
+        errors(&step).join(" ").contains("SMS limit reached"),
+        "{step:?}"
+    );
+    assert_eq!(f.texts().len(), 1);
 }
