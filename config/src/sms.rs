@@ -117,6 +117,9 @@ pub struct KannelConfig {
     pub timeout_seconds: Bounded<1, 30>,
     /// PEM certificates trusted instead of the system's, for an `https` URL.
     pub ca_file: Option<AbsolutePath>,
+    /// Where twofoldd listens for Kannel's delivery reports (`127.0.0.1:13080`): a
+    /// loopback address, as smsbox calls it on this machine. Unset: none are asked for.
+    pub reports_address: Option<std::net::SocketAddr>,
 }
 
 fn default_timeout() -> Bounded<1, 30> {
@@ -136,6 +139,16 @@ impl KannelConfig {
                 "[sms.kannel] url {:?}: plain http is for a gateway on this machine only (localhost): use https",
                 self.url.0
             ));
+        }
+        if let Some(address) = self.reports_address {
+            if !address.ip().is_loopback() || address.port() == 0 {
+                return Err(format!(
+                    "[sms.kannel] reports_address {address}: a loopback address with a port, e.g. \"127.0.0.1:13080\" (smsbox reports on this machine)"
+                ));
+            }
+            if self.url.scheme() != "http" {
+                return Err("[sms.kannel] reports_address: delivery reports need Kannel on this machine (a plain http://localhost url)".into());
+            }
         }
         Ok(())
     }

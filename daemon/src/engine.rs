@@ -30,7 +30,6 @@ pub use crate::factor::CODE_PROMPT;
 /// no one who has an address on record.
 pub const CODE_OR_EMAIL_PROMPT: &str = "Verification code (or press Enter for one by e-mail): ";
 const EMAILED_PROMPT: &str = "Code from the e-mail: ";
-const TEXTED_PROMPT: &str = "Code from the text (or 'sms' for a new one): ";
 /// The same words whether or not an address is on record (and a mail went out).
 const MAYBE_SENT: &str = "If an e-mail address is on record for you, a code is on its way to it.";
 const NOT_SENT: &str = "The e-mail with your code could not be sent. Use your authenticator app, or ask your administrator.";
@@ -110,6 +109,8 @@ struct Conversation {
     sms: Option<sms_codes::SmsOffer>,
     texted: TextedCodes,
     texts_asked: u32,
+    /// The delivery-report reference of the latest text (`[sms.kannel] reports_address`).
+    report: Option<String>,
     /// What admitted the conversation past its code, checked again at every later step:
     /// the factor's generation (a new secret, a lock or a revocation changes it) and the
     /// password fingerprint read when the code was right.
@@ -135,6 +136,8 @@ pub struct Engine {
     pub(crate) texter: Arc<dyn Texter>,
     /// When this daemon sent its texts of the last minute (`[sms] global_per_minute`).
     texts_sent: Mutex<std::collections::VecDeque<i64>>,
+    /// The texts whose delivery reports are awaited, where Kannel reports.
+    pub(crate) reports: Option<crate::sms::reports::Reports>,
     pub(crate) lockout: LockoutPolicy,
     stores: Box<dyn Stores>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -212,6 +215,14 @@ impl Engine {
             sms_on: p.config.sms_on(),
             texter: p.texter,
             texts_sent: Mutex::new(std::collections::VecDeque::new()),
+            reports: p
+                .config
+                .sms
+                .kannel
+                .as_ref()
+                .and_then(|k| k.reports_address)
+                .filter(|_| p.config.sms_on())
+                .map(crate::sms::reports::Reports::new),
             config: p.config,
             stores: p.store,
             clock: p.clock,
@@ -248,7 +259,7 @@ impl Engine {
         if conv.mailed.is_some() {
             EMAILED_PROMPT.into()
         } else if !conv.texted.is_empty() && conv.sms.is_some() {
-            TEXTED_PROMPT.into()
+            self.texted_prompt(conv)
         } else if let Some(offer) = &conv.sms {
             offer.prompt(self.email_codes_on)
         } else {
@@ -683,6 +694,7 @@ impl Engine {
                 mail_requests: 0,
                 sms: None,
                 texted: TextedCodes::default(),
+                report: None,
                 texts_asked: 0,
                 admitted: None,
                 expires_at: now + i64::from(self.config.login.conversation_timeout_seconds.get()),

@@ -108,7 +108,7 @@ fn clock(args: &Args) -> Arc<dyn Clock> {
 }
 
 async fn serve(
-    config: Config,
+    mut config: Config,
     clock: Arc<dyn Clock>,
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<(), String> {
@@ -153,6 +153,7 @@ async fn serve(
         Some(gateway) => Arc::new(GatewayTexter::start(gateway)),
         None => Arc::new(NoTexter),
     };
+    let reports = delivery_reports(&mut config).await;
     let engine = Arc::new(Engine::new(Parts {
         store,
         clock,
@@ -193,6 +194,13 @@ async fn serve(
     // Logins and twofoldctl come over the socket, which needs no bus daemon; the bus
     // serves other programs, and bus activation.
     let sockets = twofold_daemon::socket::listeners(&socket_path)?;
+    if let Some(listener) = reports {
+        let engine = engine.clone();
+        tokio::spawn(sms::reports::serve(
+            listener,
+            Arc::new(move |reference, kind| engine.delivery_report(&reference, kind)),
+        ));
+    }
     let shared = Shared::new(engine).map_err(|e| format!("cannot start a thread: {e}"))?;
     let bus = match bus::join(&address, &shared, 1).await {
         Ok(bus) => {
@@ -219,6 +227,27 @@ async fn serve(
     let _ = shutdown.await;
     eprintln!("twofoldd: stopping");
     Ok(())
+}
+
+/// The listener for Kannel's delivery reports, where `[sms.kannel] reports_address` asks
+/// for them. One that cannot be bound (the port taken, perhaps by another local user) costs
+/// only the reports: texts go out without asking for them, and the start goes on.
+async fn delivery_reports(config: &mut Config) -> Option<tokio::net::TcpListener> {
+    let kannel = config.sms.kannel.as_mut().filter(|_| config.sms.enabled)?;
+    let address = kannel.reports_address?;
+    match tokio::net::TcpListener::bind(address).await {
+        Ok(listener) => {
+            eprintln!("twofoldd: listening for SMS delivery reports on {address}");
+            Some(listener)
+        }
+        Err(e) => {
+            eprintln!(
+                "twofoldd: cannot listen for SMS delivery reports on {address} ({e}); texts go out without them"
+            );
+            kannel.reports_address = None;
+            None
+        }
+    }
 }
 
 /// glibc raises its mmap threshold to the size of each large block freed, so after a

@@ -675,6 +675,7 @@ impl Engine {
                 to: old,
                 text,
                 valid_minutes: 60,
+                report_url: None,
             },
         );
     }

@@ -6,6 +6,7 @@
 pub mod command;
 pub mod http;
 pub mod kannel;
+pub mod reports;
 
 use crate::email_codes::{digest, six_digits};
 use crate::otp::constant_time_eq;
@@ -24,6 +25,8 @@ pub struct Sms {
     pub text: String,
     /// How long the gateway should keep trying (the code's lifetime).
     pub valid_minutes: u32,
+    /// Where a gateway that reports delivery calls back ([`reports`]); None: no reports.
+    pub report_url: Option<String>,
 }
 
 /// What the gateway said about a text it took.

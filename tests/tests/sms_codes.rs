@@ -16,6 +16,16 @@ const WAIT: Duration = Duration::from_secs(10);
 /// enrolled with an app and `NUMBER` on record, and the service `twofold` whose pam.d
 /// line says a password came first (`offer_enrolment`). Returns the world and the secret.
 fn world_with_sms(kannel: &Kannel, password: Option<&str>, extra: &str) -> (World, String) {
+    world_with_kannel(kannel, password, extra, "")
+}
+
+/// [`world_with_sms`], with `kannel_extra` keys in `[sms.kannel]`.
+fn world_with_kannel(
+    kannel: &Kannel,
+    password: Option<&str>,
+    extra: &str,
+    kannel_extra: &str,
+) -> (World, String) {
     let file = kannel.dir().join("twofold-sms.password");
     match password {
         Some(p) => write_secret_file(&file, p),
@@ -24,7 +34,7 @@ fn world_with_sms(kannel: &Kannel, password: Option<&str>, extra: &str) -> (Worl
     let w = World::start(&sms_config(
         extra,
         &format!(
-            "[sms.kannel]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n",
+            "[sms.kannel]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n{kannel_extra}\n",
             kannel.sendsms_url(),
             kannel.username(),
             file.display()
@@ -166,4 +176,87 @@ fn a_flood_of_sms_answers_from_parallel_logins_sends_one_text() {
     println!(
         "proved: 16 parallel logins answering 'sms' sent exactly one text; the other 15 were told when to try again"
     );
+}
+
+#[test]
+fn kannel_s_delivery_reports_reach_the_audit_and_the_prompt() {
+    if !installed_or_skip("kannel_s_delivery_reports_reach_the_audit_and_the_prompt") {
+        return;
+    }
+    let mut kannel = Kannel::start();
+    let port = free_port();
+    let (w, _) = world_with_kannel(
+        &kannel,
+        None,
+        "",
+        &format!("reports_address = \"127.0.0.1:{port}\""),
+    );
+    assert!(
+        w.daemon_log().contains(&format!(
+            "listening for SMS delivery reports on 127.0.0.1:{port}"
+        )),
+        "{}",
+        w.daemon_log()
+    );
+    // The link to the SMS centre is down: Kannel queues the text, nothing is reported.
+    kannel.disconnect_smsc();
+    let mut login = ask_for_a_text(&w);
+    login.line("000000");
+    let shown = login.wait_for("'sms' for a new one): ");
+    assert!(
+        shown.contains("Code from the text (not delivered yet; or 'sms' for a new one): "),
+        "{shown}\n{}",
+        w.daemon_log()
+    );
+    println!("proved: with the SMS centre unreachable the next prompt says 'not delivered yet'");
+    // Back: the text goes out, and smsbox calls twofoldd back (types 8 then 1).
+    kannel.reconnect_smsc();
+    let sms = kannel
+        .wait_for_message(WAIT)
+        .unwrap_or_else(|| panic!("no text arrived\n{}\n{}", kannel.logs(), w.daemon_log()));
+    let deadline = std::time::Instant::now() + WAIT;
+    while !w.daemon_log().contains("delivered to the phone") && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = w.daemon_log();
+    assert!(
+        log.contains("action=sms-report outcome=accepted")
+            && log.contains("the operator took it (Kannel report type 8)"),
+        "{log}\n{}",
+        kannel.logs()
+    );
+    assert!(
+        log.contains("action=sms-report outcome=delivered")
+            && log.contains(
+                "text 1 to +49********678: delivered to the phone (Kannel report type 1)"
+            ),
+        "{log}"
+    );
+    login.line("000000");
+    let shown = login.wait_for("(delivered; or 'sms' for a new one): ");
+    assert!(shown.contains("(delivered; or 'sms'"), "{shown}");
+    login.line(&code_in(&sms.text));
+    let run = login.finish();
+    assert!(run.passed(), "{run:?}\n{}", w.daemon_log());
+    println!(
+        "proved: Kannel's delivery reports (taken by the SMS centre, delivered) reach twofoldd's audit and the login's next prompt; the code then passes"
+    );
+    // Forged reports: a guessed reference changes nothing and is not audited.
+    let before = w.daemon_log().matches("action=sms-report").count();
+    for url in [
+        format!("http://127.0.0.1:{port}/dlr/{}?type=16", "0".repeat(32)),
+        format!("http://127.0.0.1:{port}/dlr/x?type=1"),
+    ] {
+        let answer = twofold_integration::kannel::http_get(&url, Duration::from_secs(2));
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(w.daemon_log().matches("action=sms-report").count(), before);
+    let log = w.daemon_log();
+    assert!(
+        !log.contains("/dlr/"),
+        "the reference is never logged: {log}"
+    );
+    println!("proved: a report for a guessed reference is answered alike and ignored");
 }

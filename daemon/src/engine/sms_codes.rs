@@ -5,7 +5,9 @@
 //! and never lock the account.
 
 use super::{Conversation, Engine, lock, utc_time};
+use crate::audit::AuditEvent;
 use crate::model::{SmsLimits, SmsTurn};
+use crate::sms::reports::Report;
 use crate::sms::{self, Accepted, Sms, SmsError};
 use std::time::Duration;
 use twofold_protocol::{Action, Step};
@@ -18,6 +20,13 @@ const TEXTS_PER_LOGIN: u32 = 3;
 /// said at once; a text still on its way after that is taken as sent. The wait holds
 /// one of the engine's turns, so it is short (and texts are few: the limits come first).
 const GATEWAY_WAIT: Duration = Duration::from_millis(1500);
+
+/// The prompt after a code was texted, as the delivery reports have it.
+const TEXTED_PROMPT: &str = "Code from the text (or 'sms' for a new one): ";
+const NOT_YET_PROMPT: &str = "Code from the text (not delivered yet; or 'sms' for a new one): ";
+const DELIVERED_PROMPT: &str = "Code from the text (delivered; or 'sms' for a new one): ";
+const NOT_DELIVERED_PROMPT: &str =
+    "The text was not delivered: 'sms' to send another, or your app's code: ";
 
 /// The number a login may text, decided when it began.
 #[derive(Debug, Clone)]
@@ -154,10 +163,15 @@ impl Engine {
             return keep(conv, step);
         }
         let minutes = self.config.sms.valid_minutes.get();
+        let expires_at = now + i64::from(minutes) * 60;
+        let tracking = self.reports.as_ref().and_then(|r| {
+            r.track(self.random.as_ref(), &user, &masked, now, expires_at)
+                .ok()
+        });
         let code = match conv.texted.add(
             self.random.as_ref(),
             now,
-            i64::from(minutes) * 60,
+            expires_at - now,
             record.generation,
         ) {
             Ok(code) => code,
@@ -182,6 +196,7 @@ impl Engine {
                 to: number,
                 text,
                 valid_minutes: minutes,
+                report_url: tracking.as_ref().map(|t| t.url.clone()),
             },
         );
         let said = match outcome.wait(GATEWAY_WAIT) {
@@ -192,6 +207,9 @@ impl Engine {
             None => "no answer from the gateway yet",
             Some(Err(e)) => {
                 conv.texted.forget_latest();
+                if let (Some(reports), Some(t)) = (&self.reports, &tracking) {
+                    reports.forget(&t.reference);
+                }
                 self.audit_login(
                     "error",
                     caller_uid,
@@ -211,17 +229,62 @@ impl Engine {
                 return keep(conv, step);
             }
         };
+        let numbered = tracking
+            .as_ref()
+            .map_or(String::new(), |t| format!(" (text {})", t.number));
         self.audit_login(
             "sms-code",
             caller_uid,
             &ctx,
-            &format!("code texted to {masked}: {said}"),
+            &format!("code texted to {masked}: {said}{numbered}"),
         );
+        conv.report = tracking.map(|t| t.reference);
         let at = utc_time(now);
         // `2026-12-03 09:00:00 UTC` -> `09:00 UTC`.
         let at = at.get(11..16).map_or(at.clone(), |hm| format!("{hm} UTC"));
         let prompt = format!("Code sent by SMS to {masked} at {at}, valid {minutes} min: ");
         keep(conv, Step::prompt(Action::PromptSecret, &prompt))
+    }
+
+    /// The prompt once a code was texted: with what the delivery reports said, where
+    /// Kannel reports.
+    pub(super) fn texted_prompt(&self, conv: &Conversation) -> String {
+        let report = match (&self.reports, &conv.report) {
+            (Some(reports), Some(reference)) => reports.report(reference),
+            _ => None,
+        };
+        match report {
+            None => TEXTED_PROMPT,
+            Some(Report::Waiting | Report::AtOperator) => NOT_YET_PROMPT,
+            Some(Report::Delivered) => DELIVERED_PROMPT,
+            Some(Report::NotDelivered) => NOT_DELIVERED_PROMPT,
+        }
+        .into()
+    }
+
+    /// A delivery report from Kannel (reports.rs) for the text of `reference`: audited
+    /// if the text is one this daemon follows, ignored otherwise.
+    pub fn delivery_report(&self, reference: &str, kind: u32) {
+        let Some(reports) = &self.reports else { return };
+        let Some(said) = reports.record(reference, kind, self.clock.now()) else {
+            return;
+        };
+        self.audit.record(&AuditEvent {
+            action: "sms-report",
+            outcome: match said.report {
+                Report::Delivered => "delivered",
+                Report::NotDelivered => "failure",
+                Report::AtOperator | Report::Waiting => "accepted",
+            },
+            user: said.user,
+            reason: format!(
+                "text {} to {}: {} (Kannel report type {kind})",
+                said.number,
+                said.masked,
+                said.report.words()
+            ),
+            ..AuditEvent::default()
+        });
     }
 
     /// Whether one of `[sms] global_per_minute` texts in the last 60 s, for everyone

@@ -556,6 +556,7 @@ mod tests {
             to: "+4915112345678".into(),
             text: "123456 is your code".into(),
             valid_minutes: 5,
+            report_url: None,
         }
     }
 

@@ -311,6 +311,7 @@ mod tests {
             to: NUMBER.into(),
             text: text.into(),
             valid_minutes: 5,
+            report_url: None,
         }
     }
 

@@ -58,6 +58,11 @@ impl KannelTransport {
             // Without these, smsbox sends characters GSM 7-bit lacks as '?'.
             query.extend([("coding", "2"), ("charset", "UTF-8")]);
         }
+        if let Some(url) = &sms.report_url {
+            // 31: every report Kannel has (delivered, not delivered, buffered, taken or
+            // refused by the SMS centre).
+            query.extend([("dlr-mask", "31"), ("dlr-url", url.as_str())]);
+        }
         let mut response = self
             .client
             .get(&self.url)
@@ -185,6 +190,7 @@ mod tests {
             to: "+4915112345678".into(),
             text: "123456 is your code".into(),
             valid_minutes: 5,
+            report_url: None,
         }
     }
 

@@ -508,3 +508,154 @@ fn a_huge_answer_is_a_wrong_code_and_a_padded_sms_one_request() {
     );
     assert_eq!(f.texts().len(), 1);
 }
+
+/// The reference in the callback URL of the last text.
+fn report_reference(f: &Fixture) -> String {
+    let (_, sms) = f.texts().pop().expect("a text was sent");
+    let url = sms.report_url.expect("reports are asked for");
+    let reference = url
+        .strip_prefix("http://127.0.0.1:13080/dlr/")
+        .and_then(|r| r.strip_suffix("?type=%d"))
+        .expect("the callback URL");
+    reference.to_owned()
+}
+
+/// alice with her number, reports asked for (`extra`: more `[sms]` keys), and her login
+/// after a password that has had a code texted.
+fn texted_with_reports(extra: &str) -> (Fixture, String) {
+    let f = fixture_with(&format!(
+        "{WITH_SMS}{extra}\n{KANNEL}reports_address = \"127.0.0.1:13080\"\n"
+    ));
+    f.enrol("alice");
+    f.set_phone("alice", ALICE);
+    let (id, _) = f.begin_after_password("alice");
+    f.engine.answer(&root(), &id, "sms").unwrap();
+    (f, id)
+}
+
+#[test]
+fn delivery_reports_reach_the_audit_and_the_next_prompt() {
+    let (f, id) = texted_with_reports("");
+    let reference = report_reference(&f);
+    let log = f.reasons().join("\n");
+    assert!(log.contains("the gateway took it (text 1)"), "{log}");
+    assert!(
+        !log.contains(&reference),
+        "the reference stays secret: {log}"
+    );
+    // No report yet: the next prompt says so.
+    let step = f.engine.answer(&root(), &id, "000000").unwrap();
+    assert_eq!(
+        step.prompt,
+        "Code from the text (not delivered yet; or 'sms' for a new one): "
+    );
+    // The SMS centre took it: still not on the phone.
+    f.engine.delivery_report(&reference, 8);
+    let step = f.engine.answer(&root(), &id, "000000").unwrap();
+    assert!(
+        step.prompt.contains("not delivered yet"),
+        "{:?}",
+        step.prompt
+    );
+    f.engine.delivery_report(&reference, 1);
+    // (Asking for another text within the minute is refused, and shows the prompt again.)
+    let step = f.engine.answer(&root(), &id, "sms").unwrap();
+    assert!(
+        errors(&step)[0].starts_with("SMS limit reached"),
+        "{step:?}"
+    );
+    assert_eq!(
+        step.prompt,
+        "Code from the text (delivered; or 'sms' for a new one): "
+    );
+    let reports: Vec<_> = f
+        .audit
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == "sms-report")
+        .map(|e| (e.outcome, e.user.clone(), e.reason.clone()))
+        .collect();
+    assert_eq!(
+        reports,
+        vec![
+            (
+                "accepted",
+                "alice".to_owned(),
+                "text 1 to +49********678: the operator took it (Kannel report type 8)".to_owned()
+            ),
+            (
+                "delivered",
+                "alice".to_owned(),
+                "text 1 to +49********678: delivered to the phone (Kannel report type 1)"
+                    .to_owned()
+            ),
+        ]
+    );
+    // A guessed reference or an unknown type is ignored, unaudited.
+    f.engine.delivery_report(&"0".repeat(32), 2);
+    f.engine.delivery_report(&reference, 3);
+    let count = f.audit.0.lock().unwrap().len();
+    f.engine.delivery_report(&"f".repeat(32), 16);
+    assert_eq!(f.audit.0.lock().unwrap().len(), count);
+    // The code still works once.
+    let code = f.texted_code();
+    let done = f.engine.answer(&root(), &id, &code).unwrap();
+    assert_eq!(done.action, Action::Success);
+}
+
+#[test]
+fn a_text_the_operator_gave_up_on_says_so_and_one_not_sent_is_not_followed() {
+    let (f, id) = texted_with_reports("min_interval_seconds = 10");
+    f.engine.delivery_report(&report_reference(&f), 16);
+    let step = f.engine.answer(&root(), &id, "000000").unwrap();
+    assert_eq!(
+        step.prompt,
+        "The text was not delivered: 'sms' to send another, or your app's code: "
+    );
+    assert!(
+        f.audit
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.action == "sms-report" && e.outcome == "failure")
+    );
+    // A text the gateway refused is not followed: no "text N" in the audit.
+    *f.texter.answer.lock().unwrap() = Some(Err(SmsError::Unavailable("down".into())));
+    f.clock.advance(11);
+    f.engine.answer(&root(), &id, "sms").unwrap();
+    let reports = f.engine.reports.as_ref().unwrap();
+    assert_eq!(reports.record(&"0".repeat(32), 1, f.clock.now()), None);
+    assert!(!f.reasons().join("\n").contains("(text 2)"));
+}
+
+#[test]
+fn reports_are_asked_for_only_where_set_and_only_on_loopback() {
+    let f = alice_with_a_number("");
+    let (id, _) = f.begin_after_password("alice");
+    f.engine.answer(&root(), &id, "sms").unwrap();
+    assert_eq!(f.texts()[0].1.report_url, None);
+    let step = f.engine.answer(&root(), &id, "000000").unwrap();
+    assert_eq!(step.prompt, "Code from the text (or 'sms' for a new one): ");
+    for (address, why) in [
+        ("192.0.2.1:13080", "a loopback address"),
+        ("127.0.0.1:0", "a loopback address"),
+    ] {
+        let e = Config::parse(
+            &format!("{WITH_SMS}\n{KANNEL}reports_address = \"{address}\"\n"),
+            "test",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(why), "{e}");
+    }
+    let e = Config::parse(
+        &format!("{WITH_SMS}\n{KANNEL}reports_address = \"localhost:13080\"\n"),
+        "test",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("reports_address"), "{e}");
+}
