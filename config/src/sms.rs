@@ -11,6 +11,11 @@ use serde::Deserialize;
 pub struct SmsConfig {
     /// Whether logins may ask for a code by SMS (needs a gateway section).
     pub enabled: bool,
+    /// Whether a number may be a user's only factor: `twofoldctl user set --phone` then
+    /// gives a user without a factor an SMS factor. Off (the default, NIST SP 800-63B's
+    /// restricted authenticator): SMS is only an alternative to a user's app or e-mail,
+    /// and a user whose only factor is SMS counts as not enrolled.
+    pub sole_factor: bool,
     /// How long a code is valid.
     pub valid_minutes: Bounded<1, 10>,
     /// The least time between two texts to one user.
@@ -39,6 +44,7 @@ impl Default for SmsConfig {
     fn default() -> Self {
         SmsConfig {
             enabled: false,
+            sole_factor: false,
             valid_minutes: Bounded(5),
             min_interval_seconds: Bounded(60),
             per_15_minutes: Bounded(3),

@@ -238,6 +238,7 @@ impl Entry for UserStatus {
             let factor = match s.factor.as_str() {
                 "totp" => "authenticator app",
                 "email" => "codes by e-mail",
+                "sms" => "codes by SMS",
                 other => other,
             };
             format!(

@@ -241,6 +241,7 @@ impl Engine {
         match kind {
             FactorKind::Totp => &self.totp,
             FactorKind::Email => &self.email,
+            FactorKind::Sms => &crate::sms::SmsFactor,
         }
     }
 
@@ -268,9 +269,14 @@ impl Engine {
     }
 
     /// `record` if it is a factor this daemon can check now: an e-mail factor is none
-    /// while e-mailed codes are off (the user is then unenrolled, under the grace rules).
+    /// while e-mailed codes are off, an SMS factor none unless `[sms] sole_factor` (the
+    /// user is then unenrolled, under the grace rules).
     fn usable(&self, record: Option<UserRecord>) -> Option<UserRecord> {
-        record.filter(|r| r.kind != FactorKind::Email || self.email_codes_on)
+        record.filter(|r| match r.kind {
+            FactorKind::Totp => true,
+            FactorKind::Email => self.email_codes_on,
+            FactorKind::Sms => self.sms_on && self.config.sms.sole_factor,
+        })
     }
 
     /// A store connection for one call.

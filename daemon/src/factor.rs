@@ -15,6 +15,9 @@ pub enum FactorKind {
     /// One-time codes e-mailed to the address an administrator set (`email_codes.rs`);
     /// nothing secret is stored with it.
     Email,
+    /// One-time codes texted to the number an administrator set, where `[sms]
+    /// sole_factor` lets SMS be a user's only factor (`sms.rs`); nothing secret stored.
+    Sms,
 }
 
 impl FactorKind {
@@ -23,7 +26,14 @@ impl FactorKind {
         match self {
             FactorKind::Totp => "totp",
             FactorKind::Email => "email",
+            FactorKind::Sms => "sms",
         }
+    }
+
+    /// Whether its codes are sent to an address or number on record (nothing secret is
+    /// stored): an app enrolled later takes its place.
+    pub fn is_sent_code(self) -> bool {
+        matches!(self, FactorKind::Email | FactorKind::Sms)
     }
 
     /// `None` for a kind this version does not know: such a factor is refused, never
@@ -32,6 +42,7 @@ impl FactorKind {
         match stored {
             "totp" => Some(FactorKind::Totp),
             "email" => Some(FactorKind::Email),
+            "sms" => Some(FactorKind::Sms),
             _ => None,
         }
     }

@@ -630,10 +630,11 @@ impl Engine {
         let new = (!number.is_empty()).then_some(number);
         let now = self.clock.now();
         let mut old = None;
+        let as_factor = self.config.sms_on() && self.config.sms.sole_factor;
         let sharing = self
             .with_store(|s| {
                 old = s.phone_of(user)?;
-                s.set_phone(user, new, now)?;
+                s.set_phone(user, new, now, as_factor)?;
                 match new {
                     Some(number) => s.users_with_phone(number, 11),
                     None => Ok(Vec::new()),

@@ -274,6 +274,24 @@ impl TextedCodes {
     }
 }
 
+/// A user whose only factor is the number on record (`[sms] sole_factor`). Nothing
+/// secret is stored: the code lives in the login that asked for it ([`TextedCodes`]).
+pub struct SmsFactor;
+
+impl crate::factor::Factor for SmsFactor {
+    fn kind(&self) -> crate::factor::FactorKind {
+        crate::factor::FactorKind::Sms
+    }
+
+    fn enrol(&self, _: &dyn Random, _: &str, _: &str) -> Result<crate::factor::Enrolment, String> {
+        Err("an SMS factor is set with `twofoldctl user set USER --phone NUMBER`, where [sms] sole_factor = true".into())
+    }
+
+    fn verify(&self, _: &str, _: &str, _: i64) -> Result<Option<crate::lockout::Match>, String> {
+        Ok(None)
+    }
+}
+
 /// Whether `s` is an E.164 number: `+`, a first digit 1-9, 8 to 15 digits in all.
 pub fn valid_number(s: &str) -> bool {
     let Some(digits) = s.strip_prefix('+') else {

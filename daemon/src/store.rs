@@ -121,7 +121,7 @@ pub trait Store: Listings + Send {
 
     /// Stores a factor the user set up at login and confirmed with a code of `step`
     /// (checked by the caller against `secret`), in one transaction: only while the user
-    /// has no factor but an e-mail one (which the app replaces) and is not locked at
+    /// has no factor but an e-mail or SMS one (which the app replaces) and is not locked at
     /// `now`; the step is recorded as used, the name's wrong codes carried, any trust
     /// ended, `recovery` put in place. Returns false, storing nothing, otherwise.
     #[allow(clippy::too_many_arguments)]
@@ -250,11 +250,20 @@ pub trait Store: Listings + Send {
     /// The address an administrator set for `user`, if any.
     fn email_of(&self, user: &str) -> Result<Option<String>>;
     /// Sets (Some) or removes (None) the number (E.164, validated by the caller) that
-    /// `user`'s SMS codes go to. A number is no factor of its own (no `users` row is
-    /// made), but codes texted to the old one must not count: any change of number ends
-    /// the user's trust and, when the user has a factor, its open conversations (a new
-    /// generation), in one transaction. The same number again changes nothing.
-    fn set_phone(&mut self, user: &str, phone: Option<&str>, now: i64) -> Result<()>;
+    /// `user`'s SMS codes go to. Codes texted to the old one must not count: any change
+    /// of number ends the user's trust and, when the user has a factor, its open
+    /// conversations (a new generation), in one transaction. The same number again
+    /// changes nothing. With `as_factor` (`[sms] sole_factor`) a user without a factor
+    /// gets an SMS factor (kind `sms`, nothing secret stored), also when the number is
+    /// the same; removing the number removes an SMS factor, its wrong codes staying with
+    /// the name, as for the e-mail factor.
+    fn set_phone(
+        &mut self,
+        user: &str,
+        phone: Option<&str>,
+        now: i64,
+        as_factor: bool,
+    ) -> Result<()>;
     /// The number an administrator set for `user`, if any.
     fn phone_of(&self, user: &str) -> Result<Option<String>>;
     /// Up to `limit` users, in name order, whose number is `phone` (exact match).

@@ -260,3 +260,47 @@ fn kannel_s_delivery_reports_reach_the_audit_and_the_prompt() {
     );
     println!("proved: a report for a guessed reference is answered alike and ignored");
 }
+
+#[test]
+fn with_sole_factor_a_number_alone_enrols_and_logs_in_through_kannel() {
+    if !installed_or_skip("with_sole_factor_a_number_alone_enrols_and_logs_in_through_kannel") {
+        return;
+    }
+    let kannel = Kannel::start();
+    let file = kannel.dir().join("twofold-sms.password");
+    kannel.write_password_file(&file);
+    let w = World::start(&sms_config(
+        "sole_factor = true",
+        &format!(
+            "[sms.kannel]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n",
+            kannel.sendsms_url(),
+            kannel.username(),
+            file.display()
+        ),
+    ));
+    w.write_service("twofold", &w.module_line("offer_enrolment"));
+    let out = w.ctl(&["user", "set", me(), "--phone", NUMBER], "");
+    assert!(out.status.success(), "{}", combined(&out));
+    let status = w.ctl(&["status", me()], "");
+    assert!(
+        combined(&status).contains("active codes by SMS"),
+        "{}",
+        combined(&status)
+    );
+    let mut login = ask_for_a_text(&w);
+    let sms = kannel
+        .wait_for_message(WAIT)
+        .unwrap_or_else(|| panic!("no text arrived\n{}\n{}", kannel.logs(), w.daemon_log()));
+    login.line(&code_in(&sms.text));
+    let run = login.finish();
+    assert!(run.passed(), "{run:?}\n{}", w.daemon_log());
+    println!(
+        "proved: with [sms] sole_factor = true a number alone is a factor: status says 'codes by SMS' and a texted code logs in through Kannel"
+    );
+    // Without a known first factor there is no offer and nothing passes.
+    w.write_service("bare", &w.module_line(""));
+    let bare = w.pam("bare", me(), "sms\n000000\n");
+    assert!(!bare.passed() && !bare.has("'sms'"), "{bare:?}");
+    assert!(kannel.wait_for_message(Duration::from_secs(1)).is_none());
+    println!("proved: an SMS-only user is refused where no first factor is known to have passed");
+}

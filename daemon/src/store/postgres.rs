@@ -648,24 +648,69 @@ async fn end_trust(tx: &impl GenericClient, user: &str) -> Pg<u64> {
     exec(tx, "DELETE FROM trust WHERE \"user\" = $1", &[&user]).await
 }
 
-async fn insert_email_factor(tx: &impl GenericClient, name: &str, now: i64) -> Pg<()> {
+/// A factor whose codes are sent to an address or number on record (as in the SQLite
+/// store).
+async fn insert_code_factor(
+    tx: &impl GenericClient,
+    name: &str,
+    now: i64,
+    kind: FactorKind,
+) -> Pg<()> {
     let carried = phantom_record(tx, name).await?;
     exec(tx, "DELETE FROM phantoms WHERE name = $1", &[&name]).await?;
     exec(
         tx,
         "INSERT INTO users (name, secret, state, enrolled_at, failures, lock_count,
                  locked_until, kind)
-             VALUES ($1, '', 'active', $2, $3, $4, $5, 'email')",
+             VALUES ($1, '', 'active', $2, $3, $4, $5, $6)",
         &[
             &name,
             &now,
             &i64::from(carried.failures),
             &i64::from(carried.lock_count),
             &carried.locked_until,
+            &kind.as_str(),
         ],
     )
     .await?;
     new_generation(tx, name).await
+}
+
+/// Removes `name`'s factor if it is of `kind` (as in the SQLite store); whether there was
+/// one.
+async fn remove_code_factor(
+    tx: &impl GenericClient,
+    name: &str,
+    kind: FactorKind,
+    now: i64,
+) -> Pg<bool> {
+    let counters = opt(
+        tx,
+        "SELECT failures, lock_count, locked_until FROM users WHERE name = $1 AND kind = $2",
+        &[&name, &kind.as_str()],
+    )
+    .await?;
+    let Some(r) = counters else {
+        return Ok(false);
+    };
+    exec(tx, "DELETE FROM users WHERE name = $1", &[&name]).await?;
+    end_trust(tx, name).await?;
+    exec(
+        tx,
+        "DELETE FROM recovery_codes WHERE \"user\" = $1",
+        &[&name],
+    )
+    .await?;
+    put_phantom(
+        tx,
+        name,
+        count(r.try_get(0)?),
+        count(r.try_get(1)?),
+        r.try_get(2)?,
+        now,
+    )
+    .await?;
+    Ok(true)
 }
 
 /// Replaces the previous record of `r`'s kind for the same device and service in this
@@ -889,7 +934,7 @@ impl Store for PostgresStore {
             let existing = match opt(
                 &tx,
                 "SELECT state, issued_by_admin FROM users WHERE name = $1
-                     AND (kind <> 'email' OR NOT $2)",
+                     AND (kind NOT IN ('email', 'sms') OR NOT $2)",
                 &[&name, &by_admin],
             )
             .await?
@@ -950,7 +995,7 @@ impl Store for PostgresStore {
                 None => phantom_record(&tx, name).await?,
                 Some(r) => {
                     let r = row_to_user(&r)?;
-                    if r.kind != FactorKind::Email {
+                    if !r.kind.is_sent_code() {
                         return Ok(false);
                     }
                     r
@@ -1131,7 +1176,7 @@ impl Store for PostgresStore {
             .await?;
             exec(&tx, "DELETE FROM phones WHERE \"user\" = $1", &[&name]).await?;
             if email_in(&tx, name).await?.is_some() {
-                insert_email_factor(&tx, name, now).await?;
+                insert_code_factor(&tx, name, now, FactorKind::Email).await?;
             }
             tx.commit().await?;
             Ok(removed)
@@ -1424,7 +1469,7 @@ impl Store for PostgresStore {
                     )
                     .await?;
                     if !has_factor(&tx, user).await? {
-                        insert_email_factor(&tx, user, now).await?;
+                        insert_code_factor(&tx, user, now, FactorKind::Email).await?;
                     } else {
                         end_trust(&tx, user).await?;
                         new_generation(&tx, user).await?;
@@ -1432,32 +1477,7 @@ impl Store for PostgresStore {
                 }
                 None => {
                     exec(&tx, "DELETE FROM contacts WHERE \"user\" = $1", &[&user]).await?;
-                    let counters = opt(
-                        &tx,
-                        "SELECT failures, lock_count, locked_until FROM users
-                         WHERE name = $1 AND kind = 'email'",
-                        &[&user],
-                    )
-                    .await?;
-                    if let Some(r) = counters {
-                        exec(&tx, "DELETE FROM users WHERE name = $1", &[&user]).await?;
-                        end_trust(&tx, user).await?;
-                        exec(
-                            &tx,
-                            "DELETE FROM recovery_codes WHERE \"user\" = $1",
-                            &[&user],
-                        )
-                        .await?;
-                        put_phantom(
-                            &tx,
-                            user,
-                            count(r.try_get(0)?),
-                            count(r.try_get(1)?),
-                            r.try_get(2)?,
-                            now,
-                        )
-                        .await?;
-                    } else {
+                    if !remove_code_factor(&tx, user, FactorKind::Email, now).await? {
                         end_trust(&tx, user).await?;
                         new_generation(&tx, user).await?;
                     }
@@ -1629,12 +1649,19 @@ impl Store for PostgresStore {
         self.link.block(async move { email_in(c, user).await })
     }
 
-    fn set_phone(&mut self, user: &str, phone: Option<&str>, _now: i64) -> Result<()> {
+    fn set_phone(
+        &mut self,
+        user: &str,
+        phone: Option<&str>,
+        now: i64,
+        as_factor: bool,
+    ) -> Result<()> {
         let Self { client, link } = self;
         link.block(async move {
             let tx = client.transaction().await?;
             lock_user(&tx, user).await?;
-            if phone_in(&tx, user).await?.as_deref() == phone {
+            let new_factor = as_factor && phone.is_some() && !has_factor(&tx, user).await?;
+            if phone_in(&tx, user).await?.as_deref() == phone && !new_factor {
                 return Ok(());
             }
             match phone {
@@ -1649,11 +1676,14 @@ impl Store for PostgresStore {
                 }
                 None => {
                     exec(&tx, "DELETE FROM phones WHERE \"user\" = $1", &[&user]).await?;
+                    remove_code_factor(&tx, user, FactorKind::Sms, now).await?;
                 }
             }
             // As in the SQLite store: codes texted to the old number end with it.
             end_trust(&tx, user).await?;
-            if has_factor(&tx, user).await? {
+            if new_factor {
+                insert_code_factor(&tx, user, now, FactorKind::Sms).await?;
+            } else if has_factor(&tx, user).await? {
                 new_generation(&tx, user).await?;
             }
             tx.commit().await?;

@@ -363,12 +363,12 @@ impl Store for SqliteStore {
         recovery: &[StoredCode],
     ) -> Result<Issued> {
         let tx = self.immediate()?;
-        // An e-mail factor gives way to an administrator's app without `replace` (it is
+        // An e-mail or SMS factor gives way to an administrator's app without `replace` (it is
         // the weaker one); to the user's own only as any active factor does (never).
         let existing: Option<(FactorState, bool)> = tx
             .query_row(
                 "SELECT state, issued_by_admin FROM users WHERE name = ?1
-                     AND (kind != 'email' OR NOT ?2)",
+                     AND (kind NOT IN ('email', 'sms') OR NOT ?2)",
                 params![name, by_admin],
                 |r| Ok((FactorState::from_column(&r.get::<_, String>(0)?), r.get(1)?)),
             )
@@ -421,7 +421,7 @@ impl Store for SqliteStore {
             .optional()?;
         let counters = match existing {
             None => phantom_record(&tx, name)?,
-            Some(r) if r.kind == FactorKind::Email => r,
+            Some(r) if r.kind.is_sent_code() => r,
             Some(_) => return Ok(false),
         };
         if counters.locked_until > now {
@@ -557,7 +557,7 @@ impl Store for SqliteStore {
         tx.execute("DELETE FROM phones WHERE user = ?1", [name])?;
         // The address an administrator set is not the lost device: it stays a factor.
         if email_in(&tx, name)?.is_some() {
-            insert_email_factor(&tx, name, now)?;
+            insert_code_factor(&tx, name, now, FactorKind::Email)?;
         }
         tx.commit()?;
         Ok(removed)
@@ -724,7 +724,7 @@ impl Store for SqliteStore {
                     [user, email],
                 )?;
                 if !has_factor(&tx, user)? {
-                    insert_email_factor(&tx, user, now)?;
+                    insert_code_factor(&tx, user, now, FactorKind::Email)?;
                 } else {
                     // Codes already sent went to the old address: nothing it earned stays.
                     tx.execute("DELETE FROM trust WHERE user = ?1", [user])?;
@@ -733,21 +733,7 @@ impl Store for SqliteStore {
             }
             None => {
                 tx.execute("DELETE FROM contacts WHERE user = ?1", [user])?;
-                let counters = tx
-                    .query_row(
-                        "SELECT failures, lock_count, locked_until FROM users
-                         WHERE name = ?1 AND kind = 'email'",
-                        [user],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .optional()?;
-                if let Some((failures, lock_count, locked_until)) = counters {
-                    // No address, no e-mail factor; its wrong codes stay with the name.
-                    tx.execute("DELETE FROM users WHERE name = ?1", [user])?;
-                    tx.execute("DELETE FROM trust WHERE user = ?1", [user])?;
-                    tx.execute("DELETE FROM recovery_codes WHERE user = ?1", [user])?;
-                    put_phantom(&tx, user, failures, lock_count, locked_until, now)?;
-                } else {
+                if !remove_code_factor(&tx, user, FactorKind::Email, now)? {
                     tx.execute("DELETE FROM trust WHERE user = ?1", [user])?;
                     new_generation(&tx, user)?;
                 }
@@ -869,13 +855,20 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
-    fn set_phone(&mut self, user: &str, phone: Option<&str>, _now: i64) -> Result<()> {
+    fn set_phone(
+        &mut self,
+        user: &str,
+        phone: Option<&str>,
+        now: i64,
+        as_factor: bool,
+    ) -> Result<()> {
         let tx = self.immediate()?;
         let before: Option<String> = tx
             .prepare_cached(SELECT_PHONE_OF_USER)?
             .query_row([user], |r| r.get(0))
             .optional()?;
-        if before.as_deref() == phone {
+        let new_factor = as_factor && phone.is_some() && !has_factor(&tx, user)?;
+        if before.as_deref() == phone && !new_factor {
             return Ok(());
         }
         match phone {
@@ -888,12 +881,15 @@ impl Store for SqliteStore {
             }
             None => {
                 tx.execute("DELETE FROM phones WHERE user = ?1", [user])?;
+                remove_code_factor(&tx, user, FactorKind::Sms, now)?;
             }
         }
         // Codes already texted went to the old number: nothing they earned stays, and
         // none still open passes.
         tx.execute("DELETE FROM trust WHERE user = ?1", [user])?;
-        if has_factor(&tx, user)? {
+        if new_factor {
+            insert_code_factor(&tx, user, now, FactorKind::Sms)?;
+        } else if has_factor(&tx, user)? {
             new_generation(&tx, user)?;
         }
         tx.commit()?;
@@ -1134,23 +1130,56 @@ fn email_in(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<Option<String>
 
 /// Makes the address on record `name`'s factor: an active e-mail factor, with the wrong
 /// codes the name collected before, and a generation of its own.
-fn insert_email_factor(tx: &rusqlite::Transaction<'_>, name: &str, now: i64) -> Result<()> {
+/// A factor whose codes are sent to an address or number on record (`kind` e-mail or
+/// SMS): nothing secret is stored, and the name's counted wrong codes carry over.
+fn insert_code_factor(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    now: i64,
+    kind: FactorKind,
+) -> Result<()> {
     let carried = phantom_record(tx, name)?;
     tx.execute("DELETE FROM phantoms WHERE name = ?1", [name])?;
     tx.execute(
         "INSERT INTO users (name, secret, state, enrolled_at, failures, lock_count, locked_until,
                  kind)
-             VALUES (?1, '', 'active', ?2, ?3, ?4, ?5, 'email')",
+             VALUES (?1, '', 'active', ?2, ?3, ?4, ?5, ?6)",
         params![
             name,
             now,
             carried.failures,
             carried.lock_count,
-            carried.locked_until
+            carried.locked_until,
+            kind.as_str()
         ],
     )?;
     new_generation(tx, name)?;
     Ok(())
+}
+
+/// Removes `name`'s factor if it is of `kind` (its address or number went), with its
+/// trust and recovery codes; its wrong codes stay with the name. Whether there was one.
+fn remove_code_factor(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    kind: FactorKind,
+    now: i64,
+) -> Result<bool> {
+    let counters = tx
+        .query_row(
+            "SELECT failures, lock_count, locked_until FROM users WHERE name = ?1 AND kind = ?2",
+            [name, kind.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((failures, lock_count, locked_until)) = counters else {
+        return Ok(false);
+    };
+    tx.execute("DELETE FROM users WHERE name = ?1", [name])?;
+    tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
+    tx.execute("DELETE FROM recovery_codes WHERE user = ?1", [name])?;
+    put_phantom(tx, name, failures, lock_count, locked_until, now)?;
+    Ok(true)
 }
 
 /// Records a name's wrong codes; the table stays within [`MAX_PHANTOMS`] rows.

@@ -1011,9 +1011,9 @@ fn session_of(user: &str, now: i64) -> TrustRecord {
 fn a_number_is_set_changed_removed_and_found_exactly() {
     let mut s = SqliteStore::open_in_memory().unwrap();
     assert_eq!(s.phone_of("alice").unwrap(), None);
-    s.set_phone("alice", Some(ALICE_PHONE), 0).unwrap();
-    s.set_phone("bob", Some(ALICE_PHONE), 0).unwrap();
-    s.set_phone("carol", Some(OTHER_PHONE), 0).unwrap();
+    s.set_phone("alice", Some(ALICE_PHONE), 0, false).unwrap();
+    s.set_phone("bob", Some(ALICE_PHONE), 0, false).unwrap();
+    s.set_phone("carol", Some(OTHER_PHONE), 0, false).unwrap();
     assert_eq!(s.phone_of("alice").unwrap().as_deref(), Some(ALICE_PHONE));
     assert_eq!(
         s.users_with_phone(ALICE_PHONE, 10).unwrap(),
@@ -1024,14 +1024,14 @@ fn a_number_is_set_changed_removed_and_found_exactly() {
         s.users_with_phone("+491511234567", 10).unwrap().is_empty(),
         "a prefix is not the number"
     );
-    s.set_phone("alice", Some(OTHER_PHONE), 0).unwrap();
+    s.set_phone("alice", Some(OTHER_PHONE), 0, false).unwrap();
     assert_eq!(s.phone_of("alice").unwrap().as_deref(), Some(OTHER_PHONE));
     assert_eq!(s.users_with_phone(ALICE_PHONE, 10).unwrap(), ["bob"]);
     assert_eq!(
         s.users_with_phone(OTHER_PHONE, 10).unwrap(),
         ["alice", "carol"]
     );
-    s.set_phone("alice", None, 0).unwrap();
+    s.set_phone("alice", None, 0, false).unwrap();
     assert_eq!(s.phone_of("alice").unwrap(), None);
     assert_eq!(s.users_with_phone(OTHER_PHONE, 10).unwrap(), ["carol"]);
     // A number is no factor of its own, unlike an address.
@@ -1045,16 +1045,16 @@ fn a_changed_number_ends_open_conversations_and_trust() {
         .unwrap();
     let generation = |s: &SqliteStore| s.user("alice").unwrap().unwrap().generation;
     let before = generation(&s);
-    s.set_phone("alice", Some(ALICE_PHONE), 10).unwrap();
+    s.set_phone("alice", Some(ALICE_PHONE), 10, false).unwrap();
     let set = generation(&s);
     assert!(set > before, "setting a number keeps open codes");
     assert!(!s.still("alice", before, 10).unwrap());
     s.put_trust(&session_of("alice", 20)).unwrap();
     // The same number again changes nothing.
-    s.set_phone("alice", Some(ALICE_PHONE), 30).unwrap();
+    s.set_phone("alice", Some(ALICE_PHONE), 30, false).unwrap();
     assert_eq!(generation(&s), set);
     assert_eq!(s.trust_of("alice").unwrap().len(), 1);
-    s.set_phone("alice", Some(OTHER_PHONE), 40).unwrap();
+    s.set_phone("alice", Some(OTHER_PHONE), 40, false).unwrap();
     let changed = generation(&s);
     assert!(
         changed > set,
@@ -1066,14 +1066,14 @@ fn a_changed_number_ends_open_conversations_and_trust() {
         s.trust_of("alice").unwrap().is_empty(),
         "trust earned through the old number stayed"
     );
-    s.set_phone("alice", None, 50).unwrap();
+    s.set_phone("alice", None, 50, false).unwrap();
     let removed = generation(&s);
     assert!(removed > changed, "removing the number keeps open codes");
-    s.set_phone("alice", None, 60).unwrap();
+    s.set_phone("alice", None, 60, false).unwrap();
     assert_eq!(generation(&s), removed);
     // Without a factor there is no generation to change, and no factor is made.
-    s.set_phone("bob", Some(ALICE_PHONE), 70).unwrap();
-    s.set_phone("bob", Some(OTHER_PHONE), 70).unwrap();
+    s.set_phone("bob", Some(ALICE_PHONE), 70, false).unwrap();
+    s.set_phone("bob", Some(OTHER_PHONE), 70, false).unwrap();
     assert_eq!(s.user("bob").unwrap(), None);
 }
 
@@ -1207,7 +1207,7 @@ fn a_rename_carries_the_number_and_the_texts() {
     let mut s = SqliteStore::open_in_memory().unwrap();
     s.put_pending("Alice", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
-    s.set_phone("Alice", Some(ALICE_PHONE), 0).unwrap();
+    s.set_phone("Alice", Some(ALICE_PHONE), 0, false).unwrap();
     for now in [1000, 1060, 1120] {
         s.take_sms_turn("Alice", now, &SMS).unwrap();
     }
@@ -1224,8 +1224,8 @@ fn a_rename_carries_the_number_and_the_texts() {
     // The new name's own number wins; its own texts and the old name's all count.
     s.put_pending("bob", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
-    s.set_phone("bob", Some(ALICE_PHONE), 0).unwrap();
-    s.set_phone("robert", Some(OTHER_PHONE), 0).unwrap();
+    s.set_phone("bob", Some(ALICE_PHONE), 0, false).unwrap();
+    s.set_phone("robert", Some(OTHER_PHONE), 0, false).unwrap();
     s.take_sms_turn("robert", 1000, &SMS).unwrap();
     s.take_sms_turn("bob", 1060, &SMS).unwrap();
     s.take_sms_turn("bob", 1120, &SMS).unwrap();
@@ -1243,7 +1243,7 @@ fn a_reset_removes_the_number_and_keeps_the_texts() {
     let mut s = SqliteStore::open_in_memory().unwrap();
     s.put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
         .unwrap();
-    s.set_phone("alice", Some(ALICE_PHONE), 0).unwrap();
+    s.set_phone("alice", Some(ALICE_PHONE), 0, false).unwrap();
     assert_eq!(
         s.take_sms_turn("alice", 1000, &SMS).unwrap(),
         SmsTurn::Granted
@@ -1282,9 +1282,49 @@ fn a_version_12_database_gets_the_sms_tables_and_keeps_its_rows() {
         Some("alice@example.org")
     );
     assert_eq!(s.phone_of("alice").unwrap(), None);
-    s.set_phone("alice", Some(ALICE_PHONE), 10).unwrap();
+    s.set_phone("alice", Some(ALICE_PHONE), 10, false).unwrap();
     assert_eq!(
         s.take_sms_turn("alice", 10, &SMS).unwrap(),
         SmsTurn::Granted
     );
+}
+
+#[test]
+fn a_number_as_sole_factor_is_made_and_removed_with_the_number_and_keeps_the_wrong_codes() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    // A phantom's counted wrong codes carry over into the factor.
+    s.attempt("alice", "src", 5, &POLICY, &|_: &UserRecord| Ok(None))
+        .unwrap();
+    s.set_phone("alice", Some(ALICE_PHONE), 10, true).unwrap();
+    let record = s.user("alice").unwrap().expect("an SMS factor");
+    assert_eq!((record.kind, record.failures), (FactorKind::Sms, 1));
+    // Already there: nothing made twice; an app enrolled later takes its place.
+    s.set_phone("alice", Some(OTHER_PHONE), 20, true).unwrap();
+    assert_eq!(s.user("alice").unwrap().unwrap().kind, FactorKind::Sms);
+    assert_eq!(
+        s.put_pending("alice", FactorKind::Totp, "S", 30, false, true, &[])
+            .unwrap(),
+        Issued::Stored,
+        "an administrator's app replaces it without --replace"
+    );
+    assert_eq!(s.user("alice").unwrap().unwrap().kind, FactorKind::Totp);
+    s.set_phone("alice", None, 40, true).unwrap();
+    assert_eq!(
+        s.user("alice").unwrap().unwrap().kind,
+        FactorKind::Totp,
+        "an app stays when the number goes"
+    );
+    // The policy turned on after the number was set: setting it again makes the factor.
+    s.set_phone("bob", Some(ALICE_PHONE), 50, false).unwrap();
+    assert!(s.user("bob").unwrap().is_none());
+    s.set_phone("bob", Some(ALICE_PHONE), 60, true).unwrap();
+    assert_eq!(s.user("bob").unwrap().unwrap().kind, FactorKind::Sms);
+    s.attempt("bob", "src", 61, &POLICY, &|_: &UserRecord| Ok(None))
+        .unwrap();
+    s.set_phone("bob", None, 70, true).unwrap();
+    assert!(s.user("bob").unwrap().is_none(), "no number, no SMS factor");
+    assert_eq!(s.phone_of("bob").unwrap(), None);
+    // Its wrong code stays with the name.
+    s.set_phone("bob", Some(ALICE_PHONE), 80, true).unwrap();
+    assert_eq!(s.user("bob").unwrap().unwrap().failures, 1);
 }

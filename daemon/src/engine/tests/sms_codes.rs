@@ -659,3 +659,35 @@ fn reports_are_asked_for_only_where_set_and_only_on_loopback() {
     .to_string();
     assert!(e.contains("reports_address"), "{e}");
 }
+
+#[test]
+fn a_number_is_a_sole_factor_only_where_policy_says_so() {
+    // Off (the default): a number alone enrols no one.
+    let f = with_sms("");
+    f.set_phone("bob", ALICE);
+    assert!(f.engine.with_store(|s| s.user("bob")).unwrap().is_none());
+    let (_, first) = f.begin_after_password("bob");
+    assert!(!first.prompt.contains("'sms'"), "{first:?}");
+
+    let f = with_sms("sole_factor = true");
+    f.set_phone("bob", ALICE);
+    let record = f.engine.with_store(|s| s.user("bob")).unwrap().unwrap();
+    assert_eq!(record.kind, FactorKind::Sms);
+    // Without a known first factor nothing is offered, and nothing passes: `sms` and
+    // every code are wrong codes.
+    let steps = f.login("bob", &["sms"]);
+    assert_eq!(steps[0].prompt, CODE_PROMPT);
+    assert!(errors(&steps[1]).contains(&"Wrong code, try again."));
+    assert!(f.texts().is_empty());
+    let (id, first) = f.begin_after_password("bob");
+    assert_eq!(
+        first.prompt,
+        "Verification code (or 'sms' to text a code to +49********678): "
+    );
+    f.engine.answer(&root(), &id, "sms").unwrap();
+    let done = f.engine.answer(&root(), &id, &f.texted_code()).unwrap();
+    assert_eq!(done.action, Action::Success, "{done:?}");
+    // The number gone, the factor is gone: bob is not enrolled any more.
+    f.engine.set_phone(&root(), "bob", "").unwrap();
+    assert!(f.engine.with_store(|s| s.user("bob")).unwrap().is_none());
+}
