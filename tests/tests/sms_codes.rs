@@ -304,3 +304,64 @@ fn with_sole_factor_a_number_alone_enrols_and_logs_in_through_kannel() {
     assert!(kannel.wait_for_message(Duration::from_secs(1)).is_none());
     println!("proved: an SMS-only user is refused where no first factor is known to have passed");
 }
+
+#[test]
+fn a_gateway_that_never_answers_holds_its_login_1_5_s_and_no_other_login() {
+    // smsbox that takes the request and never answers (a hung Kannel): a listener that
+    // accepts and stays silent.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = silent.local_addr().unwrap();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in silent.incoming().take(4) {
+            open.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(20));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("password");
+    write_secret_file(&file, "kannel-password");
+    let w = World::start(&sms_config(
+        "",
+        &format!(
+            "[sms.kannel]\nurl = \"http://{address}/cgi-bin/sendsms\"\nusername = \"twofold\"\npassword_file = \"{}\"\ntimeout_seconds = 10\n",
+            file.display()
+        ),
+    ));
+    let secret = ready_to_text(&w);
+    let started = std::time::Instant::now();
+    let mut login = w.pam_typing("twofold", me());
+    login.wait_for("'sms' to text a code");
+    login.line("sms");
+    // While that login waits for the gateway, another one goes through with the app.
+    std::thread::sleep(Duration::from_millis(200));
+    let other_started = std::time::Instant::now();
+    let other = w.pam(
+        "twofold",
+        me(),
+        &format!("{}\n", code_at_time(&secret, unix_now() as i64)),
+    );
+    let other_took = other_started.elapsed();
+    assert!(other.passed(), "{other:?}\n{}", w.daemon_log());
+    assert!(
+        other_took < Duration::from_millis(1000),
+        "the other login took {other_took:?}"
+    );
+    let shown = login.wait_for("valid 5 min: ");
+    let told = started.elapsed();
+    assert!(shown.contains("Code sent by SMS to"), "{shown}");
+    assert!(
+        told < Duration::from_secs(4),
+        "told after {told:?}: the login waits 1.5 s for the gateway, not its 10 s timeout"
+    );
+    drop(login.finish());
+    assert!(
+        w.daemon_log().contains("no answer from the gateway yet"),
+        "{}",
+        w.daemon_log()
+    );
+    println!(
+        "proved: with a gateway that never answers, 'sms' is answered after {told:?} (taken as sent, audited as unanswered) and another login meanwhile passed in {other_took:?}"
+    );
+    drop(held);
+}
