@@ -123,6 +123,10 @@ pub struct KannelConfig {
     pub timeout_seconds: Bounded<1, 30>,
     /// PEM certificates trusted instead of the system's, for an `https` URL.
     pub ca_file: Option<AbsolutePath>,
+    /// The account that must hold the port of a plain `http` url (smsbox's, e.g.
+    /// `kannel`); unset: root or a system account. A port held by anyone else gets
+    /// nothing (a local user may bind it while Kannel is down).
+    pub local_user: Option<String>,
     /// Where twofoldd listens for Kannel's delivery reports (`127.0.0.1:13080`): a
     /// loopback address, as smsbox calls it on this machine. Unset: none are asked for.
     pub reports_address: Option<std::net::SocketAddr>,
@@ -146,6 +150,7 @@ impl KannelConfig {
                 self.url.0
             ));
         }
+        crate::sms::check_local_user("[sms.kannel]", self.local_user.as_deref(), &self.url)?;
         if let Some(address) = self.reports_address {
             if !address.ip().is_loopback() || address.port() == 0 {
                 return Err(format!(
@@ -158,6 +163,34 @@ impl KannelConfig {
         }
         Ok(())
     }
+}
+
+/// `local_user`, where set: an account name, and only for a plain `http` url.
+pub(crate) fn check_local_user(
+    section: &str,
+    local_user: Option<&str>,
+    url: &HttpUrl,
+) -> Result<(), String> {
+    let Some(name) = local_user else {
+        return Ok(());
+    };
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && !name.starts_with('-');
+    if !valid {
+        return Err(format!(
+            "{section} local_user {name:?}: an account name (letters, digits, . _ -)"
+        ));
+    }
+    if url.scheme() != "http" {
+        return Err(format!(
+            "{section} local_user is for a plain http url on this machine; an https gateway is known by its certificate"
+        ));
+    }
+    Ok(())
 }
 
 /// An `http://` or `https://` URL with a host, without user info or fragment.
@@ -178,6 +211,20 @@ impl HttpUrl {
             Some(v6) => v6.split(']').next().unwrap_or(""),
             None => authority.split(':').next().unwrap_or(""),
         }
+    }
+
+    /// The port, given or the scheme's.
+    pub fn port(&self) -> u16 {
+        let rest = self.0.split_once("://").map_or("", |(_, r)| r);
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        let after_host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').map_or("", |(_, r)| r),
+            None => authority.split_once(':').map_or("", |(_, p)| p),
+        };
+        let given = after_host.strip_prefix(':').unwrap_or(after_host);
+        given
+            .parse()
+            .unwrap_or(if self.scheme() == "https" { 443 } else { 80 })
     }
 
     pub(crate) fn is_local(&self) -> bool {

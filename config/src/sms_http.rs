@@ -42,6 +42,9 @@ pub struct HttpGatewayConfig {
     pub timeout_seconds: Bounded<1, 30>,
     /// PEM certificates to trust instead of the system's, for an `https` URL.
     pub ca_file: Option<AbsolutePath>,
+    /// The account that must hold the port of a plain `http` url on this machine (as
+    /// `[sms.kannel] local_user`).
+    pub local_user: Option<String>,
 }
 
 fn default_timeout() -> Bounded<1, 30> {
@@ -110,6 +113,7 @@ impl HttpGatewayConfig {
                 url.0
             ));
         }
+        crate::sms::check_local_user("[sms.http]", self.local_user.as_deref(), url)?;
         let lower = url.0.to_ascii_lowercase();
         if ["{", "}", "%7b", "%7d"].iter().any(|b| lower.contains(b)) {
             return Err(

@@ -490,3 +490,43 @@ fn the_sms_text_is_read_from_beside_the_file_and_one_that_would_not_fit_is_refus
     let e = Config::load(&path).unwrap_err().to_string();
     assert!(e.contains("sms-code.txt") && e.contains("refused"), "{e}");
 }
+
+#[test]
+fn local_user_is_an_account_name_for_a_plain_http_gateway_only() {
+    let kannel = |url: &str, extra: &str| {
+        format!(
+            "version = 1\n[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.kannel]\nurl = \"{url}\"\nusername = \"t\"\npassword_file = \"/p\"\n{extra}"
+        )
+    };
+    let local = "http://127.0.0.1:13013/cgi-bin/sendsms";
+    let c = Config::parse(&kannel(local, "local_user = \"kannel\"\n"), "t").unwrap();
+    assert_eq!(c.sms.kannel.unwrap().local_user.as_deref(), Some("kannel"));
+    for bad in ["", "-x", "a b", "root;id", &"a".repeat(33)] {
+        let e = error_of(&kannel(local, &format!("local_user = \"{bad}\"\n")));
+        assert!(
+            e.contains("local_user") && e.contains("an account name"),
+            "{e}"
+        );
+    }
+    let e = error_of(&kannel(
+        "https://sms.example.org/cgi-bin/sendsms",
+        "local_user = \"kannel\"\n",
+    ));
+    assert!(e.contains("known by its certificate"), "{e}");
+    assert_eq!(
+        crate::HttpUrl::try_from(local.to_owned()).unwrap().port(),
+        13013
+    );
+    assert_eq!(
+        crate::HttpUrl::try_from("http://localhost/send".to_owned())
+            .unwrap()
+            .port(),
+        80
+    );
+    assert_eq!(
+        crate::HttpUrl::try_from("http://[::1]:8080/send".to_owned())
+            .unwrap()
+            .port(),
+        8080
+    );
+}

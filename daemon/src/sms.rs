@@ -6,6 +6,7 @@
 pub mod command;
 pub mod http;
 pub mod kannel;
+pub mod local_port;
 pub mod reports;
 
 use crate::email_codes::{digest, six_digits};

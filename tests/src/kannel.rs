@@ -73,6 +73,17 @@ pub const BEARERBOX: &str = "/usr/sbin/bearerbox";
 pub const SMSBOX: &str = "/usr/sbin/smsbox";
 pub const FAKESMSC: &str = "/usr/lib/kannel/test/fakesmsc";
 
+/// `local_user = "<this process's account>"` for a gateway section: the gateways the
+/// tests start (Kannel, stand-ins) run as the test's own account, which twofoldd must
+/// find holding their port (twofoldd's sms/local_port.rs).
+pub fn local_user_line() -> String {
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map_or("root".to_owned(), |u| u.name);
+    format!("local_user = \"{me}\"\n")
+}
+
 /// The sender of a message sent without `from` (smsbox's `global-sender`).
 pub const SENDER: &str = "4242";
 

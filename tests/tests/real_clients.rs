@@ -409,10 +409,11 @@ fn sshd_and_sudo_take_a_code_by_sms_through_kannel() {
     let password = k.dir().join("sms.password");
     k.write_password_file(&password);
     let (w, _) = world_with_alice(&format!(
-        "[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.kannel]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n",
+        "[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.kannel]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n{}",
         k.sendsms_url(),
         k.username(),
-        password.display()
+        password.display(),
+        twofold_integration::kannel::local_user_line()
     ));
     let out = w.ctl(&["user", "set", USER_A, "--phone", "+4915112345678"], "");
     assert!(out.status.success(), "{}", combined(&out));

@@ -4,7 +4,7 @@
 //! in; replayed codes, the limits, and Kannel stopped or refusing.
 
 use std::time::Duration;
-use twofold_integration::kannel::{Kannel, installed_or_skip};
+use twofold_integration::kannel::{Kannel, installed_or_skip, local_user_line};
 use twofold_integration::sms::{
     NUMBER, ask_and_hear_unavailable, ask_for_a_text, code_in, ready_to_text, sms_config,
 };
@@ -34,10 +34,11 @@ fn world_with_kannel(
     let w = World::start(&sms_config(
         extra,
         &format!(
-            "[sms.kannel]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n{kannel_extra}\n",
+            "[sms.kannel]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n{}{kannel_extra}\n",
             kannel.sendsms_url(),
             kannel.username(),
-            file.display()
+            file.display(),
+            local_user_line()
         ),
     ));
     let secret = ready_to_text(&w);
@@ -272,10 +273,11 @@ fn with_sole_factor_a_number_alone_enrols_and_logs_in_through_kannel() {
     let w = World::start(&sms_config(
         "sole_factor = true",
         &format!(
-            "[sms.kannel]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n",
+            "[sms.kannel]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n{}",
             kannel.sendsms_url(),
             kannel.username(),
-            file.display()
+            file.display(),
+            local_user_line()
         ),
     ));
     w.write_service("twofold", &w.module_line("offer_enrolment"));
@@ -305,6 +307,22 @@ fn with_sole_factor_a_number_alone_enrols_and_logs_in_through_kannel() {
     println!("proved: an SMS-only user is refused where no first factor is known to have passed");
 }
 
+/// A daemon whose `[sms.kannel]` url is `address` (no Kannel: a stand-in), its password
+/// file in `dir`, `extra` keys in the section; ready to text (see `ready_to_text`).
+fn world_with_a_gateway_at(dir: &tempfile::TempDir, address: &str, extra: &str) -> (World, String) {
+    let file = dir.path().join("password");
+    write_secret_file(&file, "kannel-password");
+    let w = World::start(&sms_config(
+        "",
+        &format!(
+            "[sms.kannel]\nurl = \"http://{address}/cgi-bin/sendsms\"\nusername = \"twofold\"\npassword_file = \"{}\"\n{extra}",
+            file.display()
+        ),
+    ));
+    let secret = ready_to_text(&w);
+    (w, secret)
+}
+
 #[test]
 fn a_gateway_that_never_answers_holds_its_login_1_5_s_and_no_other_login() {
     // smsbox that takes the request and never answers (a hung Kannel): a listener that
@@ -319,16 +337,11 @@ fn a_gateway_that_never_answers_holds_its_login_1_5_s_and_no_other_login() {
         std::thread::sleep(Duration::from_secs(20));
     });
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("password");
-    write_secret_file(&file, "kannel-password");
-    let w = World::start(&sms_config(
-        "",
-        &format!(
-            "[sms.kannel]\nurl = \"http://{address}/cgi-bin/sendsms\"\nusername = \"twofold\"\npassword_file = \"{}\"\ntimeout_seconds = 10\n",
-            file.display()
-        ),
-    ));
-    let secret = ready_to_text(&w);
+    let (w, secret) = world_with_a_gateway_at(
+        &dir,
+        &address.to_string(),
+        &format!("timeout_seconds = 10\n{}", local_user_line()),
+    );
     let started = std::time::Instant::now();
     let mut login = w.pam_typing("twofold", me());
     login.wait_for("'sms' to text a code");
@@ -364,4 +377,67 @@ fn a_gateway_that_never_answers_holds_its_login_1_5_s_and_no_other_login() {
         "proved: with a gateway that never answers, 'sms' is answered after {told:?} (taken as sent, audited as unanswered) and another login meanwhile passed in {other_took:?}"
     );
     drop(held);
+}
+
+#[test]
+fn a_local_user_holding_the_gateway_s_port_gets_nothing() {
+    if !is_root() {
+        println!(
+            "skipped: a_local_user_holding_the_gateway_s_port_gets_nothing needs root (another account binds the port)"
+        );
+        return;
+    }
+    ensure_test_users();
+    // Kannel is down and tf-alice (uid 1001) has bound its port, to hear the password
+    // and the codes: twofoldd, expecting root or a system account there, sends nothing.
+    let port = free_port();
+    let mut impostor = KilledWhenDropped(std::process::Command::new("setpriv")
+        .args(["--reuid", USER_A, "--regid", USER_A, "--clear-groups", "/usr/bin/perl"])
+        .args([
+            "-MIO::Socket::INET",
+            "-e",
+            "$| = 1; my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $ARGV[0], Listen => 5, ReuseAddr => 1) or die $!; print \"ready\\n\"; while (my $c = $s->accept) { print \"connected\\n\"; close $c }",
+        ])
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("perl as tf-alice"));
+    let mut out = std::io::BufReader::new(impostor.0.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let dir = tempfile::tempdir().unwrap();
+    let (w, secret) = world_with_a_gateway_at(&dir, &format!("127.0.0.1:{port}"), "");
+    let (mut login, _) = ask_and_hear_unavailable(&w, Duration::from_secs(5));
+    login.line(&code_at_time(&secret, unix_now() as i64));
+    assert!(login.finish().passed(), "the app still works");
+    let uid = nix::unistd::User::from_name(USER_A).unwrap().unwrap().uid;
+    let log = w.daemon_log();
+    assert!(
+        log.contains(&format!(
+            "port {port} is held by uid {uid}, not by root or a system account"
+        )),
+        "{log}"
+    );
+    drop(impostor);
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+    assert!(
+        !rest.contains("connected"),
+        "the impostor was connected to: {rest}"
+    );
+    println!(
+        "proved: with {USER_A} holding smsbox's port, twofoldd never connected to it (no password, no code), told the user the gateway is unavailable, and the app's code still passed"
+    );
+}
+
+/// A process killed (and reaped) when the test ends, also when it fails.
+struct KilledWhenDropped(std::process::Child);
+
+impl Drop for KilledWhenDropped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -48,6 +48,8 @@ pub struct HttpTransport {
     /// What the gateway might echo and an error must not repeat.
     secret: Option<String>,
     success: Option<regex::Regex>,
+    /// Who must hold a plain-http gateway's port on this machine.
+    port_owner: Option<super::local_port::PortOwner>,
 }
 
 /// One try's end: done (sent, or failed for a reason a second try would not change), or
@@ -101,7 +103,10 @@ impl HttpTransport {
             c.timeout_seconds.get(),
         )
         .map_err(settings)?;
+        let port_owner = super::local_port::PortOwner::for_url(&c.url, c.local_user.as_deref())
+            .map_err(settings)?;
         Ok(HttpTransport {
+            port_owner,
             client,
             url: c.url.0.clone(),
             method: match c.method {
@@ -140,6 +145,10 @@ impl HttpTransport {
     }
 
     async fn try_once(&self, sms: &Sms) -> Try {
+        if let Some(Err(e)) = self.port_owner.as_ref().map(|o| o.check()) {
+            // Nothing went out: worth one more look.
+            return Try::Again(format!("the gateway on this machine: {e}"));
+        }
         let mut response = match self.request(sms).send().await {
             Ok(r) => r,
             Err(e) => return failed(&e),
@@ -291,8 +300,13 @@ mod tests {
     const NUMBER: &str = "+4915112345678";
 
     fn transport(section: &str) -> HttpTransport {
+        let owner = if section.contains("url = \"http://") {
+            crate::sms::local_port::local_user_line()
+        } else {
+            String::new()
+        };
         let text = format!(
-            "version = 1\n[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.http]\n{section}"
+            "version = 1\n[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.http]\n{section}{owner}"
         );
         let config = twofold_config::Config::parse(&text, "t").unwrap();
         HttpTransport::new(config.sms.http.as_ref().unwrap()).unwrap()
@@ -500,9 +514,12 @@ mod tests {
             .port();
         let t = transport(&format!("url = \"http://127.0.0.1:{port}/\"\n{FIELDS}"));
         let e = t.send(&sms("x")).await.unwrap_err();
+        // The port is looked at first: nothing is sent to it.
         assert_eq!(
             e,
-            SmsError::Unavailable("cannot connect; tried again: cannot connect".into())
+            SmsError::Unavailable(format!(
+                "the gateway on this machine: nothing listens on port {port}; tried again: the gateway on this machine: nothing listens on port {port}"
+            ))
         );
     }
 }

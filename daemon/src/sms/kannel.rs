@@ -23,6 +23,8 @@ pub struct KannelTransport {
     url: String,
     username: String,
     password: String,
+    /// Who must hold smsbox's port, for a plain-http url.
+    port_owner: Option<super::local_port::PortOwner>,
 }
 
 impl KannelTransport {
@@ -36,7 +38,10 @@ impl KannelTransport {
             c.timeout_seconds.get(),
         )
         .map_err(settings)?;
+        let port_owner = super::local_port::PortOwner::for_url(&c.url, c.local_user.as_deref())
+            .map_err(settings)?;
         Ok(KannelTransport {
+            port_owner,
             client,
             url: c.url.0.clone(),
             username: c.username.clone(),
@@ -46,6 +51,10 @@ impl KannelTransport {
 
     /// One request; the error says whether Kannel surely took nothing (worth a retry).
     async fn try_once(&self, sms: &Sms) -> Result<Accepted, (SmsError, bool)> {
+        if let Some(Err(e)) = self.port_owner.as_ref().map(|o| o.check()) {
+            // Nothing went out (neither password nor text): worth one more look.
+            return Err((SmsError::Unavailable(format!("smsbox's port: {e}")), true));
+        }
         let validity = sms.valid_minutes.to_string();
         let mut query = vec![
             ("username", self.username.as_str()),
@@ -178,8 +187,9 @@ mod tests {
         std::fs::write(&file, "secret\n").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let config = format!(
-            "version = 1\n[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.kannel]\nurl = \"{url}\"\nusername = \"twofold\"\npassword_file = \"{}\"\ntimeout_seconds = {timeout}\n",
-            file.display()
+            "version = 1\n[sms]\nenabled = true\nallowed_prefixes = [\"+49\"]\n[sms.kannel]\nurl = \"{url}\"\nusername = \"twofold\"\npassword_file = \"{}\"\ntimeout_seconds = {timeout}\n{}",
+            file.display(),
+            crate::sms::local_port::local_user_line()
         );
         let config = twofold_config::Config::parse(&config, "test").unwrap();
         KannelTransport::new(config.sms.kannel.as_ref().unwrap()).unwrap()
