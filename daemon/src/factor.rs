@@ -105,11 +105,10 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_and_an_unknown_kind_is_none() {
-        assert_eq!(
-            FactorKind::parse(FactorKind::Totp.as_str()),
-            Some(FactorKind::Totp)
-        );
-        assert_eq!(FactorKind::parse("sms"), None);
+        for kind in [FactorKind::Totp, FactorKind::Email, FactorKind::Sms] {
+            assert_eq!(FactorKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(FactorKind::parse("push"), None);
         assert_eq!(FactorKind::parse(""), None);
     }
 

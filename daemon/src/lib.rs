@@ -21,6 +21,7 @@ pub mod notify;
 pub mod otp;
 pub mod pacing;
 pub mod peer;
+pub mod push;
 pub mod qr;
 pub mod random;
 pub mod recovery;
