@@ -175,24 +175,98 @@ impl SmsLimits {
     /// limit, once met, stays met while nothing is sent, so the longest wait is the wait.
     /// A limit of 0 texts allows none: the answer is then its whole window.
     pub fn wait(&self, sent: &[i64], now: i64) -> i64 {
-        let full = |limit: u32, window: i64| -> i64 {
-            if limit == 0 {
-                return window;
-            }
-            // The limit-th newest text leaves the window last of those that fill it.
-            match sent.get(limit as usize - 1) {
-                Some(t) => t.saturating_add(window).saturating_sub(now).max(0),
-                None => 0,
-            }
-        };
         let interval = sent.first().map_or(0, |last| {
             last.saturating_add(self.min_interval)
                 .saturating_sub(now)
                 .max(0)
         });
         interval
-            .max(full(self.per_15_minutes, 900))
-            .max(full(self.per_day, 86_400))
+            .max(full_until(sent, now, self.per_15_minutes, 900))
+            .max(full_until(sent, now, self.per_day, 86_400))
+    }
+}
+
+/// Seconds until fewer than `limit` of `sent` (newest first) lie in the last `window`
+/// seconds; a limit of 0 is the whole window.
+fn full_until(sent: &[i64], now: i64, limit: u32, window: i64) -> i64 {
+    if limit == 0 {
+        return window;
+    }
+    // The limit-th newest leaves the window last of those that fill it.
+    match sent.get(limit as usize - 1) {
+        Some(t) => t.saturating_add(window).saturating_sub(now).max(0),
+        None => 0,
+    }
+}
+
+/// How often one user may be sent a push (issue 17: push fatigue): counted by the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushLimits {
+    /// Pushes in any 600 seconds.
+    pub per_10_minutes: u32,
+    /// Pushes in any 86,400 seconds.
+    pub per_day: u32,
+    /// Pushes since the user's last successful login.
+    pub since_success: u32,
+}
+
+impl PushLimits {
+    /// Seconds until one more push is allowed after those `sent` (newest first).
+    pub fn wait(&self, sent: &[i64], now: i64) -> i64 {
+        full_until(sent, now, self.per_10_minutes, 600).max(full_until(
+            sent,
+            now,
+            self.per_day,
+            86_400,
+        ))
+    }
+}
+
+/// What `take_push_turn` decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushTurn {
+    /// A push may go now; it is counted already.
+    Granted,
+    /// None may go for this many seconds (at least 1).
+    Wait(i64),
+    /// None until the user logs in another way (`since_success` pushes went unanswered).
+    UntilSuccess,
+    /// Push is suspended for this many seconds (a decline or a wrong number).
+    Suspended(i64),
+}
+
+/// A user's phone for push approval (push.rs): its serial; until the phone registered,
+/// the enrolment credential's hash and expiry; then the phone's key; and twofoldd's
+/// signing key for this phone. One per user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PushDevice {
+    pub serial: String,
+    pub user: String,
+    /// The phone registered its key (enrolment's second step).
+    pub enrolled: bool,
+    /// SHA-256 (hex) of the single-use enrolment credential; empty once used.
+    pub credential_hash: String,
+    /// The credential works while now < this.
+    pub credential_expires: i64,
+    /// The phone's public key, base64 of its PKCS#1 DER; empty until enrolled.
+    pub phone_key: String,
+    /// twofoldd's signing key for this phone, base64 of its PKCS#1 DER. Secret.
+    pub server_key: String,
+    pub created_at: i64,
+    /// Pushes are refused while now < this (after a decline or a wrong number).
+    pub suspended_until: i64,
+}
+
+impl std::fmt::Debug for PushDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushDevice")
+            .field("serial", &self.serial)
+            .field("user", &self.user)
+            .field("enrolled", &self.enrolled)
+            .field("credential_expires", &self.credential_expires)
+            .field("created_at", &self.created_at)
+            .field("suspended_until", &self.suspended_until)
+            .finish_non_exhaustive()
     }
 }
 
@@ -215,5 +289,38 @@ mod tests {
         // No text at all is allowed by a limit of 0.
         let none = SmsLimits { per_day: 0, ..l };
         assert_eq!(none.wait(&[], 0), 86_400);
+    }
+
+    #[test]
+    fn pushes_are_counted_in_ten_minutes_and_a_day() {
+        let l = PushLimits {
+            per_10_minutes: 2,
+            per_day: 3,
+            since_success: 5,
+        };
+        assert_eq!(l.wait(&[], 0), 0);
+        assert_eq!(l.wait(&[100], 101), 0, "no least interval");
+        assert_eq!(l.wait(&[100, 50], 130), 50 + 600 - 130);
+        assert_eq!(l.wait(&[2000, 1000, 0], 2100), 86_400 - 2100);
+    }
+
+    #[test]
+    fn a_push_device_s_debug_output_shows_no_key() {
+        let d = PushDevice {
+            serial: "TFPU1".into(),
+            user: "alice".into(),
+            enrolled: true,
+            credential_hash: "HASH".into(),
+            credential_expires: 0,
+            phone_key: "PHONE".into(),
+            server_key: "SECRET".into(),
+            created_at: 0,
+            suspended_until: 0,
+        };
+        let shown = format!("{d:?}");
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("HASH"),
+            "{shown}"
+        );
     }
 }

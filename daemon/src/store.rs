@@ -5,7 +5,10 @@
 
 use crate::factor::FactorKind;
 use crate::lockout::{LockoutPolicy, Match};
-use crate::model::{Attempt, Deferral, Issued, SmsLimits, SmsTurn, TrustRecord, UserRecord};
+use crate::model::{
+    Attempt, Deferral, Issued, PushDevice, PushLimits, PushTurn, SmsLimits, SmsTurn, TrustRecord,
+    UserRecord,
+};
 use std::collections::HashMap;
 use std::ops::DerefMut;
 use std::time::Duration;
@@ -274,6 +277,30 @@ pub trait Store: Listings + Send {
     /// refused: a clock set back neither gives texts back nor stretches a window by the
     /// jump. Texts a day old go; the user keeps at most `per_day` rows.
     fn take_sms_turn(&mut self, user: &str, now: i64, limits: &SmsLimits) -> Result<SmsTurn>;
+    /// The push device (issue 17) of `user`, or of `serial`; one per user.
+    fn push_device_of(&self, user: &str) -> Result<Option<PushDevice>>;
+    fn push_device(&self, serial: &str) -> Result<Option<PushDevice>>;
+    /// Puts `device` in place of its user's device, if any (a new enrolment: the old
+    /// phone stops working), in one transaction.
+    fn put_push_device(&mut self, device: &PushDevice) -> Result<()>;
+    /// The enrolment's second step: the phone's key (base64 PKCS#1) for the device of
+    /// `serial`, if it is still waiting for one with the credential `credential_hash`
+    /// valid at `now`; the credential is used up. Whether it was.
+    fn activate_push_device(
+        &mut self,
+        serial: &str,
+        credential_hash: &str,
+        phone_key: &str,
+        now: i64,
+    ) -> Result<bool>;
+    /// Removes `user`'s push device; whether there was one.
+    fn remove_push_device(&mut self, user: &str) -> Result<bool>;
+    /// Refuses pushes to `user` until `until` (a decline or a wrong number).
+    fn suspend_push(&mut self, user: &str, until: i64) -> Result<()>;
+    /// One push to `user` at `now` if the suspension and `limits` allow it (and then
+    /// counted), else why not. Kept as for texts (`take_sms_turn`): a clock set back
+    /// gives nothing back; pushes a day old go.
+    fn take_push_turn(&mut self, user: &str, now: i64, limits: &PushLimits) -> Result<PushTurn>;
 }
 
 /// The administrative listings, page by page, and the time limit that stops a page that

@@ -25,6 +25,8 @@ const TABLES: &[&str] = &[
     "security_keys",
     "phones",
     "sms_sends",
+    "push_devices",
+    "push_sends",
 ];
 
 /// A copy may take minutes (a million trust rows); each statement still has its timeout.

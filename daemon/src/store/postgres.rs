@@ -14,7 +14,8 @@ use super::{Lease, Listings, Result, Store, StoreError, Stores};
 use crate::factor::FactorKind;
 use crate::lockout::{self, Backoff, LockoutPolicy, Match};
 use crate::model::{
-    Attempt, Deferral, FactorState, Issued, SmsLimits, SmsTurn, TrustKind, TrustRecord, UserRecord,
+    Attempt, Deferral, FactorState, Issued, PushDevice, PushLimits, PushTurn, SmsLimits, SmsTurn,
+    TrustKind, TrustRecord, UserRecord,
 };
 use crate::recovery::StoredCode;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -470,6 +471,12 @@ async fn lock_user(tx: &impl GenericClient, name: &str) -> Pg<()> {
 
 /// The columns that `row_to_user` and `row_to_trust` read, in their order; statements
 /// are made from them at compile time (the hot path formats nothing).
+macro_rules! select_push_device {
+    () => {
+        "SELECT serial, \"user\", enrolled, credential_hash, credential_expires, phone_key, \
+         server_key, created_at, suspended_until FROM push_devices"
+    };
+}
 macro_rules! user_columns {
     () => {
         "name, secret, state, enrolled_at, last_step, last_success, failures, lock_count, \
@@ -486,6 +493,62 @@ const SELECT_USER: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE
 
 fn count(v: i64) -> u32 {
     u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+/// `user`'s rows of `table` (`sms_sends`, `push_sends`) that still count, newest first,
+/// as in the SQLite store: those ahead of the clock were sent now, those a day old go,
+/// and so do those beyond the newest `keep`.
+async fn sends_of_the_day(
+    tx: &impl GenericClient,
+    table: &str,
+    user: &str,
+    now: i64,
+    keep: u32,
+) -> Pg<Vec<i64>> {
+    exec(
+        tx,
+        &format!("UPDATE {table} SET sent_at = $2 WHERE \"user\" = $1 AND sent_at > $2"),
+        &[&user, &now],
+    )
+    .await?;
+    exec(
+        tx,
+        &format!("DELETE FROM {table} WHERE \"user\" = $1 AND sent_at <= $2::BIGINT - 86400"),
+        &[&user, &now],
+    )
+    .await?;
+    exec(
+        tx,
+        &format!(
+            "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table}
+                 WHERE \"user\" = $1 ORDER BY sent_at DESC OFFSET $2)"
+        ),
+        &[&user, &i64::from(keep)],
+    )
+    .await?;
+    rows(
+        tx,
+        &format!("SELECT sent_at FROM {table} WHERE \"user\" = $1 ORDER BY sent_at DESC"),
+        &[&user],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok(r.try_get(0)?))
+    .collect()
+}
+
+fn row_to_push_device(r: &Row) -> Pg<PushDevice> {
+    Ok(PushDevice {
+        serial: r.try_get(0)?,
+        user: r.try_get(1)?,
+        enrolled: r.try_get(2)?,
+        credential_hash: r.try_get(3)?,
+        credential_expires: r.try_get(4)?,
+        phone_key: r.try_get(5)?,
+        server_key: r.try_get(6)?,
+        created_at: r.try_get(7)?,
+        suspended_until: r.try_get(8)?,
+    })
 }
 
 fn row_to_user(r: &Row) -> Pg<UserRecord> {
@@ -1175,6 +1238,12 @@ impl Store for PostgresStore {
             )
             .await?;
             exec(&tx, "DELETE FROM phones WHERE \"user\" = $1", &[&name]).await?;
+            exec(
+                &tx,
+                "DELETE FROM push_devices WHERE \"user\" = $1",
+                &[&name],
+            )
+            .await?;
             if email_in(&tx, name).await?.is_some() {
                 insert_code_factor(&tx, name, now, FactorKind::Email).await?;
             }
@@ -1210,6 +1279,7 @@ impl Store for PostgresStore {
                 ("recovery_codes", "\"user\"", Some("id")),
                 ("security_keys", "\"user\"", Some("fingerprint")),
                 ("phones", "\"user\"", None),
+                ("push_devices", "\"user\"", None),
             ] {
                 let same_key = key
                     .map(|k| format!(" AND o.{k} = t.{k}"))
@@ -1230,13 +1300,15 @@ impl Store for PostgresStore {
                 )
                 .await?;
             }
-            // No key: `new`'s texts and `old`'s all count, none is given back.
-            exec(
-                &tx,
-                "UPDATE sms_sends SET \"user\" = $2 WHERE \"user\" = $1",
-                &[&old, &new],
-            )
-            .await?;
+            // No key: `new`'s texts and pushes and `old`'s all count, none is given back.
+            for table in ["sms_sends", "push_sends"] {
+                exec(
+                    &tx,
+                    &format!("UPDATE {table} SET \"user\" = $2 WHERE \"user\" = $1"),
+                    &[&old, &new],
+                )
+                .await?;
+            }
             tx.commit().await?;
             Ok(moved)
         })
@@ -1258,6 +1330,13 @@ impl Store for PostgresStore {
             exec(&tx, "DELETE FROM phantoms WHERE name = $1", &[&name]).await?;
             exec(&tx, "DELETE FROM mail_quota WHERE \"user\" = $1", &[&name]).await?;
             exec(&tx, "DELETE FROM sms_sends WHERE \"user\" = $1", &[&name]).await?;
+            exec(&tx, "DELETE FROM push_sends WHERE \"user\" = $1", &[&name]).await?;
+            exec(
+                &tx,
+                "UPDATE push_devices SET suspended_until = 0 WHERE \"user\" = $1",
+                &[&name],
+            )
+            .await?;
             tx.commit().await?;
             Ok(known)
         })
@@ -1406,6 +1485,18 @@ impl Store for PostgresStore {
             exec(
                 c,
                 "DELETE FROM sms_sends WHERE sent_at <= $1::BIGINT - 86400",
+                &[&now],
+            )
+            .await?;
+            exec(
+                c,
+                "DELETE FROM push_sends WHERE sent_at <= $1::BIGINT - 86400",
+                &[&now],
+            )
+            .await?;
+            exec(
+                c,
+                "DELETE FROM push_devices WHERE NOT enrolled AND credential_expires <= $1",
                 &[&now],
             )
             .await?;
@@ -1709,36 +1800,7 @@ impl Store for PostgresStore {
         link.block(async move {
             let tx = client.transaction().await?;
             lock_user(&tx, user).await?;
-            // As in the SQLite store: texts ahead of the clock were sent now, those a day
-            // old go, and so do those beyond the newest `per_day`.
-            exec(
-                &tx,
-                "UPDATE sms_sends SET sent_at = $2 WHERE \"user\" = $1 AND sent_at > $2",
-                &[&user, &now],
-            )
-            .await?;
-            exec(
-                &tx,
-                "DELETE FROM sms_sends WHERE \"user\" = $1 AND sent_at <= $2::BIGINT - 86400",
-                &[&user, &now],
-            )
-            .await?;
-            exec(
-                &tx,
-                "DELETE FROM sms_sends WHERE ctid IN (SELECT ctid FROM sms_sends
-                     WHERE \"user\" = $1 ORDER BY sent_at DESC OFFSET $2)",
-                &[&user, &i64::from(limits.per_day)],
-            )
-            .await?;
-            let sent = rows(
-                &tx,
-                "SELECT sent_at FROM sms_sends WHERE \"user\" = $1 ORDER BY sent_at DESC",
-                &[&user],
-            )
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<std::result::Result<Vec<i64>, _>>()?;
+            let sent = sends_of_the_day(&tx, "sms_sends", user, now, limits.per_day).await?;
             let wait = limits.wait(&sent, now);
             if wait > 0 {
                 tx.commit().await?;
@@ -1752,6 +1814,160 @@ impl Store for PostgresStore {
             .await?;
             tx.commit().await?;
             Ok(SmsTurn::Granted)
+        })
+    }
+
+    fn push_device_of(&self, user: &str) -> Result<Option<PushDevice>> {
+        let c = &self.client;
+        self.link.block(async move {
+            opt(
+                c,
+                concat!(select_push_device!(), " WHERE \"user\" = $1"),
+                &[&user],
+            )
+            .await?
+            .map(|r| row_to_push_device(&r))
+            .transpose()
+        })
+    }
+
+    fn push_device(&self, serial: &str) -> Result<Option<PushDevice>> {
+        let c = &self.client;
+        self.link.block(async move {
+            opt(
+                c,
+                concat!(select_push_device!(), " WHERE serial = $1"),
+                &[&serial],
+            )
+            .await?
+            .map(|r| row_to_push_device(&r))
+            .transpose()
+        })
+    }
+
+    fn put_push_device(&mut self, d: &PushDevice) -> Result<()> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, &d.user).await?;
+            exec(
+                &tx,
+                "DELETE FROM push_devices WHERE \"user\" = $1",
+                &[&d.user],
+            )
+            .await?;
+            exec(
+                &tx,
+                "INSERT INTO push_devices (serial, \"user\", enrolled, credential_hash,
+                     credential_expires, phone_key, server_key, created_at, suspended_until)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    &d.serial,
+                    &d.user,
+                    &d.enrolled,
+                    &d.credential_hash,
+                    &d.credential_expires,
+                    &d.phone_key,
+                    &d.server_key,
+                    &d.created_at,
+                    &d.suspended_until,
+                ],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn activate_push_device(
+        &mut self,
+        serial: &str,
+        credential_hash: &str,
+        phone_key: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let c = &self.client;
+        self.link.block(async move {
+            Ok(exec(
+                c,
+                "UPDATE push_devices SET enrolled = TRUE, phone_key = $3, credential_hash = ''
+                 WHERE serial = $1 AND NOT enrolled AND credential_hash = $2
+                     AND credential_hash <> '' AND credential_expires > $4",
+                &[&serial, &credential_hash, &phone_key, &now],
+            )
+            .await?
+                == 1)
+        })
+    }
+
+    fn remove_push_device(&mut self, user: &str) -> Result<bool> {
+        let c = &self.client;
+        self.link.block(async move {
+            Ok(exec(c, "DELETE FROM push_devices WHERE \"user\" = $1", &[&user]).await? > 0)
+        })
+    }
+
+    fn suspend_push(&mut self, user: &str, until: i64) -> Result<()> {
+        let c = &self.client;
+        self.link.block(async move {
+            exec(
+                c,
+                "UPDATE push_devices SET suspended_until = GREATEST(suspended_until, $2)
+                 WHERE \"user\" = $1",
+                &[&user, &until],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn take_push_turn(&mut self, user: &str, now: i64, limits: &PushLimits) -> Result<PushTurn> {
+        let Self { client, link } = self;
+        link.block(async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, user).await?;
+            let suspended: i64 = match opt(
+                &tx,
+                "SELECT suspended_until FROM push_devices WHERE \"user\" = $1",
+                &[&user],
+            )
+            .await?
+            {
+                Some(r) => r.try_get(0)?,
+                None => 0,
+            };
+            if suspended > now {
+                return Ok(PushTurn::Suspended(suspended - now));
+            }
+            let sent = sends_of_the_day(&tx, "push_sends", user, now, limits.per_day).await?;
+            let wait = limits.wait(&sent, now);
+            if wait > 0 {
+                tx.commit().await?;
+                return Ok(PushTurn::Wait(wait));
+            }
+            let last_success: i64 = match opt(
+                &tx,
+                "SELECT last_success FROM users WHERE name = $1",
+                &[&user],
+            )
+            .await?
+            {
+                Some(r) => r.try_get(0)?,
+                None => 0,
+            };
+            let unanswered = sent.iter().filter(|t| **t > last_success).count();
+            if unanswered >= limits.since_success as usize {
+                tx.commit().await?;
+                return Ok(PushTurn::UntilSuccess);
+            }
+            exec(
+                &tx,
+                "INSERT INTO push_sends (\"user\", sent_at) VALUES ($1, $2)",
+                &[&user, &now],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(PushTurn::Granted)
         })
     }
 }

@@ -9,7 +9,7 @@
 //! (`COLLATE "C"`, as SQLite does), and integers are BIGINT.
 
 /// The version both back ends' schemas reach.
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 
 /// SQLite: each entry moves the schema from version i to i+1.
 pub const SQLITE: &[&str] = &[
@@ -174,6 +174,26 @@ pub const SQLITE: &[&str] = &[
     ) STRICT;
     CREATE INDEX sms_sends_by_user ON sms_sends (user, sent_at);
 ",
+    // Push approval (issue 17): each user's phone (keys as base64 text), and each push
+    // sent to the user in the last day, for its limits.
+    "
+    CREATE TABLE push_devices (
+        serial              TEXT PRIMARY KEY NOT NULL,
+        user                TEXT NOT NULL UNIQUE,
+        enrolled            INTEGER NOT NULL,
+        credential_hash     TEXT NOT NULL,
+        credential_expires  INTEGER NOT NULL,
+        phone_key           TEXT NOT NULL,
+        server_key          TEXT NOT NULL,
+        created_at          INTEGER NOT NULL,
+        suspended_until     INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE TABLE push_sends (
+        user     TEXT NOT NULL,
+        sent_at  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX push_sends_by_user ON push_sends (user, sent_at);
+",
 ];
 
 /// The version PostgreSQL's history starts at: [`POSTGRES_BASELINE`] creates it.
@@ -278,6 +298,25 @@ pub const POSTGRES: &[&str] = &[
         sent_at  BIGINT NOT NULL
     );
     CREATE INDEX sms_sends_by_user ON sms_sends ("user", sent_at);
+"#,
+    // 14: as SQLite's.
+    r#"
+    CREATE TABLE push_devices (
+        serial              TEXT COLLATE "C" PRIMARY KEY,
+        "user"              TEXT COLLATE "C" NOT NULL UNIQUE,
+        enrolled            BOOLEAN NOT NULL,
+        credential_hash     TEXT NOT NULL,
+        credential_expires  BIGINT NOT NULL,
+        phone_key           TEXT NOT NULL,
+        server_key          TEXT NOT NULL,
+        created_at          BIGINT NOT NULL,
+        suspended_until     BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE push_sends (
+        "user"   TEXT COLLATE "C" NOT NULL,
+        sent_at  BIGINT NOT NULL
+    );
+    CREATE INDEX push_sends_by_user ON push_sends ("user", sent_at);
 "#,
 ];
 

@@ -39,7 +39,8 @@ impl From<rusqlite::Error> for StoreError {
 use crate::factor::FactorKind;
 use crate::lockout::{self, Backoff, LockoutPolicy, Match};
 use crate::model::{
-    Attempt, Deferral, FactorState, Issued, SmsLimits, SmsTurn, TrustKind, TrustRecord, UserRecord,
+    Attempt, Deferral, FactorState, Issued, PushDevice, PushLimits, PushTurn, SmsLimits, SmsTurn,
+    TrustKind, TrustRecord, UserRecord,
 };
 use crate::recovery::StoredCode;
 
@@ -48,6 +49,12 @@ macro_rules! select_user {
     () => {
         "SELECT name, secret, state, enrolled_at, last_step, last_success, failures, lock_count, locked_until, \
          generation, kind FROM users"
+    };
+}
+macro_rules! select_push_device {
+    () => {
+        "SELECT serial, user, enrolled, credential_hash, credential_expires, phone_key, server_key, \
+         created_at, suspended_until FROM push_devices"
     };
 }
 macro_rules! trust_columns {
@@ -553,8 +560,10 @@ impl Store for SqliteStore {
         tx.execute("DELETE FROM trust WHERE user = ?1", [name])?;
         tx.execute("DELETE FROM backoff WHERE user = ?1", [name])?;
         tx.execute("DELETE FROM recovery_codes WHERE user = ?1", [name])?;
-        // A lost phone often holds the SIM too: its number gets no more codes.
+        // A lost phone often holds the SIM too: its number gets no more codes, and its
+        // push app no more pushes.
         tx.execute("DELETE FROM phones WHERE user = ?1", [name])?;
+        tx.execute("DELETE FROM push_devices WHERE user = ?1", [name])?;
         // The address an administrator set is not the lost device: it stays a factor.
         if email_in(&tx, name)?.is_some() {
             insert_code_factor(&tx, name, now, FactorKind::Email)?;
@@ -580,6 +589,8 @@ impl Store for SqliteStore {
             ("phones", "user"),
             // No key: `new`'s texts and `old`'s all count, none is given back.
             ("sms_sends", "user"),
+            ("push_devices", "user"),
+            ("push_sends", "user"),
         ] {
             move_rows(&tx, table, column, old, new)?;
         }
@@ -597,6 +608,11 @@ impl Store for SqliteStore {
         tx.execute("DELETE FROM phantoms WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM mail_quota WHERE user = ?1", [name])?;
         tx.execute("DELETE FROM sms_sends WHERE user = ?1", [name])?;
+        tx.execute("DELETE FROM push_sends WHERE user = ?1", [name])?;
+        tx.execute(
+            "UPDATE push_devices SET suspended_until = 0 WHERE user = ?1",
+            [name],
+        )?;
         tx.commit()?;
         Ok(known)
     }
@@ -682,6 +698,13 @@ impl Store for SqliteStore {
         )?;
         self.conn
             .execute("DELETE FROM sms_sends WHERE sent_at <= ?1 - 86400", [now])?;
+        self.conn
+            .execute("DELETE FROM push_sends WHERE sent_at <= ?1 - 86400", [now])?;
+        // Enrolments whose phone never came: their keys are of no use to anyone.
+        self.conn.execute(
+            "DELETE FROM push_devices WHERE enrolled = 0 AND credential_expires <= ?1",
+            [now],
+        )?;
         Ok(())
     }
 
@@ -912,18 +935,7 @@ impl Store for SqliteStore {
 
     fn take_sms_turn(&mut self, user: &str, now: i64, limits: &SmsLimits) -> Result<SmsTurn> {
         let tx = self.immediate()?;
-        // Texts "sent" after now (the clock went back) were sent now; those a day old
-        // count for nothing; beyond the newest `per_day` none decides anything.
-        tx.prepare_cached("UPDATE sms_sends SET sent_at = ?2 WHERE user = ?1 AND sent_at > ?2")?
-            .execute(params![user, now])?;
-        tx.prepare_cached("DELETE FROM sms_sends WHERE user = ?1 AND sent_at <= ?2 - 86400")?
-            .execute(params![user, now])?;
-        tx.prepare_cached(TRIM_SMS_SENDS)?
-            .execute(params![user, limits.per_day])?;
-        let sent = tx
-            .prepare_cached(SELECT_SMS_SENDS_OF_USER)?
-            .query_map([user], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        let sent = sends_of_the_day(&tx, "sms_sends", user, now, limits.per_day)?;
         let wait = limits.wait(&sent, now);
         if wait > 0 {
             tx.commit()?;
@@ -933,6 +945,110 @@ impl Store for SqliteStore {
             .execute(params![user, now])?;
         tx.commit()?;
         Ok(SmsTurn::Granted)
+    }
+
+    fn push_device_of(&self, user: &str) -> Result<Option<PushDevice>> {
+        Ok(self
+            .conn
+            .prepare_cached(concat!(select_push_device!(), " WHERE user = ?1"))?
+            .query_row([user], row_to_push_device)
+            .optional()?)
+    }
+
+    fn push_device(&self, serial: &str) -> Result<Option<PushDevice>> {
+        Ok(self
+            .conn
+            .prepare_cached(concat!(select_push_device!(), " WHERE serial = ?1"))?
+            .query_row([serial], row_to_push_device)
+            .optional()?)
+    }
+
+    fn put_push_device(&mut self, d: &PushDevice) -> Result<()> {
+        let tx = self.immediate()?;
+        tx.execute("DELETE FROM push_devices WHERE user = ?1", [&d.user])?;
+        tx.execute(
+            "INSERT INTO push_devices (serial, user, enrolled, credential_hash, credential_expires,
+                 phone_key, server_key, created_at, suspended_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                d.serial,
+                d.user,
+                d.enrolled,
+                d.credential_hash,
+                d.credential_expires,
+                d.phone_key,
+                d.server_key,
+                d.created_at,
+                d.suspended_until
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn activate_push_device(
+        &mut self,
+        serial: &str,
+        credential_hash: &str,
+        phone_key: &str,
+        now: i64,
+    ) -> Result<bool> {
+        // The caller compared the credential in constant time; this makes the step
+        // happen once, and only while the credential is valid.
+        let changed = self.conn.execute(
+            "UPDATE push_devices SET enrolled = 1, phone_key = ?3, credential_hash = ''
+             WHERE serial = ?1 AND enrolled = 0 AND credential_hash = ?2 AND credential_hash != ''
+                 AND credential_expires > ?4",
+            params![serial, credential_hash, phone_key, now],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn remove_push_device(&mut self, user: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM push_devices WHERE user = ?1", [user])?
+            > 0)
+    }
+
+    fn suspend_push(&mut self, user: &str, until: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE push_devices SET suspended_until = max(suspended_until, ?2) WHERE user = ?1",
+            params![user, until],
+        )?;
+        Ok(())
+    }
+
+    fn take_push_turn(&mut self, user: &str, now: i64, limits: &PushLimits) -> Result<PushTurn> {
+        let tx = self.immediate()?;
+        let suspended: i64 = tx
+            .prepare_cached("SELECT suspended_until FROM push_devices WHERE user = ?1")?
+            .query_row([user], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        if suspended > now {
+            return Ok(PushTurn::Suspended(suspended - now));
+        }
+        let sent = sends_of_the_day(&tx, "push_sends", user, now, limits.per_day)?;
+        let wait = limits.wait(&sent, now);
+        if wait > 0 {
+            tx.commit()?;
+            return Ok(PushTurn::Wait(wait));
+        }
+        let last_success: i64 = tx
+            .prepare_cached("SELECT last_success FROM users WHERE name = ?1")?
+            .query_row([user], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let unanswered = sent.iter().filter(|t| **t > last_success).count();
+        if unanswered >= limits.since_success as usize {
+            tx.commit()?;
+            return Ok(PushTurn::UntilSuccess);
+        }
+        tx.prepare_cached("INSERT INTO push_sends (user, sent_at) VALUES (?1, ?2)")?
+            .execute(params![user, now])?;
+        tx.commit()?;
+        Ok(PushTurn::Granted)
     }
 }
 
@@ -945,12 +1061,6 @@ const SELECT_TRUST_BY_IDENTITY: &str =
 const SELECT_PHONE_OF_USER: &str = "SELECT phone FROM phones WHERE user = ?1";
 const SELECT_USERS_WITH_PHONE: &str =
     "SELECT user FROM phones WHERE phone = ?1 ORDER BY user LIMIT ?2";
-const SELECT_SMS_SENDS_OF_USER: &str =
-    "SELECT sent_at FROM sms_sends WHERE user = ?1 ORDER BY sent_at DESC";
-/// All but the user's newest ?2 texts.
-const TRIM_SMS_SENDS: &str = "DELETE FROM sms_sends WHERE rowid IN (SELECT rowid FROM sms_sends \
-     WHERE user = ?1 ORDER BY sent_at DESC LIMIT -1 OFFSET ?2)";
-
 /// The database file and the -wal and -shm files SQLite keeps beside it.
 fn database_files(path: &Path) -> [PathBuf; 3] {
     ["", "-wal", "-shm"].map(|suffix| {
@@ -1032,6 +1142,59 @@ fn row_to_deferral(r: &rusqlite::Row<'_>) -> rusqlite::Result<Deferral> {
         reason: r.get(2)?,
         created_at: r.get(3)?,
         created_by: r.get(4)?,
+    })
+}
+
+/// `user`'s rows of `table` (`sms_sends`, `push_sends`) that still count, newest first:
+/// those "sent" after now (the clock went back) were sent now, those a day old count for
+/// nothing, and beyond the newest `keep` none decides anything.
+fn sends_of_the_day(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    user: &str,
+    now: i64,
+    keep: u32,
+) -> Result<Vec<i64>> {
+    tx.prepare_cached(&format!(
+        "UPDATE {table} SET sent_at = ?2 WHERE user = ?1 AND sent_at > ?2"
+    ))?
+    .execute(params![user, now])?;
+    tx.prepare_cached(&format!(
+        "DELETE FROM {table} WHERE user = ?1 AND sent_at <= ?2 - 86400"
+    ))?
+    .execute(params![user, now])?;
+    tx.prepare_cached(&trim_sends(table))?
+        .execute(params![user, keep])?;
+    Ok(tx
+        .prepare_cached(&select_sends_of_user(table))?
+        .query_map([user], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?)
+}
+
+/// A user's rows of `table` (`sms_sends`, `push_sends`), newest first.
+fn select_sends_of_user(table: &str) -> String {
+    format!("SELECT sent_at FROM {table} WHERE user = ?1 ORDER BY sent_at DESC")
+}
+
+/// All but the user's newest ?2 rows of `table`.
+fn trim_sends(table: &str) -> String {
+    format!(
+        "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} \
+         WHERE user = ?1 ORDER BY sent_at DESC LIMIT -1 OFFSET ?2)"
+    )
+}
+
+fn row_to_push_device(r: &rusqlite::Row<'_>) -> rusqlite::Result<PushDevice> {
+    Ok(PushDevice {
+        serial: r.get(0)?,
+        user: r.get(1)?,
+        enrolled: r.get(2)?,
+        credential_hash: r.get(3)?,
+        credential_expires: r.get(4)?,
+        phone_key: r.get(5)?,
+        server_key: r.get(6)?,
+        created_at: r.get(7)?,
+        suspended_until: r.get(8)?,
     })
 }
 

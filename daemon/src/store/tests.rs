@@ -701,10 +701,24 @@ fn per_user_and_login_statements_search_an_index_in_a_large_store() {
             SELECT_USERS_WITH_PHONE,
             vec![hash, limit],
         ),
-        ("a user's texts", SELECT_SMS_SENDS_OF_USER, vec![user]),
+        (
+            "a user's texts",
+            &select_sends_of_user("sms_sends"),
+            vec![user],
+        ),
         (
             "a user's texts beyond the limit",
-            TRIM_SMS_SENDS,
+            &trim_sends("sms_sends"),
+            vec![user, limit],
+        ),
+        (
+            "a user's pushes",
+            &select_sends_of_user("push_sends"),
+            vec![user],
+        ),
+        (
+            "a user's pushes beyond the limit",
+            &trim_sends("push_sends"),
             vec![user, limit],
         ),
     ] {
@@ -1327,4 +1341,117 @@ fn a_number_as_sole_factor_is_made_and_removed_with_the_number_and_keeps_the_wro
     // Its wrong code stays with the name.
     s.set_phone("bob", Some(ALICE_PHONE), 80, true).unwrap();
     assert_eq!(s.user("bob").unwrap().unwrap().failures, 1);
+}
+
+fn push_device(user: &str, serial: &str, expires: i64) -> PushDevice {
+    PushDevice {
+        serial: serial.into(),
+        user: user.into(),
+        enrolled: false,
+        credential_hash: format!("hash-{serial}"),
+        credential_expires: expires,
+        phone_key: String::new(),
+        server_key: "server-key".into(),
+        created_at: 0,
+        suspended_until: 0,
+    }
+}
+
+#[test]
+fn a_push_device_is_enrolled_once_with_a_valid_credential_and_one_per_user() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    s.put_push_device(&push_device("alice", "TFPU1", 100))
+        .unwrap();
+    assert!(!s.push_device("TFPU1").unwrap().unwrap().enrolled);
+    // A wrong credential, or the right one too late: nothing.
+    assert!(
+        !s.activate_push_device("TFPU1", "hash-x", "KEY", 10)
+            .unwrap()
+    );
+    assert!(
+        !s.activate_push_device("TFPU1", "hash-TFPU1", "KEY", 100)
+            .unwrap()
+    );
+    assert!(
+        s.activate_push_device("TFPU1", "hash-TFPU1", "KEY", 99)
+            .unwrap()
+    );
+    let d = s.push_device_of("alice").unwrap().unwrap();
+    assert!(d.enrolled && d.phone_key == "KEY" && d.credential_hash.is_empty());
+    // Once: the used credential is gone, an empty one never matches.
+    assert!(
+        !s.activate_push_device("TFPU1", "hash-TFPU1", "OTHER", 50)
+            .unwrap()
+    );
+    assert!(!s.activate_push_device("TFPU1", "", "OTHER", 50).unwrap());
+    // A new enrolment takes the old phone's place.
+    s.put_push_device(&push_device("alice", "TFPU2", 200))
+        .unwrap();
+    assert!(s.push_device("TFPU1").unwrap().is_none());
+    assert_eq!(s.push_device_of("alice").unwrap().unwrap().serial, "TFPU2");
+    // A reset (lost phone) removes it, as does removing it.
+    s.reset("alice", 300).unwrap();
+    assert!(s.push_device_of("alice").unwrap().is_none());
+    s.put_push_device(&push_device("bob", "TFPU3", 400))
+        .unwrap();
+    assert!(s.remove_push_device("bob").unwrap());
+    assert!(!s.remove_push_device("bob").unwrap());
+    // Enrolments whose phone never came go with the housekeeping.
+    s.put_push_device(&push_device("carol", "TFPU4", 500))
+        .unwrap();
+    s.purge_stale_counts(500).unwrap();
+    assert!(s.push_device("TFPU4").unwrap().is_none());
+}
+
+#[test]
+fn pushes_are_limited_suspended_and_counted_since_the_last_success() {
+    let mut s = SqliteStore::open_in_memory().unwrap();
+    s.put_pending("alice", FactorKind::Totp, "S", 0, false, true, &[])
+        .unwrap();
+    s.put_push_device(&push_device("alice", "TFPU1", 100))
+        .unwrap();
+    let limits = PushLimits {
+        per_10_minutes: 3,
+        per_day: 10,
+        since_success: 5,
+    };
+    // Pushes granted one after another, 10 s apart; returns the time after them.
+    let granted = |s: &mut SqliteStore, mut now: i64, n: usize| {
+        for _ in 0..n {
+            assert_eq!(
+                s.take_push_turn("alice", now, &limits).unwrap(),
+                PushTurn::Granted
+            );
+            now += 10;
+        }
+        now
+    };
+    let mut now = granted(&mut s, 1000, 3);
+    assert_eq!(
+        s.take_push_turn("alice", now, &limits).unwrap(),
+        PushTurn::Wait(1000 + 600 - now)
+    );
+    // The clock set back gives nothing back.
+    assert!(matches!(
+        s.take_push_turn("alice", 500, &limits).unwrap(),
+        PushTurn::Wait(_)
+    ));
+    // Two more after ten minutes, then none until a login passes another way.
+    now = granted(&mut s, 2000, 2);
+    assert_eq!(
+        s.take_push_turn("alice", now, &limits).unwrap(),
+        PushTurn::UntilSuccess
+    );
+    // Suspended: said first, with the time left.
+    s.suspend_push("alice", now + 1800).unwrap();
+    assert_eq!(
+        s.take_push_turn("alice", now, &limits).unwrap(),
+        PushTurn::Suspended(1800)
+    );
+    // An administrator's unlock clears the counts and the suspension.
+    s.unlock("alice").unwrap();
+    assert_eq!(
+        s.take_push_turn("alice", now, &limits).unwrap(),
+        PushTurn::Granted
+    );
 }
